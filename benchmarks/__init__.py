@@ -1,0 +1,1 @@
+"""Metrics, the evaluation harness, result tables and performance benchmarks (`python -m benchmarks`)."""

@@ -1,0 +1,1 @@
+"""Degradations as data: codec recipes, scalers and the synthesis of compressed low-resolution frames."""

@@ -1,0 +1,1 @@
+"""Restoration architectures (VOTES and the Table-2 baselines), their ops and training."""

@@ -1,0 +1,61 @@
+"""Atomic writes: write to a temporary name beside the target, then rename over it.
+
+A reader (or a resumed run) therefore sees either the old file or the complete new one, never a
+half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+
+def _tmp_path(target: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(target)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def write_text(target: str | os.PathLike, text: str) -> Path:
+    return write_bytes(target, text.encode("utf-8"))
+
+
+def write_parquet(target: str | os.PathLike, df: pd.DataFrame) -> Path:
+    """Write `df` as parquet (pyarrow, zstd, no index). Same frame in, same bytes out."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(target)
+    try:
+        df.to_parquet(tmp, engine="pyarrow", compression="zstd", index=False)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def remove(path: str | os.PathLike) -> None:
+    """Remove a file, a symlink or a folder tree if it exists."""
+    path = Path(path)
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)

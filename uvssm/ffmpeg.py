@@ -1,0 +1,133 @@
+"""Where the ffmpeg binary is, which versions it carries, and how to run it.
+
+Every ffmpeg call in uvssm goes through this module, so that one binary is used for a whole run
+and its versions end up in the provenance. The search order is:
+
+1. an explicit path (`--ffmpeg PATH` on the command line),
+2. the `UVSSM_FFMPEG` environment variable,
+3. `ffmpeg` on `PATH`,
+4. the static binary that the `imageio-ffmpeg` wheel ships.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from uvssm.errors import UvssmError
+
+ENV_VAR = "UVSSM_FFMPEG"
+
+
+@dataclass(frozen=True)
+class FFmpeg:
+    """One ffmpeg binary and what it reports about itself."""
+
+    path: str  # absolute path of the binary
+    source: str  # how it was found: "option", "env", "PATH" or "imageio-ffmpeg"
+    version: str  # e.g. "n9.0.2-17-g2a571b6068-20260930" (the word after "ffmpeg version")
+    x264: str  # libx264 as it signs its streams, e.g. "core 165 r3222 b35605a"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def find_ffmpeg(explicit: str | os.PathLike | None = None) -> FFmpeg:
+    """Locate ffmpeg (see the module docstring for the order) and read its versions."""
+    if explicit:
+        return _probe(_checked_path(str(explicit), "--ffmpeg"), "option")
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return _probe(_checked_path(env, ENV_VAR), "env")
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return _probe(str(Path(on_path).resolve()), "PATH")
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise UvssmError("ffmpeg: not on PATH and imageio-ffmpeg is not installed; install one or pass --ffmpeg") from None
+    try:
+        return _probe(imageio_ffmpeg.get_ffmpeg_exe(), "imageio-ffmpeg")
+    except RuntimeError as exc:
+        raise UvssmError(f"ffmpeg: imageio-ffmpeg has no binary for this platform ({exc})") from None
+
+
+def _checked_path(candidate: str, origin: str) -> str:
+    resolved = shutil.which(candidate) or (candidate if os.path.isfile(candidate) else None)
+    if resolved is None:
+        raise UvssmError(f"{candidate}: ffmpeg binary named by {origin} does not exist")
+    if not os.access(resolved, os.X_OK):
+        raise UvssmError(f"{resolved}: ffmpeg binary named by {origin} is not executable")
+    return str(Path(resolved).resolve())
+
+
+@functools.lru_cache(maxsize=8)
+def _probe(path: str, source: str) -> FFmpeg:
+    try:
+        out = subprocess.run([path, "-hide_banner", "-version"], capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        raise UvssmError(f"{path}: cannot run ffmpeg ({exc.strerror})") from None
+    match = re.search(r"ffmpeg version (\S+)", out.stdout)
+    if out.returncode != 0 or match is None:
+        raise UvssmError(f"{path}: does not answer like ffmpeg to -version")
+    return FFmpeg(path=path, source=source, version=match.group(1), x264=_x264_version(path))
+
+
+def _x264_version(path: str) -> str:
+    """Encode one tiny frame and read the version string libx264 writes into its SEI."""
+    with tempfile.TemporaryDirectory(prefix="uvssm-x264-") as tmp:
+        h264 = Path(tmp) / "probe.h264"
+        argv = [path, "-nostdin", "-hide_banner", "-loglevel", "error",
+                "-f", "lavfi", "-i", "color=c=gray:s=16x16:d=0.04",
+                "-frames:v", "1", "-c:v", "libx264", "-f", "h264", str(h264)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0 or not h264.exists():
+            raise UvssmError(f"{path}: this ffmpeg cannot encode with libx264 ({_last_line(done.stderr)})")
+        return x264_signature(h264.read_bytes())[0]
+
+
+def x264_signature(stream: bytes) -> tuple[str, str]:
+    """(version, options) from the "x264 - core ... options: ..." SEI text in an H.264 stream."""
+    match = re.search(rb"x264 - (core \d+(?: r\d+ [0-9a-f]+)?).*?options: ([^\x00]*)", stream[:65536], re.S)
+    if match is None:
+        return "unknown", ""
+    return match.group(1).decode("ascii", "replace"), match.group(2).decode("ascii", "replace")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def run(ffmpeg: FFmpeg, args: list[str], *, context: str, stdout=None) -> None:
+    """Run ffmpeg with `args` (everything after the binary). Raise UvssmError naming `context`.
+
+    stderr goes to a temporary file rather than a pipe so that a chatty ffmpeg can never block
+    while the caller is reading its stdout.
+    """
+    argv = [ffmpeg.path, "-nostdin", "-hide_banner", "-loglevel", "error", *args]
+    with tempfile.TemporaryFile() as err:
+        try:
+            done = subprocess.run(argv, stdout=stdout, stderr=err)
+        except OSError as exc:
+            raise UvssmError(f"{context}: cannot start ffmpeg ({exc.strerror})") from None
+        if done.returncode != 0:
+            err.seek(0)
+            raise UvssmError(f"{context}: ffmpeg failed: {_last_line(err.read().decode('utf-8', 'replace'))}")
+
+
+def popen(ffmpeg: FFmpeg, args: list[str], stderr) -> subprocess.Popen:
+    """Start ffmpeg with stdout as a pipe (for raw frames); stderr goes to the given file."""
+    argv = [ffmpeg.path, "-nostdin", "-hide_banner", "-loglevel", "error", *args]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
+
+
+def stderr_tail(stderr_file) -> str:
+    stderr_file.seek(0)
+    return _last_line(stderr_file.read().decode("utf-8", "replace"))
