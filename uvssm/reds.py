@@ -39,11 +39,21 @@ class SourceClip:
     folder: Path  # where its HQ frames are
 
 
+SAMPLE_MARKER = "sample.json"  # written by uvssm.sample into the built-in sample's root
+
+
 @dataclass(frozen=True)
 class RedsSource:
     root: Path
     layout: str  # "reds-release" or "clip-folders"
     clips: list[SourceClip]
+
+    @property
+    def dataset(self) -> str:
+        """Name recorded in results: "sample", "REDS" (release layout) or the root folder's name."""
+        if (self.root / SAMPLE_MARKER).exists():
+            return "sample"
+        return "REDS" if self.layout == "reds-release" else self.root.resolve().name
 
 
 def _find(root: Path, name: str, parent: str) -> Path | None:

@@ -206,7 +206,7 @@ def _finalise_unit(unit_dir: Path, kind: str, recipe: X264Recipe, source: RedsSo
     src_pattern = f"$SRC/<clip>/{FRAME_PATTERN}"
     provenance = {"kind": kind, "tools": _tool_versions(ffmpeg), "machine": {"cpu": _cpu_model(),
                   "platform": platform.platform(terse=True), "python_impl": sys.implementation.name},
-                  "source": {"root": str(source.root.resolve()), "layout": source.layout},
+                  "source": {"root": str(source.root.resolve()), "layout": source.layout, "dataset": source.dataset},
                   "clips": sorted(frames["clip"].unique().tolist()), "frames": int(len(frames))}
     if kind == "lq":
         infos = [json.loads(p.with_suffix(".json").read_text()) for p in parts]
@@ -254,7 +254,10 @@ def synth_reds(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SynthO
     source = discover(src)
     recipes = recipes_for(options)
     good, problems = _check_all(source)
-    notes = check_reds({c.name: c.n_frames for c in good.values()}, source.layout == "reds-release")
+    if source.dataset == "sample":
+        notes = ["built-in sample: not checked against the REDS catalogue"]
+    else:
+        notes = check_reds({c.name: c.n_frames for c in good.values()}, source.layout == "reds-release")
     out.mkdir(parents=True, exist_ok=True)
     for clip in good.values():
         _link_hq(out, clip, options.hq_mode)

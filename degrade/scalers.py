@@ -1,0 +1,59 @@
+"""Scalers. `imresize` is MATLAB's bicubic `imresize` (antialiased when shrinking), in torch.
+
+MATLAB's definition, which the SR field uses for its bicubic baselines and LR targets:
+- cubic kernel with a = -0.5;
+- output pixel j (1-based) samples input position u = j / s + 0.5 (1 - 1/s);
+- when shrinking (s < 1) with antialiasing the kernel is stretched: h(x) = s·cubic(s·x), width 4/s;
+- the weights of each output pixel are normalised to sum to 1;
+- indices beyond the border are mirrored (symmetric padding, the edge pixel repeated).
+Each axis becomes an (out × in) weight matrix, so a resize is two matrix products.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _cubic(x: torch.Tensor) -> torch.Tensor:
+    ax = x.abs()
+    ax2, ax3 = ax ** 2, ax ** 3
+    near = (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
+    far = (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
+    return near + far
+
+
+def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True,
+                  dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The (out_len, in_len) matrix that MATLAB's bicubic imresize applies along one axis."""
+    shrink = scale < 1 and antialias
+    width = 4.0 / scale if shrink else 4.0
+    j = torch.arange(1, out_len + 1, dtype=torch.float64)
+    u = j / scale + 0.5 * (1 - 1 / scale)
+    left = torch.floor(u - width / 2)
+    taps = int(math.ceil(width)) + 2
+    idx = left[:, None] + torch.arange(taps, dtype=torch.float64)[None, :]  # 1-based input positions
+    dist = u[:, None] - idx
+    weights = scale * _cubic(scale * dist) if shrink else _cubic(dist)
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    # symmetric padding: ..., 2, 1, | 1, 2, ..., n, | n, n-1, ...
+    mirror = torch.cat([torch.arange(in_len), torch.arange(in_len - 1, -1, -1)])
+    src = mirror[((idx.long() - 1) % (2 * in_len))]
+    matrix = torch.zeros(out_len, in_len, dtype=torch.float64)
+    matrix.scatter_add_(1, src, weights)
+    return matrix.to(dtype)
+
+
+def imresize(img: torch.Tensor, scale: float, antialias: bool = True) -> torch.Tensor:
+    """Resize (..., H, W) float images by `scale` as MATLAB's `imresize(img, scale, 'bicubic')`.
+
+    The output is ceil(H·scale) × ceil(W·scale) and is not clamped.
+    """
+    h, w = img.shape[-2:]
+    out_h, out_w = math.ceil(h * scale), math.ceil(w * scale)
+    dtype = img.dtype if img.is_floating_point() else torch.float64
+    mh = resize_matrix(h, out_h, scale, antialias, dtype).to(img.device)
+    mw = resize_matrix(w, out_w, scale, antialias, dtype).to(img.device)
+    x = img.to(dtype)
+    return mh @ x @ mw.T

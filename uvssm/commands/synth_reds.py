@@ -1,0 +1,155 @@
+"""`uvssm synth-reds`: compressed low-resolution REDS with the VOTES recipe, pinned for determinism."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table
+from rich.text import Text
+
+from uvssm import atomic
+from uvssm.ffmpeg import find_ffmpeg
+from uvssm.synth import SynthOptions, SynthReport, synth_reds as run_synth
+
+_SAMPLE_SRC = "sample-src"
+
+
+class FramesPerSecond(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:6.1f} frames/s" if speed else "   ... frames/s", style="cyan")
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    FramesPerSecond(), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+
+
+def _print_report(console: Console, report: SynthReport) -> None:
+    table = Table(title=f"synth-reds -> {report.out}", title_justify="left")
+    for col in ("output", "built", "already done", "failed", "manifest"):
+        table.add_column(col)
+    for unit in report.units:
+        table.add_row(unit.name, str(len(unit.built)), str(len(unit.skipped)),
+                      f"[red]{len(unit.failed)}[/red]" if unit.failed else "0",
+                      str(unit.manifest.relative_to(report.out)) if unit.manifest else "-")
+    console.print(table)
+    console.print(f"source layout: {report.layout}; clips: {len(report.clips)}; "
+                  f"splits: {', '.join(f'{k} {v}' for k, v in report.split_counts.items())}")
+    for note in report.notes[:6]:
+        console.print(f"[yellow]catalogue:[/yellow] {note}", highlight=False)
+    if len(report.notes) > 6:
+        console.print(f"[yellow]catalogue:[/yellow] ... and {len(report.notes) - 6} more notes", highlight=False)
+    for reason in report.problems.values():
+        console.print(f"[red]error:[/red] {reason}", highlight=False)
+    for unit in report.units:
+        for reason in unit.failed.values():
+            console.print(f"[red]error:[/red] {unit.name}: {reason}", highlight=False)
+
+
+def _bicubic(console: Console, report: SynthReport, split: str, jobs: int) -> None:
+    import pandas as pd
+    import torch
+
+    from benchmarks.bicubic import evaluate_bicubic
+    from benchmarks.tables import per_clip, table2
+
+    torch.set_num_threads(max(1, jobs))
+    results = report.out / "results"
+    summary = []
+    for unit in report.units:
+        if not unit.name.startswith("LQ_") or unit.manifest is None:
+            continue
+        manifest = pd.read_parquet(unit.manifest, columns=["clip", "split"])
+        chosen = split if split == "all" or (manifest["split"] == split).any() else "all"
+        if chosen != split:
+            console.print(f"[yellow]note:[/yellow] {unit.name} has no {split!r} clips; scoring all clips")
+        n = len(manifest) if chosen == "all" else int((manifest["split"] == chosen).sum())
+        with _progress(console) as progress:
+            task = progress.add_task(f"bicubic {unit.name}", total=n)
+            frames = evaluate_bicubic(report.out, unit.name, split=chosen,
+                                      progress=lambda k: progress.advance(task, k))
+        path = atomic.write_parquet(results / f"bicubic_{unit.name.removeprefix('LQ_')}.parquet", frames)
+        clips = per_clip(frames)
+        table = Table(title=f"bicubic, {unit.name}, split {chosen} (Y, crop {frames['metric_crop_border'].iloc[0]})",
+                      title_justify="left")
+        for col in ("clip", "frames", "PSNR (dB)", "SSIM"):
+            table.add_column(col, justify="right")
+        for row in clips.itertuples():
+            table.add_row(row.clip, str(row.frames), f"{row.psnr:.2f}", f"{row.ssim:.4f}")
+        console.print(table)
+        console.print(f"per-frame results: {path}")
+        summary.append(table2(frames))
+    if summary:
+        rows = pd.concat(summary, ignore_index=True)
+        table = Table(title="Table 2 row: bicubic (mean over clips of per-clip means)", title_justify="left")
+        for col in ("dataset", "split", "scale", "QP", "clips", "PSNR (dB)", "SSIM"):
+            table.add_column(col, justify="right")
+        for row in rows.itertuples():
+            table.add_row(row.dataset, row.split, f"x{row.scale}", str(row.qp), str(row.clips),
+                          f"{row.psnr:.2f}", f"{row.ssim:.4f}")
+        console.print(table)
+        atomic.write_parquet(results / "bicubic_table2.parquet", rows)
+
+
+@click.command("synth-reds")
+@click.option("--src", type=click.Path(path_type=Path), default=None,
+              help="REDS root (train_sharp/ + val_sharp/) or a folder of <clip>/%08d.png folders. "
+                   "Default: the built-in sample, made under OUT/sample-src.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--qp", "qps", type=click.IntRange(0, 51), multiple=True, default=(28,), show_default=True,
+              help="x264 QP; repeat for several (e.g. --qp 28 --qp 33).")
+@click.option("--scale", "scales", type=click.IntRange(1, 8), multiple=True, default=(2,), show_default=True,
+              help="Downscale factor; repeat for several (e.g. --scale 2 --scale 4).")
+@click.option("--jobs", type=click.IntRange(1), default=os.cpu_count() or 1, show_default=True,
+              help="Clips encoded side by side (each libx264 runs with its pinned thread count).")
+@click.option("--force", is_flag=True, help="Redo clips that are already finished.")
+@click.option("--clean-lr", is_flag=True, help="Also write LR_clean_x<s>/: the encoder's input frames as RGB.")
+@click.option("--hq", "hq_mode", type=click.Choice(["link", "copy"]), default="link", show_default=True,
+              help="OUT/HQ/<clip>: a symlink to the source clip (copy where links fail), or a copy.")
+@click.option("--bicubic", is_flag=True, help="Score bicubic-upsampled LQ against HQ (the Table-2 bicubic row).")
+@click.option("--eval-split", type=click.Choice(["test", "val", "train", "all"]), default="test",
+              show_default=True, help="Clips scored by --bicubic (all clips if the split is empty).")
+@click.pass_context
+def synth_reds(ctx: click.Context, src: Path | None, out: Path, qps: tuple[int, ...], scales: tuple[int, ...],
+               jobs: int, force: bool, clean_lr: bool, hq_mode: str, bicubic: bool, eval_split: str) -> None:
+    """Synthesise compressed low-resolution REDS: encode every clip with libx264 at fixed QP after
+    downscaling (the VOTES recipe, threads pinned), decode back to PNG, and write manifests,
+    provenance, splits and meta_info files. Resumable: re-running redoes only unfinished clips.
+
+    Example: uvssm synth-reds --src /data/REDS --out /data/REDS_LQ --qp 28 --qp 33 --scale 2 --scale 4
+    """
+    console = Console(highlight=False)
+    ffmpeg = find_ffmpeg(ctx.obj["ffmpeg_path"])
+    console.print(f"ffmpeg {ffmpeg.version} ({ffmpeg.source}: {ffmpeg.path}), libx264 {ffmpeg.x264}")
+    if src is None:
+        from uvssm.sample import make_sample
+
+        src = make_sample(out / _SAMPLE_SRC, ffmpeg)
+        console.print(f"no --src given: using the built-in sample in {src}")
+    options = SynthOptions(qps=tuple(dict.fromkeys(qps)), scales=tuple(dict.fromkeys(scales)), jobs=jobs,
+                           force=force, clean_lr=clean_lr, hq_mode=hq_mode)
+    with _progress(console) as progress:
+        task = progress.add_task("encoding", total=None)
+
+        def on_event(event: str, **info) -> None:
+            if event == "plan":
+                progress.update(task, total=info["total"], description=f"encoding {', '.join(info['units'])}")
+            elif event == "frames":
+                progress.advance(task, info["n"])
+            elif event == "clip" and info["status"] == "failed":
+                progress.console.print(f"[red]failed:[/red] {info['unit']}: {info['message']}")
+
+        report = run_synth(src, out, ffmpeg, options, on_event)
+    _print_report(console, report)
+    if bicubic:
+        _bicubic(console, report, eval_split, jobs)
+    console.print(f"outputs: {out.resolve()}")
+    if not report.ok:
+        sys.exit(1)
