@@ -14,7 +14,9 @@ What uvssm does differently from the two commands, none of which changes a pixel
 - the PNG writer uses `-compression_level 1 -pred paeth` (ffmpeg's default level spends ~5x
   the CPU on a ~10% smaller file);
 - the decoded frames are also piped to uvssm as raw RGB so that it can hash them;
-- input decoding may use several threads (decoder threads do not change decoded pixels).
+- input decoding may use several threads (decoder threads do not change decoded pixels);
+- `-xerror` stops on a damaged source PNG: the plain command logs the error, repeats the previous
+  frame in its place and exits 0.
 Tests check that the frames equal those of the pinned two-command recipe, bit for bit.
 """
 
@@ -61,6 +63,9 @@ class X264Recipe:
     def encode_args(self, src_pattern: str, size: str, mp4: str, decoder_threads: int = 0) -> list[str]:
         """ffmpeg arguments that encode the HQ PNG sequence into the LQ .mp4 (`size` as for -s)."""
         return [
+            # -xerror: stop on a damaged source PNG (without it ffmpeg logs the error, repeats the
+            # previous frame to keep the frame rate, and exits 0)
+            "-xerror",
             # input options must come before -i; decoder threads never change decoded pixels
             "-threads", str(decoder_threads),
             "-f", "image2", "-i", src_pattern,
@@ -74,7 +79,7 @@ class X264Recipe:
 
     def clean_args(self, src_pattern: str, size: str, raw: str, decoder_threads: int = 0) -> list[str]:
         """The frames exactly as the encoder receives them (same -r/-s/-pix_fmt), as raw yuv."""
-        return ["-threads", str(decoder_threads), "-f", "image2", "-i", src_pattern,
+        return ["-xerror", "-threads", str(decoder_threads), "-f", "image2", "-i", src_pattern,
                 "-r", str(self.fps), "-s", size, "-pix_fmt", self.pix_fmt,
                 "-f", "rawvideo", "-y", raw]
 

@@ -17,7 +17,7 @@ import pandas as pd
 from degrade.recipe import X264Recipe
 from uvssm.bitstream import read_stream_info
 from uvssm.errors import UvssmError
-from uvssm.ffmpeg import FFmpeg, popen, run, stderr_tail
+from uvssm.ffmpeg import FFmpeg, popen, popen_failure, run
 from uvssm.frames import FRAME_PATTERN, ClipFrames, ClipProblem, find_unreadable
 
 OnFrames = Callable[[int], None]  # called with the number of frames just written
@@ -64,7 +64,7 @@ def write_pngs_and_hash(ffmpeg: FFmpeg, input_args: list[str], recipe: X264Recip
             proc.stdout.close()
             code = proc.wait()
         if code != 0:
-            raise UvssmError(f"{context}: ffmpeg failed: {stderr_tail(err)}")
+            raise UvssmError(f"{context}: {popen_failure(code, err)}")
     return hashes
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from uvssm.errors import UvssmError
+
 
 def _tmp_path(target: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -20,18 +22,26 @@ def _tmp_path(target: Path) -> Path:
     return Path(name)
 
 
+def _write_failed(target: Path, exc: OSError) -> UvssmError:
+    return UvssmError(f"{target}: cannot write ({exc.strerror or exc})")
+
+
 def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(target)
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_path(target)
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
+    except OSError as exc:
+        raise _write_failed(target, exc) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
     return target
 
 
@@ -42,13 +52,17 @@ def write_text(target: str | os.PathLike, text: str) -> Path:
 def write_parquet(target: str | os.PathLike, df: pd.DataFrame) -> Path:
     """Write `df` as parquet (pyarrow, zstd, no index). Same frame in, same bytes out."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(target)
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_path(target)
         df.to_parquet(tmp, engine="pyarrow", compression="zstd", index=False)
         os.replace(tmp, target)
+    except OSError as exc:
+        raise _write_failed(target, exc) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
     return target
 
 

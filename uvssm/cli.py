@@ -52,7 +52,7 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except UvssmError as exc:
-        Console(stderr=True, highlight=False).print(f"[red]error:[/red] {exc}")
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/red] {exc}")
         sys.exit(2)
     except SystemExit:
         raise

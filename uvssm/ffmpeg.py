@@ -15,6 +15,7 @@ import functools
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
@@ -100,6 +101,18 @@ def x264_signature(stream: bytes) -> tuple[str, str]:
     return match.group(1).decode("ascii", "replace"), match.group(2).decode("ascii", "replace")
 
 
+def failure_reason(returncode: int, stderr_text: str) -> str:
+    """One line saying why ffmpeg failed: its last error line, or the signal that killed it."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        hint = " (file size limit exceeded)" if name == "SIGXFSZ" else ""
+        return f"ffmpeg was killed by {name}{hint}"
+    return f"ffmpeg failed: {_last_line(stderr_text)}"
+
+
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
@@ -119,7 +132,7 @@ def run(ffmpeg: FFmpeg, args: list[str], *, context: str, stdout=None) -> None:
             raise UvssmError(f"{context}: cannot start ffmpeg ({exc.strerror})") from None
         if done.returncode != 0:
             err.seek(0)
-            raise UvssmError(f"{context}: ffmpeg failed: {_last_line(err.read().decode('utf-8', 'replace'))}")
+            raise UvssmError(f"{context}: {failure_reason(done.returncode, err.read().decode('utf-8', 'replace'))}")
 
 
 def popen(ffmpeg: FFmpeg, args: list[str], stderr) -> subprocess.Popen:
@@ -128,6 +141,6 @@ def popen(ffmpeg: FFmpeg, args: list[str], stderr) -> subprocess.Popen:
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
 
 
-def stderr_tail(stderr_file) -> str:
+def popen_failure(returncode: int, stderr_file) -> str:
     stderr_file.seek(0)
-    return _last_line(stderr_file.read().decode("utf-8", "replace"))
+    return failure_reason(returncode, stderr_file.read().decode("utf-8", "replace"))

@@ -18,7 +18,7 @@ def info(ctx: click.Context) -> None:
     from uvssm.catalog import load_catalog
     from uvssm.ffmpeg import find_ffmpeg
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     ff = find_ffmpeg(ctx.obj["ffmpeg_path"])
     console.print(f"ffmpeg  {ff.version}\n  found via {ff.source}: {ff.path}\nlibx264 {ff.x264}")
     cat = load_catalog()

@@ -125,7 +125,7 @@ def synth_reds(ctx: click.Context, src: Path | None, out: Path, qps: tuple[int, 
 
     Example: uvssm synth-reds --src /data/REDS --out /data/REDS_LQ --qp 28 --qp 33 --scale 2 --scale 4
     """
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     ffmpeg = find_ffmpeg(ctx.obj["ffmpeg_path"])
     console.print(f"ffmpeg {ffmpeg.version} ({ffmpeg.source}: {ffmpeg.path}), libx264 {ffmpeg.x264}")
     if src is None:

@@ -1,0 +1,3 @@
+from uvssm.cli import main
+
+main()
