@@ -7,10 +7,16 @@ from importlib import resources
 import pandas as pd
 
 
+_INT_COLUMNS = ("n_frames", "hq_width", "hq_height", "lq_width", "lq_height")
+
+
 def load_catalog() -> pd.DataFrame:
     """Every clip uvssm knows: REDS (270) and UVSSM WeChat (213), with split and expected sizes."""
     with resources.files("uvssm").joinpath("data_manifest.csv").open("r") as f:
-        return pd.read_csv(f, dtype={"clip": str, "platform": str}, keep_default_na=False)
+        cat = pd.read_csv(f, dtype=str, keep_default_na=False)
+    for col in _INT_COLUMNS:  # blank where unknown (REDS LQ size depends on --scale)
+        cat[col] = pd.to_numeric(cat[col].replace("", None)).astype("Int64")
+    return cat
 
 
 def check_reds(found: dict[str, int], complete_release: bool) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from uvssm import atomic
 from uvssm.ffmpeg import FFmpeg, run
 from uvssm.frames import FRAME_PATTERN, frame_name
-from uvssm.reds import SAMPLESAMPLE_MARKER
+from uvssm.reds import SAMPLE_MARKER
 
 LAYOUT = {"train_sharp": ["000", "001", "002", "003"], "val_sharp": ["000", "001"]}
 FRAMES_PER_CLIP = 20

@@ -1,0 +1,31 @@
+"""Performance benchmarks: `python -m benchmarks` runs them all and prints a table for each.
+
+    python -m benchmarks                 # everything
+    python -m benchmarks synth [--src DIR] [--qp 28] [--scale 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchmarks import perf_synth
+
+BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe (frames/s, peak memory, identity)"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], help="benchmarks to run (default: all)")
+    parser.add_argument("--src", type=Path, help="clips for the synth benchmark (default: the built-in sample)")
+    parser.add_argument("--qp", type=int, default=28)
+    parser.add_argument("--scale", type=int, default=2)
+    args = parser.parse_args()
+    for name in args.names or list(BENCHMARKS):
+        if name == "synth":
+            perf_synth.print_table(perf_synth.run(args.src, args.qp, args.scale))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from uvssm.cli import COMMANDS, cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_subcommand_has_help_with_an_example(name):
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Example:" in result.output
+
+
+def test_top_level_help_does_not_import_torch():
+    code = "import sys; from uvssm.cli import cli; cli.main(['--help'], standalone_mode=False); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False")
+
+
+def _uvssm(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "uvssm", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_missing_source_exits_nonzero_with_one_line(tmp_path):
+    done = _uvssm("synth-reds", "--src", str(tmp_path / "missing"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: {tmp_path / 'missing'}: source folder does not exist"]
+
+
+def test_bad_ffmpeg_override_exits_nonzero(tmp_path):
+    done = _uvssm("--ffmpeg", str(tmp_path / "no-ffmpeg"), "info")
+    assert done.returncode == 2 and "does not exist" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_synth_with_bicubic_writes_the_table2_row(clips, tmp_path):
+    out = tmp_path / "out"
+    done = _uvssm("synth-reds", "--src", str(clips), "--out", str(out), "--scale", "2", "--bicubic",
+                  "--eval-split", "all", "--jobs", "2")
+    assert done.returncode == 0, done.stderr
+    frames = pd.read_parquet(out / "results" / "bicubic_qp28_x2.parquet")
+    assert len(frames) == 24 and set(frames["model"]) == {"bicubic"}
+    assert set(frames["metric_color_space"]) == {"y_bt601_limited"} and set(frames["metric_crop_border"]) == {2}
+    assert frames["psnr"].between(15, 60).all() and frames["ssim"].between(0, 1).all()
+    row = pd.read_parquet(out / "results" / "bicubic_table2.parquet")
+    by_hand = sum(frames[frames["clip"] == c]["psnr"].sum() / 8 for c in ("000", "001", "240")) / 3
+    assert row["psnr"].iloc[0] == pytest.approx(by_hand, abs=1e-12)
+    assert "Table 2 row: bicubic" in done.stdout
+
+
+def test_bicubic_is_worse_at_higher_qp_and_scale(clips, tmp_path):
+    from benchmarks.bicubic import evaluate_bicubic
+    from uvssm.ffmpeg import find_ffmpeg
+    from uvssm.synth import SynthOptions, synth_reds
+
+    out = tmp_path / "out"
+    synth_reds(clips, out, find_ffmpeg(), SynthOptions(qps=(18, 40), scales=(2,)))
+    good = evaluate_bicubic(out, "LQ_qp18_x2", split="all")["psnr"].mean()
+    bad = evaluate_bicubic(out, "LQ_qp40_x2", split="all")["psnr"].mean()
+    assert good > bad + 1.0
+
+
+def test_sample_is_made_once(tmp_path):
+    done = _uvssm("sample", "--out", str(tmp_path / "s"))
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((tmp_path / "s" / "sample.json").read_text())
+    assert sorted(p.name for p in (tmp_path / "s" / "val_sharp").iterdir()) == ["000", "001"]
+    assert len(list((tmp_path / "s" / "train_sharp" / "003").glob("*.png"))) == meta["frames_per_clip"]
+    stamp = (tmp_path / "s" / "sample.json").stat().st_mtime_ns
+    assert _uvssm("sample", "--out", str(tmp_path / "s")).returncode == 0
+    assert (tmp_path / "s" / "sample.json").stat().st_mtime_ns == stamp
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = next(line.strip() for line in ci.splitlines() if line.strip().startswith("python3 -m venv"))
+    assert command in readme
