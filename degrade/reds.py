@@ -79,12 +79,15 @@ def _read_exactly(stream, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def _encode_failed(clip: ClipFrames, exc: UvssmError) -> UvssmError:
-    """Turn an ffmpeg failure on the HQ frames into a message that names the bad file, if any."""
-    bad = find_unreadable(clip.folder, clip.n_frames)
-    if bad is not None:
-        return ClipProblem(f"clip {clip.name}: unreadable PNG {bad}")
-    return exc
+def _run_on_source(ffmpeg: FFmpeg, args: list[str], clip: ClipFrames, action: str) -> None:
+    """Run ffmpeg on the clip's HQ frames; if it fails, name the damaged PNG where there is one."""
+    try:
+        run(ffmpeg, args, context=f"clip {clip.name}: {action} {clip.folder}")
+    except UvssmError as exc:
+        bad = find_unreadable(clip.folder, clip.n_frames)
+        if bad is not None:
+            raise ClipProblem(f"clip {clip.name}: unreadable PNG {bad}") from None
+        raise exc from None
 
 
 def encode_clip(ffmpeg: FFmpeg, recipe: X264Recipe, clip: ClipFrames, work: Path,
@@ -93,11 +96,8 @@ def encode_clip(ffmpeg: FFmpeg, recipe: X264Recipe, clip: ClipFrames, work: Path
     work.mkdir(parents=True, exist_ok=True)
     mp4 = work / f"{clip.name}.mp4"
     context = f"clip {clip.name}"
-    try:
-        run(ffmpeg, recipe.encode_args(str(clip.folder / FRAME_PATTERN), recipe.size_arg(clip.width, clip.height),
-                                       str(mp4), decoder_threads), context=f"{context}: encoding {clip.folder}")
-    except UvssmError as exc:
-        raise _encode_failed(clip, exc) from None
+    _run_on_source(ffmpeg, recipe.encode_args(str(clip.folder / FRAME_PATTERN), recipe.size_arg(clip.width, clip.height),
+                                              str(mp4), decoder_threads), clip, "encoding")
     frames_dir = work / "frames"
     size = recipe.lq_size(clip.width, clip.height)
     hashes = write_pngs_and_hash(ffmpeg, ["-threads", str(decoder_threads), "-i", str(mp4)], recipe,
@@ -124,11 +124,8 @@ def clean_clip(ffmpeg: FFmpeg, recipe: X264Recipe, clip: ClipFrames, work: Path,
     work.mkdir(parents=True, exist_ok=True)
     raw = work / "clean.yuv"
     context = f"clip {clip.name}"
-    try:
-        run(ffmpeg, recipe.clean_args(str(clip.folder / FRAME_PATTERN), recipe.size_arg(clip.width, clip.height),
-                                      str(raw), decoder_threads), context=f"{context}: scaling {clip.folder}")
-    except UvssmError as exc:
-        raise _encode_failed(clip, exc) from None
+    _run_on_source(ffmpeg, recipe.clean_args(str(clip.folder / FRAME_PATTERN), recipe.size_arg(clip.width, clip.height),
+                                             str(raw), decoder_threads), clip, "scaling")
     w, h = recipe.lq_size(clip.width, clip.height)
     raw_input = ["-threads", str(decoder_threads), "-f", "rawvideo", "-pix_fmt", recipe.pix_fmt,
                  "-video_size", f"{w}x{h}", "-framerate", str(recipe.fps), "-i", str(raw)]

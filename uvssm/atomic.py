@@ -6,6 +6,7 @@ half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -26,22 +27,28 @@ def _write_failed(target: Path, exc: OSError) -> UvssmError:
     return UvssmError(f"{target}: cannot write ({exc.strerror or exc})")
 
 
-def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
-    target = Path(target)
+@contextlib.contextmanager
+def _replacing(target: Path):
+    """Yield a temporary path beside `target`; rename it over `target` if the block succeeds."""
     tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = _tmp_path(target)
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, target)
     except OSError as exc:
         raise _write_failed(target, exc) from None
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
+
+
+def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
+    target = Path(target)
+    with _replacing(target) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     return target
 
 
@@ -52,17 +59,8 @@ def write_text(target: str | os.PathLike, text: str) -> Path:
 def write_parquet(target: str | os.PathLike, df: pd.DataFrame) -> Path:
     """Write `df` as parquet (pyarrow, zstd, no index). Same frame in, same bytes out."""
     target = Path(target)
-    tmp = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp_path(target)
+    with _replacing(target) as tmp:
         df.to_parquet(tmp, engine="pyarrow", compression="zstd", index=False)
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise _write_failed(target, exc) from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
     return target
 
 
