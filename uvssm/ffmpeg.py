@@ -101,7 +101,7 @@ def x264_signature(stream: bytes) -> tuple[str, str]:
     return match.group(1).decode("ascii", "replace"), match.group(2).decode("ascii", "replace")
 
 
-def failure_reason(returncode: int, stderr_text: str) -> str:
+def _failure_reason(returncode: int, stderr_text: str) -> str:
     """One line saying why ffmpeg failed: its last error line, or the signal that killed it."""
     if returncode < 0:
         try:
@@ -118,29 +118,28 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no message"
 
 
-def run(ffmpeg: FFmpeg, args: list[str], *, context: str, stdout=None) -> None:
-    """Run ffmpeg with `args` (everything after the binary). Raise UvssmError naming `context`.
+def _argv(ffmpeg: FFmpeg, args: list[str]) -> list[str]:
+    return [ffmpeg.path, "-nostdin", "-hide_banner", "-loglevel", "error", *args]
 
-    stderr goes to a temporary file rather than a pipe so that a chatty ffmpeg can never block
-    while the caller is reading its stdout.
-    """
-    argv = [ffmpeg.path, "-nostdin", "-hide_banner", "-loglevel", "error", *args]
+
+def run(ffmpeg: FFmpeg, args: list[str], *, context: str) -> None:
+    """Run ffmpeg with `args` (everything after the binary). Raise UvssmError naming `context`."""
     with tempfile.TemporaryFile() as err:
         try:
-            done = subprocess.run(argv, stdout=stdout, stderr=err)
+            done = subprocess.run(_argv(ffmpeg, args), stdout=subprocess.DEVNULL, stderr=err)
         except OSError as exc:
             raise UvssmError(f"{context}: cannot start ffmpeg ({exc.strerror})") from None
         if done.returncode != 0:
-            err.seek(0)
-            raise UvssmError(f"{context}: {failure_reason(done.returncode, err.read().decode('utf-8', 'replace'))}")
+            raise UvssmError(f"{context}: {popen_failure(done.returncode, err)}")
 
 
 def popen(ffmpeg: FFmpeg, args: list[str], stderr) -> subprocess.Popen:
-    """Start ffmpeg with stdout as a pipe (for raw frames); stderr goes to the given file."""
-    argv = [ffmpeg.path, "-nostdin", "-hide_banner", "-loglevel", "error", *args]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
+    """Start ffmpeg with stdout as a pipe (for raw frames). stderr goes to the given file, not a
+    pipe, so that a chatty ffmpeg can never block while the caller reads its stdout."""
+    return subprocess.Popen(_argv(ffmpeg, args), stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
 
 
 def popen_failure(returncode: int, stderr_file) -> str:
+    """One line saying why ffmpeg failed, from its return code and the file holding its stderr."""
     stderr_file.seek(0)
-    return failure_reason(returncode, stderr_file.read().decode("utf-8", "replace"))
+    return _failure_reason(returncode, stderr_file.read().decode("utf-8", "replace"))
