@@ -40,3 +40,17 @@ def clips(tmp_path, clip_cache):
     dst = tmp_path / "src"
     shutil.copytree(clip_cache, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def tiny_reds(tmp_path_factory, ffmpeg):
+    """A `uvssm synth-reds` output (QP 28, x2) of the built-in sample made small: 6 clips of 16
+    frames at 384x224 (LQ 192x112). Splits: train 001-003, val 000, test 240-241."""
+    from uvssm.sample import make_sample
+    from uvssm.synth import SynthOptions, synth_reds
+
+    root = tmp_path_factory.mktemp("tiny_reds")
+    src = make_sample(root / "src", ffmpeg, size=(384, 224), frames_per_clip=16)
+    report = synth_reds(src, root / "data", ffmpeg, SynthOptions(qps=(28,), scales=(2,), clean_lr=True))
+    assert all(not unit.failed for unit in report.units)
+    return root / "data"

@@ -28,7 +28,7 @@ def _write_failed(target: Path, exc: OSError) -> UvssmError:
 
 
 @contextlib.contextmanager
-def _replacing(target: Path):
+def replacing(target: Path):
     """Yield a temporary path beside `target`; rename it over `target` if the block succeeds."""
     tmp = None
     try:
@@ -45,7 +45,7 @@ def _replacing(target: Path):
 
 def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
     target = Path(target)
-    with _replacing(target) as tmp, open(tmp, "wb") as f:
+    with replacing(target) as tmp, open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -59,7 +59,7 @@ def write_text(target: str | os.PathLike, text: str) -> Path:
 def write_parquet(target: str | os.PathLike, df: pd.DataFrame) -> Path:
     """Write `df` as parquet (pyarrow, zstd, no index). Same frame in, same bytes out."""
     target = Path(target)
-    with _replacing(target) as tmp:
+    with replacing(target) as tmp:
         df.to_parquet(tmp, engine="pyarrow", compression="zstd", index=False)
     return target
 

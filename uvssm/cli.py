@@ -15,6 +15,7 @@ COMMANDS = {
     "synth-reds": "uvssm.commands.synth_reds:synth_reds",
     "sample": "uvssm.commands.sample:sample",
     "info": "uvssm.commands.info:info",
+    "train": "uvssm.commands.train:train",
 }
 
 

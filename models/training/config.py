@@ -1,0 +1,170 @@
+"""Training configurations: small YAML files that map onto these dataclasses.
+
+Packaged configs live in `models/configs/<name>.yaml`; `load_config("votes-reds-qp28-x2")` finds
+them by name, or takes a path. Unknown keys are errors, so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+STAGES = ("dsm", "restore")
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the dataclasses (message names the file and key)."""
+
+
+def _number(name: str, value, kind):
+    """`value` as int or float; YAML reads 2e-4 (no decimal point) as a string, so strings are parsed too."""
+    try:
+        number = kind(float(value)) if kind is int else kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if kind is int and number != float(value):
+        raise ConfigError(f"{name} must be a whole number, got {value!r}")
+    return number
+
+
+@dataclass
+class DataConfig:
+    kind: str = "reds"  # "reds": a `uvssm synth-reds` output; "frames": HQ_frames/LQ_frames (UVSSM, `uvssm build`)
+    qp: int | None = 28  # which LQ_qp<QP>_x<scale> folder of a synth-reds output
+    scale: int = 2
+    platform: str | None = None  # "frames" datasets: the platform sub-folder (e.g. WeChat), if any
+    train_split: str = "train"
+    val_split: str = "val"
+
+
+@dataclass
+class TrainConfig:
+    name: str = "custom"
+    note: str = ""  # where the settings come from; shown in `uvssm train --list`
+    stage: str = "restore"  # "dsm": stage 1, the degradation sensing module alone; "restore": stage 2
+    model: str = "votes"
+    model_args: dict = field(default_factory=dict)  # constructor arguments beyond the registry's
+    data: DataConfig = field(default_factory=DataConfig)
+    bin_checkpoint: str | None = None  # stage 2: stage-1 weights for the DSM (or a full VOTES checkpoint)
+
+    batch_size: int = 16  # per process
+    gt_size: int = 128  # HQ patch side; the LQ patch is gt_size / scale
+    flip: bool = True  # random horizontal and vertical flips, p = 0.5 each
+    transpose: bool = True  # random H/W transpose, p = 0.5
+
+    loss: str = "charbonnier"
+    loss_reduction: str = "sum"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    periods: tuple[int, ...] = (50_000, 100_000, 150_000)
+    restart_weights: tuple[float, ...] = (1.0, 0.5, 0.5)
+    eta_min: float = 1e-7
+    total_iter: int | None = None  # default: the sum of the periods
+
+    val_every: int = 5_000
+    val_frames: int = 0  # frames per val clip (evenly spaced); 0 = all
+    save_every: int = 5_000
+    log_every: int = 100
+    seed: int = 10
+    num_workers: int = 0
+    cache_mb: int = 2048  # decoded frames kept in memory, per data-loading process
+    bf16: bool = False  # autocast to bfloat16 (CUDA, or CPU with bf16 support)
+
+    def __post_init__(self):
+        for name in ("lr", "weight_decay", "eta_min"):
+            setattr(self, name, _number(name, getattr(self, name), float))
+        for name in ("batch_size", "gt_size", "val_every", "val_frames", "save_every", "log_every", "seed",
+                     "num_workers", "cache_mb"):
+            setattr(self, name, _number(name, getattr(self, name), int))
+        if self.total_iter is not None:
+            self.total_iter = _number("total_iter", self.total_iter, int)
+        self.betas = tuple(_number("betas", b, float) for b in self.betas)
+        self.periods = tuple(_number("periods", p, int) for p in self.periods)
+        self.restart_weights = tuple(_number("restart_weights", w, float) for w in self.restart_weights)
+        if self.stage not in STAGES:
+            raise ConfigError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.gt_size % self.data.scale:
+            raise ConfigError(f"gt_size {self.gt_size} is not a multiple of scale {self.data.scale}")
+        if (self.gt_size // self.data.scale) % 4:
+            raise ConfigError(f"the LQ patch ({self.gt_size // self.data.scale}) must be a multiple of 4")
+
+    @property
+    def iterations(self) -> int:
+        return self.total_iter if self.total_iter is not None else sum(self.periods)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"], d["periods"], d["restart_weights"] = list(self.betas), list(self.periods), list(self.restart_weights)
+        return d
+
+
+def _build(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    kwargs = dict(values)
+    if cls is TrainConfig and "data" in kwargs:
+        kwargs["data"] = _build(DataConfig, kwargs["data"], f"{where}: data")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def list_configs() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def config_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        return path
+    packaged = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not packaged.is_file():
+        raise ConfigError(f"unknown config {name_or_path!r}; packaged configs: {', '.join(list_configs())}")
+    return packaged
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """"data.qp=33" → (["data", "qp"], 33); the value is parsed as YAML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {text!r} is not KEY=VALUE")
+    return key.split("."), yaml.safe_load(value)
+
+
+def load_config(name_or_path: str, overrides: list[str] = ()) -> TrainConfig:
+    """Read a config by packaged name or path, apply KEY=VALUE overrides (dotted keys reach into `data`)."""
+    path = config_path(name_or_path)
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({str(exc).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    values.setdefault("name", path.stem)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = values
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {k} is not a mapping")
+        node[keys[-1]] = value
+    return _build(TrainConfig, values, str(path))
+
+
+def config_from_dict(values: dict, where: str = "<config>") -> TrainConfig:
+    return _build(TrainConfig, values, where)

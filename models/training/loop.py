@@ -1,0 +1,263 @@
+"""The training loop: one function for both VOTES stages, on CPU, one GPU, or several through torchrun.
+
+    stage "dsm"      the degradation sensing module alone learns ẑ_{t-1}, ẑ_t, ẑ_{t+1} ≈ z (eq. 7)
+    stage "restore"  the rest of VOTES with the DSM frozen (the official recipe)
+
+Per iteration n (1-based): lr from the schedule, one batch, loss, backward, Adam step. Every
+`log_every` iterations the caller's `progress` callback gets the loss, lr and iterations/s; every
+`val_every` the PSNR on the validation clips; every `save_every` (and at the end) a checkpoint is
+written atomically to `out/checkpoints/latest.pt` (and `iter_<n>.pt`), with the logs beside it as
+parquet. `resume=True` continues from `latest.pt`; because batches are a function of (seed,
+iteration), a resumed run takes exactly the steps an uninterrupted one would.
+
+Multi-GPU: launch with `torchrun --nproc_per_node N`; each process takes `batch_size` samples per
+iteration (as BasicSR's batch_size_per_gpu), gradients are averaged by DistributedDataParallel, and
+rank 0 validates and writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from benchmarks.metrics import VideoScores, psnr, quantize
+from models import checkpoint
+from models.training.config import TrainConfig
+from models.training.data import Clip, WindowPatches
+from models.training.losses import LOSSES
+from models.training.schedule import CosineRestarts
+from models.windows import reflection_circle
+from uvssm import atomic
+from uvssm.errors import UvssmError
+
+Progress = Callable[[str, dict], None]
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Distributed:
+    """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on CUDA, Gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_world_size())
+
+
+def pick_device(name: str | None, local_rank: int = 0) -> torch.device:
+    if name in (None, "auto"):
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UvssmError("--device cuda: no CUDA device is available")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def _autocast(device: torch.device, enabled: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
+def evenly_spaced(n: int, k: int) -> list[int]:
+    """k frame indices spread over 0..n-1 (all of them when k is 0 or ≥ n)."""
+    if k <= 0 or k >= n:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)}) if k > 1 else [n // 2]
+
+
+def _frames(clip: Clip, indices: list[int]) -> torch.Tensor:
+    return torch.from_numpy(np.stack([clip.lq(i) for i in indices])).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+@torch.no_grad()
+def validate(model: nn.Module, clips: Sequence[Clip], stage: str, device: torch.device, frames_per_clip: int = 0,
+             bf16: bool = False, num_frame: int = 5) -> dict:
+    """Mean PSNR over clips (clip mean first) on whole frames, windows padded by reflection_circle.
+
+    Stage "restore": the model's output against HQ, Y channel, `scale` pixels cropped (the VOTES
+    protocol), beside bicubic-upsampled LQ on the same frames. Stage "dsm": ẑ_t against the
+    reference z_t (RGB, no crop), beside the LQ frame itself.
+    """
+    from degrade.scalers import imresize
+
+    was_training = model.training
+    model.eval()
+    scores, baseline = VideoScores(), VideoScores()
+    for clip in clips:
+        for c in evenly_spaced(clip.n_frames, frames_per_clip):
+            window = _frames(clip, reflection_circle(c, clip.n_frames, num_frame)).unsqueeze(0).to(device)
+            center = window[:, num_frame // 2]
+            if stage == "dsm":
+                with _autocast(device, bf16):
+                    _, z_t = model.bin(window)
+                ref = torch.from_numpy(clip.ref(c)).permute(2, 0, 1).unsqueeze(0).to(device)
+                kwargs = dict(crop_border=0, color_space="rgb")
+                scores.update(clip.name, psnr(quantize(z_t.float()), quantize(ref), **kwargs).tolist())
+                baseline.update(clip.name, psnr(quantize(center), quantize(ref), **kwargs).tolist())
+            else:
+                with _autocast(device, bf16):
+                    out = model(window)
+                gt = torch.tensor(clip.hq(c)).permute(2, 0, 1).unsqueeze(0).to(device)
+                kwargs = dict(crop_border=clip.scale, color_space="y")
+                scores.update(clip.name, psnr(quantize(out.float()), gt, **kwargs).tolist())
+                up = imresize(center.double(), clip.scale)
+                baseline.update(clip.name, psnr(quantize(up), gt, **kwargs).tolist())
+    model.train(was_training)
+    return {"psnr": scores.compute(), "baseline_psnr": baseline.compute(),
+            "baseline": "lq" if stage == "dsm" else "bicubic", "clips": len(clips)}
+
+
+def _loss(cfg: TrainConfig, net: nn.Module, batch: dict, device: torch.device) -> torch.Tensor:
+    lq = batch["lq"].to(device, non_blocking=True)
+    loss_fn = LOSSES[cfg.loss]
+    with _autocast(device, cfg.bf16):
+        if cfg.stage == "dsm":
+            pair, z_t = net(lq)  # (B, 2, 3, h, w): ẑ_{t-1}, ẑ_{t+1}; (B, 3, h, w): ẑ_t
+            ref = batch["ref"].to(device, non_blocking=True)  # z_{t-1}, z_t, z_{t+1}
+            estimates = (pair[:, 0], z_t, pair[:, 1])
+            return sum(loss_fn(e.float(), ref[:, j], reduction=cfg.loss_reduction) for j, e in enumerate(estimates))
+        out = net(lq)
+        return loss_fn(out.float(), batch["gt"].to(device, non_blocking=True), reduction=cfg.loss_reduction)
+
+
+def _write_logs(out: Path, train_rows: list[dict], val_rows: list[dict]) -> None:
+    atomic.write_parquet(out / "train_log.parquet", pd.DataFrame(train_rows, columns=["iteration", "loss", "lr", "seconds"]))
+    atomic.write_parquet(out / "val_log.parquet", pd.DataFrame(
+        val_rows, columns=["iteration", "psnr", "baseline_psnr", "baseline", "clips"]))
+
+
+def _read_logs(out: Path, upto: int) -> tuple[list[dict], list[dict]]:
+    rows = []
+    for name in ("train_log.parquet", "val_log.parquet"):
+        path = out / name
+        df = pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=["iteration"])
+        rows.append(df[df["iteration"] <= upto].to_dict("records"))
+    return rows[0], rows[1]
+
+
+def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_clips: Sequence[Clip], out: Path,
+          *, meta: dict, device: torch.device, dist_info: Distributed = Distributed(), resume: bool = False,
+          progress: Progress | None = None) -> dict:
+    """Train `model` (a VOTES) by `cfg`; write checkpoints and logs under `out`. Returns the final state.
+
+    `meta` (model name, scale, constructor arguments, dataset) goes into every checkpoint.
+    """
+    progress = progress or (lambda event, info: None)
+    out = Path(out)
+    ckpt_dir = out / "checkpoints"
+    schedule = CosineRestarts(cfg.lr, cfg.periods, cfg.restart_weights, cfg.eta_min)
+    total = cfg.iterations
+
+    model.to(device)
+    trainable = model.bin if cfg.stage == "dsm" else model
+    if cfg.stage == "dsm":
+        model.train_bin(True)
+    params = [p for p in trainable.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+    start = 0
+    train_rows: list[dict] = []
+    val_rows: list[dict] = []
+    latest = ckpt_dir / "latest.pt"
+    if resume and latest.exists():
+        state = checkpoint.read(latest)
+        saved = state.get("uvssm", {})
+        if saved.get("stage") != cfg.stage or saved.get("model") != meta.get("model"):
+            raise UvssmError(f"{latest}: written by stage {saved.get('stage')!r} of {saved.get('model')!r}, "
+                             f"cannot resume stage {cfg.stage!r} of {meta.get('model')!r}")
+        checkpoint.load_weights(trainable, state, key="params", strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(saved["iteration"])
+        train_rows, val_rows = _read_logs(out, start)
+    if start >= total:
+        progress("done", {"iteration": start, "total": total, "resumed": True})
+        return {"iteration": start, "checkpoint": latest, "val": val_rows[-1] if val_rows else None}
+
+    net = trainable
+    if dist_info.world_size > 1:
+        net = nn.parallel.DistributedDataParallel(
+            trainable, device_ids=[device.index] if device.type == "cuda" else None)
+    dataset = WindowPatches(train_clips, num_frame=5, lq_patch=cfg.gt_size // cfg.data.scale, flip=cfg.flip,
+                            transpose=cfg.transpose, with_ref=cfg.stage == "dsm", seed=cfg.seed, rank=dist_info.rank)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.batch_size, sampler=range(start * cfg.batch_size, total * cfg.batch_size),
+        num_workers=cfg.num_workers, pin_memory=device.type == "cuda", drop_last=False)
+
+    def save(iteration: int) -> Path:
+        if not dist_info.main:
+            return latest
+        info = {**meta, "stage": cfg.stage, "iteration": iteration, "total_iter": total, "config": cfg.to_dict()}
+        extra = {"optimizer": optimizer.state_dict()}
+        checkpoint.save(ckpt_dir / f"iter_{iteration:07d}.pt", trainable, info, **extra)
+        checkpoint.save(latest, trainable, info, **extra)
+        _write_logs(out, train_rows, val_rows)
+        progress("save", {"iteration": iteration, "path": latest})
+        return latest
+
+    def run_validation(iteration: int) -> None:
+        if dist_info.main and val_clips:
+            result = validate(model, val_clips, cfg.stage, device, cfg.val_frames, cfg.bf16)
+            val_rows.append({"iteration": iteration, **result})
+            progress("val", val_rows[-1])
+        if dist_info.world_size > 1:
+            dist.barrier()
+
+    progress("start", {"start": start, "total": total, "params": sum(p.numel() for p in params)})
+    net.train()
+    window_loss, window_n, t_last, it_last = 0.0, 0, time.perf_counter(), start
+    iteration = start
+    for iteration, batch in enumerate(loader, start=start + 1):
+        lr = schedule.lr_at(iteration)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss = _loss(cfg, net, batch, device)
+        if not torch.isfinite(loss):
+            raise UvssmError(f"iteration {iteration}: loss is {loss.item()}; training diverged "
+                             f"(last good checkpoint: {latest if latest.exists() else 'none'})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        window_loss += loss.item()
+        window_n += 1
+        if iteration % cfg.log_every == 0 or iteration == total:
+            now = time.perf_counter()
+            row = {"iteration": iteration, "loss": window_loss / window_n, "lr": lr, "seconds": now - t_last}
+            train_rows.append(row)
+            progress("iter", {**row, "its": (iteration - it_last) / max(now - t_last, 1e-9), "total": total})
+            window_loss, window_n, t_last, it_last = 0.0, 0, now, iteration
+        else:
+            progress("step", {"iteration": iteration, "total": total})
+        if iteration % cfg.val_every == 0 or iteration == total:
+            run_validation(iteration)
+        if iteration % cfg.save_every == 0 or iteration == total:
+            save(iteration)
+    if cfg.stage == "dsm":
+        model.train_bin(False)
+    final = val_rows[-1] if val_rows else None
+    progress("done", {"iteration": iteration, "total": total, "val": final, "resumed": False})
+    return {"iteration": iteration, "checkpoint": latest, "val": final,
+            "loss": train_rows[-1]["loss"] if train_rows else math.nan}

@@ -1,0 +1,45 @@
+"""Cosine annealing with restarts, as BasicSR's CosineAnnealingRestartLR steps it in VOTES training.
+
+BasicSR calls `scheduler.step()` before every iteration from the second on, so iteration n (1-based)
+runs at the scheduler position e = n − 1. Within period k (of length P_k, starting at position
+R_k = P_0 + … + P_{k−1}):
+
+    lr(e) = eta_min + w_k · ½ (lr_0 − eta_min) (1 + cos(π (e − R_k) / P_k))
+
+A position equal to the end of a period still belongs to that period (lr = eta_min there). Past
+the last period the rate stays at eta_min (BasicSR would fail there).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CosineRestarts:
+    base_lr: float
+    periods: tuple[int, ...]
+    restart_weights: tuple[float, ...] = ()
+    eta_min: float = 1e-7
+
+    def __post_init__(self):
+        weights = self.restart_weights or tuple(1.0 for _ in self.periods)
+        if len(weights) != len(self.periods) or not self.periods or min(self.periods) <= 0:
+            raise ValueError("periods must be positive and restart_weights must have one weight per period")
+        object.__setattr__(self, "restart_weights", tuple(weights))
+
+    @property
+    def total(self) -> int:
+        return sum(self.periods)
+
+    def lr_at(self, iteration: int) -> float:
+        """Learning rate of 1-based training iteration `iteration`."""
+        e = max(0, iteration - 1)
+        start = 0
+        for period, weight in zip(self.periods, self.restart_weights):
+            if e <= start + period:
+                return self.eta_min + weight * 0.5 * (self.base_lr - self.eta_min) * (
+                    1 + math.cos(math.pi * (e - start) / period))
+            start += period
+        return self.eta_min

@@ -1,0 +1,95 @@
+"""`uvssm train`: train VOTES (stage 1: the degradation sensing module; stage 2: the rest) from a config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+def _list_configs(console: Console) -> None:
+    from models.training.config import list_configs, load_config
+
+    table = Table(title="packaged training configs (models/configs/)", title_justify="left")
+    for col in ("name", "stage", "model", "data", "iterations"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("note")
+    for name in list_configs():
+        cfg = load_config(name)
+        d = cfg.data
+        data = f"{d.kind} {'QP' + str(d.qp) + ' ' if d.qp is not None else ''}{d.platform + ' ' if d.platform else ''}x{d.scale}"
+        table.add_row(name, cfg.stage, cfg.model, data, str(cfg.iterations), cfg.note)
+    console.print(table)
+
+
+@click.command("train")
+@click.argument("config", required=False)
+@click.option("--data", "data_root", type=click.Path(path_type=Path), help="Dataset folder: a `uvssm synth-reds` "
+              "output, or HQ_frames/LQ_frames folders (UVSSM, `uvssm build`).")
+@click.option("--out", type=click.Path(path_type=Path), help="Run folder: checkpoints/, logs, config.yaml.")
+@click.option("--bin", "bin_checkpoint", metavar="CKPT", help="Stage 2: stage-1 weights of the degradation "
+              "sensing module (RUN1/checkpoints/latest.pt, the official bin_100000.pth, or a VOTES checkpoint).")
+@click.option("--iters", type=int, help="Stop after this many iterations (default: the config's schedule).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast (default: the config's setting).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set batch_size=8 --set data.qp=33 (repeatable).")
+@click.option("--list", "list_only", is_flag=True, help="List the packaged configs and exit.")
+def train(config: str | None, data_root: Path | None, out: Path | None, bin_checkpoint: str | None,
+          iters: int | None, device: str, bf16: bool | None, resume: bool, overrides: tuple[str, ...],
+          list_only: bool) -> None:
+    """Train a model from CONFIG (a packaged config name, see --list, or a YAML file).
+
+    Stage 1 (dsm-* configs) trains the degradation sensing module; stage 2 (votes-* configs) trains
+    the rest of VOTES with it frozen. Checkpoints are written atomically; --resume continues. For
+    several GPUs: torchrun --nproc_per_node N -m uvssm train CONFIG ...
+
+    Example: uvssm train dsm-tiny-sample --data runs/sample --out runs/dsm
+             uvssm train votes-tiny-sample --data runs/sample --bin runs/dsm/checkpoints/latest.pt --out runs/votes
+    """
+    console = Console(highlight=False, soft_wrap=True)
+    if list_only:
+        _list_configs(console)
+        return
+    if config is None or data_root is None or out is None:
+        raise click.UsageError("CONFIG, --data and --out are required (see --list for configs)")
+
+    from uvssm.train import resolve_config, run_training
+
+    cfg = resolve_config(config, overrides, iters, bin_checkpoint, bf16)
+    console.print(f"config {cfg.name}: stage {cfg.stage}, model {cfg.model} x{cfg.data.scale}, "
+                  f"{cfg.iterations} iterations, batch {cfg.batch_size}, patch {cfg.gt_size}")
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[its]} it/s"),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+    task = progress.add_task("training", total=cfg.iterations, loss="-", lr="-", its="-")
+
+    def on_event(event: str, info: dict) -> None:
+        if event == "data":
+            progress.console.print(f"train: {info['train']}")
+            progress.console.print(f"val:   {info['val'] or 'none'}")
+        elif event == "note":
+            progress.console.print(f"[yellow]note:[/yellow] {info['text']}")
+        elif event == "start":
+            progress.update(task, completed=info["start"], description="training" if not info["start"]
+                            else f"resumed at {info['start']}")
+            progress.console.print(f"{info['params']:,} trainable parameters")
+        elif event in ("step", "iter"):
+            progress.update(task, completed=info["iteration"])
+            if event == "iter":
+                progress.update(task, loss=f"{info['loss']:.4g}", lr=f"{info['lr']:.2e}", its=f"{info['its']:.2f}")
+        elif event == "val":
+            what = "PSNR-Y" if info["baseline"] == "bicubic" else "PSNR-RGB of z_t"
+            progress.console.print(f"iter {info['iteration']}: val {what} {info['psnr']:.2f} dB "
+                                   f"({info['baseline']} {info['baseline_psnr']:.2f} dB, {info['clips']} clips)")
+        elif event == "save":
+            progress.console.print(f"iter {info['iteration']}: checkpoint {info['path']}")
+
+    with progress:
+        result = run_training(cfg, data_root, out, device=device, resume=resume, progress=on_event)
+    console.print(f"done at iteration {result['iteration']}; weights: {result['checkpoint']}; "
+                  f"logs: {out / 'train_log.parquet'}, {out / 'val_log.parquet'}")

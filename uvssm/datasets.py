@@ -1,0 +1,244 @@
+"""Readers for the dataset folders uvssm writes, used by training and benchmarking.
+
+Two layouts:
+- "reds": a `uvssm synth-reds` output. `ROOT/LQ_qp<Q>_x<S>/manifest.parquet` lists every frame
+  with its split, LQ path and HQ path.
+- "frames": the UVSSM release layout, which `uvssm build` writes too:
+  `ROOT[/<platform>]/{HQ_frames,LQ_frames}/<clip>/%08d.png`. Splits come from
+  `ROOT[/<platform>]/splits/<split>.txt` (one clip per line), or, for the WeChat platform without
+  split files, from the catalogue (`data_manifest.csv`: the paper's 10 test clips).
+
+A clip's frames are decoded on demand and kept in a small in-memory cache (a byte budget, least
+recently used out first), so random training patches do not decode the same PNG again and again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from uvssm.catalog import load_catalog
+from uvssm.errors import UvssmError
+from uvssm.frames import ClipProblem, check_clip, frame_name, read_rgb
+
+LAYOUTS = ("reds", "frames")
+
+
+class FrameCache:
+    """Decoded frames keyed by path, at most `budget_mb` of them (least recently used dropped first)."""
+
+    def __init__(self, budget_mb: int = 2048):
+        self.budget = budget_mb * 2**20
+        self.size = 0
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key, load):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = load()
+        with self._lock:
+            if key not in self._items and value.nbytes <= self.budget:
+                self._items[key] = value
+                self.size += value.nbytes
+                while self.size > self.budget:
+                    _, old = self._items.popitem(last=False)
+                    self.size -= old.nbytes
+        return value
+
+
+@dataclass
+class ClipPair:
+    """One clip's aligned HQ/LQ frames: frame i of `lq_dir` is the degraded frame i of `hq_dir`."""
+
+    name: str
+    hq_dir: Path
+    lq_dir: Path
+    n_frames: int
+    scale: int
+    lq_size: tuple[int, int]  # (height, width)
+    cache: FrameCache | None = None
+
+    def _read(self, path: Path) -> np.ndarray:
+        return self.cache.get(path, lambda: read_rgb(path)) if self.cache else read_rgb(path)
+
+    def lq(self, i: int) -> np.ndarray:
+        """LQ frame i, (h, w, 3) uint8 RGB."""
+        return self._read(self.lq_dir / frame_name(i))
+
+    def hq(self, i: int) -> np.ndarray:
+        """HQ frame i, (s·h, s·w, 3) uint8 RGB."""
+        return self._read(self.hq_dir / frame_name(i))
+
+    def ref(self, i: int) -> np.ndarray:
+        """HQ frame i down-scaled to LQ size with MATLAB-style bicubic (antialiased), float32 in [0, 1].
+
+        The targets z of the degradation sensing module's stage-1 training (paper eq. 7).
+        """
+        def load():
+            from degrade.scalers import imresize
+
+            hq = torch.tensor(self.hq(i)).permute(2, 0, 1).to(torch.float64) / 255.0
+            return imresize(hq, 1 / self.scale).permute(1, 2, 0).to(torch.float32).contiguous().numpy()
+
+        return self.cache.get(("ref", self.hq_dir, i), load) if self.cache else load()
+
+
+@dataclass
+class PairedDataset:
+    name: str  # "REDS", "UVSSM", or the folder name
+    layout: str
+    root: Path
+    split: str
+    scale: int
+    qp: int | None
+    platform: str | None
+    clips: list[ClipPair]
+
+    def describe(self) -> str:
+        frames = sum(c.n_frames for c in self.clips)
+        what = f"QP {self.qp} " if self.qp is not None else ""
+        where = f"{self.platform} " if self.platform else ""
+        return f"{self.name} {where}{what}x{self.scale} {self.split}: {len(self.clips)} clips, {frames} frames"
+
+
+def detect_layout(root: Path, platform: str | None = None) -> str:
+    base = root / platform if platform else root
+    if (base / "HQ_frames").is_dir() and (base / "LQ_frames").is_dir():
+        return "frames"
+    if (root / "HQ").exists() and any(root.glob("LQ_qp*_x*")):
+        return "reds"
+    raise UvssmError(f"{base}: not a dataset folder (expected HQ_frames/ and LQ_frames/, "
+                     "or a `uvssm synth-reds` output with HQ/ and LQ_qp<Q>_x<S>/)")
+
+
+def open_dataset(root: str | Path, *, split: str = "train", scale: int = 2, qp: int | None = None,
+                 platform: str | None = None, layout: str | None = None, cache_mb: int = 2048,
+                 check_frames: bool = True) -> PairedDataset:
+    """Open the `split` clips ("train", "val", "test" or "all") of a dataset folder.
+
+    Raises UvssmError naming the folder or file when the dataset is missing, a split is empty, or a
+    clip's frames do not pair up (counts differ, or HQ is not exactly `scale` × LQ).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise UvssmError(f"{root}: dataset folder not found")
+    layout = layout or detect_layout(root, platform)
+    cache = FrameCache(cache_mb) if cache_mb > 0 else None
+    if layout == "reds":
+        if qp is None:
+            raise UvssmError(f"{root}: a synth-reds dataset needs a QP (e.g. --qp 28)")
+        return _open_reds(root, split, scale, qp, cache, check_frames)
+    if layout == "frames":
+        return _open_frames(root, split, scale, platform, cache, check_frames)
+    raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+
+
+def _pair(name: str, hq_dir: Path, lq_dir: Path, scale: int, cache, check: bool, n_frames: int | None = None) -> ClipPair:
+    if not check and n_frames is not None:
+        from uvssm.frames import read_png_header
+
+        header = read_png_header(lq_dir / frame_name(0))
+        return ClipPair(name, hq_dir, lq_dir, n_frames, scale, (header.height, header.width), cache)
+    try:
+        hq, lq = check_clip(name, hq_dir), check_clip(name, lq_dir)
+    except ClipProblem as exc:
+        raise UvssmError(str(exc)) from None
+    if hq.n_frames != lq.n_frames:
+        raise UvssmError(f"clip {name}: {hq_dir} has {hq.n_frames} frames, {lq_dir} has {lq.n_frames}")
+    if (hq.width, hq.height) != (scale * lq.width, scale * lq.height):
+        raise UvssmError(f"clip {name}: HQ {hq.width}x{hq.height} is not x{scale} of LQ {lq.width}x{lq.height} "
+                         f"({hq_dir / frame_name(0)})")
+    return ClipPair(name, hq_dir, lq_dir, lq.n_frames, scale, (lq.height, lq.width), cache)
+
+
+def _open_reds(root: Path, split: str, scale: int, qp: int, cache, check: bool) -> PairedDataset:
+    unit = root / f"LQ_qp{qp}_x{scale}"
+    manifest_path = unit / "manifest.parquet"
+    if not manifest_path.is_file():
+        have = ", ".join(sorted(p.name for p in root.glob("LQ_qp*_x*"))) or "none"
+        raise UvssmError(f"{manifest_path}: not found (LQ sets here: {have}); "
+                         f"run `uvssm synth-reds --qp {qp} --scale {scale}`")
+    manifest = pd.read_parquet(manifest_path, columns=["clip", "frame", "split", "lq_path", "hq_path"])
+    if split != "all":
+        manifest = manifest[manifest["split"] == split]
+    if manifest.empty:
+        raise UvssmError(f"{manifest_path}: no clips in split {split!r}")
+    clips = []
+    for clip, frames in manifest.groupby("clip", sort=True):
+        hq_dir = root / Path(frames["hq_path"].iloc[0]).parent
+        lq_dir = root / Path(frames["lq_path"].iloc[0]).parent
+        clips.append(_pair(clip, hq_dir, lq_dir, scale, cache, check, n_frames=len(frames)))
+    return PairedDataset("REDS", "reds", root, split, scale, qp, None, clips)
+
+
+def _split_clips(base: Path, split: str, platform: str | None, available: list[str]) -> list[str]:
+    if split == "all":
+        return available
+    split_file = base / "splits" / f"{split}.txt"
+    if split_file.is_file():
+        wanted = [line.strip() for line in split_file.read_text().splitlines() if line.strip()]
+        missing = sorted(set(wanted) - set(available))
+        if missing:
+            raise UvssmError(f"{split_file}: clip(s) {', '.join(missing[:5])} have no frames in {base / 'HQ_frames'}")
+        return sorted(wanted)
+    cat = load_catalog()
+    known = cat[(cat["dataset"] == "UVSSM") & (cat["platform"].str.lower() == (platform or base.name).lower())]
+    if known.empty:
+        raise UvssmError(f"{split_file}: no split file, and {base.name} is not a catalogued platform; "
+                         "write splits/<split>.txt or use --split all")
+    return sorted(set(known.loc[known["split"] == split, "clip"]) & set(available))
+
+
+def _open_frames(root: Path, split: str, scale: int, platform: str | None, cache, check: bool) -> PairedDataset:
+    base = root / platform if platform else root
+    hq_root, lq_root = base / "HQ_frames", base / "LQ_frames"
+    available = sorted(p.name for p in lq_root.iterdir() if p.is_dir() and (hq_root / p.name).is_dir())
+    names = _split_clips(base, split, platform, available)
+    if not names:
+        raise UvssmError(f"{base}: no clips in split {split!r}")
+    clips = [_pair(name, hq_root / name, lq_root / name, scale, cache, check) for name in names]
+    return PairedDataset("UVSSM", "frames", root, split, scale, None, platform or base.name, clips)
+
+
+@dataclass
+class FrameRange:
+    """Frames [start, start + n_frames) of a clip, as a clip of their own (e.g. to hold out a clip's last frames)."""
+
+    clip: ClipPair
+    start: int
+    n_frames: int
+
+    def __post_init__(self):
+        if self.start < 0 or self.n_frames <= 0 or self.start + self.n_frames > self.clip.n_frames:
+            raise ValueError(f"frames {self.start}..{self.start + self.n_frames - 1} are outside clip "
+                             f"{self.clip.name} ({self.clip.n_frames} frames)")
+
+    @property
+    def name(self) -> str:
+        return f"{self.clip.name}[{self.start}:{self.start + self.n_frames}]"
+
+    @property
+    def scale(self) -> int:
+        return self.clip.scale
+
+    @property
+    def lq_size(self) -> tuple[int, int]:
+        return self.clip.lq_size
+
+    def lq(self, i: int) -> np.ndarray:
+        return self.clip.lq(self.start + i)
+
+    def hq(self, i: int) -> np.ndarray:
+        return self.clip.hq(self.start + i)
+
+    def ref(self, i: int) -> np.ndarray:
+        return self.clip.ref(self.start + i)

@@ -1,0 +1,117 @@
+"""The `uvssm train` pipeline: config + dataset folder → model → the training loop → checkpoints.
+
+It reads the dataset (uvssm.datasets), builds the model (models.registry), loads the stage-1
+weights of the degradation sensing module for stage 2, and calls `models.training.loop.train`.
+It prints nothing: progress goes to the caller's callback.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from models import checkpoint
+from models.registry import create_model, model_kwargs
+from models.training import loop
+from models.training.config import ConfigError, TrainConfig, load_config
+from uvssm import __version__, atomic
+from uvssm.datasets import PairedDataset, open_dataset
+from uvssm.errors import UvssmError
+
+
+@dataclass
+class TrainPlan:
+    config: TrainConfig
+    train: PairedDataset
+    val: PairedDataset | None
+    device: torch.device
+    out: Path
+
+
+def resolve_config(name: str, overrides: list[str] = (), iterations: int | None = None,
+                   bin_checkpoint: str | None = None, bf16: bool | None = None) -> TrainConfig:
+    try:
+        cfg = load_config(name, list(overrides))
+    except ConfigError as exc:
+        raise UvssmError(str(exc)) from None
+    if iterations is not None:
+        if iterations <= 0:
+            raise UvssmError(f"--iters must be positive, got {iterations}")
+        cfg.total_iter = iterations
+    if bin_checkpoint is not None:
+        cfg.bin_checkpoint = bin_checkpoint
+    if bf16 is not None:
+        cfg.bf16 = bf16
+    return cfg
+
+
+def load_dsm(model, path: str | Path) -> checkpoint.LoadReport:
+    """Load stage-1 weights into `model.bin`: a DSM checkpoint (ours or the official bin_100000.pth,
+    keys `model.model1_1...`) or a full VOTES checkpoint (keys `bin.model...`)."""
+    data = checkpoint.read(path)
+    sd, _ = checkpoint.state_dict_of(data)
+    if any(k.startswith("bin.") for k in sd):
+        sd = {k[len("bin."):]: v for k, v in sd.items() if k.startswith("bin.")}
+    try:
+        return checkpoint.load_weights(model, {"params": sd}, key="params", strict=True, prefix="bin")
+    except UvssmError as exc:
+        raise UvssmError(f"{path}: {exc}".replace("<state dict>: ", "")) from None
+
+
+def _open(data_root: Path, cfg: TrainConfig, split: str) -> PairedDataset:
+    d = cfg.data
+    return open_dataset(data_root, split=split, scale=d.scale, qp=d.qp, platform=d.platform, layout=d.kind,
+                        cache_mb=cfg.cache_mb)
+
+
+def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *, device: str | None = None,
+                 resume: bool = False, progress: loop.Progress | None = None) -> dict:
+    """Train by `config` on the dataset at `data_root`; checkpoints and logs go to `out`."""
+    cfg, out, data_root = config, Path(out), Path(data_root)
+    progress = progress or (lambda event, info: None)
+    latest = out / "checkpoints" / "latest.pt"
+    if latest.exists() and not resume:
+        raise UvssmError(f"{out}: already holds a training run ({latest}); pass --resume to continue it, "
+                         "or choose another --out")
+    dist_info = loop.init_distributed(torch.device("cuda" if device in (None, "auto", "cuda")
+                                                   and torch.cuda.is_available() else "cpu"))
+    dev = loop.pick_device(device, dist_info.local_rank)
+    if cfg.bf16 and dev.type == "cpu" and not torch.backends.mkldnn.is_available():
+        raise UvssmError("--bf16 on CPU needs oneDNN (mkldnn) support in this torch build")
+
+    train_ds = _open(data_root, cfg, cfg.data.train_split)
+    try:
+        val_ds = _open(data_root, cfg, cfg.data.val_split) if cfg.data.val_split else None
+    except UvssmError as exc:
+        if "no clips in split" not in str(exc):
+            raise
+        val_ds = None
+        progress("note", {"text": f"no validation: {exc}"})
+    progress("data", {"train": train_ds.describe(), "val": val_ds.describe() if val_ds else None})
+
+    torch.manual_seed(cfg.seed)
+    kwargs = model_kwargs(cfg.model, cfg.data.scale, **cfg.model_args)
+    model = create_model(cfg.model, cfg.data.scale, **cfg.model_args)
+    if cfg.stage == "restore" and model.dfm_mode == "estimate":
+        if not cfg.bin_checkpoint:
+            raise UvssmError(f"config {cfg.name}: stage 2 needs trained degradation-sensing weights; run stage 1 "
+                             f"first (uvssm train dsm-... --out RUN1) and pass --bin RUN1/checkpoints/latest.pt")
+        report = load_dsm(model, cfg.bin_checkpoint)
+        progress("note", {"text": f"degradation sensing module from {cfg.bin_checkpoint}: {report.summary()}"})
+
+    if dist_info.main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    meta = {"model": cfg.model, "scale": cfg.data.scale, "model_kwargs": kwargs,
+            "dataset": train_ds.describe(), "data_root": str(data_root), "uvssm_version": __version__,
+            "torch_version": str(torch.__version__)}
+    result = loop.train(model, cfg, train_ds.clips, val_ds.clips if val_ds else [], out, meta=meta, device=dev,
+                        dist_info=dist_info, resume=resume, progress=progress)
+    if dist_info.main:
+        atomic.write_text(out / "result.json", json.dumps(
+            {k: (str(v) if isinstance(v, Path) else v) for k, v in result.items()}, indent=2, sort_keys=True) + "\n")
+    return result
