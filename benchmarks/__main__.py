@@ -2,6 +2,7 @@
 
     python -m benchmarks                 # everything
     python -m benchmarks synth [--src DIR] [--qp 28] [--scale 2]
+    python -m benchmarks votes [--device cpu|cuda] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks import perf_synth
+from benchmarks import perf_synth, perf_votes
 
-BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe (frames/s, peak memory, identity)"}
+BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe (frames/s, peak memory, identity)",
+              "votes": "full-size VOTES forward on one LQ window (CPU; CUDA fp32/bf16 and training when present)"}
 
 
 def main() -> None:
@@ -21,10 +23,14 @@ def main() -> None:
     parser.add_argument("--src", type=Path, help="clips for the synth benchmark (default: the built-in sample)")
     parser.add_argument("--qp", type=int, default=28)
     parser.add_argument("--scale", type=int, default=2)
+    parser.add_argument("--device", choices=["cpu", "cuda"], help="votes: only this device's cases")
+    parser.add_argument("--repeat", type=int, default=2, help="votes: timed runs per case (the fastest counts)")
     args = parser.parse_args()
     for name in args.names or list(BENCHMARKS):
         if name == "synth":
             perf_synth.print_table(perf_synth.run(args.src, args.qp, args.scale))
+        elif name == "votes":
+            perf_votes.print_table(perf_votes.run(args.device, args.repeat))
 
 
 if __name__ == "__main__":

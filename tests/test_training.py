@@ -68,31 +68,32 @@ def test_config_errors_name_the_file_and_key(tmp_path):
 
 @dataclass
 class ArrayClip:
-    """A clip in memory: LQ is HQ decimated by the scale, so a sample's alignment can be checked exactly."""
+    """A clip in memory whose HQ is its LQ with every pixel repeated scale×scale times, so that a
+    sample's alignment can be checked exactly under any flip or transpose."""
 
     name: str
-    hq_frames: np.ndarray  # (N, H, W, 3) uint8
+    lq_frames: np.ndarray  # (N, h, w, 3) uint8
     scale: int = 2
 
     @property
     def n_frames(self) -> int:
-        return len(self.hq_frames)
+        return len(self.lq_frames)
 
     @property
     def lq_size(self) -> tuple[int, int]:
-        return self.hq_frames.shape[1] // self.scale, self.hq_frames.shape[2] // self.scale
+        return self.lq_frames.shape[1:3]
 
     def hq(self, i):
-        return self.hq_frames[i]
+        return self.lq_frames[i].repeat(self.scale, axis=0).repeat(self.scale, axis=1)
 
     def lq(self, i):
-        return self.hq_frames[i, ::self.scale, ::self.scale]
+        return self.lq_frames[i]
 
     def ref(self, i):
         return self.lq(i).astype(np.float32) / 255
 
 
-def _array_clip(name="c", n=8, h=48, w=64, seed=0) -> ArrayClip:
+def _array_clip(name="c", n=8, h=24, w=32, seed=0) -> ArrayClip:
     rng = np.random.default_rng(seed)
     return ArrayClip(name, rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8))
 
@@ -171,8 +172,9 @@ def test_diverging_loss_stops_with_a_clear_error(tmp_path):
     from uvssm.errors import UvssmError
 
     with pytest.raises(UvssmError, match="iteration 1: loss is nan"):
-        _train(tmp_path, "nan", _tiny_cfg(), [ArrayClip("a", clips[0].hq_frames)],
+        _train(tmp_path, "nan", _tiny_cfg(), clips,
                model=_nan_model())
+    assert clips
 
 
 def _nan_model():

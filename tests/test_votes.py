@@ -241,3 +241,19 @@ def test_reflection_circle_matches_the_spec_table(center, expected):
 def test_reflection_circle_refuses_short_clips():
     with pytest.raises(ValueError):
         reflection_circle(0, 4)
+
+
+def test_padded_run_equals_direct_run_on_multiples_and_crops_otherwise():
+    from models.padding import pad_to_multiple, run_padded
+
+    model = VOTES(**TINY).eval()
+    x = torch.rand(1, 5, 3, 8, 12)
+    with torch.no_grad():
+        assert torch.equal(run_padded(model, x, 2), model(x))
+        odd = torch.rand(1, 5, 3, 10, 13)
+        out = run_padded(model, odd, 2)
+        assert out.shape == (1, 3, 20, 26)
+        padded, size = pad_to_multiple(odd, 4)
+        assert padded.shape[-2:] == (12, 16) and size == (10, 13)
+        assert torch.equal(padded[..., :10, :13], odd)
+        assert torch.equal(padded[..., 10, :13], odd[..., 8, :])  # reflected about the last row

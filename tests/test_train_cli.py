@@ -1,0 +1,78 @@
+"""`uvssm train` as a user runs it: the real CLI in a subprocess, good and bad inputs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+
+from models import checkpoint
+
+FAST = ["--set", "batch_size=2", "--set", "val_frames=1", "--set", "log_every=1"]
+
+
+def _uvssm(*args):
+    return subprocess.run([sys.executable, "-m", "uvssm", *args], capture_output=True, text=True, timeout=600)
+
+
+def _one_error_line(done) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_list_shows_the_packaged_configs():
+    done = _uvssm("train", "--list")
+    assert done.returncode == 0
+    for name in ("votes-reds-qp28-x2", "dsm-reds-qp28-x2", "votes-uvssm-wechat-x2", "votes-tiny-sample"):
+        assert name in done.stdout
+
+
+def test_both_stages_then_resume_and_reruns(tmp_path, tiny_reds):
+    dsm = _uvssm("train", "dsm-tiny-sample", "--data", str(tiny_reds), "--out", str(tmp_path / "dsm"),
+                 "--iters", "2", "--set", "val_every=2", "--set", "save_every=2", *FAST)
+    assert dsm.returncode == 0, dsm.stderr
+    assert "val PSNR-RGB" in dsm.stdout and "done at iteration 2" in dsm.stdout
+
+    # stage 2 without stage-1 weights: told how to get them
+    line = _one_error_line(_uvssm("train", "votes-tiny-sample", "--data", str(tiny_reds), "--out",
+                                  str(tmp_path / "votes"), *FAST))
+    assert "run stage 1 first" in line and "--bin" in line
+
+    args = ["train", "votes-tiny-sample", "--data", str(tiny_reds), "--out", str(tmp_path / "votes"),
+            "--bin", str(tmp_path / "dsm" / "checkpoints" / "latest.pt"), "--set", "val_every=2",
+            "--set", "save_every=2", *FAST]
+    first = _uvssm(*args, "--iters", "2")
+    assert first.returncode == 0, first.stderr
+    assert "val PSNR-Y" in first.stdout and "bicubic" in first.stdout
+
+    again = _uvssm(*args, "--iters", "4")
+    assert "already holds a training run" in _one_error_line(again) and again.returncode == 2
+
+    resumed = _uvssm(*args, "--iters", "4", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert checkpoint.read(tmp_path / "votes" / "checkpoints" / "latest.pt")["uvssm"]["iteration"] == 4
+    assert pd.read_parquet(tmp_path / "votes" / "train_log.parquet")["iteration"].tolist() == [1, 2, 3, 4]
+    assert (tmp_path / "votes" / "config.yaml").exists()
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, tiny_reds):
+    line = _one_error_line(_uvssm("train", "votes-tiny-sample", "--data", str(tmp_path / "nowhere"),
+                                  "--out", str(tmp_path / "o")))
+    assert str(tmp_path / "nowhere") in line
+
+    line = _one_error_line(_uvssm("train", "votes-tiny-sample", "--data", str(tiny_reds), "--out",
+                                  str(tmp_path / "o"), "--set", "data.qp=33"))
+    assert "LQ_qp33_x2" in line and "synth-reds" in line
+
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00" * 100)
+    line = _one_error_line(_uvssm("train", "votes-tiny-sample", "--data", str(tiny_reds), "--out",
+                                  str(tmp_path / "o"), "--bin", str(junk)))
+    assert f"{junk}: not a readable PyTorch checkpoint" in line
+
+    line = _one_error_line(_uvssm("train", "votes-tiny-sample", "--data", str(tiny_reds), "--out",
+                                  str(tmp_path / "o"), "--set", "batch_sise=2"))
+    assert "unknown key(s) batch_sise" in line
