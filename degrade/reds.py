@@ -17,7 +17,7 @@ import pandas as pd
 from degrade.recipe import X264Recipe
 from uvssm.bitstream import read_stream_info
 from uvssm.errors import UvssmError
-from uvssm.ffmpeg import FFmpeg, popen, popen_failure, run
+from uvssm.ffmpeg import FFmpeg, popen, popen_failure, read_exactly, run
 from uvssm.frames import FRAME_PATTERN, ClipFrames, ClipProblem, find_unreadable
 
 OnFrames = Callable[[int], None]  # called with the number of frames just written
@@ -52,7 +52,7 @@ def write_pngs_and_hash(ffmpeg: FFmpeg, input_args: list[str], recipe: X264Recip
         proc = popen(ffmpeg, args, stderr=err)
         try:
             while True:
-                data = _read_exactly(proc.stdout, frame_bytes)
+                data = read_exactly(proc.stdout, frame_bytes)
                 if not data:
                     break
                 if len(data) != frame_bytes:
@@ -66,17 +66,6 @@ def write_pngs_and_hash(ffmpeg: FFmpeg, input_args: list[str], recipe: X264Recip
         if code != 0:
             raise UvssmError(f"{context}: {popen_failure(code, err)}")
     return hashes
-
-
-def _read_exactly(stream, n: int) -> bytes:
-    chunks, got = [], 0
-    while got < n:
-        chunk = stream.read(n - got)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
 
 
 def _run_on_source(ffmpeg: FFmpeg, args: list[str], clip: ClipFrames, action: str) -> None:

@@ -15,6 +15,7 @@ COMMANDS = {
     "synth-reds": "uvssm.commands.synth_reds:synth_reds",
     "sample": "uvssm.commands.sample:sample",
     "info": "uvssm.commands.info:info",
+    "simulate": "uvssm.commands.simulate:simulate",
     "train": "uvssm.commands.train:train",
 }
 

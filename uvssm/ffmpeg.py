@@ -139,6 +139,18 @@ def popen(ffmpeg: FFmpeg, args: list[str], stderr) -> subprocess.Popen:
     return subprocess.Popen(_argv(ffmpeg, args), stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
 
 
+def read_exactly(stream, n: int) -> bytes:
+    """Read n bytes from an unbuffered pipe (one read may return less); fewer only at end of stream."""
+    chunks, got = [], 0
+    while got < n:
+        chunk = stream.read(n - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
 def popen_failure(returncode: int, stderr_file) -> str:
     """One line saying why ffmpeg failed, from its return code and the file holding its stderr."""
     stderr_file.seek(0)
