@@ -54,3 +54,13 @@ def tiny_reds(tmp_path_factory, ffmpeg):
     report = synth_reds(src, root / "data", ffmpeg, SynthOptions(qps=(28,), scales=(2,), clean_lr=True))
     assert all(not unit.failed for unit in report.units)
     return root / "data"
+
+
+@pytest.fixture(scope="session")
+def hq_video(tmp_path_factory, ffmpeg):
+    """A 1280x720, 30 fps original of 100 frames, every frame distinct (moving test pattern + noise)."""
+    path = tmp_path_factory.mktemp("hq") / "original.mp4"
+    run(ffmpeg, ["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30,noise=alls=10:allf=t+u", "-frames:v", "100",
+                 "-c:v", "libx264", "-crf", "14", "-pix_fmt", "yuv420p", "-threads", "1", str(path)],
+         context="test original")
+    return path

@@ -8,19 +8,8 @@ import pytest
 
 from uvssm.align import hq_in_lq_geometry, luma_frames, spatial_fit, temporal_match
 from uvssm.errors import UvssmError
-from uvssm.ffmpeg import run
 from uvssm.probe import probe
 from uvssm.simulate import SimulateOptions, plan_mapping, simulate
-
-
-@pytest.fixture(scope="module")
-def hq_video(tmp_path_factory, ffmpeg):
-    """A 1280x720, 30 fps original of 100 frames, every frame distinct (moving test pattern + noise)."""
-    path = tmp_path_factory.mktemp("hq") / "original.mp4"
-    run(ffmpeg, ["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30,noise=alls=10:allf=t+u", "-frames:v", "100",
-                 "-c:v", "libx264", "-crf", "14", "-pix_fmt", "yuv420p", "-threads", "1", str(path)],
-         context="test original")
-    return path
 
 
 def test_plan_mapping_trims_resamples_drops_and_repeats():

@@ -14,6 +14,7 @@ from uvssm.errors import UvssmError
 COMMANDS = {
     "synth-reds": "uvssm.commands.synth_reds:synth_reds",
     "sample": "uvssm.commands.sample:sample",
+    "build": "uvssm.commands.build:build",
     "info": "uvssm.commands.info:info",
     "simulate": "uvssm.commands.simulate:simulate",
     "train": "uvssm.commands.train:train",

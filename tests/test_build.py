@@ -1,0 +1,111 @@
+"""`uvssm build` on simulated pairs (known truth), bad pairs, resume, release-layout indexing, splits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from uvssm.build import BuildOptions, assign_splits
+from uvssm.frames import FRAME_PATTERN
+from uvssm.ffmpeg import run
+from uvssm.simulate import SimulateOptions, simulate
+
+
+def _uvssm(*args):
+    return subprocess.run([sys.executable, "-m", "uvssm", *args], capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory, ffmpeg, hq_video):
+    """RAW/twitter/{HQ,LQ}: two good simulated pairs, one unreadable LQ, one LQ of other content."""
+    root = tmp_path_factory.mktemp("raw")
+    hq_dir, lq_dir = root / "twitter" / "HQ", root / "twitter" / "LQ"
+    hq_dir.mkdir(parents=True)
+    lq_dir.mkdir(parents=True)
+    truths = {}
+    for clip, opts in (("001", SimulateOptions(platform="twitter", trim_start=5, fps=25, drop=0.01, crop=(3, 1, 5, 2), seed=1)),
+                       ("002", SimulateOptions(platform="twitter", trim_start=21, fps=25, seed=2))):
+        (hq_dir / f"{clip}.mp4").symlink_to(hq_video)
+        truths[clip] = simulate(hq_video, lq_dir / f"{clip}.mp4", ffmpeg, opts)
+    (hq_dir / "003.mp4").symlink_to(hq_video)
+    (lq_dir / "003.mp4").write_bytes(b"\x00" * 4096)
+    (hq_dir / "004.mp4").symlink_to(hq_video)
+    run(ffmpeg, ["-f", "lavfi", "-i", "mandelbrot=s=640x360:r=25", "-frames:v", "60", "-c:v", "libx264",
+                 "-pix_fmt", "yuv420p", str(lq_dir / "004.mp4")], context="unrelated LQ")
+    for clip in ("001", "002"):
+        for suffix in (".mapping.parquet", ".json"):
+            (lq_dir / f"{clip}{suffix}").rename(root / f"{clip}{suffix}")  # truth out of the way of discovery
+    return root
+
+
+def test_build_aligns_extracts_reports_and_resumes(tmp_path, raw):
+    out = tmp_path / "dataset"
+    done = _uvssm("build", "--src", str(raw), "--out", str(out), "--frames", "40", "--jobs", "2")
+    assert done.returncode == 1, done.stderr  # two pairs left out
+    assert "twitter/003" in done.stdout and "cannot read as video" in done.stdout
+    assert "twitter/004" in done.stdout and "alignment confidence too low" in done.stdout
+    folder = out / "Twitter"
+    pairs = pd.read_parquet(folder / "pairs.parquet").set_index("clip")
+    assert sorted(pairs.index) == ["001", "002"]
+    frames = pd.read_parquet(folder / "frames.parquet")
+    for clip in ("001", "002"):
+        truth = pd.read_parquet(raw / f"{clip}.mapping.parquet")["hq_frame"].to_numpy()[:40]
+        got = frames[frames["clip"] == clip]["hq_source_frame"].to_numpy()
+        assert (got == truth).mean() >= 0.99
+        hq = np.asarray(Image.open(folder / "HQ_frames" / clip / "00000000.png"))
+        lq = np.asarray(Image.open(folder / "LQ_frames" / clip / "00000000.png"))
+        assert hq.shape[:2] == (2 * lq.shape[0], 2 * lq.shape[1])
+        assert len(list((folder / "LQ_frames" / clip).glob("*.png"))) == 40
+        row = frames[(frames["clip"] == clip) & (frames["frame"] == 0)].iloc[0]
+        import hashlib
+
+        assert hashlib.sha256(hq.tobytes()).hexdigest() == row["hq_sha256"]
+    assert pairs.loc["002", "offset_frames"] == 21 and pairs.loc["001", "offset_frames"] == 5
+    assert pairs.loc["001", "align_psnr_mean"] > pairs.loc["001", "naive_psnr_mean"] + 5
+    assert np.abs(np.array(pairs.loc["001", "hq_box"]) - [3, 1, 1275, 718]).max() <= 1.0
+    assert (folder / "splits" / "test.txt").exists() and (folder / "meta_info" / "votes_all.txt").exists()
+    assert (folder / "provenance.json").exists()
+
+    before = (folder / "pairs.parquet").read_bytes(), (folder / "frames.parquet").read_bytes()
+    built_at = (folder / "HQ_frames" / "001" / "00000000.png").stat().st_mtime_ns
+    again = _uvssm("build", "--src", str(raw), "--out", str(out), "--frames", "40", "--jobs", "2")
+    assert again.returncode == 1
+    assert (folder / "pairs.parquet").read_bytes() == before[0] and (folder / "frames.parquet").read_bytes() == before[1]
+    assert (folder / "HQ_frames" / "001" / "00000000.png").stat().st_mtime_ns == built_at  # not redone
+
+
+def test_release_layout_is_indexed_not_reextracted(tmp_path, ffmpeg):
+    src = tmp_path / "raw" / "WeChat"
+    for clip, lq_frames in (("016", 6), ("048", 5)):
+        for kind, size, n in (("HQ_frames", "64x48", 6), ("LQ_frames", "32x24", lq_frames)):
+            folder = src / kind / clip
+            folder.mkdir(parents=True)
+            run(ffmpeg, ["-f", "lavfi", "-i", f"testsrc2=s={size}", "-frames:v", str(n), "-start_number", "0",
+                         str(folder / FRAME_PATTERN)], context="frames")
+    done = _uvssm("build", "--src", str(tmp_path / "raw"), "--out", str(tmp_path / "ds"))
+    assert done.returncode == 1 and "048" in done.stdout and "6 frames" in done.stdout
+    frames = pd.read_parquet(tmp_path / "ds" / "WeChat" / "frames.parquet")
+    assert sorted(frames["clip"].unique()) == ["016"] and len(frames) == 6
+    assert (tmp_path / "ds" / "WeChat" / "HQ_frames" / "016" / "00000000.png").exists()
+
+
+def test_splits_paper_and_kfold():
+    paper = ["016", "048", "055", "065", "108", "130", "159", "166", "216", "217"]
+    clips = paper + [f"{i:03d}" for i in range(1, 21)]
+    split, folds, source = assign_splits(clips, "wechat", BuildOptions())
+    assert sorted(c for c, s in split.items() if s == "test") == paper and "paper" in source
+    assert sum(s == "val" for s in split.values()) == 4
+
+    clips = [f"c{i:02d}" for i in range(50)]
+    split, folds, source = assign_splits(clips, "twitter", BuildOptions(seed=3))
+    assert len(folds) == 5 and "5-fold" in source
+    tests = [frozenset(c for c, s in f.items() if s == "test") for f in folds]
+    assert all(len(t) == 10 for t in tests) and len(frozenset().union(*tests)) == 50  # disjoint, cover all
+    assert all(sum(s == "val" for s in f.values()) == 4 for f in folds)
+    assert assign_splits(clips, "twitter", BuildOptions(seed=3))[0] == split  # deterministic
+    assert assign_splits(clips, "twitter", BuildOptions(seed=4))[0] != split

@@ -1,0 +1,413 @@
+"""The `uvssm build` pipeline: original/shared video pairs → aligned HQ/LQ frame folders, a report
+per pair, frame rows with pixel hashes, and splits.
+
+Inputs (auto-detected under SRC):
+- video pairs `SRC/<platform>/{HQ,LQ}/<id>.<ext>` (paired by file stem), or `SRC/pairs.csv` with
+  columns platform, id, hq, lq (paths relative to SRC);
+- frame folders in the UVSSM release layout `SRC/<Platform>/{HQ_frames,LQ_frames}/<clip>/`, which
+  are checked and indexed, not re-extracted.
+
+Per video pair: probe both (uvssm.probe), match frames in time and fit the HQ rectangle
+(uvssm.align), then decode both with ffmpeg to RGB (display rotation applied, each file's own
+colour matrix and range, BT.709/BT.601 by size when untagged) and write N aligned frames. The HQ
+output is exactly `scale` × the LQ picture: a crop when the fitted scale is an integer within
+0.1%, else the fitted rectangle resampled (Lanczos, antialiased) to that size, flagged
+`hq_resampled`. Pairs that cannot be aligned are left out with the reason; the rest go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from uvssm import atomic
+from uvssm.align import hq_in_lq_geometry, luma_frames, spatial_fit, temporal_match
+from uvssm.catalog import load_catalog
+from uvssm.errors import UvssmError
+from uvssm.ffmpeg import FFmpeg, popen, read_exactly
+from uvssm.frames import ClipProblem, check_clip, frame_name
+from uvssm.manifests import ClipEntry, write_splits
+from uvssm.probe import VideoProbe, probe
+
+VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".ts", ".3gp")
+PAPER_TEST = {"wechat"}
+PLATFORM_FOLDERS = {"wechat": "WeChat", "bilibili": "Bilibili", "twitter": "Twitter", "youtube": "YouTube"}  # platforms whose paper test split is in the catalogue
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    frames: int | None = 100  # aligned frames per clip (None: all)
+    jobs: int = 1
+    min_psnr: float = 25.0  # alignment confidence: median luma PSNR of matched pairs
+    allow_hdr: bool = False  # accept 10-bit / HDR sources
+    folds: int = 5
+    fold: int = 0  # which fold's split becomes splits/{train,val,test}.txt
+    test_clips: int = 10
+    val_clips: int = 4
+    seed: int = 0
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Pair:
+    platform: str
+    clip: str
+    hq: Path
+    lq: Path
+
+
+@dataclass
+class PlatformReport:
+    platform: str
+    built: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already done
+    left_out: dict[str, str] = field(default_factory=dict)  # clip -> reason
+    splits: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    layout: str = "videos"
+
+
+def discover_pairs(src: Path, platform: str | None = None) -> tuple[str, dict[str, list[Pair]]]:
+    """Find the pairs under `src`: ("videos", {platform: [Pair]}) or ("frames", {...})."""
+    if not src.is_dir():
+        raise UvssmError(f"{src}: source folder does not exist")
+    csv = src / "pairs.csv"
+    found: dict[str, list[Pair]] = {}
+    if csv.is_file():
+        table = pd.read_csv(csv, dtype=str, keep_default_na=False)
+        missing = {"platform", "id", "hq", "lq"} - set(table.columns)
+        if missing:
+            raise UvssmError(f"{csv}: missing column(s) {', '.join(sorted(missing))}")
+        for row in table.itertuples():
+            found.setdefault(row.platform.lower(), []).append(Pair(row.platform.lower(), row.id, src / row.hq, src / row.lq))
+        layout = "videos"
+    else:
+        layout = None
+        for folder in sorted(p for p in src.iterdir() if p.is_dir()):
+            if (folder / "HQ_frames").is_dir() and (folder / "LQ_frames").is_dir():
+                layout = "frames"
+                clips = sorted(p.name for p in (folder / "LQ_frames").iterdir() if p.is_dir())
+                found[folder.name.lower()] = [Pair(folder.name.lower(), c, folder / "HQ_frames" / c,
+                                                   folder / "LQ_frames" / c) for c in clips]
+            elif (folder / "HQ").is_dir() and (folder / "LQ").is_dir():
+                layout = layout or "videos"
+                hq = {p.stem: p for p in (folder / "HQ").iterdir() if p.suffix.lower() in VIDEO_EXTS}
+                lq = {p.stem: p for p in (folder / "LQ").iterdir() if p.suffix.lower() in VIDEO_EXTS}
+                found[folder.name.lower()] = [Pair(folder.name.lower(), c, hq[c], lq.get(c, folder / "LQ" / f"{c}.mp4"))
+                                              for c in sorted(hq)]
+                for c in sorted(set(lq) - set(hq)):
+                    found[folder.name.lower()].append(Pair(folder.name.lower(), c, folder / "HQ" / f"{c}.mp4", lq[c]))
+        if layout is None:
+            raise UvssmError(f"{src}: no pairs found (expected <platform>/HQ + <platform>/LQ videos, pairs.csv, "
+                             "or <Platform>/HQ_frames + LQ_frames)")
+    if platform:
+        found = {k: v for k, v in found.items() if k == platform.lower()}
+        if not found:
+            raise UvssmError(f"{src}: no pairs for platform {platform!r}")
+    return layout, found
+
+
+def _sha256(rgb: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()
+
+
+def decode_rgb(ffmpeg: FFmpeg, info: VideoProbe, indices: list[int]) -> dict[int, np.ndarray]:
+    """Frames `indices` of a video as RGB (display rotation applied by ffmpeg, the file's own matrix
+    and range, or the size default when untagged)."""
+    matrix, _ = info.decode_matrix()
+    in_range = "pc" if info.color_range == "pc" else "tv"
+    vf = (f"scale=in_color_matrix={_SWS_MATRIX.get(matrix, 'bt709')}:in_range={in_range}:out_range=pc:"
+          "flags=accurate_rnd+full_chroma_int+bitexact,format=rgb24")
+    width, height = info.display_size
+    wanted, out = set(indices), {}
+    with tempfile.TemporaryFile() as err:
+        proc = popen(ffmpeg, ["-i", info.path, "-map", "0:v:0", "-vf", vf, "-fps_mode", "passthrough",
+                              "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], err)
+        size = width * height * 3
+        index = 0
+        try:
+            while len(out) < len(wanted):
+                data = read_exactly(proc.stdout, size)
+                if len(data) < size:
+                    break
+                if index in wanted:
+                    out[index] = np.frombuffer(data, np.uint8).reshape(height, width, 3)
+                index += 1
+        finally:
+            proc.kill()
+            proc.stdout.close()
+            proc.wait()
+    missing = wanted - set(out)
+    if missing:
+        raise UvssmError(f"{info.path}: frame {min(missing)} could not be decoded")
+    return out
+
+
+_SWS_MATRIX = {"bt709": "bt709", "smpte170m": "bt601", "bt470bg": "bt601", "bt2020nc": "bt2020", "fcc": "fcc",
+               "smpte240m": "smpte240m"}
+
+
+def _check_probe(info: VideoProbe, allow_hdr: bool) -> str | None:
+    if (info.bit_depth > 8 or info.is_hdr) and not allow_hdr:
+        return f"{info.path}: {info.bit_depth}-bit {info.color_transfer} source (pass --allow-hdr to accept)"
+    return None
+
+
+def align_pair(pair: Pair, ffmpeg: FFmpeg, options: BuildOptions) -> dict:
+    """Probe, match and fit one video pair. Returns the alignment (raises UvssmError when it fails)."""
+    hq_info, lq_info = probe(pair.hq), probe(pair.lq)
+    for info in (hq_info, lq_info):
+        problem = _check_probe(info, options.allow_hdr)
+        if problem:
+            raise UvssmError(problem)
+    thumb = (64, 36)
+    mapping, _ = temporal_match(luma_frames(pair.hq, thumb, hq_info.rotation),
+                                luma_frames(pair.lq, thumb, lq_info.rotation), hq_info.avg_fps, lq_info.avg_fps)
+    sample = sorted(set(np.linspace(0, len(mapping) - 1, min(8, len(mapping))).round().astype(int).tolist()))
+    hq_idx = sorted({int(mapping[j]) for j in sample})
+    hq_full = luma_frames(pair.hq, None, hq_info.rotation, set(hq_idx))
+    pos = {v: k for k, v in enumerate(hq_idx)}
+    lq_full = luma_frames(pair.lq, None, lq_info.rotation, set(sample))
+    fit = spatial_fit(np.stack([hq_full[pos[int(mapping[j])]] for j in sample]), lq_full)
+    lw, lh = lq_info.display_size
+    pic = (lw - fit.bars[0] - fit.bars[2], lh - fit.bars[1] - fit.bars[3])
+    # confidence: luma PSNR at LQ size of every pair that will be written (and of sorted-position pairs)
+    n = len(mapping) if options.frames is None else min(options.frames, len(mapping))
+    wanted = sorted({int(m) for m in mapping[:n]} | set(range(n)))
+    hq_on_lq = hq_in_lq_geometry(pair.hq, fit, pic, hq_info.rotation, reduce=1, indices=set(wanted))
+    order = {v: k for k, v in enumerate(wanted)}
+    lq_pic = luma_frames(pair.lq, None, lq_info.rotation, set(range(n)))[:, fit.bars[1]:lh - fit.bars[3],
+                                                                       fit.bars[0]:lw - fit.bars[2]]
+
+    def psnr_of(hq_index: int, j: int) -> float:
+        mse = np.mean((hq_on_lq[order[hq_index]] - lq_pic[j]) ** 2)
+        return float(10 * np.log10(255**2 / max(mse, 1e-10)))
+
+    psnr = np.array([psnr_of(int(mapping[j]), j) for j in range(n)])
+    naive = np.array([psnr_of(j, j) for j in range(n) if j in order])
+    return {"hq": hq_info, "lq": lq_info, "mapping": mapping, "fit": fit, "psnr": psnr, "naive_psnr": naive, "pic": pic}
+
+
+def _exact_geometry(fit, pic: tuple[int, int], hq_size: tuple[int, int]) -> dict:
+    sx, sy = fit.scale
+    scale = max(1, round((sx + sy) / 2))
+    exact = abs(sx - scale) / scale < 1e-3 and abs(sy - scale) / scale < 1e-3
+    x0, y0 = fit.hq_box[0], fit.hq_box[1]
+    # LQ picture columns u whose HQ footprint lies inside the HQ frame
+    u0 = max(0, int(np.ceil(-x0 / sx)))
+    v0 = max(0, int(np.ceil(-y0 / sy)))
+    u1 = min(pic[0], int(np.floor((hq_size[0] - x0) / sx)))
+    v1 = min(pic[1], int(np.floor((hq_size[1] - y0) / sy)))
+    w, h = u1 - u0, v1 - v0
+    w, h = w - w % 2, h - h % 2
+    box = (x0 + u0 * sx, y0 + v0 * sy, x0 + (u0 + w) * sx, y0 + (v0 + h) * sy)
+    return {"scale": scale, "hq_resampled": not exact, "lq_crop": (u0 + fit.bars[0], v0 + fit.bars[1], w, h),
+            "hq_box": box}
+
+
+def _hq_frame(rgb: np.ndarray, geo: dict) -> np.ndarray:
+    from PIL import Image
+
+    s = geo["scale"]
+    w, h = geo["lq_crop"][2:]
+    x0, y0, x1, y1 = geo["hq_box"]
+    if not geo["hq_resampled"]:
+        x, y = int(round(x0)), int(round(y0))
+        return rgb[y:y + s * h, x:x + s * w]
+    return np.asarray(Image.fromarray(rgb).resize((s * w, s * h), Image.Resampling.LANCZOS, box=(x0, y0, x1, y1)))
+
+
+def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> pd.DataFrame:
+    """Align and extract one pair into out/<platform-folder>; returns its frame rows (raises on failure)."""
+    from PIL import Image
+
+    a = align_pair(pair, ffmpeg, options)
+    median = float(np.median(a["psnr"]))
+    if median < options.min_psnr:
+        raise UvssmError(f"{pair.lq}: alignment confidence too low (median PSNR {median:.1f} dB < {options.min_psnr})")
+    geo = _exact_geometry(a["fit"], a["pic"], a["hq"].display_size)
+    n = len(a["mapping"]) if options.frames is None else min(options.frames, len(a["mapping"]))
+    if options.frames is not None and len(a["mapping"]) < options.frames:
+        raise UvssmError(f"{pair.lq}: only {len(a['mapping'])} aligned frames, {options.frames} wanted")
+    lq_idx = list(range(n))
+    hq_idx = [int(a["mapping"][j]) for j in lq_idx]
+    hq_rgb, lq_rgb = decode_rgb(ffmpeg, a["hq"], sorted(set(hq_idx))), decode_rgb(ffmpeg, a["lq"], lq_idx)
+    u, v, w, h = geo["lq_crop"]
+    work = out / ".tmp" / pair.clip
+    atomic.remove(work)
+    (work / "HQ").mkdir(parents=True)
+    (work / "LQ").mkdir(parents=True)
+    rows = []
+    for k, (j, i) in enumerate(zip(lq_idx, hq_idx)):
+        lq = lq_rgb[j][v:v + h, u:u + w]
+        hq = _hq_frame(hq_rgb[i], geo)
+        for img, folder in ((hq, "HQ"), (lq, "LQ")):
+            Image.fromarray(np.ascontiguousarray(img)).save(work / folder / frame_name(k), compress_level=1)
+        rows.append({"clip": pair.clip, "frame": k, "lq_source_frame": j, "hq_source_frame": i,
+                     "psnr_y_lq_size": float(a["psnr"][j]), "hq_sha256": _sha256(hq), "lq_sha256": _sha256(lq)})
+    for folder, name in (("HQ", "HQ_frames"), ("LQ", "LQ_frames")):
+        target = out / name / pair.clip
+        atomic.remove(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(work / folder, target)
+    shutil.rmtree(work, ignore_errors=True)
+    mapping = a["mapping"]
+    steps = np.diff(mapping)
+    ratio = a["hq"].avg_fps / a["lq"].avg_fps
+    report = {
+        "platform": pair.platform, "clip": pair.clip, "hq_path": str(pair.hq), "lq_path": str(pair.lq),
+        **{f"hq_{k}": v for k, v in a["hq"].to_dict().items() if k != "path"},
+        **{f"lq_{k}": v for k, v in a["lq"].to_dict().items() if k != "path"},
+        "hq_decode_matrix": "/".join(a["hq"].decode_matrix()), "lq_decode_matrix": "/".join(a["lq"].decode_matrix()),
+        "offset_frames": int(mapping[0]), "fps_ratio": ratio,
+        "duplicated_frames": int((steps == 0).sum()),
+        # LQ time slots the mapping spans, minus the distinct frames present
+        "dropped_frames": max(0, int(round((mapping[-1] - mapping[0]) / ratio)) + 1 - int(len(np.unique(mapping)))),
+        "bars_ltrb": list(a["fit"].bars), "hq_box": [float(x) for x in a["fit"].hq_box],
+        "fitted_scale_x": a["fit"].scale[0], "fitted_scale_y": a["fit"].scale[1], "scale": geo["scale"],
+        "hq_resampled": geo["hq_resampled"], "lq_crop_xywh": list(geo["lq_crop"]),
+        "hq_out_box": [float(x) for x in geo["hq_box"]],
+        "align_psnr_mean": float(a["psnr"].mean()), "align_psnr_min": float(a["psnr"].min()),
+        "naive_psnr_mean": float(a["naive_psnr"].mean()), "n_lq_frames": len(mapping), "n_frames": n,
+        "hq_size": [geo["scale"] * w, geo["scale"] * h], "lq_size": [w, h],
+    }
+    parts = out / ".parts"
+    atomic.write_text(parts / f"{pair.clip}.json", json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+    frames = pd.DataFrame(rows)
+    atomic.write_parquet(parts / f"{pair.clip}.parquet", frames)
+    return frames
+
+
+def index_frame_pair(pair: Pair, out: Path) -> pd.DataFrame:
+    """A release-layout clip: check both folders, hash frames, write the parts (no re-extraction)."""
+    from uvssm.frames import read_rgb
+
+    try:
+        hq, lq = check_clip(pair.clip, pair.hq), check_clip(pair.clip, pair.lq)
+    except ClipProblem as exc:
+        raise UvssmError(str(exc)) from None
+    if hq.n_frames != lq.n_frames:
+        raise UvssmError(f"clip {pair.clip}: {pair.hq} has {hq.n_frames} frames, {pair.lq} has {lq.n_frames}")
+    if hq.width % lq.width or hq.width // lq.width != hq.height / lq.height:
+        raise UvssmError(f"clip {pair.clip}: HQ {hq.width}x{hq.height} is not an integer multiple of LQ {lq.width}x{lq.height}")
+    for name, source in (("HQ_frames", pair.hq), ("LQ_frames", pair.lq)):
+        link = out / name / pair.clip
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(source.resolve(), target_is_directory=True)
+    rows = [{"clip": pair.clip, "frame": k, "lq_source_frame": k, "hq_source_frame": k, "psnr_y_lq_size": np.nan,
+             "hq_sha256": _sha256(read_rgb(pair.hq / frame_name(k))), "lq_sha256": _sha256(read_rgb(pair.lq / frame_name(k)))}
+            for k in range(hq.n_frames)]
+    report = {"platform": pair.platform, "clip": pair.clip, "hq_path": str(pair.hq), "lq_path": str(pair.lq),
+              "scale": hq.width // lq.width, "n_frames": hq.n_frames, "hq_size": [hq.width, hq.height],
+              "lq_size": [lq.width, lq.height], "indexed_only": True}
+    atomic.write_text(out / ".parts" / f"{pair.clip}.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    frames = pd.DataFrame(rows)
+    atomic.write_parquet(out / ".parts" / f"{pair.clip}.parquet", frames)
+    return frames
+
+
+def assign_splits(clips: list[str], platform: str, options: BuildOptions) -> tuple[dict[str, str], list[dict[str, str]], str]:
+    """Split clips: the paper's WeChat test split when its ids are present, else seeded K-fold.
+
+    Returns (the chosen split per clip, the split per clip of every fold, where the split came from).
+    """
+    clips = sorted(clips)
+    rng = np.random.default_rng(options.seed)
+    if platform in PAPER_TEST:
+        cat = load_catalog()
+        paper = set(cat[(cat["dataset"] == "UVSSM") & (cat["platform"] == platform) & (cat["split"] == "test")]["clip"])
+        if paper and paper <= set(clips):
+            rest = [c for c in clips if c not in paper]
+            val = set(rng.permutation(rest)[:options.val_clips].tolist())
+            split = {c: "test" if c in paper else "val" if c in val else "train" for c in clips}
+            return split, [split], "paper WeChat test split (VOTES meta_info_UVSSMWeChat_test2.txt), seeded val"
+    order = rng.permutation(clips).tolist()
+    n_test = min(options.test_clips, max(1, len(clips) // max(options.folds, 1)))
+    folds = []
+    for k in range(options.folds):
+        test = set(order[(k * n_test) % len(order):][:n_test])
+        rest = [c for c in order if c not in test]
+        val = set(rest[:min(options.val_clips, max(0, len(rest) - 1))])
+        folds.append({c: "test" if c in test else "val" if c in val else "train" for c in clips})
+    return folds[options.fold % len(folds)], folds, f"seeded {options.folds}-fold (seed {options.seed}, fold {options.fold})"
+
+
+def build(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: BuildOptions = BuildOptions(),
+          platform: str | None = None, progress: Callable[..., None] | None = None) -> list[PlatformReport]:
+    """Build every platform found under `src` into `out/<Platform>/...`."""
+    src, out = Path(src), Path(out)
+    progress = progress or (lambda event, **info: None)
+    layout, found = discover_pairs(src, platform)
+    reports = []
+    for name, pairs in found.items():
+        folder = out / PLATFORM_FOLDERS.get(name, name)
+        report = PlatformReport(name, layout=layout)
+        todo = [p for p in pairs if options.force or not (folder / ".parts" / f"{p.clip}.parquet").exists()]
+        report.skipped = sorted(p.clip for p in pairs if p not in todo)
+        progress("plan", platform=name, total=len(pairs), todo=len(todo))
+
+        def job(pair: Pair):
+            if layout == "frames":
+                return index_frame_pair(pair, folder)
+            return build_pair(pair, folder, ffmpeg, options)
+
+        with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+            futures = {pool.submit(job, p): p for p in todo}
+            for future in as_completed(futures):
+                pair = futures[future]
+                try:
+                    future.result()
+                    report.built.append(pair.clip)
+                    progress("pair", platform=name, clip=pair.clip, status="built")
+                except UvssmError as exc:
+                    report.left_out[pair.clip] = str(exc)
+                    progress("pair", platform=name, clip=pair.clip, status="left out", message=str(exc))
+        shutil.rmtree(folder / ".tmp", ignore_errors=True)
+        _finalise(folder, name, report, options, ffmpeg, layout)
+        reports.append(report)
+    return reports
+
+
+def _finalise(folder: Path, platform: str, report: PlatformReport, options: BuildOptions, ffmpeg: FFmpeg,
+              layout: str) -> None:
+    parts = folder / ".parts"
+    done = sorted(p.stem for p in parts.glob("*.parquet")) if parts.is_dir() else []
+    done = [c for c in done if c not in report.left_out]
+    if not done:
+        return
+    pairs = pd.DataFrame([json.loads((parts / f"{c}.json").read_text()) for c in done])
+    frames = pd.concat([pd.read_parquet(parts / f"{c}.parquet") for c in done], ignore_index=True)
+    split, folds, source = assign_splits(done, platform, options)
+    pairs["split"] = pairs["clip"].map(split)
+    frames["split"] = frames["clip"].map(split)
+    atomic.write_parquet(folder / "pairs.parquet", pairs)
+    atomic.write_text(folder / "pairs.csv", pairs.to_csv(index=False))
+    atomic.write_parquet(folder / "frames.parquet", frames)
+    entries = [ClipEntry(r.clip, int(r.n_frames), int(r.hq_size[1]), int(r.hq_size[0])) for r in pairs.itertuples()]
+    report.splits = write_splits(folder, entries, split.get)
+    for k, fold in enumerate(folds if len(folds) > 1 else []):
+        for name in ("train", "val", "test"):
+            members = sorted(c for c, s in fold.items() if s == name)
+            atomic.write_text(folder / "splits" / "folds" / f"fold{k}_{name}.txt", "".join(c + "\n" for c in members))
+    cat = load_catalog()
+    known = set(cat[(cat["dataset"] == "UVSSM") & (cat["platform"] == platform)]["clip"])
+    if known:
+        unknown = sorted(set(done) - known)
+        if unknown:
+            report.notes.append(f"{len(unknown)} clip(s) not in the {platform} catalogue: {', '.join(unknown[:8])}")
+    from uvssm.synth import _tool_versions
+
+    provenance = {"tool": "uvssm build", "layout": layout, "platform": platform, "options": asdict(options),
+                  "split_source": source, "tools": _tool_versions(ffmpeg), "clips": done}
+    atomic.write_text(folder / "provenance.json", json.dumps(provenance, indent=2, sort_keys=True, default=str) + "\n")
