@@ -109,3 +109,38 @@ def test_splits_paper_and_kfold():
     assert all(sum(s == "val" for s in f.values()) == 4 for f in folds)
     assert assign_splits(clips, "twitter", BuildOptions(seed=3))[0] == split  # deterministic
     assert assign_splits(clips, "twitter", BuildOptions(seed=4))[0] != split
+
+
+def test_rotated_original_and_pairs_csv(tmp_path, ffmpeg, hq_video):
+    """A phone-style original (landscape pixels, 90° display flag) whose shared version is portrait:
+    build decodes both upright and aligns them. The pair is listed in pairs.csv."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    run(ffmpeg, ["-display_rotation", "90", "-i", str(hq_video), "-c", "copy", str(raw / "orig.mp4")],
+        context="rotated original")
+    simulate(raw / "orig.mp4", raw / "shared.mp4", ffmpeg, SimulateOptions(platform="twitter", fps=25, trim_start=3))
+    truth = pd.read_parquet(raw / "shared.mapping.parquet")["hq_frame"].to_numpy()
+    (raw / "pairs.csv").write_text("platform,id,hq,lq\ntwitter,p1,orig.mp4,shared.mp4\n")
+    done = _uvssm("build", "--src", str(raw), "--out", str(tmp_path / "ds"), "--frames", "20")
+    assert done.returncode == 0, done.stdout + done.stderr
+    pairs = pd.read_parquet(tmp_path / "ds" / "Twitter" / "pairs.parquet").iloc[0]
+    assert pairs["hq_rotation"] == 90 and pairs["lq_rotation"] == 0
+    assert pairs["align_psnr_mean"] > 30
+    frames = pd.read_parquet(tmp_path / "ds" / "Twitter" / "frames.parquet")
+    assert (frames["hq_source_frame"].to_numpy() == truth[:20]).mean() >= 0.99
+    hq = Image.open(tmp_path / "ds" / "Twitter" / "HQ_frames" / "p1" / "00000000.png")
+    lq = Image.open(tmp_path / "ds" / "Twitter" / "LQ_frames" / "p1" / "00000000.png")
+    assert hq.height > hq.width and hq.size == (3 * lq.width, 3 * lq.height)  # 720/202 → x3, HQ down-sampled
+    assert bool(pairs["hq_resampled"])
+
+
+def test_ten_bit_source_is_left_out_unless_allowed(tmp_path, ffmpeg):
+    raw = tmp_path / "raw" / "twitter"
+    for kind in ("HQ", "LQ"):
+        (raw / kind).mkdir(parents=True)
+    run(ffmpeg, ["-f", "lavfi", "-i", "testsrc2=s=256x144:r=25", "-frames:v", "30", "-c:v", "libx264",
+                 "-pix_fmt", "yuv420p10le", str(raw / "HQ" / "001.mp4")], context="10-bit original")
+    run(ffmpeg, ["-f", "lavfi", "-i", "testsrc2=s=128x72:r=25", "-frames:v", "30", "-c:v", "libx264",
+                 "-pix_fmt", "yuv420p", str(raw / "LQ" / "001.mp4")], context="shared")
+    done = _uvssm("build", "--src", str(tmp_path / "raw"), "--out", str(tmp_path / "ds"), "--frames", "10")
+    assert done.returncode == 1 and "10-bit" in done.stdout and "--allow-hdr" in done.stdout

@@ -12,7 +12,8 @@ Per video pair: probe both (uvssm.probe), match frames in time and fit the HQ re
 colour matrix and range, BT.709/BT.601 by size when untagged) and write N aligned frames. The HQ
 output is exactly `scale` × the LQ picture: a crop when the fitted scale is an integer within
 0.1%, else the fitted rectangle resampled (Lanczos, antialiased) to that size, flagged
-`hq_resampled`. Pairs that cannot be aligned are left out with the reason; the rest go on.
+`hq_resampled`. `scale` is the nearest integer when the fitted one is within 5% of it, else the
+integer below (so the HQ target is down-sampled, never invented). Pairs that cannot be aligned are left out with the reason; the rest go on.
 """
 
 from __future__ import annotations
@@ -200,7 +201,9 @@ def align_pair(pair: Pair, ffmpeg: FFmpeg, options: BuildOptions) -> dict:
 
 def _exact_geometry(fit, pic: tuple[int, int], hq_size: tuple[int, int]) -> dict:
     sx, sy = fit.scale
-    scale = max(1, round((sx + sy) / 2))
+    mean = (sx + sy) / 2
+    # the nearest integer when within 5% (small crops), else round down: HQ is never upsampled much
+    scale = max(1, round(mean) if abs(mean - round(mean)) <= 0.05 * round(mean) else int(mean))
     exact = abs(sx - scale) / scale < 1e-3 and abs(sy - scale) / scale < 1e-3
     x0, y0 = fit.hq_box[0], fit.hq_box[1]
     # LQ picture columns u whose HQ footprint lies inside the HQ frame
