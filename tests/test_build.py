@@ -144,3 +144,42 @@ def test_ten_bit_source_is_left_out_unless_allowed(tmp_path, ffmpeg):
                  "-pix_fmt", "yuv420p", str(raw / "LQ" / "001.mp4")], context="shared")
     done = _uvssm("build", "--src", str(tmp_path / "raw"), "--out", str(tmp_path / "ds"), "--frames", "10")
     assert done.returncode == 1 and "10-bit" in done.stdout and "--allow-hdr" in done.stdout
+
+
+def test_full_range_shared_video_keeps_its_contrast(tmp_path, ffmpeg, hq_video):
+    """A full-range ("pc") LQ decoded as limited range would be stretched by 255/219."""
+    raw = tmp_path / "raw" / "twitter"
+    (raw / "HQ").mkdir(parents=True)
+    (raw / "HQ" / "001.mp4").symlink_to(hq_video)
+    simulate(hq_video, tmp_path / "truth" / "001.mp4", ffmpeg, SimulateOptions(platform="twitter", full_range=True,
+                                                                                frames=20))
+    (raw / "LQ").mkdir()
+    (tmp_path / "truth" / "001.mp4").rename(raw / "LQ" / "001.mp4")
+    done = _uvssm("build", "--src", str(tmp_path / "raw"), "--out", str(tmp_path / "ds"), "--frames", "10")
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = tmp_path / "ds" / "Twitter"
+    assert pd.read_parquet(folder / "pairs.parquet").iloc[0]["lq_color_range"] == "pc"
+    lq = Image.open(folder / "LQ_frames" / "001" / "00000004.png")
+    hq = Image.open(folder / "HQ_frames" / "001" / "00000004.png").resize(lq.size, Image.Resampling.BOX)
+    assert hq.size == (640, 360) and lq.size == (640, 360)
+    ratio = np.asarray(lq, float).std() / np.asarray(hq, float).std()
+    assert abs(ratio - 1) < 0.06, ratio
+
+
+def test_same_size_pairs_build_at_scale_one(tmp_path, ffmpeg):
+    raw = tmp_path / "raw" / "wechat"
+    (raw / "HQ").mkdir(parents=True)
+    (raw / "LQ").mkdir()
+    run(ffmpeg, ["-f", "lavfi", "-i", "testsrc2=s=640x360:r=30,noise=alls=10:allf=t+u", "-frames:v", "60",
+                 "-c:v", "libx264", "-crf", "14", "-pix_fmt", "yuv420p", str(raw / "HQ" / "001.mp4")], context="original")
+    simulate(raw / "HQ" / "001.mp4", tmp_path / "truth" / "001.mp4", ffmpeg,
+             SimulateOptions(platform="wechat", fps=25, trim_start=4, crop=(2, 2, 2, 2)))  # 640x360 stays 640x360
+    (tmp_path / "truth" / "001.mp4").rename(raw / "LQ" / "001.mp4")
+    truth = pd.read_parquet(tmp_path / "truth" / "001.mapping.parquet")["hq_frame"].to_numpy()
+    done = _uvssm("build", "--src", str(tmp_path / "raw"), "--out", str(tmp_path / "ds"), "--frames", "30")
+    assert done.returncode == 0, done.stdout + done.stderr
+    pairs = pd.read_parquet(tmp_path / "ds" / "WeChat" / "pairs.parquet").iloc[0]
+    assert pairs["scale"] == 1 and list(pairs["hq_size"]) == list(pairs["lq_size"]) == [640, 360]
+    assert np.abs(np.array(pairs["hq_box"]) - [2, 2, 638, 358]).max() <= 1.0
+    frames = pd.read_parquet(tmp_path / "ds" / "WeChat" / "frames.parquet")
+    assert (frames["hq_source_frame"].to_numpy() == truth[:30]).mean() >= 0.99

@@ -206,11 +206,11 @@ def _exact_geometry(fit, pic: tuple[int, int], hq_size: tuple[int, int]) -> dict
     scale = max(1, round(mean) if abs(mean - round(mean)) <= 0.05 * round(mean) else int(mean))
     exact = abs(sx - scale) / scale < 1e-3 and abs(sy - scale) / scale < 1e-3
     x0, y0 = fit.hq_box[0], fit.hq_box[1]
-    # LQ picture columns u whose HQ footprint lies inside the HQ frame
-    u0 = max(0, int(np.ceil(-x0 / sx)))
-    v0 = max(0, int(np.ceil(-y0 / sy)))
-    u1 = min(pic[0], int(np.floor((hq_size[0] - x0) / sx)))
-    v1 = min(pic[1], int(np.floor((hq_size[1] - y0) / sy)))
+    # LQ picture columns u whose HQ footprint lies inside the HQ frame (half an HQ pixel of slack)
+    u0 = max(0, int(np.ceil((-x0 - 0.5) / sx)))
+    v0 = max(0, int(np.ceil((-y0 - 0.5) / sy)))
+    u1 = min(pic[0], int(np.floor((hq_size[0] + 0.5 - x0) / sx)))
+    v1 = min(pic[1], int(np.floor((hq_size[1] + 0.5 - y0) / sy)))
     w, h = u1 - u0, v1 - v0
     w, h = w - w % 2, h - h % 2
     box = (x0 + u0 * sx, y0 + v0 * sy, x0 + (u0 + w) * sx, y0 + (v0 + h) * sy)
@@ -225,7 +225,8 @@ def _hq_frame(rgb: np.ndarray, geo: dict) -> np.ndarray:
     w, h = geo["lq_crop"][2:]
     x0, y0, x1, y1 = geo["hq_box"]
     if not geo["hq_resampled"]:
-        x, y = int(round(x0)), int(round(y0))
+        x = min(max(int(round(x0)), 0), rgb.shape[1] - s * w)
+        y = min(max(int(round(y0)), 0), rgb.shape[0] - s * h)
         return rgb[y:y + s * h, x:x + s * w]
     return np.asarray(Image.fromarray(rgb).resize((s * w, s * h), Image.Resampling.LANCZOS, box=(x0, y0, x1, y1)))
 
