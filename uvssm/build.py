@@ -228,7 +228,9 @@ def _hq_frame(rgb: np.ndarray, geo: dict) -> np.ndarray:
         x = min(max(int(round(x0)), 0), rgb.shape[1] - s * w)
         y = min(max(int(round(y0)), 0), rgb.shape[0] - s * h)
         return rgb[y:y + s * h, x:x + s * w]
-    return np.asarray(Image.fromarray(rgb).resize((s * w, s * h), Image.Resampling.LANCZOS, box=(x0, y0, x1, y1)))
+    # the fitted box may overshoot the frame by up to half an HQ pixel (see _exact_geometry); PIL wants it inside
+    box = (max(0.0, x0), max(0.0, y0), min(float(rgb.shape[1]), x1), min(float(rgb.shape[0]), y1))
+    return np.asarray(Image.fromarray(rgb).resize((s * w, s * h), Image.Resampling.LANCZOS, box=box))
 
 
 def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> pd.DataFrame:
