@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from models.edvr import EDVR
 from models.votes import VOTES
 
 
@@ -33,6 +34,10 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("votes", VOTES, {}, "VOTES config L (128 features, 5/40/10 blocks, 8 deformable groups)"),
     ModelSpec("votes-wo-dfm", VOTES, {"dfm": "zero"}, "VOTES config L with the DFM set to zero (the paper's ablation)"),
     ModelSpec("votes-tiny", VOTES, _TINY_VOTES, "a small VOTES for CPU demos and tests (ours)"),
+    ModelSpec("edvr-l", EDVR, dict(num_feat=128, num_reconstruct_block=40),
+              "EDVR-L (128 features, 5/40 blocks, TSA); x2 is the VOTES repository's head"),
+    ModelSpec("edvr-m", EDVR, dict(num_feat=64, num_reconstruct_block=10),
+              "EDVR-M (64 features, 5/10 blocks, TSA); x2 head labelled as ours"),
 )}
 
 

@@ -24,11 +24,10 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from models.bin import DegradationSensing
-from models.layers import lrelu, residual_blocks
-from models.pcd import PCDAlignment
+from models.edvr_family import EDVRFamily
+from models.layers import lrelu
 
 DfmNorm = Literal["batch", "sample"]
 DfmMode = Literal["estimate", "zero"]
@@ -110,7 +109,7 @@ class DegradationModulation(nn.Module):
         return self.fusion(feat)
 
 
-class VOTES(nn.Module):
+class VOTES(EDVRFamily):
     """VOTES video restoration and super-resolution network.
 
     Args:
@@ -157,26 +156,9 @@ class VOTES(nn.Module):
         self.bin = DegradationSensing(G0=bin_features, D=bin_blocks)
         self.bin.requires_grad_(False)  # frozen in stage 2; `train_bin()` re-enables it for stage 1
 
-        self.conv_first = nn.Conv2d(num_in_ch, f, 3, 1, 1)
-        self.feature_extraction = residual_blocks(num_extract_block, f)
-        self.conv_l2_1 = nn.Conv2d(f, f, 3, 2, 1)
-        self.conv_l2_2 = nn.Conv2d(f, f, 3, 1, 1)
-        self.conv_l3_1 = nn.Conv2d(f, f, 3, 2, 1)
-        self.conv_l3_2 = nn.Conv2d(f, f, 3, 1, 1)
-        self.pcd_align = PCDAlignment(num_feat=f, deformable_groups=deformable_groups)
+        self._build_front(num_in_ch, f, num_extract_block, deformable_groups)
         self.fusion = DegradationModulation(num_feat=f, num_frame=num_frame, num_blocks=num_modulation_blocks)
-        self.reconstruction = residual_blocks(num_reconstruct_block, f)
-        # The head has 64 channels whatever num_feat is (hard-coded in the official code), except
-        # that ×4's first shuffle keeps num_feat.
-        if scale == 2:
-            self.upconv1 = nn.Conv2d(f, 64 * 4, 3, 1, 1)
-        elif scale == 3:
-            self.upconv1 = nn.Conv2d(f, 64 * 9, 3, 1, 1)
-        else:
-            self.upconv1 = nn.Conv2d(f, f * 4, 3, 1, 1)
-            self.upconv2 = nn.Conv2d(f, 64 * 4, 3, 1, 1)
-        self.conv_hr = nn.Conv2d(64, 64, 3, 1, 1)
-        self.conv_last = nn.Conv2d(64, 3, 3, 1, 1)
+        self._build_back(f, num_reconstruct_block, scale)
 
     def estimate_dfm(self, x: Tensor) -> Tensor:
         """The DFM (B, 1, h, w) of the centre frames of windows x (B, 5, 3, h, w), without gradients."""
@@ -192,30 +174,11 @@ class VOTES(nn.Module):
 
         dfm: a precomputed DFM (B, 1, h, w) to use instead of estimating one.
         """
-        b, t, c, h, w = x.shape
-        if t != self.num_frame:
-            raise ValueError(f"expected windows of {self.num_frame} frames, got {t}")
-        if h % 4 or w % 4:
-            raise ValueError(f"height and width must be multiples of 4, got {h}x{w}")
+        self.check_window(x, self.num_frame)
         x_center = x[:, self.center]
         if dfm is None:
             dfm = self.estimate_dfm(x)
-
-        # feature pyramid of every frame: (B·T, F, h, w), (B·T, F, h/2, w/2), (B·T, F, h/4, w/4)
-        l1 = self.feature_extraction(lrelu(self.conv_first(x.reshape(b * t, c, h, w))))
-        l2 = lrelu(self.conv_l2_2(lrelu(self.conv_l2_1(l1))))
-        l3 = lrelu(self.conv_l3_2(lrelu(self.conv_l3_1(l2))))
-        pyramid = [level.view(b, t, *level.shape[1:]) for level in (l1, l2, l3)]
-        ref = [level[:, self.center] for level in pyramid]
-        aligned = torch.stack([self.pcd_align([level[:, i] for level in pyramid], ref) for i in range(t)],
-                              dim=1)  # (B, T, F, h, w)
-
-        out = self.reconstruction(self.fusion(aligned, dfm))
-        out = lrelu(F.pixel_shuffle(self.upconv1(out), 3 if self.scale == 3 else 2))
-        if self.scale == 4:
-            out = lrelu(F.pixel_shuffle(self.upconv2(out), 2))
-        out = self.conv_last(lrelu(self.conv_hr(out)))
-        return out + F.interpolate(x_center, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        return self.reconstruct(self.fusion(self.extract_and_align(x), dfm), x_center)
 
     def train_bin(self, enabled: bool = True) -> None:
         """Let the DSM's parameters take gradients (stage 1) or freeze them (stage 2, the default)."""

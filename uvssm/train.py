@@ -96,7 +96,7 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
     torch.manual_seed(cfg.seed)
     kwargs = model_kwargs(cfg.model, cfg.data.scale, **cfg.model_args)
     model = create_model(cfg.model, cfg.data.scale, **cfg.model_args)
-    if cfg.stage == "restore" and model.dfm_mode == "estimate":
+    if cfg.stage == "restore" and getattr(model, "dfm_mode", None) == "estimate":
         if not cfg.bin_checkpoint:
             raise UvssmError(f"config {cfg.name}: stage 2 needs trained degradation-sensing weights; run stage 1 "
                              f"first (uvssm train dsm-... --out RUN1) and pass --bin RUN1/checkpoints/latest.pt")

@@ -173,6 +173,8 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     total = cfg.iterations
 
     model.to(device)
+    if cfg.stage == "dsm" and not hasattr(model, "train_bin"):
+        raise UvssmError(f"stage 'dsm' trains VOTES's degradation sensing module; {type(model).__name__} has none")
     trainable = model.bin if cfg.stage == "dsm" else model
     if cfg.stage == "dsm":
         model.train_bin(True)
