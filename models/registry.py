@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from models.edvr import EDVR
+from models.stdf import STDF
 from models.votes import VOTES
 
 
@@ -38,6 +39,9 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               "EDVR-L (128 features, 5/40 blocks, TSA); x2 is the VOTES repository's head"),
     ModelSpec("edvr-m", EDVR, dict(num_feat=64, num_reconstruct_block=10),
               "EDVR-M (64 features, 5/10 blocks, TSA); x2 head labelled as ours"),
+    ModelSpec("stdf", STDF, dict(in_nc=3), "STDF-R3 on RGB (7 frames; restores at LQ size)", num_frame=7, scales=(1,)),
+    ModelSpec("stdf-y", STDF, dict(in_nc=1), "STDF-R3 on the Y channel (as STDF-PyTorch's recipe)", num_frame=7,
+              scales=(1,)),
 )}
 
 
