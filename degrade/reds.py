@@ -7,7 +7,6 @@ place; nothing here knows about datasets, resuming or manifests.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,7 +16,7 @@ import pandas as pd
 from degrade.recipe import X264Recipe
 from uvssm.bitstream import read_stream_info
 from uvssm.errors import UvssmError
-from uvssm.ffmpeg import FFmpeg, popen, popen_failure, read_exactly, run
+from uvssm.ffmpeg import FFmpeg, raw_frames, run
 from uvssm.frames import FRAME_PATTERN, ClipFrames, ClipProblem, find_unreadable
 
 OnFrames = Callable[[int], None]  # called with the number of frames just written
@@ -48,23 +47,10 @@ def write_pngs_and_hash(ffmpeg: FFmpeg, input_args: list[str], recipe: X264Recip
     args = [*input_args, *recipe.png_args(str(out_dir / FRAME_PATTERN)),
             "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
     hashes = []
-    with tempfile.TemporaryFile() as err:
-        proc = popen(ffmpeg, args, stderr=err)
-        try:
-            while True:
-                data = read_exactly(proc.stdout, frame_bytes)
-                if not data:
-                    break
-                if len(data) != frame_bytes:
-                    raise UvssmError(f"{context}: ffmpeg ended inside a frame ({len(data)} of {frame_bytes} bytes)")
-                hashes.append(_pixel_hash(data))
-                if on_frames:
-                    on_frames(1)
-        finally:
-            proc.stdout.close()
-            code = proc.wait()
-        if code != 0:
-            raise UvssmError(f"{context}: {popen_failure(code, err)}")
+    for data in raw_frames(ffmpeg, args, frame_bytes, context=context):
+        hashes.append(_pixel_hash(data))
+        if on_frames:
+            on_frames(1)
     return hashes
 
 

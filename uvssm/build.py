@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,10 +34,11 @@ from uvssm import atomic
 from uvssm.align import hq_in_lq_geometry, luma_frames, spatial_fit, temporal_match
 from uvssm.catalog import load_catalog
 from uvssm.errors import UvssmError
-from uvssm.ffmpeg import FFmpeg, popen, read_exactly
+from uvssm.ffmpeg import FFmpeg, raw_frames
 from uvssm.frames import ClipProblem, check_clip, frame_name
 from uvssm.manifests import ClipEntry, write_splits
 from uvssm.probe import VideoProbe, probe
+from uvssm.synth import tool_versions
 
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".ts", ".3gp")
 PAPER_TEST = {"wechat"}
@@ -131,23 +131,15 @@ def decode_rgb(ffmpeg: FFmpeg, info: VideoProbe, indices: list[int]) -> dict[int
           "flags=accurate_rnd+full_chroma_int+bitexact,format=rgb24")
     width, height = info.display_size
     wanted, out = set(indices), {}
-    with tempfile.TemporaryFile() as err:
-        proc = popen(ffmpeg, ["-i", info.path, "-map", "0:v:0", "-vf", vf, "-fps_mode", "passthrough",
-                              "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], err)
-        size = width * height * 3
-        index = 0
-        try:
-            while len(out) < len(wanted):
-                data = read_exactly(proc.stdout, size)
-                if len(data) < size:
-                    break
-                if index in wanted:
-                    out[index] = np.frombuffer(data, np.uint8).reshape(height, width, 3)
-                index += 1
-        finally:
-            proc.kill()
-            proc.stdout.close()
-            proc.wait()
+    frames = raw_frames(ffmpeg, ["-i", info.path, "-map", "0:v:0", "-vf", vf, "-fps_mode", "passthrough",
+                                 "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], width * height * 3,
+                        context=f"{info.path}: decoding failed")
+    for index, data in enumerate(frames):
+        if index in wanted:
+            out[index] = np.frombuffer(data, np.uint8).reshape(height, width, 3)
+            if len(out) == len(wanted):
+                frames.close()  # stops ffmpeg: the rest of the video is not needed
+                break
     missing = wanted - set(out)
     if missing:
         raise UvssmError(f"{info.path}: frame {min(missing)} could not be decoded")
@@ -412,8 +404,6 @@ def _finalise(folder: Path, platform: str, report: PlatformReport, options: Buil
         unknown = sorted(set(done) - known)
         if unknown:
             report.notes.append(f"{len(unknown)} clip(s) not in the {platform} catalogue: {', '.join(unknown[:8])}")
-    from uvssm.synth import _tool_versions
-
     provenance = {"tool": "uvssm build", "layout": layout, "platform": platform, "options": asdict(options),
-                  "split_source": source, "tools": _tool_versions(ffmpeg), "clips": done}
+                  "split_source": source, "tools": tool_versions(ffmpeg), "clips": done}
     atomic.write_text(folder / "provenance.json", json.dumps(provenance, indent=2, sort_keys=True, default=str) + "\n")

@@ -139,6 +139,37 @@ def popen(ffmpeg: FFmpeg, args: list[str], stderr) -> subprocess.Popen:
     return subprocess.Popen(_argv(ffmpeg, args), stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
 
 
+def popen_writer(ffmpeg: FFmpeg, args: list[str], stderr) -> subprocess.Popen:
+    """Start ffmpeg with stdin as a pipe (raw frames in), stdout discarded, stderr to the given file."""
+    return subprocess.Popen(_argv(ffmpeg, args), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)
+
+
+def raw_frames(ffmpeg: FFmpeg, args: list[str], frame_bytes: int, *, context: str):
+    """Run ffmpeg with `args` (ending in a rawvideo output to stdout) and yield each frame's bytes.
+
+    A stream that ends inside a frame, or an ffmpeg that fails, raises UvssmError starting with
+    `context`. Closing the generator early (the caller has what it needs) stops ffmpeg.
+    """
+    with tempfile.TemporaryFile() as err:
+        proc = popen(ffmpeg, args, err)
+        try:
+            while True:
+                data = read_exactly(proc.stdout, frame_bytes)
+                if not data:
+                    break
+                if len(data) != frame_bytes:
+                    raise UvssmError(f"{context}: ffmpeg ended inside a frame ({len(data)} of {frame_bytes} bytes)")
+                yield data
+        except GeneratorExit:
+            proc.kill()
+            raise
+        finally:
+            proc.stdout.close()
+            code = proc.wait()
+        if code != 0:
+            raise UvssmError(f"{context}: {popen_failure(code, err)}")
+
+
 def read_exactly(stream, n: int) -> bytes:
     """Read n bytes from an unbuffered pipe (one read may return less); fewer only at end of stream."""
     chunks, got = [], 0

@@ -20,7 +20,7 @@ import pandas as pd
 from degrade.platforms import get_preset
 from uvssm import atomic
 from uvssm.errors import UvssmError
-from uvssm.ffmpeg import FFmpeg, popen, popen_failure, read_exactly, run
+from uvssm.ffmpeg import FFmpeg, popen_failure, popen_writer, raw_frames, run
 from uvssm.probe import probe
 
 
@@ -68,28 +68,6 @@ def plan_mapping(n_hq: int, fps_in: float, options: SimulateOptions) -> list[int
     return mapping
 
 
-def _read_frames(ffmpeg: FFmpeg, path: Path, width: int, height: int):
-    """Yield the original's frames as (H, W, 3) uint8 RGB, decoded by ffmpeg."""
-    with tempfile.TemporaryFile() as err:
-        proc = popen(ffmpeg, ["-i", str(path), "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], err)
-        size = width * height * 3
-        try:
-            while True:
-                data = read_exactly(proc.stdout, size)
-                if len(data) < size:
-                    break
-                yield np.frombuffer(data, np.uint8).reshape(height, width, 3)
-            code = proc.wait()  # end of stream: let ffmpeg finish before closing its pipe
-        except GeneratorExit:  # the caller has what it needs
-            proc.kill()
-            proc.wait()
-            return
-        finally:
-            proc.stdout.close()
-        if code != 0:
-            raise UvssmError(f"{path}: decoding failed ({popen_failure(code, err)})")
-
-
 def simulate(hq_path: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SimulateOptions = SimulateOptions()) -> dict:
     """Write OUT (an .mp4), OUT.mapping.parquet and OUT.json. Returns the JSON's content."""
     options.check()
@@ -118,18 +96,16 @@ def simulate(hq_path: str | Path, out: str | Path, ffmpeg: FFmpeg, options: Simu
     args = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{crop_w}x{crop_h}", "-r", f"{fps_out:g}", "-i", "-",
             "-vf", vf, *preset.encode_args(fps_out), "-color_range", rng_tag, "-colorspace", "bt709",
             "-color_primaries", "bt709", "-color_trc", "bt709", "-y", str(tmp)]
-    import subprocess
-
-    from uvssm.ffmpeg import _argv
-
+    decode = ["-i", str(hq_path), "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     with tempfile.TemporaryFile() as err:
-        enc = subprocess.Popen(_argv(ffmpeg, args), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
+        enc = popen_writer(ffmpeg, args, err)
         wanted = iter(mapping)
         target = next(wanted)
         try:
-            frames = _read_frames(ffmpeg, hq_path, width, height)
-            for index, frame in enumerate(frames):
+            frames = raw_frames(ffmpeg, decode, width * height * 3, context=f"{hq_path}: decoding failed")
+            for index, data in enumerate(frames):
                 while target == index:
+                    frame = np.frombuffer(data, np.uint8).reshape(height, width, 3)
                     enc.stdin.write(np.ascontiguousarray(frame[top:top + crop_h, left:left + crop_w]).tobytes())
                     target = next(wanted, None)
                 if target is None:

@@ -168,7 +168,7 @@ def _command_text(args: list[str]) -> str:
     return " ".join(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", *args])
 
 
-def _tool_versions(ffmpeg: FFmpeg) -> dict:
+def tool_versions(ffmpeg: FFmpeg) -> dict:
     import av
     import numpy
     import pyarrow
@@ -204,7 +204,7 @@ def _finalise_unit(unit_dir: Path, kind: str, recipe: X264Recipe, source: RedsSo
     frames = frames[lead + [c for c in frames.columns if c not in lead]]
     manifest = atomic.write_parquet(unit_dir / "manifest.parquet", frames)
     src_pattern = f"$SRC/<clip>/{FRAME_PATTERN}"
-    provenance = {"kind": kind, "tools": _tool_versions(ffmpeg), "machine": {"cpu": _cpu_model(),
+    provenance = {"kind": kind, "tools": tool_versions(ffmpeg), "machine": {"cpu": _cpu_model(),
                   "platform": platform.platform(terse=True), "python_impl": sys.implementation.name},
                   "source": {"root": str(source.root.resolve()), "layout": source.layout, "dataset": source.dataset},
                   "clips": sorted(frames["clip"].unique().tolist()), "frames": int(len(frames))}
