@@ -23,6 +23,7 @@ import av
 import numpy as np
 
 from uvssm.errors import UvssmError
+from uvssm.probe import probe
 
 
 def luma_frames(path: str | Path, size: tuple[int, int] | None = None, rotation: int = 0,
@@ -30,12 +31,15 @@ def luma_frames(path: str | Path, size: tuple[int, int] | None = None, rotation:
     """Luma of every frame (or of `indices`) as (N, h, w) float32, resized to `size` (w, h) if given,
     rotated by the display rotation (degrees counter-clockwise)."""
     out = []
+    last = max(indices, default=-1) if indices is not None else None
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for i, frame in enumerate(container.decode(stream)):
                 if indices is not None and i not in indices:
+                    if i > last:
+                        break  # every wanted frame is decoded
                     continue
                 w, h = (frame.width, frame.height)
                 if size is not None:
@@ -205,8 +209,7 @@ def hq_in_lq_geometry(path: str | Path, fit: SpatialFit, pic_size: tuple[int, in
     sx, sy = fit.scale
     x0, y0 = fit.hq_box[0], fit.hq_box[1]
     w, h = pic_size[0] // reduce, pic_size[1] // reduce
-    probe_frames = luma_frames(path, None, rotation, indices={0})
-    hq_h, hq_w = probe_frames.shape[1:]
+    hq_w, hq_h = probe(path).display_size
     scaled = (max(1, round(hq_w / (sx * reduce))), max(1, round(hq_h / (sy * reduce))))
     frames = torch.from_numpy(luma_frames(path, scaled, rotation, indices)).unsqueeze(1)
     fx, fy = hq_w / scaled[0], hq_h / scaled[1]  # HQ pixels per scaled pixel (≈ s·reduce)

@@ -83,25 +83,23 @@ def probe(path: str | Path) -> VideoProbe:
             if first is None:
                 raise UvssmError(f"{path}: the video stream has no frames")
             n = stream.frames
-        if n <= 0:  # the header does not say: count the packets
-            with av.open(str(path)) as recount:
-                n = sum(1 for packet in recount.demux(recount.streams.video[0]) if packet.size)
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            ctx = stream.codec_context
             duration = float(stream.duration * stream.time_base) if stream.duration else (
                 container.duration / 1e6 if container.duration else 0.0)
             sar = ctx.sample_aspect_ratio or Fraction(1, 1)
-            return VideoProbe(
+            info = dict(
                 path=str(path), container=container.format.name, codec=ctx.name, width=ctx.width, height=ctx.height,
                 sar=f"{sar.numerator}:{sar.denominator}", rotation=int(first.rotation or 0) % 360,
                 avg_fps=float(stream.average_rate or stream.base_rate or 0), real_fps=float(stream.base_rate or 0),
-                time_base=str(stream.time_base), n_frames=n, duration_s=duration, pix_fmt=str(ctx.pix_fmt),
+                time_base=str(stream.time_base), duration_s=duration, pix_fmt=str(ctx.pix_fmt),
                 bit_depth=_bit_depth(str(ctx.pix_fmt)),
                 color_matrix=_MATRIX.get(int(first.colorspace), str(first.colorspace)),
                 color_range=_RANGE.get(int(first.color_range), str(first.color_range)),
                 color_primaries=_PRIMARIES.get(int(first.color_primaries), str(first.color_primaries)),
                 color_transfer=_TRANSFER.get(int(first.color_trc), str(first.color_trc)))
+        if n <= 0:  # the header does not say: count the packets
+            with av.open(str(path)) as recount:
+                n = sum(1 for packet in recount.demux(recount.streams.video[0]) if packet.size)
+        return VideoProbe(n_frames=n, **info)
     except UvssmError:
         raise
     except (av.error.FFmpegError, ValueError, IndexError) as exc:
