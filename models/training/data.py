@@ -32,7 +32,7 @@ class Clip(Protocol):
     def ref(self, i: int) -> np.ndarray: ...  # (h, w, 3) float32 in [0, 1]
 
 
-def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
     """(..., H, W, 3) uint8 or float → (..., 3, H, W) float32 in [0, 1]."""
     t = torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3)
     return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
@@ -88,7 +88,7 @@ class WindowPatches(Dataset):
                 a = a[:, ::-1]
             if swap:
                 a = a.transpose(0, 2, 1, 3)
-            out.append(_to_tensor(a))
+            out.append(frames_to_tensor(a))
         sample = {"lq": out[0], "gt": out[1][0]}
         if self.with_ref:
             sample["ref"] = out[2]

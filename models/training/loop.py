@@ -34,7 +34,7 @@ from torch import nn
 from benchmarks.metrics import VideoScores, psnr, quantize
 from models import checkpoint
 from models.training.config import TrainConfig
-from models.training.data import Clip, WindowPatches
+from models.training.data import Clip, WindowPatches, frames_to_tensor
 from models.training.losses import LOSSES
 from models.training.schedule import CosineRestarts
 from models.windows import reflection_circle
@@ -89,10 +89,6 @@ def evenly_spaced(n: int, k: int) -> list[int]:
     return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)}) if k > 1 else [n // 2]
 
 
-def _frames(clip: Clip, indices: list[int]) -> torch.Tensor:
-    return torch.from_numpy(np.stack([clip.lq(i) for i in indices])).permute(0, 3, 1, 2).float().div_(255.0)
-
-
 @torch.no_grad()
 def validate(model: nn.Module, clips: Sequence[Clip], stage: str, device: torch.device, frames_per_clip: int = 0,
              bf16: bool = False, num_frame: int = 5) -> dict:
@@ -109,12 +105,13 @@ def validate(model: nn.Module, clips: Sequence[Clip], stage: str, device: torch.
     scores, baseline = VideoScores(), VideoScores()
     for clip in clips:
         for c in evenly_spaced(clip.n_frames, frames_per_clip):
-            window = _frames(clip, reflection_circle(c, clip.n_frames, num_frame)).unsqueeze(0).to(device)
+            indices = reflection_circle(c, clip.n_frames, num_frame)
+            window = frames_to_tensor(np.stack([clip.lq(i) for i in indices])).unsqueeze(0).to(device)
             center = window[:, num_frame // 2]
             if stage == "dsm":
                 with _autocast(device, bf16):
                     _, z_t = model.bin(window)
-                ref = torch.from_numpy(clip.ref(c)).permute(2, 0, 1).unsqueeze(0).to(device)
+                ref = frames_to_tensor(clip.ref(c)).unsqueeze(0).to(device)
                 kwargs = dict(crop_border=0, color_space="rgb")
                 scores.update(clip.name, psnr(quantize(z_t.float()), quantize(ref), **kwargs).tolist())
                 baseline.update(clip.name, psnr(quantize(center), quantize(ref), **kwargs).tolist())
