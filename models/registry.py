@@ -25,11 +25,14 @@ class ModelSpec:
     description: str = ""
     num_frame: int = 5  # frames per input window (sliding-window models)
     scales: tuple[int, ...] = (2, 4)
+    multiple: int = 4  # input height and width must be multiples of this (callers pad)
 
 
 # Every part of config L, at a size where a CPU takes ~0.1 s per iteration (batch 8 of 16x16 LQ).
 _TINY_VOTES = dict(num_feat=16, deformable_groups=2, num_extract_block=1, num_reconstruct_block=2,
                    num_modulation_blocks=2, bin_features=16, bin_blocks=2)
+
+_TINY_EDVR = dict(num_feat=16, num_extract_block=1, num_reconstruct_block=2, deformable_groups=2)
 
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("votes", VOTES, {}, "VOTES config L (128 features, 5/40/10 blocks, 8 deformable groups)"),
@@ -39,9 +42,11 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               "EDVR-L (128 features, 5/40 blocks, TSA); x2 is the VOTES repository's head"),
     ModelSpec("edvr-m", EDVR, dict(num_feat=64, num_reconstruct_block=10),
               "EDVR-M (64 features, 5/10 blocks, TSA); x2 head labelled as ours"),
-    ModelSpec("stdf", STDF, dict(in_nc=3), "STDF-R3 on RGB (7 frames; restores at LQ size)", num_frame=7, scales=(1,)),
+    ModelSpec("edvr-tiny", EDVR, _TINY_EDVR, "a small EDVR (TSA) for CPU demos and tests (ours)"),
+    ModelSpec("stdf", STDF, dict(in_nc=3), "STDF-R3 on RGB (7 frames; restores at LQ size)", num_frame=7, scales=(1,),
+              multiple=8),
     ModelSpec("stdf-y", STDF, dict(in_nc=1), "STDF-R3 on the Y channel (as STDF-PyTorch's recipe)", num_frame=7,
-              scales=(1,)),
+              scales=(1,), multiple=8),
 )}
 
 
@@ -54,6 +59,21 @@ def get_spec(name: str) -> ModelSpec:
         return MODELS[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
+
+
+def chain_parts(name: str) -> list[str]:
+    """The registered models of a two-stage name such as "stdf+edvr-l" (restoration at LQ size,
+    then super-resolution), or [name] for a one-stage model. Raises ValueError for unknown parts or
+    a first stage that changes the size."""
+    parts = name.split("+")
+    if any(not p for p in parts):
+        raise ValueError(f"bad model name {name!r}")
+    for p in parts:
+        get_spec(p)
+    for p in parts[:-1]:
+        if 1 not in get_spec(p).scales:
+            raise ValueError(f"{name}: only the last stage may change the size, and {p} upscales")
+    return parts
 
 
 def model_kwargs(name: str, scale: int, **overrides) -> dict:

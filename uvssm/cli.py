@@ -18,6 +18,7 @@ COMMANDS = {
     "info": "uvssm.commands.info:info",
     "simulate": "uvssm.commands.simulate:simulate",
     "train": "uvssm.commands.train:train",
+    "bench": "uvssm.commands.bench:bench",
 }
 
 

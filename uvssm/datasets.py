@@ -177,7 +177,18 @@ def _open_reds(root: Path, split: str, scale: int, qp: int, cache, check: bool) 
         hq_dir = root / Path(frames["hq_path"].iloc[0]).parent
         lq_dir = root / Path(frames["lq_path"].iloc[0]).parent
         clips.append(_pair(clip, hq_dir, lq_dir, scale, cache, check, n_frames=len(frames)))
-    return PairedDataset("REDS", "reds", root, split, scale, qp, None, clips)
+    return PairedDataset(_source_name(unit), "reds", root, split, scale, qp, None, clips)
+
+
+def _source_name(unit: Path) -> str:
+    """The source set a synth-reds folder was made from ("REDS", "sample", or a folder's name)."""
+    import json
+
+    try:
+        name = json.loads((unit / "provenance.json").read_text())["source"]["dataset"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "REDS"
+    return "REDS" if name in (None, "reds") else str(name)
 
 
 def _split_clips(base: Path, split: str, platform: str | None, available: list[str]) -> list[str]:

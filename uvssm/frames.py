@@ -113,3 +113,13 @@ def find_unreadable(folder: Path, n_frames: int) -> Path | None:
         except (OSError, ValueError, SyntaxError):
             return path
     return None
+
+
+def write_rgb(path: Path, rgb: np.ndarray) -> None:
+    """Write an (H, W, 3) uint8 RGB array as PNG, atomically (temp file + rename)."""
+    from PIL import Image
+
+    from uvssm.atomic import replacing
+
+    with replacing(Path(path)) as tmp:
+        Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, format="PNG", compress_level=1)

@@ -1,0 +1,367 @@
+"""`uvssm bench`: every model through one harness, one parquet row per frame, Table 2 from the rows.
+
+For each model and each clip of the chosen split, the clip's LQ frames stream through
+`models.inference` (reflection_circle windows; two-stage models chained; optional tiles), each
+output is scored against HQ with `benchmarks.metrics` (VOTES protocol by default: Y channel,
+`scale` pixels cropped, clip mean then mean), and the clip's rows are written to
+`OUT/.parts/<dataset>/<setting>/<split>/<model>/<clip>.parquet` atomically. A part is the unit of
+resume: a rerun skips parts made with the same weights and settings and redoes the others. At the
+end every part is gathered into `frames.parquet`, `clips.parquet`, `table2.parquet` and
+`models.parquet` (params, MACs, ms per frame, peak memory).
+
+Weights: `--weights DIR` finds `DIR/<model>.pt`, `DIR/<model>.pth` or `DIR/<model>/checkpoints/latest.pt`
+(a `uvssm train --out DIR/<model>` run); `--weights NAME=PATH` names one file. For a two-stage
+model `a+b`, stage a loads the weights of `a` and stage b those of `a+b` (b trained on a's outputs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from benchmarks import tables
+from benchmarks.memory import PeakMemory
+from benchmarks.metrics import MetricConfig, psnr_ssim, quantize
+from models import checkpoint
+from models.inference import Stage, restore_stream
+from models.registry import chain_parts, get_spec
+from uvssm import __version__, atomic
+from uvssm.datasets import ClipPair, PairedDataset, open_dataset
+from uvssm.errors import UvssmError
+from uvssm.frames import frame_name
+
+Progress = Callable[[str, dict], None]
+SAVED_FRAMES = "frames"  # OUT/frames/<setting>/<model>/<clip>/%08d.png (+ .dfm.npy) for `uvssm report`
+
+
+@dataclass
+class BenchOptions:
+    models: list[str]
+    data: Path
+    out: Path
+    scale: int = 2
+    qp: int | None = None
+    platform: str | None = None
+    split: str = "test"  # train, val, test, all; "reds4" = the val split of a synth-reds folder
+    weights: list[str] = field(default_factory=list)  # DIRs and NAME=PATH entries
+    device: str = "auto"
+    bf16: bool = False
+    batch: int = 1
+    tile: int = 0
+    overlap: int = 32
+    color_space: str = "y"
+    crop_border: int | None = None  # default: the scale (VOTES)
+    max_frames: int = 0  # per clip, from its start; 0 = every frame
+    save_frames: int = 1  # frames per clip kept as PNG for `uvssm report`
+
+
+@dataclass
+class BenchModel:
+    """A model ready to run: its stages (none for bicubic) and what identifies its weights."""
+
+    name: str
+    stages: list[Stage]
+    checkpoints: list[str]
+    checkpoint_sha256: str | None
+
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for s in self.stages for p in s.model.parameters())
+
+
+def find_checkpoint(name: str, weights: list[str]) -> Path:
+    """The checkpoint of model `name` among `--weights` entries; UvssmError saying how to get one."""
+    looked = []
+    for entry in weights:
+        if "=" in entry:
+            key, path = entry.split("=", 1)
+            if key == name:
+                return Path(path)
+            continue
+        root = Path(entry)
+        for cand in (root / f"{name}.pt", root / f"{name}.pth", root / name / "checkpoints" / "latest.pt"):
+            if cand.is_file():
+                return cand
+            looked.append(str(cand))
+    where = f" (looked for {', '.join(looked[:3])})" if looked else ""
+    last = name.split("+")[-1]
+    raise UvssmError(f"{name}: no checkpoint{where}; train one with `uvssm train <config> --set model={last} "
+                     f"--data DATA --out WEIGHTS/{name}` and pass --weights WEIGHTS, or --weights {name}=PATH")
+
+
+def _build(name: str, path: Path, scale: int) -> tuple[nn.Module, str]:
+    data = checkpoint.read(path)
+    meta = data.get("uvssm") or {}
+    spec = get_spec(name)
+    stored = meta.get("model", name)
+    if stored != name:
+        raise UvssmError(f"{path}: holds a {stored} checkpoint, not {name}")
+    kwargs = dict(meta.get("model_kwargs") or {**spec.defaults, "scale": scale})
+    if kwargs.get("scale", scale) != scale:
+        raise UvssmError(f"{path}: a x{kwargs['scale']} {name} checkpoint, but the benchmark is x{scale}")
+    kwargs["scale"] = scale
+    model = spec.cls(**kwargs)
+    checkpoint.load_weights(model, data, strict=True)
+    return model, checkpoint.file_sha256(path)
+
+
+def load_bench_model(name: str, scale: int, weights: list[str]) -> BenchModel:
+    """Build `name` ("bicubic", a registered model, or a chain "a+b") with its trained weights."""
+    if name == "bicubic":
+        return BenchModel(name, [], [], None)
+    try:
+        parts = chain_parts(name)
+    except ValueError as exc:
+        raise UvssmError(str(exc)) from None
+    stages, paths, shas = [], [], []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        key = name if (last and len(parts) > 1) else part
+        path = find_checkpoint(key, weights)
+        spec = get_spec(part)
+        part_scale = scale if last else 1
+        if part_scale not in spec.scales:
+            raise UvssmError(f"{name}: {part} has no x{part_scale} variant (it has x{', x'.join(map(str, spec.scales))})")
+        model, sha = _build(part, path, part_scale)
+        stages.append(Stage(model, spec.num_frame, part_scale, spec.multiple))
+        paths.append(str(path))
+        shas.append(sha)
+    return BenchModel(name, stages, paths, "+".join(shas))
+
+
+def count_macs(model: BenchModel, lq_size: tuple[int, int], probe: int = 64) -> int | None:
+    """Multiply-accumulates per output frame at LQ size `lq_size`, counted with torch's
+    FlopCounterMode on a `probe`-pixel window and scaled by area (convolutions scale exactly; the
+    deformable convolution counts as the dense conv it computes; grid sampling is not counted)."""
+    if not model.stages:
+        return None
+    from torch.utils.flop_counter import FlopCounterMode
+
+    h, w = lq_size
+    total = 0.0
+    side = probe
+    for stage in model.stages:
+        x = torch.rand(1, stage.num_frame, 3, side, side)
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            stage.model.eval()
+            stage.model(x)
+        total += counter.get_total_flops() / 2 * (h * w) / (side * side)
+        h, w, side = h * stage.scale, w * stage.scale, side * stage.scale
+    return int(round(total))
+
+
+def _setting(ds: PairedDataset) -> str:
+    return f"qp{ds.qp}_x{ds.scale}" if ds.qp is not None else f"{(ds.platform or 'frames').lower()}_x{ds.scale}"
+
+
+def _run_key(model: BenchModel, config: MetricConfig, opts: BenchOptions) -> str:
+    what = {"model": model.name, "sha": model.checkpoint_sha256, "metric": asdict(config), "bf16": opts.bf16,
+            "tile": opts.tile, "overlap": opts.overlap if opts.tile else 0, "max_frames": opts.max_frames}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _lq_tensor(clip: ClipPair, i: int) -> torch.Tensor:
+    return torch.tensor(clip.lq(i)).permute(2, 0, 1).float().div_(255.0)
+
+
+def _outputs(model: BenchModel, clip: ClipPair, n: int, device: torch.device, opts: BenchOptions,
+             clock: dict) -> Iterator[torch.Tensor]:
+    def frames():
+        for i in range(n):
+            t0 = time.perf_counter()
+            x = _lq_tensor(clip, i)
+            clock["load"] += time.perf_counter() - t0
+            yield x
+
+    if not model.stages:
+        from degrade.scalers import imresize
+
+        for x in frames():
+            yield imresize(x.to(device, torch.float64), clip.scale).float().clamp_(0, 1).cpu()
+        return
+    yield from restore_stream(frames(), model.stages, device=device, batch=opts.batch, bf16=opts.bf16,
+                              tile=opts.tile, overlap=opts.overlap)
+
+
+def _save_frame(folder: Path, index: int, out: torch.Tensor, model: BenchModel, clip: ClipPair,
+                device: torch.device) -> None:
+    from uvssm.frames import write_rgb
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_rgb(folder / frame_name(index), quantize(out).permute(1, 2, 0).numpy())
+    first = model.stages[0].model if model.stages else None
+    if first is not None and hasattr(first, "estimate_dfm"):
+        from models.windows import reflection_circle
+
+        stage = model.stages[0]
+        idx = reflection_circle(index, clip.n_frames, stage.num_frame)
+        x = torch.stack([_lq_tensor(clip, i) for i in idx]).unsqueeze(0).to(device)
+        from models.padding import pad_to_multiple
+
+        padded, (h, w) = pad_to_multiple(x, stage.multiple)
+        with torch.no_grad():
+            dfm = first.estimate_dfm(padded)[0, 0, :h, :w].float().cpu().numpy()
+        target = folder / f"{frame_name(index)[:-4]}.dfm.npy"
+        with atomic.replacing(target) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, dfm.astype(np.float16))
+
+
+def bench_clip(model: BenchModel, clip: ClipPair, ds: PairedDataset, opts: BenchOptions, config: MetricConfig,
+               device: torch.device, run_key: str, save_dir: Path | None,
+               on_frame: Callable[[], None] | None = None) -> pd.DataFrame:
+    """Score every (or the first max_frames) frame of one clip; returns its rows."""
+    n = min(clip.n_frames, opts.max_frames) if opts.max_frames else clip.n_frames
+    need = max((st.num_frame for st in model.stages), default=1)
+    if n < need:
+        raise UvssmError(f"{clip.lq_dir}: {n} frames, fewer than the {need}-frame window of {model.name}")
+    keep = set(_evenly(n, opts.save_frames)) if save_dir is not None else set()
+    clock = {"load": 0.0, "metric": 0.0}
+    scores = []
+    start = time.perf_counter()
+    with PeakMemory(device) as mem:
+        for i, out in enumerate(_outputs(model, clip, n, device, opts, clock)):
+            t0 = time.perf_counter()
+            gt = torch.tensor(clip.hq(i)).permute(2, 0, 1).unsqueeze(0)
+            if out.shape[-2:] != gt.shape[-2:]:
+                raise UvssmError(f"{clip.hq_dir / frame_name(i)}: HQ is {tuple(gt.shape[-2:])}, "
+                                 f"{model.name} gave {tuple(out.shape[-2:])}")
+            p, s = psnr_ssim(out.unsqueeze(0), gt, config)
+            clock["metric"] += time.perf_counter() - t0
+            scores.append((i, float(p[0]), float(s[0])))
+            if i in keep:
+                _save_frame(save_dir / clip.name, i, out, model, clip, device)
+            if on_frame:
+                on_frame()
+    total = time.perf_counter() - start
+    model_seconds = max(total - clock["load"] - clock["metric"], 0.0) / n
+    rows = [{"dataset": ds.name, "split": opts.split, "setting": _setting(ds), "scale": ds.scale, "qp": ds.qp,
+             "platform": ds.platform, "model": model.name, "clip": clip.name, "frame": i, "psnr": p, "ssim": s,
+             **config.columns(), "checkpoint_sha256": model.checkpoint_sha256, "device": device.type,
+             "precision": "bf16" if opts.bf16 and model.stages else "fp32", "tile": opts.tile,
+             "seconds": model_seconds, "load_seconds": clock["load"] / n, "metric_seconds": clock["metric"] / n,
+             "peak_mem_mb": mem.peak_mb, "run_key": run_key}
+            for i, p, s in scores]
+    return pd.DataFrame(rows, columns=tables.FRAME_COLUMNS)
+
+
+def _evenly(n: int, k: int) -> list[int]:
+    if k <= 0:
+        return []
+    if k >= n:
+        return list(range(n))
+    return [n // 2] if k == 1 else sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def _part_dir(out: Path, ds: PairedDataset, split: str, model: str) -> Path:
+    return out / ".parts" / ds.name / _setting(ds) / split / model
+
+
+def _done(part: Path, run_key: str) -> bool:
+    if not part.is_file():
+        return False
+    try:
+        keys = pd.read_parquet(part, columns=["run_key"])["run_key"].unique()
+    except Exception:  # an unreadable part is redone
+        return False
+    return list(keys) == [run_key]
+
+
+def _distributed(device_name: str):
+    from models.training.loop import init_distributed, pick_device
+
+    info = init_distributed(torch.device("cuda" if device_name in ("auto", "cuda") and torch.cuda.is_available()
+                                         else "cpu"))
+    return info, pick_device(device_name, info.local_rank)
+
+
+def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
+    """Benchmark `opts.models` on the dataset; returns {"table2": DataFrame, "models": DataFrame, paths...}."""
+    progress = progress or (lambda event, info: None)
+    if opts.batch < 1:
+        raise UvssmError(f"--batch must be at least 1, got {opts.batch}")
+    if opts.tile < 0 or opts.overlap < 0:
+        raise UvssmError("--tile and --overlap must be >= 0")
+    split = "val" if opts.split == "reds4" else opts.split
+    ds = open_dataset(opts.data, split=split, scale=opts.scale, qp=opts.qp, platform=opts.platform, cache_mb=512)
+    split_name = opts.split
+    config = MetricConfig(opts.color_space, opts.scale if opts.crop_border is None else opts.crop_border)
+    models = [load_bench_model(name, opts.scale, opts.weights) for name in opts.models]  # fail before any work
+    dist_info, device = _distributed(opts.device)
+    if opts.bf16 and device.type == "cpu" and not torch.backends.mkldnn.is_available():
+        raise UvssmError("--bf16 on CPU needs oneDNN (mkldnn) support in this torch build")
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    clips = ds.clips[dist_info.rank::dist_info.world_size]
+    progress("data", {"text": ds.describe(), "device": str(device), "rank": dist_info.rank,
+                      "world": dist_info.world_size})
+    total = sum(min(c.n_frames, opts.max_frames) if opts.max_frames else c.n_frames for c in clips)
+    for model in models:
+        for stage in model.stages:
+            stage.model.to(device)
+        run_key = _run_key(model, config, opts)
+        parts = _part_dir(out, ds, split_name, model.name)
+        if dist_info.main:
+            info = {"model": model.name, "params": model.params, "checkpoints": model.checkpoints,
+                    "checkpoint_sha256": model.checkpoint_sha256,
+                    "macs_per_frame": count_macs(model, ds.clips[0].lq_size), "lq_size": list(ds.clips[0].lq_size)}
+            atomic.write_text(parts / "model.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+        progress("model", {"model": model.name, "frames": total, "params": model.params})
+        for clip in clips:
+            part = parts / f"{clip.name}.parquet"
+            n = min(clip.n_frames, opts.max_frames) if opts.max_frames else clip.n_frames
+            if _done(part, run_key):
+                progress("skip", {"model": model.name, "clip": clip.name, "frames": n})
+                continue
+            save_dir = out / SAVED_FRAMES / _setting(ds) / model.name if opts.save_frames else None
+            rows = bench_clip(model, clip, ds, opts, config, device, run_key, save_dir,
+                              on_frame=lambda: progress("frame", {"model": model.name}))
+            atomic.write_parquet(part, rows)
+            progress("clip", {"model": model.name, "clip": clip.name, "psnr": rows["psnr"].mean(),
+                              "ssim": rows["ssim"].mean()})
+        for stage in model.stages:
+            stage.model.cpu()
+    if dist_info.world_size > 1:
+        torch.distributed.barrier()
+    if not dist_info.main:
+        return {}
+    meta = {"data": str(Path(opts.data).resolve()), "layout": ds.layout, "dataset": ds.name, "split": split_name,
+            "scale": ds.scale, "qp": ds.qp, "platform": ds.platform, "setting": _setting(ds),
+            "uvssm_version": __version__, "torch_version": str(torch.__version__)}
+    runs_path = out / "runs.json"
+    runs = json.loads(runs_path.read_text()) if runs_path.is_file() else {}
+    runs[f"{ds.name}/{_setting(ds)}/{split_name}"] = meta
+    atomic.write_text(runs_path, json.dumps(runs, indent=2, sort_keys=True) + "\n")
+    return gather(out)
+
+
+def gather(out: str | Path) -> dict:
+    """Collect every finished part under OUT/.parts into the result tables (atomic writes)."""
+    out = Path(out)
+    files = sorted((out / ".parts").rglob("*.parquet"))
+    if not files:
+        raise UvssmError(f"{out}: no benchmark results yet (run `uvssm bench ... --out {out}`)")
+    frames = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    frames = frames.sort_values(["dataset", "setting", "split", "model", "clip", "frame"], kind="stable")
+    frames = frames.reset_index(drop=True)
+    clips = tables.per_clip(frames)
+    table = tables.with_paper(tables.table2(frames))
+    info = [json.loads(p.read_text()) | {"dataset": p.parts[-5], "setting": p.parts[-4], "split": p.parts[-3]}
+            for p in sorted((out / ".parts").rglob("model.json"))]
+    models = tables.model_stats(frames, pd.DataFrame(info))
+    paths = {"frames": out / "frames.parquet", "clips": out / "clips.parquet", "table2": out / "table2.parquet",
+             "models": out / "models.parquet"}
+    for key, df in (("frames", frames), ("clips", clips), ("table2", table), ("models", models)):
+        atomic.write_parquet(paths[key], df)
+    return {"table2": table, "models": models, "paths": paths}
+

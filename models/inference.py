@@ -1,0 +1,152 @@
+"""Running a trained model over a whole clip, frame after frame, in bounded memory.
+
+Tensor work only (no files): the callers (`benchmarks.harness`, `uvssm.restore`) feed frames in
+and take frames out. The pieces:
+
+- `sliding_windows`: turns a stream of frames into the input window of each output frame,
+  `reflection_circle`-padded at the clip's ends (as BasicSR/VOTES test), holding at most
+  2·window frames. The clip length need not be known in advance (a video being decoded).
+- `run_windows`: one batch of windows through a sliding-window model, padded to the sizes it
+  accepts, optionally in overlapping tiles.
+- `restore_stream`: a chain of `Stage`s over a stream (one stage for most models; two for the
+  STDF + X baselines, where the second stage's windows are made of the first stage's outputs).
+
+Models with a degradation feature map (VOTES) get it from the whole padded window, one sample at a
+time, before any tiling: so neither `batch` nor `tile` changes the DFM's normalisation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from models.padding import pad_to_multiple
+from models.windows import reflection_circle
+
+
+@dataclass
+class Stage:
+    """A sliding-window model and what it needs: `num_frame` inputs per output, sizes a multiple
+    of `multiple`, output `scale` times the input."""
+
+    model: nn.Module
+    num_frame: int
+    scale: int
+    multiple: int = 4
+
+
+def sliding_windows(frames: Iterable[Tensor], num_frame: int) -> Iterator[tuple[int, list[Tensor]]]:
+    """Yield (index, window) for every frame of the stream, in order; window = num_frame frames.
+
+    Reads ahead only as far as the window needs (2·(num_frame // 2) frames, for reflection at the
+    end), and forgets frames no later window uses.
+    """
+    p = num_frame // 2
+    buffer: dict[int, Tensor] = {}
+    it = iter(frames)
+    read, exhausted, c = 0, False, 0
+    while True:
+        while not exhausted and read <= c + 2 * p:
+            try:
+                buffer[read] = next(it)
+                read += 1
+            except StopIteration:
+                exhausted = True
+        if c >= read:
+            return
+        # Before the end is known, any length > c + p gives the same indices.
+        n = read if exhausted else max(read, c + 2 * p + 1)
+        if exhausted and n < num_frame:
+            raise ValueError(f"a clip of {n} frames is shorter than the {num_frame}-frame window")
+        indices = reflection_circle(c, n, num_frame)
+        yield c, [buffer[i] for i in indices]
+        for old in [i for i in buffer if i < c + 1 - 2 * p]:
+            del buffer[old]
+        c += 1
+
+
+def _per_sample_dfm(model: nn.Module, x: Tensor) -> Tensor:
+    return torch.cat([model.estimate_dfm(x[i:i + 1]) for i in range(x.shape[0])])
+
+
+def _tiles(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """(in_start, in_end, core_start, core_end) along one axis; all multiples of the pad multiple
+    when length, tile and overlap are."""
+    out = []
+    for start in range(0, length, tile):
+        end = min(start + tile, length)
+        out.append((max(0, start - overlap), min(length, end + overlap), start, end))
+    return out
+
+
+def run_windows(stage: Stage, x: Tensor, *, tile: int = 0, overlap: int = 32) -> Tensor:
+    """Outputs (B, C, s·h, s·w) for windows x (B, T, C, h, w) of any size.
+
+    tile > 0 runs the model on tiles of `tile`×`tile` input pixels, each with `overlap` pixels of
+    context on every side, and keeps each tile's core. Both are rounded up to multiples of
+    `stage.multiple`, so stride-2 layers see the same pixel phases as on the whole frame. The
+    result equals the untiled one when `overlap` covers the model's receptive field; beyond it the
+    difference decays with distance (measured in `tests/test_bench.py`).
+    """
+    model, s, m = stage.model, stage.scale, stage.multiple
+    padded, (h, w) = pad_to_multiple(x, m)
+    dfm = _per_sample_dfm(model, padded) if hasattr(model, "estimate_dfm") else None
+
+    def call(xi: Tensor, di: Tensor | None) -> Tensor:
+        return model(xi) if di is None else model(xi, dfm=di)
+
+    if tile <= 0 or (tile >= padded.shape[-2] and tile >= padded.shape[-1]):
+        out = call(padded, dfm)
+    else:
+        tile, overlap = -(-tile // m) * m, -(-overlap // m) * m
+        hp, wp = padded.shape[-2:]
+        out = None
+        for y0, y1, cy0, cy1 in _tiles(hp, tile, overlap):
+            for x0, x1, cx0, cx1 in _tiles(wp, tile, overlap):
+                part = call(padded[..., y0:y1, x0:x1], None if dfm is None else dfm[..., y0:y1, x0:x1])
+                if out is None:
+                    out = part.new_empty(*part.shape[:-2], s * hp, s * wp)
+                out[..., s * cy0:s * cy1, s * cx0:s * cx1] = \
+                    part[..., s * (cy0 - y0):s * (cy1 - y0), s * (cx0 - x0):s * (cx1 - x0)]
+    return out[..., : s * h, : s * w]
+
+
+def _batched(windows: Iterator[tuple[int, list[Tensor]]], batch: int) -> Iterator[list[tuple[int, list[Tensor]]]]:
+    group = []
+    for item in windows:
+        group.append(item)
+        if len(group) == batch:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _autocast(device: torch.device, bf16: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+@torch.no_grad()
+def restore_stage(frames: Iterable[Tensor], stage: Stage, *, device: torch.device | str = "cpu", batch: int = 1,
+                  bf16: bool = False, tile: int = 0, overlap: int = 32) -> Iterator[Tensor]:
+    """Run one stage over a stream of frames (C, h, w) float in [0, 1]; yield output frames
+    (C, s·h, s·w) float32 on the CPU, in order, clamped to [0, 1]."""
+    device = torch.device(device)
+    stage.model.eval()
+    for group in _batched(sliding_windows(frames, stage.num_frame), batch):
+        x = torch.stack([torch.stack(w) for _, w in group]).to(device)
+        with _autocast(device, bf16):
+            out = run_windows(stage, x, tile=tile, overlap=overlap)
+        yield from out.float().clamp_(0, 1).cpu().unbind(0)
+
+
+def restore_stream(frames: Iterable[Tensor], stages: list[Stage], **kwargs) -> Iterator[Tensor]:
+    """Chain stages over a stream: each stage's output frames are the next stage's input frames."""
+    stream: Iterable[Tensor] = frames
+    for stage in stages:
+        stream = restore_stage(stream, stage, **kwargs)
+    return iter(stream)

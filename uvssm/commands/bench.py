@@ -1,0 +1,116 @@
+"""`uvssm bench`: score models on a dataset's test clips; Table 2 as parquet and on screen."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+def _num(value, fmt: str) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
+
+
+def wide_console() -> Console:
+    """A console whose tables are not squeezed to 80 columns when output goes to a file or pipe."""
+    console = Console(highlight=False, soft_wrap=True)
+    return console if console.is_terminal else Console(highlight=False, soft_wrap=True, width=160)
+
+
+def print_table2(console: Console, table, models=None) -> None:
+    """Our Table 2 beside the paper's values (where the paper has a comparable number)."""
+    out = Table(title="Table 2 (PSNR dB / SSIM; paper values only for full-size models on the real test sets)",
+                title_justify="left")
+    for col in ("dataset", "setting", "split", "model", "clips", "PSNR", "SSIM", "paper", "ΔPSNR", "ΔSSIM"):
+        out.add_column(col, no_wrap=True, justify="right" if col in ("clips", "PSNR", "SSIM", "ΔPSNR", "ΔSSIM")
+                       else "left")
+    for r in table.itertuples():
+        paper = "" if math.isnan(r.paper_psnr) else f"{r.paper_psnr:.2f}/{r.paper_ssim:.4f}"
+        out.add_row(r.dataset, r.setting, r.split, r.model, str(r.clips), f"{r.psnr:.2f}", f"{r.ssim:.4f}", paper,
+                    _num(r.delta_psnr, "+.2f"), _num(r.delta_ssim, "+.4f"))
+    console.print(out)
+    if models is not None and not models.empty:
+        cost = Table(title="cost per output frame", title_justify="left")
+        for col in ("model", "setting", "params", "GMACs", "ms/frame", "peak MiB", "device"):
+            cost.add_column(col, no_wrap=True, justify="left" if col in ("model", "setting", "device") else "right")
+        for r in models.itertuples():
+            macs = getattr(r, "macs_per_frame", None)
+            params = getattr(r, "params", None)
+            cost.add_row(r.model, r.setting, _num(params, ",.0f"), _num(None if macs is None else macs / 1e9, ".1f"),
+                         f"{r.ms_per_frame:.1f}", f"{r.peak_mem_mb:.0f}", f"{r.device} {r.precision}")
+        console.print(cost)
+
+
+@click.command("bench")
+@click.option("--models", "model_names", required=True, metavar="A,B,...",
+              help="Comma-separated: bicubic, registered models (votes, edvr-l, ...), two-stage a+b (stdf+edvr-l).")
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="A `uvssm synth-reds` output (with --qp) or a `uvssm build` / UVSSM folder.")
+@click.option("--qp", type=int, help="QP of a synth-reds dataset (LQ_qp<QP>_x<scale>).")
+@click.option("--scale", type=int, default=2, show_default=True)
+@click.option("--platform", help="Platform folder of a UVSSM/build dataset (e.g. WeChat).")
+@click.option("--split", default="test", show_default=True,
+              help="test, val, train, all, or reds4 (the REDS4 clips: the val split of synth-reds).")
+@click.option("--weights", multiple=True, metavar="DIR|NAME=PATH",
+              help="Checkpoints: a folder with NAME.pt or NAME/checkpoints/latest.pt, or NAME=PATH (repeatable).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Results folder.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--bf16", is_flag=True, help="bfloat16 autocast for the models.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Windows per model call.")
+@click.option("--tile", type=int, default=0, show_default=True, help="Run in tiles of this many LQ pixels (0: whole frames).")
+@click.option("--overlap", type=int, default=32, show_default=True, help="Context pixels around each tile.")
+@click.option("--color-space", type=click.Choice(["y", "rgb"]), default="y", show_default=True)
+@click.option("--crop-border", type=int, help="Pixels cropped before scoring (default: the scale, as VOTES).")
+@click.option("--max-frames", type=int, default=0, help="Score only the first N frames of each clip (0: all).")
+@click.option("--save-frames", type=int, default=1, show_default=True,
+              help="Output frames per clip kept as PNG for `uvssm report`.")
+def bench(model_names: str, data: Path, qp: int | None, scale: int, platform: str | None, split: str,
+          weights: tuple[str, ...], out: Path, device: str, bf16: bool, batch: int, tile: int, overlap: int,
+          color_space: str, crop_border: int | None, max_frames: int, save_frames: int) -> None:
+    """Benchmark models on a dataset's clips: one parquet row per frame, Table 2 beside the paper.
+
+    Resumable: rerun the same command after an interruption and finished (model, clip) parts are
+    kept. For several GPUs: torchrun --nproc_per_node N -m uvssm bench ...
+
+    Example: uvssm bench --models votes,stdf+edvr-l,bicubic --data /data/REDS_LQ --qp 28 --scale 2
+             --weights runs/ --out results/
+    """
+    from benchmarks.harness import BenchOptions, run_bench
+
+    console = wide_console()
+    names = [m.strip() for m in model_names.split(",") if m.strip()]
+    if not names:
+        raise click.UsageError("--models is empty")
+    opts = BenchOptions(models=names, data=data, out=out, scale=scale, qp=qp, platform=platform, split=split,
+                        weights=list(weights), device=device, bf16=bf16, batch=batch, tile=tile, overlap=overlap,
+                        color_space=color_space, crop_border=crop_border, max_frames=max_frames,
+                        save_frames=save_frames)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=console)
+    tasks: dict[str, int] = {}
+
+    def on_event(event: str, info: dict) -> None:
+        if event == "data":
+            where = f" (rank {info['rank']} of {info['world']})" if info["world"] > 1 else ""
+            progress.console.print(f"{info['text']}; device {info['device']}{where}")
+        elif event == "model":
+            tasks[info["model"]] = progress.add_task(info["model"], total=info["frames"])
+        elif event == "skip":
+            progress.advance(tasks[info["model"]], info["frames"])
+        elif event == "frame":
+            progress.advance(tasks[info["model"]])
+        elif event == "clip":
+            progress.console.print(f"{info['model']} {info['clip']}: {info['psnr']:.2f} dB / {info['ssim']:.4f}")
+
+    with progress:
+        result = run_bench(opts, on_event)
+    if not result:
+        return
+    print_table2(console, result["table2"], result["models"])
+    paths = result["paths"]
+    console.print(f"results: {paths['frames']} (per frame), {paths['clips'].name}, {paths['table2'].name}, "
+                  f"{paths['models'].name} in {out}")
