@@ -176,20 +176,20 @@ def _lq_tensor(clip: ClipPair, i: int) -> torch.Tensor:
 
 def _outputs(model: BenchModel, clip: ClipPair, n: int, device: torch.device, opts: BenchOptions,
              clock: dict) -> Iterator[torch.Tensor]:
-    def frames():
+    def frames(dtype):
         for i in range(n):
             t0 = time.perf_counter()
-            x = _lq_tensor(clip, i)
+            x = torch.tensor(clip.lq(i)).permute(2, 0, 1).to(dtype).div_(255.0)
             clock["load"] += time.perf_counter() - t0
             yield x
 
     if not model.stages:
         from degrade.scalers import imresize
 
-        for x in frames():
-            yield imresize(x.to(device, torch.float64), clip.scale).float().clamp_(0, 1).cpu()
+        for x in frames(torch.float64):  # float64 until quantised, as the metric's reference code
+            yield imresize(x.to(device), clip.scale).clamp_(0, 1).cpu()
         return
-    yield from restore_stream(frames(), model.stages, device=device, batch=opts.batch, bf16=opts.bf16,
+    yield from restore_stream(frames(torch.float32), model.stages, device=device, batch=opts.batch, bf16=opts.bf16,
                               tile=opts.tile, overlap=opts.overlap)
 
 

@@ -54,15 +54,16 @@ def _print_report(console: Console, report: SynthReport) -> None:
 
 
 def _bicubic(console: Console, report: SynthReport, split: str, jobs: int) -> None:
+    """Score bicubic-upsampled LQ against HQ through the benchmark harness (the Table-2 bicubic row)."""
     import pandas as pd
     import torch
 
-    from benchmarks.bicubic import evaluate_bicubic
-    from benchmarks.tables import per_clip, table2
+    from benchmarks.harness import BenchOptions, run_bench
+    from uvssm.commands.bench import print_table2
 
     torch.set_num_threads(max(1, jobs))
     results = report.out / "results"
-    summary = []
+    result = None
     for unit in report.units:
         if not unit.name.startswith("LQ_") or unit.manifest is None:
             continue
@@ -71,31 +72,15 @@ def _bicubic(console: Console, report: SynthReport, split: str, jobs: int) -> No
         if chosen != split:
             console.print(f"[yellow]note:[/yellow] {unit.name} has no {split!r} clips; scoring all clips")
         n = len(manifest) if chosen == "all" else int((manifest["split"] == chosen).sum())
+        qp, scale = (int(v) for v in unit.name.removeprefix("LQ_qp").split("_x"))
+        opts = BenchOptions(models=["bicubic"], data=report.out, out=results, scale=scale, qp=qp, split=chosen,
+                            device="cpu", save_frames=0)
         with _progress(console) as progress:
             task = progress.add_task(f"bicubic {unit.name}", total=n)
-            frames = evaluate_bicubic(report.out, unit.name, split=chosen,
-                                      progress=lambda k: progress.advance(task, k))
-        path = atomic.write_parquet(results / f"bicubic_{unit.name.removeprefix('LQ_')}.parquet", frames)
-        clips = per_clip(frames)
-        table = Table(title=f"bicubic, {unit.name}, split {chosen} (Y, crop {frames['metric_crop_border'].iloc[0]})",
-                      title_justify="left")
-        for col in ("clip", "frames", "PSNR (dB)", "SSIM"):
-            table.add_column(col, justify="right")
-        for row in clips.itertuples():
-            table.add_row(row.clip, str(row.frames), f"{row.psnr:.2f}", f"{row.ssim:.4f}")
-        console.print(table)
-        console.print(f"per-frame results: {path}")
-        summary.append(table2(frames))
-    if summary:
-        rows = pd.concat(summary, ignore_index=True)
-        table = Table(title="Table 2 row: bicubic (mean over clips of per-clip means)", title_justify="left")
-        for col in ("dataset", "split", "scale", "QP", "clips", "PSNR (dB)", "SSIM"):
-            table.add_column(col, justify="right")
-        for row in rows.itertuples():
-            table.add_row(row.dataset, row.split, f"x{row.scale}", str(row.qp), str(row.clips),
-                          f"{row.psnr:.2f}", f"{row.ssim:.4f}")
-        console.print(table)
-        atomic.write_parquet(results / "bicubic_table2.parquet", rows)
+            result = run_bench(opts, lambda event, info: progress.advance(task) if event == "frame" else None)
+    if result:
+        print_table2(console, result["table2"])
+        console.print(f"results: {result['paths']['frames']} (per frame), {result['paths']['table2']} (Table 2 rows)")
 
 
 @click.command("synth-reds")

@@ -1,0 +1,206 @@
+"""`uvssm bench`: streaming windows, tiling, chaining, the result schema, aggregation, resume, errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from benchmarks import paper, tables
+from benchmarks.harness import BenchOptions, load_bench_model, run_bench
+from benchmarks.metrics import MetricConfig, psnr_ssim, quantize
+from degrade.scalers import imresize
+from models import checkpoint
+from models.inference import Stage, restore_stream, run_windows, sliding_windows
+from models.registry import create_model, model_kwargs
+from models.windows import reflection_circle
+from uvssm.datasets import open_dataset
+from uvssm.errors import UvssmError
+
+
+def _save(path, name, scale, seed=0):
+    torch.manual_seed(seed)
+    model = create_model(name, scale)
+    checkpoint.save(path, model, {"model": name, "scale": scale, "model_kwargs": model_kwargs(name, scale)})
+    return model
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    root = tmp_path_factory.mktemp("weights")
+    _save(root / "votes-tiny.pt", "votes-tiny", 2)
+    _save(root / "stdf.pt", "stdf", 1, seed=1)
+    _save(root / "stdf+edvr-tiny.pt", "edvr-tiny", 2, seed=2)
+    return root
+
+
+@pytest.mark.parametrize("n,window", [(5, 5), (6, 5), (9, 5), (30, 5), (7, 7), (8, 7), (30, 7)])
+def test_streamed_windows_are_reflection_circle_and_hold_few_frames(n, window):
+    held = []
+
+    def frames():
+        for i in range(n):
+            held.append(i)
+            yield torch.tensor(float(i))
+
+    got = []
+    for c, w in sliding_windows(frames(), window):
+        got.append((c, [int(v) for v in w]))
+        assert len(held) - c <= 2 * (window // 2) + 1  # never read further ahead than the window needs
+    assert got == [(c, reflection_circle(c, n, window)) for c in range(n)]
+
+
+def test_a_clip_shorter_than_the_window_is_refused():
+    with pytest.raises(ValueError, match="shorter than the 5-frame window"):
+        list(sliding_windows([torch.zeros(1)] * 4, 5))
+
+
+def test_tiles_give_the_untiled_output():
+    """VOTES-tiny (with its DFM) on a frame whose size is not a multiple of 4, in 32-px tiles."""
+    torch.manual_seed(0)
+    stage = Stage(create_model("votes-tiny", 2).eval(), 5, 2, 4)
+    x = torch.rand(2, 5, 3, 70, 98)
+    with torch.no_grad():
+        whole = run_windows(stage, x)
+        tiled = run_windows(stage, x, tile=32, overlap=16)
+        no_context = run_windows(stage, x, tile=32, overlap=0)
+    assert whole.shape == tiled.shape == (2, 3, 140, 196)
+    assert (tiled - whole).abs().max() < 1e-4
+    assert (no_context - whole).abs().max() > 1e-4  # the overlap matters: the test can fail
+
+
+def test_batching_does_not_change_outputs():
+    """The DFM is normalised per window, so --batch gives the same frames as one window at a time."""
+    torch.manual_seed(0)
+    stage = Stage(create_model("votes-tiny", 2).eval(), 5, 2, 4)
+    frames = [torch.rand(3, 24, 32) for _ in range(7)]
+    one = list(restore_stream(frames, [stage], batch=1))
+    four = list(restore_stream(frames, [stage], batch=4))
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(one, four))
+
+
+def test_two_stages_chain_frame_by_frame(weights):
+    """stdf+edvr-tiny: STDF restores every LQ frame (7-frame windows), then EDVR upsamples STDF's frames."""
+    model = load_bench_model("stdf+edvr-tiny", 2, [str(weights)])
+    stdf, edvr = (s.model.eval() for s in model.stages)
+    torch.manual_seed(3)
+    lq = [torch.rand(3, 24, 32) for _ in range(9)]
+    got = list(restore_stream(lq, model.stages))
+    with torch.no_grad():
+        mid = [stdf(torch.stack([lq[i] for i in reflection_circle(c, 9, 7)])[None])[0].clamp(0, 1) for c in range(9)]
+        want = [edvr(torch.stack([mid[i] for i in reflection_circle(c, 9, 5)])[None])[0].clamp(0, 1)
+                for c in range(9)]
+    assert len(got) == 9 and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(got, want))
+
+
+def test_bench_end_to_end_schema_aggregation_resume_and_tiles(tmp_path, tiny_reds, weights):
+    opts = BenchOptions(["bicubic", "votes-tiny"], tiny_reds, tmp_path / "res", qp=28, weights=[str(weights)],
+                        max_frames=6, device="cpu")
+    clips_done = []
+
+    def stop_after_first_clip(event, info):
+        if event == "clip":
+            clips_done.append(info["clip"])
+            if info["model"] == "votes-tiny":
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(opts, stop_after_first_clip)
+    parts = tmp_path / "res" / ".parts" / "sample" / "qp28_x2" / "test"
+    first = parts / "votes-tiny" / "240.parquet"
+    assert first.is_file() and not (parts / "votes-tiny" / "241.parquet").exists()
+    assert not (tmp_path / "res" / "frames.parquet").exists()  # never half-written
+    stamp = first.stat().st_mtime_ns
+
+    events = []
+    result = run_bench(opts, lambda e, i: events.append((e, i.get("model"), i.get("clip"))))
+    assert ("skip", "votes-tiny", "240") in events and ("clip", "votes-tiny", "241") in events
+    assert first.stat().st_mtime_ns == stamp
+
+    frames = pd.read_parquet(tmp_path / "res" / "frames.parquet")
+    assert list(frames.columns) == tables.FRAME_COLUMNS
+    assert len(frames) == 2 * 2 * 6 and set(frames["model"]) == {"bicubic", "votes-tiny"}
+    assert set(frames["metric_color_space"]) == {"y_bt601_limited"} and set(frames["metric_crop_border"]) == {2}
+    assert frames.loc[frames["model"] == "votes-tiny", "checkpoint_sha256"].iloc[0] == \
+        checkpoint.file_sha256(weights / "votes-tiny.pt")
+
+    # Table 2 = mean over clips of each clip's frame mean, computed by hand here.
+    for model in ("bicubic", "votes-tiny"):
+        mine = frames[frames["model"] == model]
+        by_hand = np.mean([mine[mine["clip"] == c]["psnr"].sum() / 6 for c in ("240", "241")])
+        row = result["table2"].set_index("model").loc[model]
+        assert row["psnr"] == pytest.approx(by_hand, abs=1e-12) and row["clips"] == 2
+
+    # The bicubic row equals MATLAB bicubic + the metric, computed directly on one frame.
+    clip = open_dataset(tiny_reds, split="test", qp=28).clips[0]
+    lq = torch.tensor(clip.lq(3)).permute(2, 0, 1)[None].double() / 255
+    hq = torch.tensor(clip.hq(3)).permute(2, 0, 1)[None]
+    p, _ = psnr_ssim(quantize(imresize(lq, 2)), hq, MetricConfig("y", 2))
+    got = frames[(frames["model"] == "bicubic") & (frames["clip"] == clip.name) & (frames["frame"] == 3)]["psnr"]
+    assert got.iloc[0] == pytest.approx(float(p[0]), abs=1e-9)
+
+    stats = result["models"].set_index("model")
+    assert stats.loc["votes-tiny", "params"] == sum(p.numel() for p in create_model("votes-tiny", 2).parameters())
+    assert stats.loc["votes-tiny", "macs_per_frame"] > 1e9 and stats.loc["votes-tiny", "ms_per_frame"] > 0
+
+    # Tiled: a different run key, so it is recomputed, and equal to the untiled scores.
+    tiled = run_bench(BenchOptions(["votes-tiny"], tiny_reds, tmp_path / "tiled", qp=28, weights=[str(weights)],
+                                   max_frames=6, device="cpu", tile=48, overlap=32, save_frames=0))
+    t = pd.read_parquet(tiled["paths"]["frames"])
+    u = frames[frames["model"] == "votes-tiny"].reset_index(drop=True)
+    assert set(t["tile"]) == {48}
+    assert np.abs(t["psnr"].to_numpy() - u["psnr"].to_numpy()).max() < 1e-3
+    saved = tmp_path / "res" / "frames" / "qp28_x2" / "votes-tiny" / "240"
+    assert (saved / "00000003.png").is_file() and (saved / "00000003.dfm.npy").is_file()
+
+
+def test_missing_and_mismatched_checkpoints_say_what_to_do(tmp_path, weights):
+    with pytest.raises(UvssmError, match=r"edvr-m: no checkpoint .*uvssm train"):
+        load_bench_model("edvr-m", 2, [str(weights)])
+    with pytest.raises(UvssmError, match=r"x2 votes-tiny checkpoint, but the benchmark is x4"):
+        load_bench_model("votes-tiny", 4, [str(weights)])
+    with pytest.raises(UvssmError, match=r"holds a votes-tiny checkpoint, not edvr-tiny"):
+        load_bench_model("edvr-tiny", 2, [f"edvr-tiny={weights / 'votes-tiny.pt'}"])
+    with pytest.raises(UvssmError, match="unknown model"):
+        load_bench_model("nosuchnet", 2, [])
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, tiny_reds):
+    proc = subprocess.run([sys.executable, "-m", "uvssm", "bench", "--models", "votes", "--data", str(tiny_reds),
+                           "--qp", "28", "--out", str(tmp_path / "r")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "votes: no checkpoint" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "uvssm", "bench", "--models", "bicubic", "--data",
+                           str(tmp_path / "nothing"), "--out", str(tmp_path / "r")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "dataset folder not found" in proc.stderr
+
+
+def test_paper_values_only_where_comparable():
+    assert paper.reference("REDS", "test", 2, 28, None, "votes") == (32.15, 0.8644)
+    assert paper.reference("UVSSM", "test", 2, None, "WeChat", "stdf+edvr-l") == (31.67, 0.879)
+    assert paper.reference("REDS", "test", 2, 28, None, "votes-tiny") is None
+    assert paper.reference("sample", "test", 2, 28, None, "votes") is None
+    assert paper.reference("REDS", "val", 2, 28, None, "votes") is None
+    rows = pd.DataFrame([{"dataset": "REDS", "split": "test", "setting": "qp33_x4", "scale": 4, "qp": 33,
+                          "platform": None, "model": "votes", "metric_color_space": "y_bt601_limited",
+                          "metric_crop_border": 4, "psnr": 26.0, "ssim": 0.7, "clips": 30, "frames": 3000}])
+    out = tables.with_paper(rows)
+    assert out["delta_psnr"].iloc[0] == pytest.approx(26.0 - 26.61)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo, tested on Linux")
+def test_torchrun_ranks_share_the_clips_and_rank0_gathers(tmp_path, tiny_reds):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29519",
+           "-m", "uvssm", "bench", "--models", "bicubic", "--data", str(tiny_reds), "--qp", "28", "--split", "all",
+           "--device", "cpu", "--out", str(tmp_path / "ddp"), "--max-frames", "3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = pd.read_parquet(tmp_path / "ddp" / "frames.parquet")
+    run_bench(BenchOptions(["bicubic"], tiny_reds, tmp_path / "one", qp=28, split="all", max_frames=3, device="cpu"))
+    one = pd.read_parquet(tmp_path / "one" / "frames.parquet")
+    assert len(ddp) == 6 * 3 and ddp["psnr"].tolist() == one["psnr"].tolist()
