@@ -13,7 +13,6 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.table import Table
 from rich.text import Text
 
-from uvssm import atomic
 from uvssm.ffmpeg import find_ffmpeg
 from uvssm.synth import SynthOptions, SynthReport, synth_reds as run_synth
 
