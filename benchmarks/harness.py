@@ -9,9 +9,7 @@ resume: a rerun skips parts made with the same weights and settings and redoes t
 end every part is gathered into `frames.parquet`, `clips.parquet`, `table2.parquet` and
 `models.parquet` (params, MACs, ms per frame, peak memory).
 
-Weights: `--weights DIR` finds `DIR/<model>.pt`, `DIR/<model>.pth` or `DIR/<model>/checkpoints/latest.pt`
-(a `uvssm train --out DIR/<model>` run); `--weights NAME=PATH` names one file. For a two-stage
-model `a+b`, stage a loads the weights of `a` and stage b those of `a+b` (b trained on a's outputs).
+Weights are found and loaded by `models.trained.load_trained` (`--weights DIR` or `NAME=PATH`).
 """
 
 from __future__ import annotations
@@ -26,14 +24,12 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from benchmarks import tables
 from benchmarks.memory import PeakMemory
 from benchmarks.metrics import MetricConfig, psnr_ssim, quantize
-from models import checkpoint
-from models.inference import Stage, restore_stream
-from models.registry import chain_parts, get_spec
+from models.inference import restore_stream
+from models.trained import TrainedModel, load_trained
 from uvssm import __version__, atomic
 from uvssm.datasets import ClipPair, PairedDataset, open_dataset
 from uvssm.errors import UvssmError
@@ -64,81 +60,7 @@ class BenchOptions:
     save_frames: int = 1  # frames per clip kept as PNG for `uvssm report`
 
 
-@dataclass
-class BenchModel:
-    """A model ready to run: its stages (none for bicubic) and what identifies its weights."""
-
-    name: str
-    stages: list[Stage]
-    checkpoints: list[str]
-    checkpoint_sha256: str | None
-
-    @property
-    def params(self) -> int:
-        return sum(p.numel() for s in self.stages for p in s.model.parameters())
-
-
-def find_checkpoint(name: str, weights: list[str]) -> Path:
-    """The checkpoint of model `name` among `--weights` entries; UvssmError saying how to get one."""
-    looked = []
-    for entry in weights:
-        if "=" in entry:
-            key, path = entry.split("=", 1)
-            if key == name:
-                return Path(path)
-            continue
-        root = Path(entry)
-        for cand in (root / f"{name}.pt", root / f"{name}.pth", root / name / "checkpoints" / "latest.pt"):
-            if cand.is_file():
-                return cand
-            looked.append(str(cand))
-    where = f" (looked for {', '.join(looked[:3])})" if looked else ""
-    last = name.split("+")[-1]
-    raise UvssmError(f"{name}: no checkpoint{where}; train one with `uvssm train <config> --set model={last} "
-                     f"--data DATA --out WEIGHTS/{name}` and pass --weights WEIGHTS, or --weights {name}=PATH")
-
-
-def _build(name: str, path: Path, scale: int) -> tuple[nn.Module, str]:
-    data = checkpoint.read(path)
-    meta = data.get("uvssm") or {}
-    spec = get_spec(name)
-    stored = meta.get("model", name)
-    if stored != name:
-        raise UvssmError(f"{path}: holds a {stored} checkpoint, not {name}")
-    kwargs = dict(meta.get("model_kwargs") or {**spec.defaults, "scale": scale})
-    if kwargs.get("scale", scale) != scale:
-        raise UvssmError(f"{path}: a x{kwargs['scale']} {name} checkpoint, but the benchmark is x{scale}")
-    kwargs["scale"] = scale
-    model = spec.cls(**kwargs)
-    checkpoint.load_weights(model, data, strict=True)
-    return model, checkpoint.file_sha256(path)
-
-
-def load_bench_model(name: str, scale: int, weights: list[str]) -> BenchModel:
-    """Build `name` ("bicubic", a registered model, or a chain "a+b") with its trained weights."""
-    if name == "bicubic":
-        return BenchModel(name, [], [], None)
-    try:
-        parts = chain_parts(name)
-    except ValueError as exc:
-        raise UvssmError(str(exc)) from None
-    stages, paths, shas = [], [], []
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        key = name if (last and len(parts) > 1) else part
-        path = find_checkpoint(key, weights)
-        spec = get_spec(part)
-        part_scale = scale if last else 1
-        if part_scale not in spec.scales:
-            raise UvssmError(f"{name}: {part} has no x{part_scale} variant (it has x{', x'.join(map(str, spec.scales))})")
-        model, sha = _build(part, path, part_scale)
-        stages.append(Stage(model, spec.num_frame, part_scale, spec.multiple))
-        paths.append(str(path))
-        shas.append(sha)
-    return BenchModel(name, stages, paths, "+".join(shas))
-
-
-def count_macs(model: BenchModel, lq_size: tuple[int, int], probe: int = 64) -> int | None:
+def count_macs(model: TrainedModel, lq_size: tuple[int, int], probe: int = 64) -> int | None:
     """Multiply-accumulates per output frame at LQ size `lq_size`, counted with torch's
     FlopCounterMode on a `probe`-pixel window and scaled by area (convolutions scale exactly; the
     deformable convolution counts as the dense conv it computes; grid sampling is not counted)."""
@@ -164,7 +86,7 @@ def _setting(ds: PairedDataset) -> str:
     return f"qp{ds.qp}_x{ds.scale}" if ds.qp is not None else f"{(ds.platform or 'frames').lower()}_x{ds.scale}"
 
 
-def _run_key(model: BenchModel, config: MetricConfig, opts: BenchOptions) -> str:
+def _run_key(model: TrainedModel, config: MetricConfig, opts: BenchOptions) -> str:
     what = {"model": model.name, "sha": model.checkpoint_sha256, "metric": asdict(config), "bf16": opts.bf16,
             "tile": opts.tile, "overlap": opts.overlap if opts.tile else 0, "max_frames": opts.max_frames}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
@@ -174,7 +96,7 @@ def _lq_tensor(clip: ClipPair, i: int) -> torch.Tensor:
     return torch.tensor(clip.lq(i)).permute(2, 0, 1).float().div_(255.0)
 
 
-def _outputs(model: BenchModel, clip: ClipPair, n: int, device: torch.device, opts: BenchOptions,
+def _outputs(model: TrainedModel, clip: ClipPair, n: int, device: torch.device, opts: BenchOptions,
              clock: dict) -> Iterator[torch.Tensor]:
     def frames(dtype):
         for i in range(n):
@@ -193,7 +115,7 @@ def _outputs(model: BenchModel, clip: ClipPair, n: int, device: torch.device, op
                               tile=opts.tile, overlap=opts.overlap)
 
 
-def _save_frame(folder: Path, index: int, out: torch.Tensor, model: BenchModel, clip: ClipPair,
+def _save_frame(folder: Path, index: int, out: torch.Tensor, model: TrainedModel, clip: ClipPair,
                 device: torch.device) -> None:
     from uvssm.frames import write_rgb
 
@@ -217,7 +139,7 @@ def _save_frame(folder: Path, index: int, out: torch.Tensor, model: BenchModel, 
                 np.save(f, dfm.astype(np.float16))
 
 
-def bench_clip(model: BenchModel, clip: ClipPair, ds: PairedDataset, opts: BenchOptions, config: MetricConfig,
+def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: BenchOptions, config: MetricConfig,
                device: torch.device, run_key: str, save_dir: Path | None,
                on_frame: Callable[[], None] | None = None) -> pd.DataFrame:
     """Score every (or the first max_frames) frame of one clip; returns its rows."""
@@ -296,7 +218,7 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
     ds = open_dataset(opts.data, split=split, scale=opts.scale, qp=opts.qp, platform=opts.platform, cache_mb=512)
     split_name = opts.split
     config = MetricConfig(opts.color_space, opts.scale if opts.crop_border is None else opts.crop_border)
-    models = [load_bench_model(name, opts.scale, opts.weights) for name in opts.models]  # fail before any work
+    models = [load_trained(name, opts.scale, opts.weights) for name in opts.models]  # fail before any work
     dist_info, device = _distributed(opts.device)
     if opts.bf16 and device.type == "cpu" and not torch.backends.mkldnn.is_available():
         raise UvssmError("--bf16 on CPU needs oneDNN (mkldnn) support in this torch build")

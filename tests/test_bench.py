@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from benchmarks import paper, tables
-from benchmarks.harness import BenchOptions, load_bench_model, run_bench
+from benchmarks.harness import BenchOptions, run_bench
+from models.trained import load_trained
 from benchmarks.metrics import MetricConfig, psnr_ssim, quantize
 from degrade.scalers import imresize
 from models import checkpoint
@@ -86,7 +87,7 @@ def test_batching_does_not_change_outputs():
 
 def test_two_stages_chain_frame_by_frame(weights):
     """stdf+edvr-tiny: STDF restores every LQ frame (7-frame windows), then EDVR upsamples STDF's frames."""
-    model = load_bench_model("stdf+edvr-tiny", 2, [str(weights)])
+    model = load_trained("stdf+edvr-tiny", 2, [str(weights)])
     stdf, edvr = (s.model.eval() for s in model.stages)
     torch.manual_seed(3)
     lq = [torch.rand(3, 24, 32) for _ in range(9)]
@@ -161,13 +162,13 @@ def test_bench_end_to_end_schema_aggregation_resume_and_tiles(tmp_path, tiny_red
 
 def test_missing_and_mismatched_checkpoints_say_what_to_do(tmp_path, weights):
     with pytest.raises(UvssmError, match=r"edvr-m: no checkpoint .*uvssm train"):
-        load_bench_model("edvr-m", 2, [str(weights)])
-    with pytest.raises(UvssmError, match=r"x2 votes-tiny checkpoint, but the benchmark is x4"):
-        load_bench_model("votes-tiny", 4, [str(weights)])
+        load_trained("edvr-m", 2, [str(weights)])
+    with pytest.raises(UvssmError, match=r"x2 votes-tiny checkpoint, but x4 was asked for"):
+        load_trained("votes-tiny", 4, [str(weights)])
     with pytest.raises(UvssmError, match=r"holds a votes-tiny checkpoint, not edvr-tiny"):
-        load_bench_model("edvr-tiny", 2, [f"edvr-tiny={weights / 'votes-tiny.pt'}"])
+        load_trained("edvr-tiny", 2, [f"edvr-tiny={weights / 'votes-tiny.pt'}"])
     with pytest.raises(UvssmError, match="unknown model"):
-        load_bench_model("nosuchnet", 2, [])
+        load_trained("nosuchnet", 2, [])
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, tiny_reds):

@@ -34,7 +34,8 @@ from uvssm import atomic
 from uvssm.align import hq_in_lq_geometry, luma_frames, spatial_fit, temporal_match
 from uvssm.catalog import load_catalog
 from uvssm.errors import UvssmError
-from uvssm.ffmpeg import FFmpeg, raw_frames
+from uvssm.decode import rgb_frames
+from uvssm.ffmpeg import FFmpeg
 from uvssm.frames import ClipProblem, check_clip, frame_name
 from uvssm.manifests import ClipEntry, write_splits
 from uvssm.probe import VideoProbe, probe
@@ -123,20 +124,12 @@ def _sha256(rgb: np.ndarray) -> str:
 
 
 def decode_rgb(ffmpeg: FFmpeg, info: VideoProbe, indices: list[int]) -> dict[int, np.ndarray]:
-    """Frames `indices` of a video as RGB (display rotation applied by ffmpeg, the file's own matrix
-    and range, or the size default when untagged)."""
-    matrix, _ = info.decode_matrix()
-    in_range = "pc" if info.color_range == "pc" else "tv"
-    vf = (f"scale=in_color_matrix={_SWS_MATRIX.get(matrix, 'bt709')}:in_range={in_range}:out_range=pc:"
-          "flags=accurate_rnd+full_chroma_int+bitexact,format=rgb24")
-    width, height = info.display_size
+    """Frames `indices` of a video as RGB (see `uvssm.decode.rgb_frames`)."""
     wanted, out = set(indices), {}
-    frames = raw_frames(ffmpeg, ["-i", info.path, "-map", "0:v:0", "-vf", vf, "-fps_mode", "passthrough",
-                                 "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], width * height * 3,
-                        context=f"{info.path}: decoding failed")
-    for index, data in enumerate(frames):
+    frames = rgb_frames(ffmpeg, info)
+    for index, frame in enumerate(frames):
         if index in wanted:
-            out[index] = np.frombuffer(data, np.uint8).reshape(height, width, 3)
+            out[index] = frame
             if len(out) == len(wanted):
                 frames.close()  # stops ffmpeg: the rest of the video is not needed
                 break
@@ -144,10 +137,6 @@ def decode_rgb(ffmpeg: FFmpeg, info: VideoProbe, indices: list[int]) -> dict[int
     if missing:
         raise UvssmError(f"{info.path}: frame {min(missing)} could not be decoded")
     return out
-
-
-_SWS_MATRIX = {"bt709": "bt709", "smpte170m": "bt601", "bt470bg": "bt601", "bt2020nc": "bt2020", "fcc": "fcc",
-               "smpte240m": "smpte240m"}
 
 
 def _check_probe(info: VideoProbe, allow_hdr: bool) -> str | None:

@@ -19,6 +19,7 @@ COMMANDS = {
     "simulate": "uvssm.commands.simulate:simulate",
     "train": "uvssm.commands.train:train",
     "bench": "uvssm.commands.bench:bench",
+    "restore": "uvssm.commands.restore:restore",
 }
 
 

@@ -1,0 +1,96 @@
+"""Trained models by name: find their checkpoints, build them as trained, ready to run.
+
+`--weights DIR` finds `DIR/<model>.pt`, `DIR/<model>.pth` or `DIR/<model>/checkpoints/latest.pt` (a
+`uvssm train --out DIR/<model>` run); `--weights NAME=PATH` names one file. A uvssm checkpoint
+records its model name and constructor arguments (so `votes-tiny` rebuilds as trained); an
+official checkpoint without them gets the registry's settings. Loading is strict.
+
+For a two-stage model `a+b`, stage a loads the weights of `a` and stage b those of `a+b`: the SR
+model trained on a's outputs, which is not the same network as b trained on raw LQ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from models import checkpoint
+from models.inference import Stage
+from models.registry import chain_parts, get_spec
+from uvssm.errors import UvssmError
+
+
+@dataclass
+class TrainedModel:
+    """A model ready to run: its stages (none for bicubic) and what identifies its weights."""
+
+    name: str
+    stages: list[Stage]
+    checkpoints: list[str]
+    checkpoint_sha256: str | None
+
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for s in self.stages for p in s.model.parameters())
+
+
+def find_checkpoint(name: str, weights: list[str]) -> Path:
+    """The checkpoint of model `name` among `--weights` entries; UvssmError saying how to get one."""
+    looked = []
+    for entry in weights:
+        if "=" in entry:
+            key, path = entry.split("=", 1)
+            if key == name:
+                return Path(path)
+            continue
+        root = Path(entry)
+        for cand in (root / f"{name}.pt", root / f"{name}.pth", root / name / "checkpoints" / "latest.pt"):
+            if cand.is_file():
+                return cand
+            looked.append(str(cand))
+    where = f" (looked for {', '.join(looked[:3])})" if looked else ""
+    last = name.split("+")[-1]
+    raise UvssmError(f"{name}: no checkpoint{where}; train one with `uvssm train <config> --set model={last} "
+                     f"--data DATA --out WEIGHTS/{name}` and pass --weights WEIGHTS, or --weights {name}=PATH")
+
+
+def _build(name: str, path: Path, scale: int) -> tuple[nn.Module, str]:
+    data = checkpoint.read(path)
+    meta = data.get("uvssm") or {}
+    spec = get_spec(name)
+    stored = meta.get("model", name)
+    if stored != name:
+        raise UvssmError(f"{path}: holds a {stored} checkpoint, not {name}")
+    kwargs = dict(meta.get("model_kwargs") or {**spec.defaults, "scale": scale})
+    if kwargs.get("scale", scale) != scale:
+        raise UvssmError(f"{path}: a x{kwargs['scale']} {name} checkpoint, but x{scale} was asked for (--scale)")
+    kwargs["scale"] = scale
+    model = spec.cls(**kwargs)
+    checkpoint.load_weights(model, data, strict=True)
+    return model, checkpoint.file_sha256(path)
+
+
+def load_trained(name: str, scale: int, weights: list[str]) -> TrainedModel:
+    """Build `name` ("bicubic", a registered model, or a chain "a+b") with its trained weights."""
+    if name == "bicubic":
+        return TrainedModel(name, [], [], None)
+    try:
+        parts = chain_parts(name)
+    except ValueError as exc:
+        raise UvssmError(str(exc)) from None
+    stages, paths, shas = [], [], []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        key = name if (last and len(parts) > 1) else part
+        path = find_checkpoint(key, weights)
+        spec = get_spec(part)
+        part_scale = scale if last else 1
+        if part_scale not in spec.scales:
+            raise UvssmError(f"{name}: {part} has no x{part_scale} variant (it has x{', x'.join(map(str, spec.scales))})")
+        model, sha = _build(part, path, part_scale)
+        stages.append(Stage(model, spec.num_frame, part_scale, spec.multiple))
+        paths.append(str(path))
+        shas.append(sha)
+    return TrainedModel(name, stages, paths, "+".join(shas))

@@ -1,0 +1,32 @@
+"""Decoding a video to RGB frames the way every uvssm command does: display rotation applied, the
+file's own colour matrix and range (or the size default when untagged), bit-exact scaling flags."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from uvssm.ffmpeg import FFmpeg, raw_frames
+from uvssm.probe import VideoProbe
+
+_SWS_MATRIX = {"bt709": "bt709", "smpte170m": "bt601", "bt470bg": "bt601", "bt2020nc": "bt2020", "fcc": "fcc",
+               "smpte240m": "smpte240m"}
+
+
+def rgb_filter(info: VideoProbe) -> str:
+    """The ffmpeg filter that turns this video's frames into full-range RGB24."""
+    matrix, _ = info.decode_matrix()
+    in_range = "pc" if info.color_range == "pc" else "tv"
+    return (f"scale=in_color_matrix={_SWS_MATRIX.get(matrix, 'bt709')}:in_range={in_range}:out_range=pc:"
+            "flags=accurate_rnd+full_chroma_int+bitexact,format=rgb24")
+
+
+def rgb_frames(ffmpeg: FFmpeg, info: VideoProbe) -> Iterator[np.ndarray]:
+    """Every frame of the video in order, (H, W, 3) uint8 RGB at the display size, one at a time.
+    Closing the generator early stops ffmpeg."""
+    width, height = info.display_size
+    for data in raw_frames(ffmpeg, ["-i", info.path, "-map", "0:v:0", "-vf", rgb_filter(info),
+                                    "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                           width * height * 3, context=f"{info.path}: decoding failed"):
+        yield np.frombuffer(data, np.uint8).reshape(height, width, 3)

@@ -1,0 +1,118 @@
+"""`uvssm restore`: restore a shared video with a trained model, frame by frame, in bounded memory.
+
+The video is decoded as RGB (rotation, matrix and range handled as `uvssm build` does), streamed
+through `models.inference` (at most 2·window decoded frames and one batch of windows are held at a
+time, whatever the video's length), and encoded with libx264 (CRF 16 by default, yuv420p, the
+input's frame rate; the input's audio is copied when it has any). The output is written under a
+temporary name and renamed when complete. Optionally every restored frame is also written as PNG.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from uvssm import atomic
+from uvssm.decode import rgb_frames
+from uvssm.errors import UvssmError
+from uvssm.ffmpeg import FFmpeg, popen_failure, popen_writer
+from uvssm.frames import frame_name, write_rgb
+from uvssm.probe import probe
+
+
+@dataclass
+class RestoreOptions:
+    model: str
+    weights: list[str]
+    scale: int = 2
+    device: str = "auto"
+    bf16: bool = False
+    batch: int = 1
+    tile: int = 0
+    overlap: int = 32
+    crf: int = 16
+    preset: str = "medium"
+    frames_dir: Path | None = None  # also write every restored frame here as PNG
+
+
+def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: RestoreOptions,
+                  progress: Callable[[str, dict], None] | None = None) -> dict:
+    """Restore video `src` into `dst`. Returns a summary (frames, sizes, fps, seconds)."""
+    import time
+
+    from models.inference import restore_stream
+    from models.trained import load_trained
+
+    progress = progress or (lambda event, info: None)
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise UvssmError(f"{src}: input video not found")
+    if src.resolve() == dst.resolve():
+        raise UvssmError(f"{dst}: the output would overwrite the input")
+    info = probe(src)  # raises UvssmError naming the file when it is not a video
+    model = load_trained(opts.model, opts.scale, opts.weights)
+    if not model.stages:
+        raise UvssmError("restore needs a trained model, not bicubic")
+    device = torch.device("cuda" if opts.device == "auto" and torch.cuda.is_available()
+                          else ("cpu" if opts.device == "auto" else opts.device))
+    for stage in model.stages:
+        stage.model.to(device)
+    width, height = info.display_size
+    out_w, out_h = width * opts.scale, height * opts.scale
+    fps = Fraction(info.avg_fps or info.real_fps or 25).limit_denominator(1001)
+    progress("start", {"frames": info.n_frames, "size": (width, height), "out_size": (out_w, out_h),
+                       "fps": float(fps), "device": str(device)})
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp{dst.suffix}")
+    args = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{out_w}x{out_h}", "-r", str(fps), "-i", "-",
+            "-i", str(src), "-map", "0:v:0", "-map", "1:a?", "-c:a", "copy",
+            "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", opts.preset,
+            "-crf", str(opts.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp)]
+
+    def lq():
+        for frame in rgb_frames(ffmpeg, info):
+            yield torch.tensor(frame).permute(2, 0, 1).float().div_(255.0)
+
+    start, count = time.perf_counter(), 0
+    with tempfile.TemporaryFile() as err:
+        proc = popen_writer(ffmpeg, ["-y", *args], err)
+        try:
+            for out in restore_stream(lq(), model.stages, device=device, batch=opts.batch, bf16=opts.bf16,
+                                      tile=opts.tile, overlap=opts.overlap):
+                rgb = out.mul(255).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+                try:
+                    proc.stdin.write(rgb.tobytes())
+                except BrokenPipeError:
+                    break
+                if opts.frames_dir is not None:
+                    write_rgb(Path(opts.frames_dir) / frame_name(count), rgb)
+                count += 1
+                progress("frame", {"index": count})
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            atomic.remove(tmp)
+            raise
+        finally:
+            if proc.stdin and not proc.stdin.closed:
+                try:
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+        code = proc.wait()
+        if code != 0:
+            atomic.remove(tmp)
+            raise UvssmError(f"{dst}: encoding failed: {popen_failure(code, err)}")
+    if count == 0:
+        atomic.remove(tmp)
+        raise UvssmError(f"{src}: no frames could be decoded")
+    tmp.replace(dst)
+    return {"frames": count, "size": (width, height), "out_size": (out_w, out_h), "fps": float(fps),
+            "seconds": time.perf_counter() - start, "model": model.name, "checkpoints": model.checkpoints,
+            "device": str(device)}
