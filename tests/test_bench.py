@@ -158,6 +158,23 @@ def test_bench_end_to_end_schema_aggregation_resume_and_tiles(tmp_path, tiny_red
     assert np.abs(t["psnr"].to_numpy() - u["psnr"].to_numpy()).max() < 1e-3
     saved = tmp_path / "res" / "frames" / "qp28_x2" / "votes-tiny" / "240"
     assert (saved / "00000003.png").is_file() and (saved / "00000003.dfm.npy").is_file()
+    assert np.load(saved / "00000003.dfm.npy").shape == (112, 192)
+
+    from benchmarks.figures import write_figures
+
+    names = sorted(p.name for p in write_figures(tmp_path / "res"))
+    assert names == ["crops_qp28_x2_240_00000003.png", "crops_qp28_x2_241_00000003.png",
+                     "dfm_qp28_x2_240_00000003.png", "dfm_qp28_x2_241_00000003.png"]  # one QP: no PSNR-QP plot
+
+
+def test_the_crop_goes_where_the_detail_is():
+    from benchmarks.figures import detailed_crop
+
+    img = np.full((120, 200, 3), 128, np.uint8)
+    rng = np.random.default_rng(0)
+    img[70:110, 140:190] = rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)
+    top, left = detailed_crop(img, 40)
+    assert 60 <= top <= 80 and 130 <= left <= 160
 
 
 def test_missing_and_mismatched_checkpoints_say_what_to_do(tmp_path, weights):

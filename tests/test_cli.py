@@ -67,6 +67,9 @@ def test_bicubic_is_worse_at_higher_qp_and_scale(clips, tmp_path):
         run_bench(BenchOptions(["bicubic"], out, tmp_path / "res", qp=qp, split="all", save_frames=0))
     table = pd.read_parquet(tmp_path / "res" / "table2.parquet").set_index("setting")
     assert table.loc["qp18_x2", "psnr"] > table.loc["qp40_x2", "psnr"] + 1.0
+    done = _uvssm("report", str(tmp_path / "res"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "res" / "psnr_vs_qp_src_x2.png").is_file() and "Table 2" in done.stdout
 
 
 def test_sample_is_made_once(tmp_path):

@@ -20,6 +20,7 @@ COMMANDS = {
     "train": "uvssm.commands.train:train",
     "bench": "uvssm.commands.bench:bench",
     "restore": "uvssm.commands.restore:restore",
+    "report": "uvssm.commands.report:report",
 }
 
 

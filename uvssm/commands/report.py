@@ -1,0 +1,33 @@
+"""`uvssm report`: Table 2 and the figures of a `uvssm bench` results folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("report")
+@click.argument("results", type=click.Path(path_type=Path))
+def report(results: Path) -> None:
+    """Print Table 2 (beside the paper) and write the figures (PNG) into RESULTS.
+
+    Example: uvssm report results/
+    """
+    import pandas as pd
+
+    from benchmarks.figures import write_figures
+    from uvssm.commands.bench import print_table2, wide_console
+    from uvssm.errors import UvssmError
+
+    console = wide_console()
+    table_path, models_path = results / "table2.parquet", results / "models.parquet"
+    if not table_path.is_file():
+        raise UvssmError(f"{table_path}: not found; run `uvssm bench ... --out {results}` first")
+    print_table2(console, pd.read_parquet(table_path),
+                 pd.read_parquet(models_path) if models_path.is_file() else None)
+    written = write_figures(results)
+    for path in written:
+        console.print(f"figure: {path}")
+    if not written:
+        console.print("no figures: no saved frames (bench --save-frames) and fewer than two QPs")
