@@ -21,6 +21,7 @@ COMMANDS = {
     "bench": "uvssm.commands.bench:bench",
     "restore": "uvssm.commands.restore:restore",
     "report": "uvssm.commands.report:report",
+    "demo": "uvssm.commands.demo:demo",
 }
 
 
