@@ -98,8 +98,8 @@ def _lq_tensor(clip: ClipPair, i: int) -> torch.Tensor:
 
 def _outputs(model: TrainedModel, clip: ClipPair, n: int, device: torch.device, opts: BenchOptions,
              clock: dict) -> Iterator[torch.Tensor]:
-    def frames(dtype):
-        for i in range(n):
+    def frames(dtype):  # the whole clip: windows near frame n-1 see the frames after it, as without max_frames
+        for i in range(n if not model.stages else clip.n_frames):
             t0 = time.perf_counter()
             x = torch.tensor(clip.lq(i)).permute(2, 0, 1).to(dtype).div_(255.0)
             clock["load"] += time.perf_counter() - t0
@@ -145,8 +145,8 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
     """Score every (or the first max_frames) frame of one clip; returns its rows."""
     n = min(clip.n_frames, opts.max_frames) if opts.max_frames else clip.n_frames
     need = max((st.num_frame for st in model.stages), default=1)
-    if n < need:
-        raise UvssmError(f"{clip.lq_dir}: {n} frames, fewer than the {need}-frame window of {model.name}")
+    if clip.n_frames < need:
+        raise UvssmError(f"{clip.lq_dir}: {clip.n_frames} frames, fewer than the {need}-frame window of {model.name}")
     keep = set(_evenly(n, opts.save_frames)) if save_dir is not None else set()
     clock = {"load": 0.0, "metric": 0.0}
     scores = []
@@ -165,6 +165,8 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
                 _save_frame(save_dir / clip.name, i, out, model, clip, device)
             if on_frame:
                 on_frame()
+            if i + 1 >= n:
+                break  # max_frames: the stream stops here instead of computing one output too many
     total = time.perf_counter() - start
     model_seconds = max(total - clock["load"] - clock["metric"], 0.0) / n
     rows = [{"dataset": ds.name, "split": opts.split, "setting": _setting(ds), "scale": ds.scale, "qp": ds.qp,

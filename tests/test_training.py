@@ -214,7 +214,7 @@ def test_tiny_votes_beats_bicubic_after_a_short_cpu_training(tmp_path, tiny_reds
     model = create_model("votes-tiny", 2)
     loop.train(model, stage1, [train_part], [held_out], tmp_path / "dsm", meta={"model": "votes-tiny"},
                device=torch.device("cpu"))
-    stage2 = load_config("votes-tiny-sample", ["val_every=600", "save_every=600", "val_frames=0"])
+    stage2 = load_config("votes-tiny-sample", ["periods=[600]", "val_every=600", "save_every=600", "val_frames=0"])
     torch.manual_seed(0)
     model = create_model("votes-tiny", 2)
     load_dsm(model, tmp_path / "dsm" / "checkpoints" / "latest.pt")

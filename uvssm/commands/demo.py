@@ -15,7 +15,7 @@ from uvssm.ffmpeg import find_ffmpeg
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
               help="Folder for everything the demo writes.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--bench-frames", type=int, default=6, show_default=True, help="Frames per test clip to score.")
+@click.option("--bench-frames", type=int, default=4, show_default=True, help="Frames per test clip to score.")
 @click.pass_context
 def demo(ctx: click.Context, out: Path, device: str, bench_frames: int) -> None:
     """Run the whole pipeline on the built-in sample in a few minutes on a CPU: synthesise QP 28 x2 REDS,
