@@ -3,6 +3,7 @@
     python -m benchmarks                 # everything
     python -m benchmarks synth [--src DIR] [--qp 28] [--scale 2]
     python -m benchmarks votes [--device cpu|cuda] [--repeat 2]
+    python -m benchmarks harness [--frames 2]
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks import perf_synth, perf_votes
+from benchmarks import perf_harness, perf_synth, perf_votes
 
 BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe (frames/s, peak memory, identity)",
-              "votes": "full-size VOTES forward on one LQ window (CPU; CUDA fp32/bf16 and training when present)"}
+              "votes": "full-size VOTES forward on one LQ window (CPU; CUDA fp32/bf16 and training when present)",
+              "harness": "uvssm bench's overhead (PNG loading, metrics) as a fraction of full-size VOTES time"}
 
 
 def main() -> None:
@@ -25,12 +27,15 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--device", choices=["cpu", "cuda"], help="votes: only this device's cases")
     parser.add_argument("--repeat", type=int, default=2, help="votes: timed runs per case (the fastest counts)")
+    parser.add_argument("--frames", type=int, default=2, help="harness: frames scored")
     args = parser.parse_args()
     for name in args.names or list(BENCHMARKS):
         if name == "synth":
             perf_synth.print_table(perf_synth.run(args.src, args.qp, args.scale))
         elif name == "votes":
             perf_votes.print_table(perf_votes.run(args.device, args.repeat))
+        elif name == "harness":
+            perf_harness.print_table(perf_harness.run(args.frames))
 
 
 if __name__ == "__main__":
