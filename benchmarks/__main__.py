@@ -4,6 +4,7 @@
     python -m benchmarks synth [--src DIR] [--qp 28] [--scale 2]
     python -m benchmarks votes [--device cpu|cuda] [--repeat 2]
     python -m benchmarks harness [--frames 2]
+    python -m benchmarks models [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks import perf_harness, perf_synth, perf_votes
+from benchmarks import perf_harness, perf_models, perf_synth, perf_votes
 
 BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe (frames/s, peak memory, identity)",
               "votes": "full-size VOTES forward on one LQ window (CPU; CUDA fp32/bf16 and training when present)",
+              "models": "forward time per output frame of every full-size model at LQ 320x180 (CPU, or --device cuda)",
               "harness": "uvssm bench's overhead (PNG loading, metrics) as a fraction of full-size VOTES time"}
 
 
@@ -34,6 +36,8 @@ def main() -> None:
             perf_synth.print_table(perf_synth.run(args.src, args.qp, args.scale))
         elif name == "votes":
             perf_votes.print_table(perf_votes.run(args.device, args.repeat))
+        elif name == "models":
+            perf_models.print_table(perf_models.run(device=args.device or "cpu"))
         elif name == "harness":
             perf_harness.print_table(perf_harness.run(args.frames))
 

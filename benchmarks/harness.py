@@ -58,6 +58,8 @@ class BenchOptions:
     crop_border: int | None = None  # default: the scale (VOTES)
     max_frames: int = 0  # per clip, from its start; 0 = every frame
     save_frames: int = 1  # frames per clip kept as PNG for `uvssm report`
+    chunk: int = 100  # recurrent models: output frames per chunk (100: a whole REDS clip)
+    chunk_overlap: int = 8  # recurrent models: context frames on each side of a chunk
 
 
 def count_macs(model: TrainedModel, lq_size: tuple[int, int], probe: int = 64) -> int | None:
@@ -77,7 +79,8 @@ def count_macs(model: TrainedModel, lq_size: tuple[int, int], probe: int = 64) -
         with torch.no_grad(), counter:
             stage.model.eval()
             stage.model(x)
-        total += counter.get_total_flops() / 2 * (h * w) / (side * side)
+        per_output = stage.num_frame if stage.kind == "recurrent" else 1  # a sequence gives one frame per input
+        total += counter.get_total_flops() / 2 * (h * w) / (side * side) / per_output
         h, w, side = h * stage.scale, w * stage.scale, side * stage.scale
     return int(round(total))
 
@@ -88,7 +91,8 @@ def _setting(ds: PairedDataset) -> str:
 
 def _run_key(model: TrainedModel, config: MetricConfig, opts: BenchOptions) -> str:
     what = {"model": model.name, "sha": model.checkpoint_sha256, "metric": asdict(config), "bf16": opts.bf16,
-            "tile": opts.tile, "overlap": opts.overlap if opts.tile else 0, "max_frames": opts.max_frames}
+            "tile": opts.tile, "overlap": opts.overlap if opts.tile else 0, "max_frames": opts.max_frames,
+            "chunk": [opts.chunk, opts.chunk_overlap] if any(s.kind == "recurrent" for s in model.stages) else None}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -144,7 +148,7 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
                on_frame: Callable[[], None] | None = None) -> pd.DataFrame:
     """Score every (or the first max_frames) frame of one clip; returns its rows."""
     n = min(clip.n_frames, opts.max_frames) if opts.max_frames else clip.n_frames
-    need = max((st.num_frame for st in model.stages), default=1)
+    need = max((st.num_frame if st.kind == "window" else 2 for st in model.stages), default=1)
     if clip.n_frames < need:
         raise UvssmError(f"{clip.lq_dir}: {clip.n_frames} frames, fewer than the {need}-frame window of {model.name}")
     keep = set(_evenly(n, opts.save_frames)) if save_dir is not None else set()
@@ -168,7 +172,11 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
             if i + 1 >= n:
                 break  # max_frames: the stream stops here instead of computing one output too many
     total = time.perf_counter() - start
-    model_seconds = max(total - clock["load"] - clock["metric"], 0.0) / n
+    computed = n  # outputs the model produced: a recurrent stage runs whole chunks even when fewer are scored
+    for st in model.stages:
+        if st.kind == "recurrent":
+            computed = max(computed, min(clip.n_frames, -(-n // st.chunk) * st.chunk))
+    model_seconds = max(total - clock["load"] - clock["metric"], 0.0) / computed
     rows = [{"dataset": ds.name, "split": opts.split, "setting": _setting(ds), "scale": ds.scale, "qp": ds.qp,
              "platform": ds.platform, "model": model.name, "clip": clip.name, "frame": i, "psnr": p, "ssim": s,
              **config.columns(), "checkpoint_sha256": model.checkpoint_sha256, "device": device.type,
@@ -221,6 +229,9 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
     split_name = opts.split
     config = MetricConfig(opts.color_space, opts.scale if opts.crop_border is None else opts.crop_border)
     models = [load_trained(name, opts.scale, opts.weights) for name in opts.models]  # fail before any work
+    for model in models:
+        for stage in model.stages:
+            stage.chunk, stage.chunk_overlap = opts.chunk, opts.chunk_overlap
     dist_info, device = _distributed(opts.device)
     if opts.bf16 and device.type == "cpu" and not torch.backends.mkldnn.is_available():
         raise UvssmError("--bf16 on CPU needs oneDNN (mkldnn) support in this torch build")

@@ -30,13 +30,18 @@ from models.windows import reflection_circle
 
 @dataclass
 class Stage:
-    """A sliding-window model and what it needs: `num_frame` inputs per output, sizes a multiple
-    of `multiple`, output `scale` times the input."""
+    """A model and what it needs. Sliding-window ("window"): `num_frame` inputs per output frame.
+    Recurrent ("recurrent"): a sequence in, one output per input frame; long clips run in chunks
+    of `chunk` output frames, each with `chunk_overlap` frames of context on both sides (the
+    default 100 is a whole REDS clip). Sizes a multiple of `multiple`; output `scale` × input."""
 
     model: nn.Module
     num_frame: int
     scale: int
     multiple: int = 4
+    kind: str = "window"
+    chunk: int = 100
+    chunk_overlap: int = 8
 
 
 def sliding_windows(frames: Iterable[Tensor], num_frame: int) -> Iterator[tuple[int, list[Tensor]]]:
@@ -69,6 +74,32 @@ def sliding_windows(frames: Iterable[Tensor], num_frame: int) -> Iterator[tuple[
         c += 1
 
 
+def sequence_chunks(frames: Iterable[Tensor], chunk: int, overlap: int) -> Iterator[tuple[list[Tensor], int, int]]:
+    """Split a stream into chunks for a recurrent model: yields (inputs, keep_start, keep_end);
+    outputs keep_start..keep_end-1 of the model run on `inputs` are the next output frames. Holds
+    at most chunk + 2·overlap frames."""
+    if chunk < 1 or overlap < 0:
+        raise ValueError(f"chunk must be >= 1 and overlap >= 0, got {chunk}, {overlap}")
+    buffer: dict[int, Tensor] = {}
+    it = iter(frames)
+    read, exhausted, start = 0, False, 0
+    while True:
+        while not exhausted and read < start + chunk + overlap:
+            try:
+                buffer[read] = next(it)
+                read += 1
+            except StopIteration:
+                exhausted = True
+        if start >= read:
+            return
+        end = min(start + chunk, read)
+        lo, hi = max(0, start - overlap), min(read, end + overlap)
+        yield [buffer[i] for i in range(lo, hi)], start - lo, end - lo
+        start = end
+        for old in [i for i in buffer if i < start - overlap]:
+            del buffer[old]
+
+
 def _per_sample_dfm(model: nn.Module, x: Tensor) -> Tensor:
     return torch.cat([model.estimate_dfm(x[i:i + 1]) for i in range(x.shape[0])])
 
@@ -84,7 +115,8 @@ def _tiles(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, in
 
 
 def run_windows(stage: Stage, x: Tensor, *, tile: int = 0, overlap: int = 32) -> Tensor:
-    """Outputs (B, C, s·h, s·w) for windows x (B, T, C, h, w) of any size.
+    """Outputs (B, C, s·h, s·w) for windows x (B, T, C, h, w) of any size (recurrent models:
+    (B, T, C, s·h, s·w) for sequences x).
 
     tile > 0 runs the model on tiles of `tile`×`tile` input pixels, each with `overlap` pixels of
     context on every side, and keeps each tile's core. Both are rounded up to multiples of
@@ -137,6 +169,13 @@ def restore_stage(frames: Iterable[Tensor], stage: Stage, *, device: torch.devic
     (C, s·h, s·w) float32 on the CPU, in order, clamped to [0, 1]."""
     device = torch.device(device)
     stage.model.eval()
+    if stage.kind == "recurrent":
+        for inputs, keep_start, keep_end in sequence_chunks(frames, stage.chunk, stage.chunk_overlap):
+            x = torch.stack(inputs).unsqueeze(0).to(device)
+            with _autocast(device, bf16):
+                out = run_windows(stage, x, tile=tile, overlap=overlap)
+            yield from out[0, keep_start:keep_end].float().clamp_(0, 1).cpu().unbind(0)
+        return
     for group in _batched(sliding_windows(frames, stage.num_frame), batch):
         x = torch.stack([torch.stack(w) for _, w in group]).to(device)
         with _autocast(device, bf16):

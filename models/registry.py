@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from models.basicvsr import BasicVSR
 from models.edvr import EDVR
 from models.stdf import STDF
 from models.votes import VOTES
@@ -26,6 +27,7 @@ class ModelSpec:
     num_frame: int = 5  # frames per input window (sliding-window models)
     scales: tuple[int, ...] = (2, 4)
     multiple: int = 4  # input height and width must be multiples of this (callers pad)
+    kind: str = "window"  # "window": num_frame frames in, the centre frame out; "recurrent": a sequence in and out
 
 
 # Every part of config L, at a size where a CPU takes ~0.1 s per iteration (batch 8 of 16x16 LQ).
@@ -42,6 +44,10 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               "EDVR-L (128 features, 5/40 blocks, TSA); x2 is the VOTES repository's head"),
     ModelSpec("edvr-m", EDVR, dict(num_feat=64, num_reconstruct_block=10),
               "EDVR-M (64 features, 5/10 blocks, TSA); x2 head labelled as ours"),
+    ModelSpec("basicvsr", BasicVSR, {}, "BasicVSR (SPyNet + 2x30 residual blocks); x2 drops one pixel shuffle (ours)",
+              num_frame=15, multiple=1, kind="recurrent"),
+    ModelSpec("basicvsr-tiny", BasicVSR, dict(num_feat=16, num_block=2), "a small BasicVSR for CPU demos and tests (ours)",
+              num_frame=15, multiple=1, kind="recurrent"),
     ModelSpec("edvr-tiny", EDVR, _TINY_EDVR, "a small EDVR (TSA) for CPU demos and tests (ours)"),
     ModelSpec("stdf", STDF, dict(in_nc=3), "STDF-R3 on RGB (7 frames; restores at LQ size)", num_frame=7, scales=(1,),
               multiple=8),

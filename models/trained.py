@@ -90,7 +90,7 @@ def load_trained(name: str, scale: int, weights: list[str]) -> TrainedModel:
         if part_scale not in spec.scales:
             raise UvssmError(f"{name}: {part} has no x{part_scale} variant (it has x{', x'.join(map(str, spec.scales))})")
         model, sha = _build(part, path, part_scale)
-        stages.append(Stage(model, spec.num_frame, part_scale, spec.multiple))
+        stages.append(Stage(model, spec.num_frame, part_scale, spec.multiple, kind=spec.kind))
         paths.append(str(path))
         shas.append(sha)
     return TrainedModel(name, stages, paths, "+".join(shas))

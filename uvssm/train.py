@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from models import checkpoint
-from models.registry import create_model, model_kwargs
+from models.registry import create_model, get_spec, model_kwargs
 from models.training import loop
 from models.training.config import ConfigError, TrainConfig, load_config
 from uvssm import __version__, atomic
@@ -33,7 +33,8 @@ class TrainPlan:
 
 
 def resolve_config(name: str, overrides: list[str] = (), iterations: int | None = None,
-                   bin_checkpoint: str | None = None, bf16: bool | None = None) -> TrainConfig:
+                   bin_checkpoint: str | None = None, bf16: bool | None = None,
+                   flow_checkpoint: str | None = None) -> TrainConfig:
     try:
         cfg = load_config(name, list(overrides))
     except ConfigError as exc:
@@ -44,6 +45,8 @@ def resolve_config(name: str, overrides: list[str] = (), iterations: int | None 
         cfg.total_iter = iterations
     if bin_checkpoint is not None:
         cfg.bin_checkpoint = bin_checkpoint
+    if flow_checkpoint is not None:
+        cfg.flow_checkpoint = flow_checkpoint
     if bf16 is not None:
         cfg.bf16 = bf16
     return cfg
@@ -58,6 +61,18 @@ def load_dsm(model, path: str | Path) -> checkpoint.LoadReport:
         sd = {k[len("bin."):]: v for k, v in sd.items() if k.startswith("bin.")}
     try:
         return checkpoint.load_weights(model, {"params": sd}, key="params", strict=True, prefix="bin")
+    except UvssmError as exc:
+        raise UvssmError(f"{path}: {exc}".replace("<state dict>: ", "")) from None
+
+
+def load_flow(model, path: str | Path) -> checkpoint.LoadReport:
+    """Load pre-trained flow weights into `model.spynet`: a stage-"flow" checkpoint (SPyNet keys) or a
+    full model checkpoint (keys `spynet.*`, e.g. a trained BasicVSR)."""
+    sd, _ = checkpoint.state_dict_of(checkpoint.read(path))
+    if any(k.startswith("spynet.") for k in sd):
+        sd = {k[len("spynet."):]: v for k, v in sd.items() if k.startswith("spynet.")}
+    try:
+        return checkpoint.load_weights(model, {"params": sd}, key="params", strict=True, prefix="spynet")
     except UvssmError as exc:
         raise UvssmError(f"{path}: {exc}".replace("<state dict>: ", "")) from None
 
@@ -102,6 +117,13 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
                              f"first (uvssm train dsm-... --out RUN1) and pass --bin RUN1/checkpoints/latest.pt")
         report = load_dsm(model, cfg.bin_checkpoint)
         progress("note", {"text": f"degradation sensing module from {cfg.bin_checkpoint}: {report.summary()}"})
+    if cfg.stage == "restore" and hasattr(model, "spynet"):
+        if cfg.flow_checkpoint:
+            report = load_flow(model, cfg.flow_checkpoint)
+            progress("note", {"text": f"flow network from {cfg.flow_checkpoint}: {report.summary()}"})
+        else:
+            progress("note", {"text": "the flow network starts from random weights (pre-train it with a flow-* "
+                                      "config and pass --flow RUN/checkpoints/latest.pt)"})
 
     if dist_info.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -109,8 +131,12 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
     meta = {"model": cfg.model, "scale": cfg.data.scale, "model_kwargs": kwargs,
             "dataset": train_ds.describe(), "data_root": str(data_root), "uvssm_version": __version__,
             "torch_version": str(torch.__version__)}
+    spec = get_spec(cfg.model)
+    recurrent = spec.kind == "recurrent"
+    num_frame = cfg.num_frame or spec.num_frame
     result = loop.train(model, cfg, train_ds.clips, val_ds.clips if val_ds else [], out, meta=meta, device=dev,
-                        dist_info=dist_info, resume=resume, progress=progress)
+                        dist_info=dist_info, resume=resume, progress=progress, num_frame=num_frame,
+                        recurrent=recurrent)
     if dist_info.main:
         atomic.write_text(out / "result.json", json.dumps(
             {k: (str(v) if isinstance(v, Path) else v) for k, v in result.items()}, indent=2, sort_keys=True) + "\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-STAGES = ("dsm", "restore")
+STAGES = ("dsm", "flow", "restore")
 
 
 class ConfigError(ValueError):
@@ -45,11 +45,16 @@ class DataConfig:
 class TrainConfig:
     name: str = "custom"
     note: str = ""  # where the settings come from; shown in `uvssm train --list`
-    stage: str = "restore"  # "dsm": stage 1, the degradation sensing module alone; "restore": stage 2
+    stage: str = "restore"  # "dsm": VOTES stage 1 (the DSM alone); "flow": SPyNet pre-training; "restore"
     model: str = "votes"
     model_args: dict = field(default_factory=dict)  # constructor arguments beyond the registry's
     data: DataConfig = field(default_factory=DataConfig)
     bin_checkpoint: str | None = None  # stage 2: stage-1 weights for the DSM (or a full VOTES checkpoint)
+    flow_checkpoint: str | None = None  # recurrent flow models: pre-trained SPyNet (stage "flow", or a full model)
+    num_frame: int | None = None  # frames per sample (default: the model's: 5 for EDVR/VOTES, 15 for BasicVSR)
+    flow_lr_mul: float = 1.0  # learning rate multiplier of the flow network (BasicVSR: 0.125)
+    fix_flow_iter: int = 0  # the flow network is frozen for this many iterations (BasicVSR: 5000)
+    smooth_weight: float = 0.1  # stage "flow": weight of the flow smoothness term
 
     batch_size: int = 16  # per process
     gt_size: int = 128  # HQ patch side; the LQ patch is gt_size / scale
@@ -76,13 +81,15 @@ class TrainConfig:
     bf16: bool = False  # autocast to bfloat16 (CUDA, or CPU with bf16 support)
 
     def __post_init__(self):
-        for name in ("lr", "weight_decay", "eta_min"):
+        for name in ("lr", "weight_decay", "eta_min", "flow_lr_mul", "smooth_weight"):
             setattr(self, name, _number(name, getattr(self, name), float))
         for name in ("batch_size", "gt_size", "val_every", "val_frames", "save_every", "log_every", "seed",
-                     "num_workers", "cache_mb"):
+                     "num_workers", "cache_mb", "fix_flow_iter"):
             setattr(self, name, _number(name, getattr(self, name), int))
         if self.total_iter is not None:
             self.total_iter = _number("total_iter", self.total_iter, int)
+        if self.num_frame is not None:
+            self.num_frame = _number("num_frame", self.num_frame, int)
         self.betas = tuple(_number("betas", b, float) for b in self.betas)
         self.periods = tuple(_number("periods", p, int) for p in self.periods)
         self.restart_weights = tuple(_number("restart_weights", w, float) for w in self.restart_weights)

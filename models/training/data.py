@@ -41,9 +41,11 @@ def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
 class WindowPatches(Dataset):
     """Index n → {"lq": (T, 3, p, p), "gt": (3, s·p, s·p)[, "ref": (3, 3, p, p)]}, floats in [0, 1].
 
+    With `all_targets` (recurrent models), "gt" is every frame's: (T, 3, s·p, s·p).
+
     Args:
         clips: clips with at least `num_frame` frames, all at the same scale.
-        num_frame: window length (5).
+        num_frame: window length (5), or sequence length (15) for recurrent models.
         lq_patch: LQ crop side (gt_size / scale); frames smaller than this are an error.
         flip, transpose: the augmentations (p = 0.5 each).
         with_ref: also return the stage-1 reference frames of t−1, t, t+1.
@@ -51,7 +53,8 @@ class WindowPatches(Dataset):
     """
 
     def __init__(self, clips: Sequence[Clip], *, num_frame: int = 5, lq_patch: int = 64, flip: bool = True,
-                 transpose: bool = True, with_ref: bool = False, seed: int = 10, rank: int = 0):
+                 transpose: bool = True, with_ref: bool = False, all_targets: bool = False, seed: int = 10,
+                 rank: int = 0):
         usable = [c for c in clips if c.n_frames >= num_frame]
         if not usable:
             raise ValueError(f"no clip has the {num_frame} frames a window needs")
@@ -59,7 +62,7 @@ class WindowPatches(Dataset):
         if small:
             raise ValueError(f"clip {small[0]}: LQ frames {usable[0].lq_size} are smaller than the {lq_patch}-pixel patch")
         self.clips, self.num_frame, self.lq_patch = list(usable), num_frame, lq_patch
-        self.flip, self.transpose, self.with_ref = flip, transpose, with_ref
+        self.flip, self.transpose, self.with_ref, self.all_targets = flip, transpose, with_ref, all_targets
         self.seed, self.rank = seed, rank
 
     def __len__(self) -> int:
@@ -76,7 +79,8 @@ class WindowPatches(Dataset):
         hflip, vflip, swap = (rng.random(3) < 0.5) & [self.flip, self.flip, self.transpose]
 
         lq = np.stack([clip.lq(i)[top:top + p, left:left + p] for i in range(start, start + self.num_frame)])
-        gt = clip.hq(center)[s * top:s * (top + p), s * left:s * (left + p)][None]
+        targets = range(start, start + self.num_frame) if self.all_targets else [center]
+        gt = np.stack([clip.hq(i)[s * top:s * (top + p), s * left:s * (left + p)] for i in targets])
         arrays = [lq, gt]
         if self.with_ref:
             arrays.append(np.stack([clip.ref(i)[top:top + p, left:left + p] for i in (center - 1, center, center + 1)]))
@@ -89,7 +93,7 @@ class WindowPatches(Dataset):
             if swap:
                 a = a.transpose(0, 2, 1, 3)
             out.append(frames_to_tensor(a))
-        sample = {"lq": out[0], "gt": out[1][0]}
+        sample = {"lq": out[0], "gt": out[1] if self.all_targets else out[1][0]}
         if self.with_ref:
             sample["ref"] = out[2]
         return sample

@@ -91,23 +91,44 @@ def evenly_spaced(n: int, k: int) -> list[int]:
 
 @torch.no_grad()
 def validate(model: nn.Module, clips: Sequence[Clip], stage: str, device: torch.device, frames_per_clip: int = 0,
-             bf16: bool = False, num_frame: int = 5) -> dict:
+             bf16: bool = False, num_frame: int = 5, recurrent: bool = False) -> dict:
     """Mean PSNR over clips (clip mean first) on whole frames, windows padded by reflection_circle.
 
     Stage "restore": the model's output against HQ, Y channel, `scale` pixels cropped (the VOTES
-    protocol), beside bicubic-upsampled LQ on the same frames. Stage "dsm": ẑ_t against the
-    reference z_t (RGB, no crop), beside the LQ frame itself.
+    protocol), beside bicubic-upsampled LQ on the same frames; recurrent models run over the whole
+    clip. Stage "dsm": ẑ_t against the reference z_t (RGB, no crop), beside the LQ frame itself.
+    Stage "flow": frame t+1 warped onto frame t by the flow network against frame t (RGB, LQ),
+    beside frame t+1 unwarped.
     """
     from degrade.scalers import imresize
+    from models.flow import warp
+    from models.inference import Stage, restore_stage
 
     was_training = model.training
     model.eval()
     scores, baseline = VideoScores(), VideoScores()
     for clip in clips:
-        for c in evenly_spaced(clip.n_frames, frames_per_clip):
-            indices = reflection_circle(c, clip.n_frames, num_frame)
+        picked = evenly_spaced(clip.n_frames, frames_per_clip)
+        if stage == "restore" and recurrent:
+            frames = (frames_to_tensor(clip.lq(i)) for i in range(clip.n_frames))
+            runner = Stage(model, num_frame, clip.scale, multiple=1, kind="recurrent", chunk=clip.n_frames)
+            wanted = set(picked)
+            outputs = {i: o for i, o in enumerate(restore_stage(frames, runner, device=device, bf16=bf16))
+                       if i in wanted}
+        for c in picked:
+            if stage == "flow":
+                nxt = min(c + 1, clip.n_frames - 1) if c + 1 < clip.n_frames else c - 1
+                ref, supp = (frames_to_tensor(clip.lq(i)).unsqueeze(0).to(device) for i in (c, nxt))
+                with _autocast(device, bf16):
+                    flow = model.spynet(ref, supp)
+                kwargs = dict(crop_border=0, color_space="rgb")
+                scores.update(clip.name, psnr(quantize(warp(supp, flow.float(), padding_mode="border")), quantize(ref),
+                                              **kwargs).tolist())
+                baseline.update(clip.name, psnr(quantize(supp), quantize(ref), **kwargs).tolist())
+                continue
+            indices = reflection_circle(c, clip.n_frames, min(num_frame, 5) if recurrent else num_frame)
             window = frames_to_tensor(np.stack([clip.lq(i) for i in indices])).unsqueeze(0).to(device)
-            center = window[:, num_frame // 2]
+            center = window[:, window.shape[1] // 2]
             if stage == "dsm":
                 with _autocast(device, bf16):
                     _, z_t = model.bin(window)
@@ -116,22 +137,41 @@ def validate(model: nn.Module, clips: Sequence[Clip], stage: str, device: torch.
                 scores.update(clip.name, psnr(quantize(z_t.float()), quantize(ref), **kwargs).tolist())
                 baseline.update(clip.name, psnr(quantize(center), quantize(ref), **kwargs).tolist())
             else:
-                with _autocast(device, bf16):
-                    out = model(window)
+                if recurrent:
+                    out = outputs[c].unsqueeze(0).to(device)
+                else:
+                    with _autocast(device, bf16):
+                        out = model(window)
                 gt = torch.tensor(clip.hq(c)).permute(2, 0, 1).unsqueeze(0).to(device)
                 kwargs = dict(crop_border=clip.scale, color_space="y")
                 scores.update(clip.name, psnr(quantize(out.float()), gt, **kwargs).tolist())
                 up = imresize(center.double(), clip.scale)
                 baseline.update(clip.name, psnr(quantize(up), gt, **kwargs).tolist())
     model.train(was_training)
-    return {"psnr": scores.compute(), "baseline_psnr": baseline.compute(),
-            "baseline": "lq" if stage == "dsm" else "bicubic", "clips": len(clips)}
+    base = {"dsm": "lq", "flow": "unwarped"}.get(stage, "bicubic")
+    return {"psnr": scores.compute(), "baseline_psnr": baseline.compute(), "baseline": base, "clips": len(clips)}
+
+
+def flow_loss(spynet: nn.Module, lq: torch.Tensor, loss_fn, reduction: str, smooth_weight: float) -> torch.Tensor:
+    """Self-supervised flow training on LQ sequences (B, T, 3, h, w): frame t+1 warped by
+    spynet(t, t+1) should look like frame t (and the reverse), plus a first-order smoothness term."""
+    from models.flow import warp
+
+    b, t, c, h, w = lq.shape
+    a, bb = lq[:, :-1].reshape(-1, c, h, w), lq[:, 1:].reshape(-1, c, h, w)
+    ref, supp = torch.cat([a, bb]), torch.cat([bb, a])
+    flow = spynet(ref, supp)
+    photometric = loss_fn(warp(supp, flow, padding_mode="border"), ref, reduction=reduction)
+    smooth = (flow[..., 1:, :] - flow[..., :-1, :]).abs().mean() + (flow[..., 1:] - flow[..., :-1]).abs().mean()
+    return photometric + smooth_weight * smooth * (ref.numel() if reduction == "sum" else 1)
 
 
 def _loss(cfg: TrainConfig, net: nn.Module, batch: dict, device: torch.device) -> torch.Tensor:
     lq = batch["lq"].to(device, non_blocking=True)
     loss_fn = LOSSES[cfg.loss]
     with _autocast(device, cfg.bf16):
+        if cfg.stage == "flow":
+            return flow_loss(net, lq.float(), loss_fn, cfg.loss_reduction, cfg.smooth_weight)
         if cfg.stage == "dsm":
             pair, z_t = net(lq)  # (B, 2, 3, h, w): ẑ_{t-1}, ẑ_{t+1}; (B, 3, h, w): ẑ_t
             ref = batch["ref"].to(device, non_blocking=True)  # z_{t-1}, z_t, z_{t+1}
@@ -158,10 +198,14 @@ def _read_logs(out: Path, upto: int) -> tuple[list[dict], list[dict]]:
 
 def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_clips: Sequence[Clip], out: Path,
           *, meta: dict, device: torch.device, dist_info: Distributed = Distributed(), resume: bool = False,
-          progress: Progress | None = None) -> dict:
-    """Train `model` (a VOTES) by `cfg`; write checkpoints and logs under `out`. Returns the final state.
+          progress: Progress | None = None, num_frame: int = 5, recurrent: bool = False) -> dict:
+    """Train `model` by `cfg`; write checkpoints and logs under `out`. Returns the final state.
 
-    `meta` (model name, scale, constructor arguments, dataset) goes into every checkpoint.
+    `meta` (model name, scale, constructor arguments, dataset) goes into every checkpoint. Samples
+    are `num_frame`-frame windows with the centre frame as target, or with `recurrent` sequences
+    with every frame as target. Stage "dsm" trains VOTES's `bin`, stage "flow" a model's `spynet`
+    (each saved alone), stage "restore" the whole model (a flow network's learning rate × 
+    `cfg.flow_lr_mul`, frozen for the first `cfg.fix_flow_iter` iterations).
     """
     progress = progress or (lambda event, info: None)
     out = Path(out)
@@ -172,11 +216,19 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     model.to(device)
     if cfg.stage == "dsm" and not hasattr(model, "train_bin"):
         raise UvssmError(f"stage 'dsm' trains VOTES's degradation sensing module; {type(model).__name__} has none")
-    trainable = model.bin if cfg.stage == "dsm" else model
+    if cfg.stage == "flow" and not hasattr(model, "spynet"):
+        raise UvssmError(f"stage 'flow' pre-trains a flow network; {type(model).__name__} has none")
+    trainable = {"dsm": getattr(model, "bin", None), "flow": getattr(model, "spynet", None)}.get(cfg.stage, model)
     if cfg.stage == "dsm":
         model.train_bin(True)
     params = [p for p in trainable.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    flow_params = {id(p) for p in model.spynet.parameters()} if cfg.stage == "restore" and hasattr(model, "spynet") \
+        else set()
+    groups = [{"params": [p for p in params if id(p) not in flow_params], "lr_mul": 1.0, "fixed": 0}]
+    if flow_params:
+        groups.append({"params": [p for p in params if id(p) in flow_params], "lr_mul": cfg.flow_lr_mul,
+                       "fixed": cfg.fix_flow_iter})
+    optimizer = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
     start = 0
     train_rows: list[dict] = []
@@ -200,8 +252,9 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     if dist_info.world_size > 1:
         net = nn.parallel.DistributedDataParallel(
             trainable, device_ids=[device.index] if device.type == "cuda" else None)
-    dataset = WindowPatches(train_clips, num_frame=5, lq_patch=cfg.gt_size // cfg.data.scale, flip=cfg.flip,
-                            transpose=cfg.transpose, with_ref=cfg.stage == "dsm", seed=cfg.seed, rank=dist_info.rank)
+    dataset = WindowPatches(train_clips, num_frame=num_frame, lq_patch=cfg.gt_size // cfg.data.scale, flip=cfg.flip,
+                            transpose=cfg.transpose, with_ref=cfg.stage == "dsm", all_targets=recurrent,
+                            seed=cfg.seed, rank=dist_info.rank)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=range(start * cfg.batch_size, total * cfg.batch_size),
         num_workers=cfg.num_workers, pin_memory=device.type == "cuda", drop_last=False)
@@ -219,7 +272,7 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
 
     def run_validation(iteration: int) -> None:
         if dist_info.main and val_clips:
-            result = validate(model, val_clips, cfg.stage, device, cfg.val_frames, cfg.bf16)
+            result = validate(model, val_clips, cfg.stage, device, cfg.val_frames, cfg.bf16, num_frame, recurrent)
             val_rows.append({"iteration": iteration, **result})
             progress("val", val_rows[-1])
         if dist_info.world_size > 1:
@@ -232,7 +285,7 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     for iteration, batch in enumerate(loader, start=start + 1):
         lr = schedule.lr_at(iteration)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = 0.0 if iteration <= group["fixed"] else lr * group["lr_mul"]
         loss = _loss(cfg, net, batch, device)
         if not torch.isfinite(loss):
             raise UvssmError(f"iteration {iteration}: loss is {loss.item()}; training diverged "

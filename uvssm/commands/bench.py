@@ -63,6 +63,9 @@ def print_table2(console: Console, table, models=None) -> None:
 @click.option("--batch", type=int, default=1, show_default=True, help="Windows per model call.")
 @click.option("--tile", type=int, default=0, show_default=True, help="Run in tiles of this many LQ pixels (0: whole frames).")
 @click.option("--overlap", type=int, default=32, show_default=True, help="Context pixels around each tile.")
+@click.option("--chunk", type=int, default=100, show_default=True,
+              help="Recurrent models: frames per chunk (each with --chunk-overlap frames of context per side).")
+@click.option("--chunk-overlap", type=int, default=8, show_default=True)
 @click.option("--color-space", type=click.Choice(["y", "rgb"]), default="y", show_default=True)
 @click.option("--crop-border", type=int, help="Pixels cropped before scoring (default: the scale, as VOTES).")
 @click.option("--max-frames", type=int, default=0, help="Score only the first N frames of each clip (0: all).")
@@ -70,7 +73,8 @@ def print_table2(console: Console, table, models=None) -> None:
               help="Output frames per clip kept as PNG for `uvssm report`.")
 def bench(model_names: str, data: Path, qp: int | None, scale: int, platform: str | None, split: str,
           weights: tuple[str, ...], out: Path, device: str, bf16: bool, batch: int, tile: int, overlap: int,
-          color_space: str, crop_border: int | None, max_frames: int, save_frames: int) -> None:
+          chunk: int, chunk_overlap: int, color_space: str, crop_border: int | None, max_frames: int,
+          save_frames: int) -> None:
     """Benchmark models on a dataset's clips: one parquet row per frame, Table 2 beside the paper.
 
     Resumable: rerun the same command after an interruption and finished (model, clip) parts are
@@ -88,7 +92,7 @@ def bench(model_names: str, data: Path, qp: int | None, scale: int, platform: st
     opts = BenchOptions(models=names, data=data, out=out, scale=scale, qp=qp, platform=platform, split=split,
                         weights=list(weights), device=device, bf16=bf16, batch=batch, tile=tile, overlap=overlap,
                         color_space=color_space, crop_border=crop_border, max_frames=max_frames,
-                        save_frames=save_frames)
+                        save_frames=save_frames, chunk=chunk, chunk_overlap=chunk_overlap)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console)
     tasks: dict[str, int] = {}

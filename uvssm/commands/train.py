@@ -32,6 +32,8 @@ def _list_configs(console: Console) -> None:
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder: checkpoints/, logs, config.yaml.")
 @click.option("--bin", "bin_checkpoint", metavar="CKPT", help="Stage 2: stage-1 weights of the degradation "
               "sensing module (RUN1/checkpoints/latest.pt, the official bin_100000.pth, or a VOTES checkpoint).")
+@click.option("--flow", "flow_checkpoint", metavar="CKPT", help="BasicVSR: pre-trained SPyNet (a flow-* run's "
+              "checkpoints/latest.pt, or a model checkpoint with spynet.* weights).")
 @click.option("--iters", type=int, help="Stop after this many iterations (default: the config's schedule).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast (default: the config's setting).")
@@ -40,7 +42,7 @@ def _list_configs(console: Console) -> None:
               help="Override a config value, e.g. --set batch_size=8 --set data.qp=33 (repeatable).")
 @click.option("--list", "list_only", is_flag=True, help="List the packaged configs and exit.")
 def train(config: str | None, data_root: Path | None, out: Path | None, bin_checkpoint: str | None,
-          iters: int | None, device: str, bf16: bool | None, resume: bool, overrides: tuple[str, ...],
+          flow_checkpoint: str | None, iters: int | None, device: str, bf16: bool | None, resume: bool, overrides: tuple[str, ...],
           list_only: bool) -> None:
     """Train a model from CONFIG (a packaged config name, see --list, or a YAML file).
 
@@ -53,6 +55,9 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
     """
     console = Console(highlight=False, soft_wrap=True)
     if list_only:
+        from uvssm.commands.bench import wide_console
+
+        console = wide_console()
         _list_configs(console)
         return
     if config is None or data_root is None or out is None:
@@ -60,7 +65,7 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
 
     from uvssm.train import resolve_config, run_training
 
-    cfg = resolve_config(config, overrides, iters, bin_checkpoint, bf16)
+    cfg = resolve_config(config, overrides, iters, bin_checkpoint, bf16, flow_checkpoint)
     console.print(f"config {cfg.name}: stage {cfg.stage}, model {cfg.model} x{cfg.data.scale}, "
                   f"{cfg.iterations} iterations, batch {cfg.batch_size}, patch {cfg.gt_size}")
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -83,7 +88,8 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
             if event == "iter":
                 progress.update(task, loss=f"{info['loss']:.4g}", lr=f"{info['lr']:.2e}", its=f"{info['its']:.2f}")
         elif event == "val":
-            what = "PSNR-Y" if info["baseline"] == "bicubic" else "PSNR-RGB of z_t"
+            what = {"bicubic": "PSNR-Y", "lq": "PSNR-RGB of z_t", "unwarped": "PSNR-RGB of the warped frame"}[
+                info["baseline"]]
             progress.console.print(f"iter {info['iteration']}: val {what} {info['psnr']:.2f} dB "
                                    f"({info['baseline']} {info['baseline_psnr']:.2f} dB, {info['clips']} clips)")
         elif event == "save":

@@ -1,0 +1,69 @@
+"""Benchmark: forward time per output frame of every full-size registered model at one LQ size.
+
+Random weights (timing only), ×2 (STDF at ×1: it restores at LQ size), batch 1, no gradients,
+the same runner as `uvssm bench` (sliding windows; recurrent models on a whole `--frames`-frame
+sequence, time divided by its length). Also parameters and MACs per frame (FlopCounterMode).
+
+    python -m benchmarks models [--size 180x320] [--device cpu|cuda] [--frames 10]
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def run(size: tuple[int, int] = (180, 320), device: str = "cpu", frames: int = 10, bf16: bool = False) -> list[dict]:
+    import torch
+
+    from benchmarks.harness import count_macs
+    from models.inference import Stage, restore_stream
+    from models.registry import MODELS, create_model
+    from models.trained import TrainedModel
+
+    rows = []
+    for name, spec in MODELS.items():
+        if "tiny" in name:
+            continue
+        scale = 1 if spec.scales == (1,) else 2
+        torch.manual_seed(0)
+        model = create_model(name, scale).to(device).eval()
+        stage = Stage(model, spec.num_frame, scale, spec.multiple, kind=spec.kind, chunk=frames)
+        h, w = size
+        clip = [torch.rand(3, h, w) for _ in range(frames if spec.kind == "recurrent" else spec.num_frame)]
+        n_out = len(clip) if spec.kind == "recurrent" else 1
+        if spec.kind == "window":  # time one output frame: the centre window only
+            clip = clip[: spec.num_frame]
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        outs = 0
+        for _ in restore_stream(clip, [stage], device=device, bf16=bf16):
+            outs += 1
+            if spec.kind == "window":
+                break
+        if device == "cuda":
+            torch.cuda.synchronize()
+        seconds = (time.perf_counter() - t0) / (n_out if spec.kind == "recurrent" else 1)
+        macs = count_macs(TrainedModel(name, [Stage(model.cpu(), spec.num_frame, scale, spec.multiple, kind=spec.kind)],
+                                       [], None), size)
+        rows.append({"model": name, "scale": scale, "kind": spec.kind, "params": sum(p.numel() for p in model.parameters()),
+                     "gmacs": macs / 1e9, "ms_per_frame": 1000 * seconds, "device": device,
+                     "precision": "bf16" if bf16 else "fp32"})
+        del model
+    return rows
+
+
+def print_table(rows: list[dict], size: tuple[int, int] = (180, 320), console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(width=140)
+    table = Table(title=f"forward time per output frame, LQ {size[1]}x{size[0]} ({os.cpu_count()} CPU cores; "
+                        "random weights)", title_justify="left")
+    for col in ("model", "scale", "kind", "params", "GMACs/frame", "ms/frame", "device"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["model"], f"x{r['scale']}", r["kind"], f"{r['params']:,}", f"{r['gmacs']:.1f}",
+                      f"{r['ms_per_frame']:.0f}", f"{r['device']} {r['precision']}")
+    console.print(table)
