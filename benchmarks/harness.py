@@ -74,7 +74,7 @@ def count_macs(model: TrainedModel, lq_size: tuple[int, int], probe: int = 64) -
     total = 0.0
     side = probe
     for stage in model.stages:
-        x = torch.rand(1, stage.num_frame, 3, side, side)
+        x = torch.rand(1, stage.num_frame, getattr(stage.model, "in_nc", 3), side, side)
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:
             stage.model.eval()

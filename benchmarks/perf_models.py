@@ -30,7 +30,8 @@ def run(size: tuple[int, int] = (180, 320), device: str = "cpu", frames: int = 1
         model = create_model(name, scale).to(device).eval()
         stage = Stage(model, spec.num_frame, scale, spec.multiple, kind=spec.kind, chunk=frames)
         h, w = size
-        clip = [torch.rand(3, h, w) for _ in range(frames if spec.kind == "recurrent" else spec.num_frame)]
+        channels = getattr(model, "in_nc", 3)
+        clip = [torch.rand(channels, h, w) for _ in range(frames if spec.kind == "recurrent" else spec.num_frame)]
         n_out = len(clip) if spec.kind == "recurrent" else 1
         if spec.kind == "window":  # time one output frame: the centre window only
             clip = clip[: spec.num_frame]

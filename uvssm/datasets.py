@@ -93,6 +93,26 @@ class ClipPair:
 
 
 @dataclass
+class BicubicTarget(ClipPair):
+    """A clip at scale 1 whose target `hq(i)` is its original (×`hq_scale`) down-scaled to LQ size with
+    MATLAB bicubic and rounded to uint8."""
+
+    hq_scale: int = 2
+
+    def ref(self, i: int) -> np.ndarray:
+        def load():
+            from degrade.scalers import imresize
+
+            hq = torch.tensor(read_rgb(self.hq_dir / frame_name(i))).permute(2, 0, 1).to(torch.float64) / 255.0
+            return imresize(hq, 1 / self.hq_scale).permute(1, 2, 0).to(torch.float32).contiguous().numpy()
+
+        return self.cache.get(("ref", self.hq_dir, i), load) if self.cache else load()
+
+    def hq(self, i: int) -> np.ndarray:
+        return np.clip(np.round(self.ref(i) * 255.0), 0, 255).astype(np.uint8)
+
+
+@dataclass
 class PairedDataset:
     name: str  # "REDS", "UVSSM", or the folder name
     layout: str
@@ -122,8 +142,13 @@ def detect_layout(root: Path, platform: str | None = None) -> str:
 
 def open_dataset(root: str | Path, *, split: str = "train", scale: int = 2, qp: int | None = None,
                  platform: str | None = None, layout: str | None = None, cache_mb: int = 2048,
-                 check_frames: bool = True) -> PairedDataset:
+                 check_frames: bool = True, target: str = "hq") -> PairedDataset:
     """Open the `split` clips ("train", "val", "test" or "all") of a dataset folder.
+
+    `target` chooses what each clip's `hq(i)` is: the originals ("hq"), or a target at LQ size
+    for restoration without upscaling (STDF), with scale 1: "clean_lr" (a synth-reds `--clean-lr`
+    folder: the frames the encoder received) or "bicubic_lr" (the originals down-scaled with
+    MATLAB bicubic, rounded to uint8: the only choice for UVSSM, which has no clean LR).
 
     Raises UvssmError naming the folder or file when the dataset is missing, a split is empty, or a
     clip's frames do not pair up (counts differ, or HQ is not exactly `scale` × LQ).
@@ -136,10 +161,31 @@ def open_dataset(root: str | Path, *, split: str = "train", scale: int = 2, qp: 
     if layout == "reds":
         if qp is None:
             raise UvssmError(f"{root}: a synth-reds dataset needs a QP (e.g. --qp 28)")
-        return _open_reds(root, split, scale, qp, cache, check_frames)
-    if layout == "frames":
-        return _open_frames(root, split, scale, platform, cache, check_frames)
-    raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        ds = _open_reds(root, split, scale, qp, cache, check_frames)
+    elif layout == "frames":
+        ds = _open_frames(root, split, scale, platform, cache, check_frames)
+    else:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    return _with_target(ds, target, cache)
+
+
+def _with_target(ds: PairedDataset, target: str, cache) -> PairedDataset:
+    if target == "hq":
+        return ds
+    if target == "clean_lr":
+        clean = ds.root / f"LR_clean_x{ds.scale}"
+        if ds.layout != "reds" or not clean.is_dir():
+            where = clean if ds.layout == "reds" else ds.root
+            raise UvssmError(f"{where}: no clean LR frames (run `uvssm synth-reds --clean-lr`; UVSSM has none: "
+                             "use target bicubic_lr)")
+        ds.clips = [_pair(c.name, clean / c.name, c.lq_dir, 1, cache, True) for c in ds.clips]
+    elif target == "bicubic_lr":
+        ds.clips = [BicubicTarget(c.name, c.hq_dir, c.lq_dir, c.n_frames, 1, c.lq_size, c.cache, hq_scale=c.scale)
+                    for c in ds.clips]
+    else:
+        raise ValueError(f"target must be hq, clean_lr or bicubic_lr, got {target!r}")
+    ds.scale = 1
+    return ds
 
 
 def _pair(name: str, hq_dir: Path, lq_dir: Path, scale: int, cache, check: bool, n_frames: int | None = None) -> ClipPair:

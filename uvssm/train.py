@@ -80,7 +80,7 @@ def load_flow(model, path: str | Path) -> checkpoint.LoadReport:
 def _open(data_root: Path, cfg: TrainConfig, split: str) -> PairedDataset:
     d = cfg.data
     return open_dataset(data_root, split=split, scale=d.scale, qp=d.qp, platform=d.platform, layout=d.kind,
-                        cache_mb=cfg.cache_mb)
+                        cache_mb=cfg.cache_mb, target=d.target)
 
 
 def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *, device: str | None = None,
@@ -109,8 +109,9 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
     progress("data", {"train": train_ds.describe(), "val": val_ds.describe() if val_ds else None})
 
     torch.manual_seed(cfg.seed)
-    kwargs = model_kwargs(cfg.model, cfg.data.scale, **cfg.model_args)
-    model = create_model(cfg.model, cfg.data.scale, **cfg.model_args)
+    scale = cfg.data.model_scale
+    kwargs = model_kwargs(cfg.model, scale, **cfg.model_args)
+    model = create_model(cfg.model, scale, **cfg.model_args)
     if cfg.stage == "restore" and getattr(model, "dfm_mode", None) == "estimate":
         if not cfg.bin_checkpoint:
             raise UvssmError(f"config {cfg.name}: stage 2 needs trained degradation-sensing weights; run stage 1 "
@@ -128,7 +129,7 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
     if dist_info.main:
         out.mkdir(parents=True, exist_ok=True)
         atomic.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    meta = {"model": cfg.model, "scale": cfg.data.scale, "model_kwargs": kwargs,
+    meta = {"model": cfg.model, "scale": scale, "target": cfg.data.target, "model_kwargs": kwargs,
             "dataset": train_ds.describe(), "data_root": str(data_root), "uvssm_version": __version__,
             "torch_version": str(torch.__version__)}
     spec = get_spec(cfg.model)

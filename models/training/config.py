@@ -14,6 +14,7 @@ import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 STAGES = ("dsm", "flow", "restore")
+TARGETS = ("hq", "clean_lr", "bicubic_lr")
 
 
 class ConfigError(ValueError):
@@ -39,6 +40,14 @@ class DataConfig:
     platform: str | None = None  # "frames" datasets: the platform sub-folder (e.g. WeChat), if any
     train_split: str = "train"
     val_split: str = "val"
+    # What the model learns to produce: "hq" (the originals; SR models), or a target at LQ size for
+    # restoration at LQ size (STDF): "clean_lr" (synth-reds --clean-lr: the frames the encoder received)
+    # or "bicubic_lr" (HQ down-scaled with MATLAB bicubic; UVSSM has no clean LR).
+    target: str = "hq"
+
+    @property
+    def model_scale(self) -> int:
+        return self.scale if self.target == "hq" else 1
 
 
 @dataclass
@@ -95,10 +104,13 @@ class TrainConfig:
         self.restart_weights = tuple(_number("restart_weights", w, float) for w in self.restart_weights)
         if self.stage not in STAGES:
             raise ConfigError(f"stage must be one of {STAGES}, got {self.stage!r}")
-        if self.gt_size % self.data.scale:
-            raise ConfigError(f"gt_size {self.gt_size} is not a multiple of scale {self.data.scale}")
-        if (self.gt_size // self.data.scale) % 4:
-            raise ConfigError(f"the LQ patch ({self.gt_size // self.data.scale}) must be a multiple of 4")
+        if self.data.target not in TARGETS:
+            raise ConfigError(f"data.target must be one of {TARGETS}, got {self.data.target!r}")
+        scale = self.data.model_scale
+        if self.gt_size % scale:
+            raise ConfigError(f"gt_size {self.gt_size} is not a multiple of scale {scale}")
+        if (self.gt_size // scale) % 4:
+            raise ConfigError(f"the LQ patch ({self.gt_size // scale}) must be a multiple of 4")
 
     @property
     def iterations(self) -> int:

@@ -97,6 +97,7 @@ def validate(model: nn.Module, clips: Sequence[Clip], stage: str, device: torch.
     Stage "restore": the model's output against HQ, Y channel, `scale` pixels cropped (the VOTES
     protocol), beside bicubic-upsampled LQ on the same frames; recurrent models run over the whole
     clip. Stage "dsm": ẑ_t against the reference z_t (RGB, no crop), beside the LQ frame itself.
+    At scale 1 (STDF towards an LQ-size target) the baseline is the unrestored LQ frame.
     Stage "flow": frame t+1 warped onto frame t by the flow network against frame t (RGB, LQ),
     beside frame t+1 unwarped.
     """
@@ -148,7 +149,7 @@ def validate(model: nn.Module, clips: Sequence[Clip], stage: str, device: torch.
                 up = imresize(center.double(), clip.scale)
                 baseline.update(clip.name, psnr(quantize(up), gt, **kwargs).tolist())
     model.train(was_training)
-    base = {"dsm": "lq", "flow": "unwarped"}.get(stage, "bicubic")
+    base = {"dsm": "lq", "flow": "unwarped"}.get(stage, "bicubic" if all(c.scale > 1 for c in clips) else "unrestored")
     return {"psnr": scores.compute(), "baseline_psnr": baseline.compute(), "baseline": base, "clips": len(clips)}
 
 
@@ -252,7 +253,7 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     if dist_info.world_size > 1:
         net = nn.parallel.DistributedDataParallel(
             trainable, device_ids=[device.index] if device.type == "cuda" else None)
-    dataset = WindowPatches(train_clips, num_frame=num_frame, lq_patch=cfg.gt_size // cfg.data.scale, flip=cfg.flip,
+    dataset = WindowPatches(train_clips, num_frame=num_frame, lq_patch=cfg.gt_size // cfg.data.model_scale, flip=cfg.flip,
                             transpose=cfg.transpose, with_ref=cfg.stage == "dsm", all_targets=recurrent,
                             seed=cfg.seed, rank=dist_info.rank)
     loader = torch.utils.data.DataLoader(

@@ -88,7 +88,8 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
             if event == "iter":
                 progress.update(task, loss=f"{info['loss']:.4g}", lr=f"{info['lr']:.2e}", its=f"{info['its']:.2f}")
         elif event == "val":
-            what = {"bicubic": "PSNR-Y", "lq": "PSNR-RGB of z_t", "unwarped": "PSNR-RGB of the warped frame"}[
+            what = {"bicubic": "PSNR-Y", "lq": "PSNR-RGB of z_t", "unwarped": "PSNR-RGB of the warped frame",
+                    "unrestored": "PSNR-Y"}[
                 info["baseline"]]
             progress.console.print(f"iter {info['iteration']}: val {what} {info['psnr']:.2f} dB "
                                    f"({info['baseline']} {info['baseline_psnr']:.2f} dB, {info['clips']} clips)")
