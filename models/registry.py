@@ -14,6 +14,7 @@ from torch import nn
 
 from models.basicvsr import BasicVSR
 from models.edvr import EDVR
+from models.rsdn import RSDN
 from models.stdf import STDF
 from models.votes import VOTES
 
@@ -48,6 +49,8 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               num_frame=15, multiple=1, kind="recurrent"),
     ModelSpec("basicvsr-tiny", BasicVSR, dict(num_feat=16, num_block=2), "a small BasicVSR for CPU demos and tests (ours)",
               num_frame=15, multiple=1, kind="recurrent"),
+    ModelSpec("rsdn", RSDN, {}, "RSDN9_128 (structure-detail recurrent, hidden-state adaptation); x2 heads ours",
+              num_frame=10, multiple=1, kind="recurrent"),
     ModelSpec("edvr-tiny", EDVR, _TINY_EDVR, "a small EDVR (TSA) for CPU demos and tests (ours)"),
     ModelSpec("stdf", STDF, dict(in_nc=3), "STDF-R3 on RGB (7 frames; restores at LQ size)", num_frame=7, scales=(1,),
               multiple=8),
