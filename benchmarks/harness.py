@@ -29,11 +29,14 @@ from benchmarks import tables
 from benchmarks.memory import PeakMemory
 from benchmarks.metrics import MetricConfig, psnr_ssim, quantize
 from models.inference import restore_stream
+from models.padding import pad_to_multiple
 from models.trained import TrainedModel, load_trained
+from models.training.data import frames_to_tensor
+from models.windows import evenly_spaced, reflection_circle
 from uvssm import __version__, atomic
 from uvssm.datasets import ClipPair, PairedDataset, open_dataset
 from uvssm.errors import UvssmError
-from uvssm.frames import frame_name
+from uvssm.frames import frame_name, write_rgb
 
 Progress = Callable[[str, dict], None]
 SAVED_FRAMES = "frames"  # OUT/frames/<setting>/<model>/<clip>/%08d.png (+ .dfm.npy) for `uvssm report`
@@ -96,10 +99,6 @@ def _run_key(model: TrainedModel, config: MetricConfig, opts: BenchOptions) -> s
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _lq_tensor(clip: ClipPair, i: int) -> torch.Tensor:
-    return torch.tensor(clip.lq(i)).permute(2, 0, 1).float().div_(255.0)
-
-
 def _outputs(model: TrainedModel, clip: ClipPair, n: int, device: torch.device, opts: BenchOptions,
              clock: dict) -> Iterator[torch.Tensor]:
     def frames(dtype):  # the whole clip: windows near frame n-1 see the frames after it, as without max_frames
@@ -121,19 +120,13 @@ def _outputs(model: TrainedModel, clip: ClipPair, n: int, device: torch.device, 
 
 def _save_frame(folder: Path, index: int, out: torch.Tensor, model: TrainedModel, clip: ClipPair,
                 device: torch.device) -> None:
-    from uvssm.frames import write_rgb
-
     folder.mkdir(parents=True, exist_ok=True)
     write_rgb(folder / frame_name(index), quantize(out).permute(1, 2, 0).numpy())
     first = model.stages[0].model if model.stages else None
     if first is not None and hasattr(first, "estimate_dfm"):
-        from models.windows import reflection_circle
-
         stage = model.stages[0]
         idx = reflection_circle(index, clip.n_frames, stage.num_frame)
-        x = torch.stack([_lq_tensor(clip, i) for i in idx]).unsqueeze(0).to(device)
-        from models.padding import pad_to_multiple
-
+        x = frames_to_tensor(np.stack([clip.lq(i) for i in idx])).unsqueeze(0).to(device)
         padded, (h, w) = pad_to_multiple(x, stage.multiple)
         with torch.no_grad():
             dfm = first.estimate_dfm(padded)[0, 0, :h, :w].float().cpu().numpy()
@@ -151,7 +144,7 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
     need = max((st.num_frame if st.kind == "window" else 2 for st in model.stages), default=1)
     if clip.n_frames < need:
         raise UvssmError(f"{clip.lq_dir}: {clip.n_frames} frames, fewer than the {need}-frame window of {model.name}")
-    keep = set(_evenly(n, opts.save_frames)) if save_dir is not None else set()
+    keep = set(evenly_spaced(n, opts.save_frames)) if save_dir is not None and opts.save_frames > 0 else set()
     clock = {"load": 0.0, "metric": 0.0}
     scores = []
     start = time.perf_counter()
@@ -185,14 +178,6 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
              "peak_mem_mb": mem.peak_mb, "run_key": run_key}
             for i, p, s in scores]
     return pd.DataFrame(rows, columns=tables.FRAME_COLUMNS)
-
-
-def _evenly(n: int, k: int) -> list[int]:
-    if k <= 0:
-        return []
-    if k >= n:
-        return list(range(n))
-    return [n // 2] if k == 1 else sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
 def _part_dir(out: Path, ds: PairedDataset, split: str, model: str) -> Path:

@@ -44,6 +44,29 @@ class Stage:
     chunk_overlap: int = 8
 
 
+class _ReadAhead:
+    """Frames of a stream by index, read only as far as asked and forgotten once no longer needed."""
+
+    def __init__(self, frames: Iterable[Tensor]):
+        self._it = iter(frames)
+        self.frames: dict[int, Tensor] = {}
+        self.read = 0  # frames read so far
+        self.exhausted = False
+
+    def fill(self, upto: int) -> None:
+        """Read until `upto` frames have been read or the stream ends."""
+        while not self.exhausted and self.read < upto:
+            try:
+                self.frames[self.read] = next(self._it)
+                self.read += 1
+            except StopIteration:
+                self.exhausted = True
+
+    def forget_before(self, index: int) -> None:
+        for old in [i for i in self.frames if i < index]:
+            del self.frames[old]
+
+
 def sliding_windows(frames: Iterable[Tensor], num_frame: int) -> Iterator[tuple[int, list[Tensor]]]:
     """Yield (index, window) for every frame of the stream, in order; window = num_frame frames.
 
@@ -51,27 +74,18 @@ def sliding_windows(frames: Iterable[Tensor], num_frame: int) -> Iterator[tuple[
     end), and forgets frames no later window uses.
     """
     p = num_frame // 2
-    buffer: dict[int, Tensor] = {}
-    it = iter(frames)
-    read, exhausted, c = 0, False, 0
+    stream, c = _ReadAhead(frames), 0
     while True:
-        while not exhausted and read <= c + 2 * p:
-            try:
-                buffer[read] = next(it)
-                read += 1
-            except StopIteration:
-                exhausted = True
-        if c >= read:
+        stream.fill(c + 2 * p + 1)
+        if c >= stream.read:
             return
         # Before the end is known, any length > c + p gives the same indices.
-        n = read if exhausted else max(read, c + 2 * p + 1)
-        if exhausted and n < num_frame:
+        n = stream.read if stream.exhausted else max(stream.read, c + 2 * p + 1)
+        if stream.exhausted and n < num_frame:
             raise ValueError(f"a clip of {n} frames is shorter than the {num_frame}-frame window")
-        indices = reflection_circle(c, n, num_frame)
-        yield c, [buffer[i] for i in indices]
-        for old in [i for i in buffer if i < c + 1 - 2 * p]:
-            del buffer[old]
+        yield c, [stream.frames[i] for i in reflection_circle(c, n, num_frame)]
         c += 1
+        stream.forget_before(c - 2 * p)
 
 
 def sequence_chunks(frames: Iterable[Tensor], chunk: int, overlap: int) -> Iterator[tuple[list[Tensor], int, int]]:
@@ -80,24 +94,16 @@ def sequence_chunks(frames: Iterable[Tensor], chunk: int, overlap: int) -> Itera
     at most chunk + 2·overlap frames."""
     if chunk < 1 or overlap < 0:
         raise ValueError(f"chunk must be >= 1 and overlap >= 0, got {chunk}, {overlap}")
-    buffer: dict[int, Tensor] = {}
-    it = iter(frames)
-    read, exhausted, start = 0, False, 0
+    stream, start = _ReadAhead(frames), 0
     while True:
-        while not exhausted and read < start + chunk + overlap:
-            try:
-                buffer[read] = next(it)
-                read += 1
-            except StopIteration:
-                exhausted = True
-        if start >= read:
+        stream.fill(start + chunk + overlap)
+        if start >= stream.read:
             return
-        end = min(start + chunk, read)
-        lo, hi = max(0, start - overlap), min(read, end + overlap)
-        yield [buffer[i] for i in range(lo, hi)], start - lo, end - lo
+        end = min(start + chunk, stream.read)
+        lo, hi = max(0, start - overlap), min(stream.read, end + overlap)
+        yield [stream.frames[i] for i in range(lo, hi)], start - lo, end - lo
         start = end
-        for old in [i for i in buffer if i < start - overlap]:
-            del buffer[old]
+        stream.forget_before(start - overlap)
 
 
 def _per_sample_dfm(model: nn.Module, x: Tensor) -> Tensor:

@@ -28,3 +28,10 @@ def reflection_circle(center: int, num_frames: int, window: int = 5) -> list[int
             i = (center - p) - (i - (num_frames - 1))
         out.append(i)
     return out
+
+
+def evenly_spaced(n: int, k: int) -> list[int]:
+    """k frame indices spread over 0..n-1 (all of them when k is 0 or ≥ n)."""
+    if k <= 0 or k >= n:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)}) if k > 1 else [n // 2]

@@ -15,8 +15,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from uvssm import atomic
 from uvssm.decode import rgb_frames
 from uvssm.errors import UvssmError
@@ -45,8 +43,11 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
     """Restore video `src` into `dst`. Returns a summary (frames, sizes, fps, seconds)."""
     import time
 
+    from benchmarks.metrics import quantize
     from models.inference import restore_stream
     from models.trained import load_trained
+    from models.training.data import frames_to_tensor
+    from models.training.loop import pick_device
 
     progress = progress or (lambda event, info: None)
     src, dst = Path(src), Path(dst)
@@ -58,8 +59,7 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
     model = load_trained(opts.model, opts.scale, opts.weights)
     if not model.stages:
         raise UvssmError("restore needs a trained model, not bicubic")
-    device = torch.device("cuda" if opts.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if opts.device == "auto" else opts.device))
+    device = pick_device(opts.device)
     for stage in model.stages:
         stage.model.to(device)
     width, height = info.display_size
@@ -77,7 +77,7 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
 
     def lq():
         for frame in rgb_frames(ffmpeg, info):
-            yield torch.tensor(frame).permute(2, 0, 1).float().div_(255.0)
+            yield frames_to_tensor(frame)
 
     start, count = time.perf_counter(), 0
     with tempfile.TemporaryFile() as err:
@@ -85,7 +85,7 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
         try:
             for out in restore_stream(lq(), model.stages, device=device, batch=opts.batch, bf16=opts.bf16,
                                       tile=opts.tile, overlap=opts.overlap):
-                rgb = out.mul(255).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+                rgb = quantize(out).permute(1, 2, 0).contiguous().numpy()
                 try:
                     proc.stdin.write(rgb.tobytes())
                 except BrokenPipeError:

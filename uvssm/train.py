@@ -52,29 +52,28 @@ def resolve_config(name: str, overrides: list[str] = (), iterations: int | None 
     return cfg
 
 
-def load_dsm(model, path: str | Path) -> checkpoint.LoadReport:
-    """Load stage-1 weights into `model.bin`: a DSM checkpoint (ours or the official bin_100000.pth,
-    keys `model.model1_1...`) or a full VOTES checkpoint (keys `bin.model...`)."""
-    data = checkpoint.read(path)
-    sd, _ = checkpoint.state_dict_of(data)
-    if any(k.startswith("bin.") for k in sd):
-        sd = {k[len("bin."):]: v for k, v in sd.items() if k.startswith("bin.")}
+def load_part(model, path: str | Path, prefix: str) -> checkpoint.LoadReport:
+    """Load weights into the sub-module `model.<prefix>` from a checkpoint of that part alone, or from a
+    full model checkpoint (its `<prefix>.*` keys). Strict; errors name the file."""
+    sd, _ = checkpoint.state_dict_of(checkpoint.read(path))
+    if any(k.startswith(f"{prefix}.") for k in sd):
+        sd = {k[len(prefix) + 1:]: v for k, v in sd.items() if k.startswith(f"{prefix}.")}
     try:
-        return checkpoint.load_weights(model, {"params": sd}, key="params", strict=True, prefix="bin")
+        return checkpoint.load_weights(model, {"params": sd}, key="params", strict=True, prefix=prefix)
     except UvssmError as exc:
         raise UvssmError(f"{path}: {exc}".replace("<state dict>: ", "")) from None
+
+
+def load_dsm(model, path: str | Path) -> checkpoint.LoadReport:
+    """Stage-1 weights into `model.bin`: a DSM checkpoint (ours or the official bin_100000.pth, keys
+    `model.model1_1...`) or a full VOTES checkpoint (keys `bin.model...`)."""
+    return load_part(model, path, "bin")
 
 
 def load_flow(model, path: str | Path) -> checkpoint.LoadReport:
-    """Load pre-trained flow weights into `model.spynet`: a stage-"flow" checkpoint (SPyNet keys) or a
-    full model checkpoint (keys `spynet.*`, e.g. a trained BasicVSR)."""
-    sd, _ = checkpoint.state_dict_of(checkpoint.read(path))
-    if any(k.startswith("spynet.") for k in sd):
-        sd = {k[len("spynet."):]: v for k, v in sd.items() if k.startswith("spynet.")}
-    try:
-        return checkpoint.load_weights(model, {"params": sd}, key="params", strict=True, prefix="spynet")
-    except UvssmError as exc:
-        raise UvssmError(f"{path}: {exc}".replace("<state dict>: ", "")) from None
+    """Pre-trained flow weights into `model.spynet`: a stage-"flow" checkpoint (SPyNet keys) or a full
+    model checkpoint (keys `spynet.*`, e.g. a trained BasicVSR)."""
+    return load_part(model, path, "spynet")
 
 
 def _open(data_root: Path, cfg: TrainConfig, split: str) -> PairedDataset:

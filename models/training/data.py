@@ -34,7 +34,10 @@ class Clip(Protocol):
 
 def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
     """(..., H, W, 3) uint8 or float → (..., 3, H, W) float32 in [0, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3)
+    a = np.ascontiguousarray(frames)
+    if not a.flags.writeable:  # decoded video buffers and cached frames are read-only; torch wants writable
+        a = a.copy()
+    t = torch.from_numpy(a).movedim(-1, -3)
     return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
 
 

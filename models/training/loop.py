@@ -37,7 +37,7 @@ from models.training.config import TrainConfig
 from models.training.data import Clip, WindowPatches, frames_to_tensor
 from models.training.losses import LOSSES
 from models.training.schedule import CosineRestarts
-from models.windows import reflection_circle
+from models.windows import evenly_spaced, reflection_circle
 from uvssm import atomic
 from uvssm.errors import UvssmError
 
@@ -80,13 +80,6 @@ def pick_device(name: str | None, local_rank: int = 0) -> torch.device:
 
 def _autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
-
-
-def evenly_spaced(n: int, k: int) -> list[int]:
-    """k frame indices spread over 0..n-1 (all of them when k is 0 or ≥ n)."""
-    if k <= 0 or k >= n:
-        return list(range(n))
-    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)}) if k > 1 else [n // 2]
 
 
 @torch.no_grad()
