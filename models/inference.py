@@ -190,8 +190,12 @@ def restore_stage(frames: Iterable[Tensor], stage: Stage, *, device: torch.devic
 
 
 def restore_stream(frames: Iterable[Tensor], stages: list[Stage], **kwargs) -> Iterator[Tensor]:
-    """Chain stages over a stream: each stage's output frames are the next stage's input frames."""
+    """Chain stages over a stream: each stage's output frames, rounded to 8 bits as images on disk
+    (the hand-over of the official two-stage baselines, and of `uvssm.restored` at training time),
+    are the next stage's input frames."""
     stream: Iterable[Tensor] = frames
-    for stage in stages:
+    for i, stage in enumerate(stages):
+        if i:
+            stream = (f.mul(255.0).round_().div_(255.0) for f in stream)
         stream = restore_stage(stream, stage, **kwargs)
     return iter(stream)

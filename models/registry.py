@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from models.basicvsr import BasicVSR
+from models.comisr import COMISR
 from models.edvr import EDVR
 from models.rsdn import RSDN
 from models.stdf import STDF
+from models.tga import TGA
 from models.votes import VOTES
 
 
@@ -37,6 +39,11 @@ _TINY_VOTES = dict(num_feat=16, deformable_groups=2, num_extract_block=1, num_re
 
 _TINY_EDVR = dict(num_feat=16, num_extract_block=1, num_reconstruct_block=2, deformable_groups=2)
 
+# Every block of the release, narrower; BatchNorm momentum 0.1 so running statistics settle in a short run.
+_TINY_TGA = dict(nf=16, ng=4, head_feat=32, up_feat=16, bn_momentum=0.1)
+
+_TINY_COMISR = dict(num_feat=16, num_block=2, fnet_feats=(8, 16, 32))
+
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("votes", VOTES, {}, "VOTES config L (128 features, 5/40/10 blocks, 8 deformable groups)"),
     ModelSpec("votes-wo-dfm", VOTES, {"dfm": "zero"}, "VOTES config L with the DFM set to zero (the paper's ablation)"),
@@ -50,6 +57,15 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("basicvsr-tiny", BasicVSR, dict(num_feat=16, num_block=2), "a small BasicVSR for CPU demos and tests (ours)",
               num_frame=15, multiple=1, kind="recurrent"),
     ModelSpec("rsdn", RSDN, {}, "RSDN9_128 (structure-detail recurrent, hidden-state adaptation); x2 heads ours",
+              num_frame=10, multiple=1, kind="recurrent"),
+    ModelSpec("rsdn-tiny", RSDN, dict(nf=16, num_blocks=2), "a small RSDN for CPU demos and tests (ours)",
+              num_frame=10, multiple=1, kind="recurrent"),
+    ModelSpec("tga", TGA, {}, "VSR-TGA, the released model without alignment (7 frames in 3 groups); x2 head ours",
+              num_frame=7, multiple=1),
+    ModelSpec("tga-tiny", TGA, _TINY_TGA, "a small VSR-TGA for CPU demos and tests (ours)", num_frame=7, multiple=1),
+    ModelSpec("comisr", COMISR, {}, "COMISR (frame-recurrent, FNet + HR flow, Laplacian enhancement); x2 ours",
+              num_frame=10, multiple=1, kind="recurrent"),
+    ModelSpec("comisr-tiny", COMISR, _TINY_COMISR, "a small COMISR for CPU demos and tests (ours)",
               num_frame=10, multiple=1, kind="recurrent"),
     ModelSpec("edvr-tiny", EDVR, _TINY_EDVR, "a small EDVR (TSA) for CPU demos and tests (ours)"),
     ModelSpec("stdf", STDF, dict(in_nc=3), "STDF-R3 on RGB (7 frames; restores at LQ size)", num_frame=7, scales=(1,),

@@ -10,8 +10,9 @@ conv over both branches' outputs. No global residual. Names follow the release, 
 strictly (6,180,236 parameters at ×4).
 
 ×2 is not official: the heads emit 3·2² = 12 channels instead of 48 (5,975,360 parameters; ours).
-The paper also supervises the detail and structure outputs; `forward_all` returns them, while the
-training loop currently uses the SR output only.
+The paper also supervises the detail and structure outputs against the ground truth's own
+decomposition; `forward(x, return_aux=True)` and `aux_targets` give the training loop those pairs
+(weighted by the config's `aux_weight`).
 """
 
 from __future__ import annotations
@@ -115,5 +116,14 @@ class RSDN(nn.Module):
             outs_s.append(F.pixel_shuffle(os_, self.scale))
         return torch.stack(outs, 1), torch.stack(outs_d, 1), torch.stack(outs_s, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.forward_all(x)[0]
+    def forward(self, x: Tensor, return_aux: bool = False):
+        """SR (B, T, 3, s·h, s·w); with `return_aux`, also the (detail SR, structure SR) pair."""
+        out, detail, structure = self.forward_all(x)
+        return (out, (detail, structure)) if return_aux else out
+
+    @staticmethod
+    def aux_targets(aux: tuple[Tensor, Tensor], gt: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """The paper's extra supervision: the detail and structure outputs against the same
+        decomposition of the ground truth."""
+        structure, detail = structure_detail(gt)
+        return [(aux[0], detail), (aux[1], structure)]

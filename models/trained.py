@@ -56,20 +56,26 @@ def find_checkpoint(name: str, weights: list[str]) -> Path:
                      f"--data DATA --out WEIGHTS/{name}` and pass --weights WEIGHTS, or --weights {name}=PATH")
 
 
-def _build(name: str, path: Path, scale: int) -> tuple[nn.Module, str]:
+def model_from_checkpoint(path: str | Path, scale: int, name: str | None = None) -> tuple[str, nn.Module, str]:
+    """(model name, model with its trained weights, file sha256) of a checkpoint at `scale`. The name
+    is the one the checkpoint records (`name`, when given, must match it; an official checkpoint
+    without a record takes `name` and the registry's settings)."""
+    path = Path(path)
     data = checkpoint.read(path)
     meta = data.get("uvssm") or {}
-    spec = get_spec(name)
     stored = meta.get("model", name)
-    if stored != name:
+    if stored is None:
+        raise UvssmError(f"{path}: records no model name; name the model it holds")
+    if name is not None and stored != name:
         raise UvssmError(f"{path}: holds a {stored} checkpoint, not {name}")
+    spec = get_spec(stored)
     kwargs = dict(meta.get("model_kwargs") or {**spec.defaults, "scale": scale})
     if kwargs.get("scale", scale) != scale:
-        raise UvssmError(f"{path}: a x{kwargs['scale']} {name} checkpoint, but x{scale} was asked for (--scale)")
+        raise UvssmError(f"{path}: a x{kwargs['scale']} {stored} checkpoint, but x{scale} was asked for")
     kwargs["scale"] = scale
     model = spec.cls(**kwargs)
     checkpoint.load_weights(model, data, strict=True)
-    return model, checkpoint.file_sha256(path)
+    return stored, model, checkpoint.file_sha256(path)
 
 
 def load_trained(name: str, scale: int, weights: list[str]) -> TrainedModel:
@@ -89,7 +95,7 @@ def load_trained(name: str, scale: int, weights: list[str]) -> TrainedModel:
         part_scale = scale if last else 1
         if part_scale not in spec.scales:
             raise UvssmError(f"{name}: {part} has no x{part_scale} variant (it has x{', x'.join(map(str, spec.scales))})")
-        model, sha = _build(part, path, part_scale)
+        _, model, sha = model_from_checkpoint(path, part_scale, part)
         stages.append(Stage(model, spec.num_frame, part_scale, spec.multiple, kind=spec.kind))
         paths.append(str(path))
         shas.append(sha)

@@ -86,7 +86,8 @@ def test_batching_does_not_change_outputs():
 
 
 def test_two_stages_chain_frame_by_frame(weights):
-    """stdf+edvr-tiny: STDF restores every LQ frame (7-frame windows), then EDVR upsamples STDF's frames."""
+    """stdf+edvr-tiny: STDF restores every LQ frame (7-frame windows), then EDVR upsamples STDF's frames,
+    handed over as 8-bit images (as the training data of the SR stage are)."""
     model = load_trained("stdf+edvr-tiny", 2, [str(weights)])
     stdf, edvr = (s.model.eval() for s in model.stages)
     torch.manual_seed(3)
@@ -94,6 +95,7 @@ def test_two_stages_chain_frame_by_frame(weights):
     got = list(restore_stream(lq, model.stages))
     with torch.no_grad():
         mid = [stdf(torch.stack([lq[i] for i in reflection_circle(c, 9, 7)])[None])[0].clamp(0, 1) for c in range(9)]
+        mid = [(m * 255).round() / 255 for m in mid]
         want = [edvr(torch.stack([mid[i] for i in reflection_circle(c, 9, 5)])[None])[0].clamp(0, 1)
                 for c in range(9)]
     assert len(got) == 9 and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(got, want))

@@ -11,7 +11,8 @@ from models.registry import create_model
 
 @pytest.mark.parametrize("name, scale, window", [("edvr-m", 2, (1, 5, 3, 8, 8)), ("stdf", 1, (1, 7, 3, 16, 16)),
                                                  ("stdf-y", 1, (1, 7, 1, 16, 16)), ("basicvsr", 4, (1, 3, 3, 16, 16)),
-                                                 ("rsdn", 4, (1, 3, 3, 8, 8))])
+                                                 ("rsdn", 4, (1, 3, 3, 8, 8)),
+                                                 ("tga", 2, (1, 7, 3, 8, 8)), ("comisr", 4, (1, 3, 3, 16, 16))])
 def test_strict_round_trip(tmp_path, name, scale, window):
     torch.manual_seed(0)
     model = create_model(name, scale).eval()

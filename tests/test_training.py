@@ -49,6 +49,9 @@ def test_packaged_configs_load_and_match_the_official_recipe():
     assert qp33.periods == (25_000, 50_000, 75_000, 75_000, 75_000) and qp33.iterations == 300_000
     assert qp33.restart_weights == (1, 0.5, 0.5, 0.5, 0.5) and qp33.betas == (0.9, 0.99)
     assert (qp33.loss, qp33.loss_reduction, qp33.lr, qp33.batch_size, qp33.gt_size) == ("charbonnier", "sum", 2e-4, 16, 128)
+    for name in ("edvr-reds-qp28-x2", "rsdn-reds-qp28-x2", "basicvsr-reds-qp28-x2", "tga-reds-qp28-x2"):
+        assert load_config(name).chain == "stdf", name  # SR stages of STDF+X learn from STDF's outputs
+    assert load_config("comisr-reds-qp28-x2").chain is None  # one stage
     wechat = load_config("votes-uvssm-wechat-x2")
     assert wechat.iterations == 600_000 and wechat.data.kind == "frames" and wechat.data.platform == "WeChat"
 
@@ -223,3 +226,52 @@ def test_tiny_votes_beats_bicubic_after_a_short_cpu_training(tmp_path, tiny_reds
     val = result["val"]
     print(f"held-out PSNR-Y: votes-tiny {val['psnr']:.2f} dB, bicubic {val['baseline_psnr']:.2f} dB")
     assert val["baseline"] == "bicubic" and val["psnr"] > val["baseline_psnr"] + 0.1
+
+
+def test_step_decay_holds_each_periods_rate():
+    from models.training.schedule import StepDecay, make_schedule
+
+    s = make_schedule("step", 2e-3, (3, 3), (1, 0.1), 0.0)
+    assert isinstance(s, StepDecay)
+    assert [s.lr_at(n) for n in range(1, 9)] == pytest.approx([2e-3] * 3 + [2e-4] * 5)
+    with pytest.raises(ValueError):
+        make_schedule("linear", 1e-3, (3,), (1,), 0.0)
+    with pytest.raises(ConfigError, match="schedule"):
+        load_config("tga-reds-qp28-x2", ["schedule=linear"])
+
+
+def test_loss_reductions():
+    from models.training.losses import l1, mse
+
+    a, b = torch.zeros(2, 3), torch.ones(2, 3)
+    assert float(l1(a, b, reduction="batch")) == 3.0  # TGA: the sum divided by the batch
+    assert float(mse(a, 2 * b, reduction="mean")) == 4.0
+    with pytest.raises(ConfigError, match="loss_reduction"):
+        load_config("tga-reds-qp28-x2", ["loss_reduction=median"])
+
+
+def test_aux_losses_add_rsdn_detail_structure_and_comisr_warping():
+    """With aux_weight, the loss is the SR loss plus the weighted auxiliary pairs the model names."""
+    from models.rsdn import structure_detail
+    from models.training.losses import charbonnier
+
+    torch.manual_seed(0)
+    lq, gt = torch.rand(2, 3, 3, 8, 8), torch.rand(2, 3, 3, 16, 16)
+    model = create_model("rsdn-tiny", 2).train()
+    cfg = load_config("rsdn-tiny-sample")
+    assert cfg.aux_weight == 1.0
+    got = loop._loss(cfg, model, {"lq": lq, "gt": gt}, torch.device("cpu"))
+    out, detail, structure = model.forward_all(lq)
+    s, d = structure_detail(gt)
+    want = charbonnier(out, gt) + charbonnier(detail, d) + charbonnier(structure, s)
+    torch.testing.assert_close(got, want)
+    cfg.aux_weight = 0.0
+    torch.testing.assert_close(loop._loss(cfg, model, {"lq": lq, "gt": gt}, torch.device("cpu")), charbonnier(out, gt))
+
+    model = create_model("comisr-tiny", 2).train()
+    cfg = load_config("comisr-tiny-sample")
+    lq = torch.rand(2, 3, 3, 16, 16)
+    gt = torch.rand(2, 3, 3, 32, 32)
+    got = loop._loss(cfg, model, {"lq": lq, "gt": gt}, torch.device("cpu"))
+    out, [(warped, target)] = model(lq, return_aux=True)
+    torch.testing.assert_close(got, charbonnier(out, gt) + 0.05 * charbonnier(warped, target))

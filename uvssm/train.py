@@ -34,7 +34,7 @@ class TrainPlan:
 
 def resolve_config(name: str, overrides: list[str] = (), iterations: int | None = None,
                    bin_checkpoint: str | None = None, bf16: bool | None = None,
-                   flow_checkpoint: str | None = None) -> TrainConfig:
+                   flow_checkpoint: str | None = None, lq_stage: str | None = None) -> TrainConfig:
     try:
         cfg = load_config(name, list(overrides))
     except ConfigError as exc:
@@ -47,6 +47,8 @@ def resolve_config(name: str, overrides: list[str] = (), iterations: int | None 
         cfg.bin_checkpoint = bin_checkpoint
     if flow_checkpoint is not None:
         cfg.flow_checkpoint = flow_checkpoint
+    if lq_stage is not None:
+        cfg.lq_stage = lq_stage
     if bf16 is not None:
         cfg.bf16 = bf16
     return cfg
@@ -105,6 +107,20 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
             raise
         val_ds = None
         progress("note", {"text": f"no validation: {exc}"})
+    lq_stage = None
+    if cfg.chain:
+        if not cfg.lq_stage:
+            raise UvssmError(f"config {cfg.name}: trains the SR stage of {cfg.chain}+{cfg.model} on {cfg.chain}'s "
+                             f"outputs; train {cfg.chain} first and pass --lq-stage RUN/checkpoints/latest.pt "
+                             f"(or --set chain=null to train on the raw LQ frames)")
+        from uvssm.restored import load_first_stage, restore_dataset
+
+        first = load_first_stage(cfg.lq_stage, expect=cfg.chain)
+        train_ds = restore_dataset(train_ds, first, device=dev, progress=progress)
+        if val_ds is not None:
+            val_ds = restore_dataset(val_ds, first, device=dev, progress=progress)
+        lq_stage = {"model": first.name, "checkpoint": str(first.checkpoint), "checkpoint_sha256": first.sha256}
+        progress("note", {"text": f"LQ frames restored by {first.name} ({first.checkpoint})"})
     progress("data", {"train": train_ds.describe(), "val": val_ds.describe() if val_ds else None})
 
     torch.manual_seed(cfg.seed)
@@ -130,7 +146,7 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
         atomic.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     meta = {"model": cfg.model, "scale": scale, "target": cfg.data.target, "model_kwargs": kwargs,
             "dataset": train_ds.describe(), "data_root": str(data_root), "uvssm_version": __version__,
-            "torch_version": str(torch.__version__)}
+            "torch_version": str(torch.__version__), "lq_stage": lq_stage}
     spec = get_spec(cfg.model)
     recurrent = spec.kind == "recurrent"
     num_frame = cfg.num_frame or spec.num_frame

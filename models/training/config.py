@@ -60,10 +60,15 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     bin_checkpoint: str | None = None  # stage 2: stage-1 weights for the DSM (or a full VOTES checkpoint)
     flow_checkpoint: str | None = None  # recurrent flow models: pre-trained SPyNet (stage "flow", or a full model)
+    # The SR stage of a two-stage baseline (e.g. "stdf" for STDF + X): the model learns from the LQ frames
+    # as that first stage restores them (`lq_stage`: its checkpoint). Set chain to null to train on raw LQ.
+    chain: str | None = None
+    lq_stage: str | None = None
     num_frame: int | None = None  # frames per sample (default: the model's: 5 for EDVR/VOTES, 15 for BasicVSR)
     flow_lr_mul: float = 1.0  # learning rate multiplier of the flow network (BasicVSR: 0.125)
     fix_flow_iter: int = 0  # the flow network is frozen for this many iterations (BasicVSR: 5000)
     smooth_weight: float = 0.1  # stage "flow": weight of the flow smoothness term
+    aux_weight: float = 0.0  # models with extra supervision (RSDN detail/structure, COMISR's LR warping): its weight
 
     batch_size: int = 16  # per process
     gt_size: int = 128  # HQ patch side; the LQ patch is gt_size / scale
@@ -75,6 +80,7 @@ class TrainConfig:
     lr: float = 2e-4
     betas: tuple[float, float] = (0.9, 0.99)
     weight_decay: float = 0.0
+    schedule: str = "cosine"  # "cosine": cosine restarts over the periods; "step": constant lr·weight per period
     periods: tuple[int, ...] = (50_000, 100_000, 150_000)
     restart_weights: tuple[float, ...] = (1.0, 0.5, 0.5)
     eta_min: float = 1e-7
@@ -90,7 +96,7 @@ class TrainConfig:
     bf16: bool = False  # autocast to bfloat16 (CUDA, or CPU with bf16 support)
 
     def __post_init__(self):
-        for name in ("lr", "weight_decay", "eta_min", "flow_lr_mul", "smooth_weight"):
+        for name in ("lr", "weight_decay", "eta_min", "flow_lr_mul", "smooth_weight", "aux_weight"):
             setattr(self, name, _number(name, getattr(self, name), float))
         for name in ("batch_size", "gt_size", "val_every", "val_frames", "save_every", "log_every", "seed",
                      "num_workers", "cache_mb", "fix_flow_iter"):
@@ -104,6 +110,14 @@ class TrainConfig:
         self.restart_weights = tuple(_number("restart_weights", w, float) for w in self.restart_weights)
         if self.stage not in STAGES:
             raise ConfigError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.schedule not in ("cosine", "step"):
+            raise ConfigError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
+        from models.training.losses import LOSSES, REDUCTIONS
+
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+        if self.loss_reduction not in REDUCTIONS:
+            raise ConfigError(f"loss_reduction must be one of {REDUCTIONS}, got {self.loss_reduction!r}")
         if self.data.target not in TARGETS:
             raise ConfigError(f"data.target must be one of {TARGETS}, got {self.data.target!r}")
         scale = self.data.model_scale

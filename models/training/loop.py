@@ -36,7 +36,7 @@ from models import checkpoint
 from models.training.config import TrainConfig
 from models.training.data import Clip, WindowPatches, frames_to_tensor
 from models.training.losses import LOSSES
-from models.training.schedule import CosineRestarts
+from models.training.schedule import make_schedule
 from models.windows import evenly_spaced, reflection_circle
 from uvssm import atomic
 from uvssm.errors import UvssmError
@@ -171,8 +171,15 @@ def _loss(cfg: TrainConfig, net: nn.Module, batch: dict, device: torch.device) -
             ref = batch["ref"].to(device, non_blocking=True)  # z_{t-1}, z_t, z_{t+1}
             estimates = (pair[:, 0], z_t, pair[:, 1])
             return sum(loss_fn(e.float(), ref[:, j], reduction=cfg.loss_reduction) for j, e in enumerate(estimates))
-        out = net(lq)
-        return loss_fn(out.float(), batch["gt"].to(device, non_blocking=True), reduction=cfg.loss_reduction)
+        gt = batch["gt"].to(device, non_blocking=True)
+        core = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
+        if not (cfg.aux_weight and hasattr(core, "aux_targets")):
+            return loss_fn(net(lq).float(), gt, reduction=cfg.loss_reduction)
+        out, aux = net(lq, return_aux=True)
+        loss = loss_fn(out.float(), gt, reduction=cfg.loss_reduction)
+        for pred, target in core.aux_targets(aux, gt):
+            loss = loss + cfg.aux_weight * loss_fn(pred.float(), target.float(), reduction=cfg.loss_reduction)
+        return loss
 
 
 def _write_logs(out: Path, train_rows: list[dict], val_rows: list[dict]) -> None:
@@ -204,7 +211,7 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     progress = progress or (lambda event, info: None)
     out = Path(out)
     ckpt_dir = out / "checkpoints"
-    schedule = CosineRestarts(cfg.lr, cfg.periods, cfg.restart_weights, cfg.eta_min)
+    schedule = make_schedule(cfg.schedule, cfg.lr, cfg.periods, cfg.restart_weights, cfg.eta_min)
     total = cfg.iterations
 
     model.to(device)

@@ -1,4 +1,7 @@
-"""Cosine annealing with restarts, as BasicSR's CosineAnnealingRestartLR steps it in VOTES training.
+"""Learning-rate schedules. `CosineRestarts` is the VOTES/BasicSR one; `StepDecay` holds the rate
+constant within each period (TGA's StepLR: ×0.1 every 10 epochs).
+
+Cosine annealing with restarts, as BasicSR's CosineAnnealingRestartLR steps it in VOTES training.
 
 BasicSR calls `scheduler.step()` before every iteration from the second on, so iteration n (1-based)
 runs at the scheduler position e = n − 1. Within period k (of length P_k, starting at position
@@ -43,3 +46,36 @@ class CosineRestarts:
                     1 + math.cos(math.pi * (e - start) / period))
             start += period
         return self.eta_min
+
+
+@dataclass(frozen=True)
+class StepDecay:
+    """lr = base_lr · weight_k, constant over period k (iteration n runs at position n − 1, as above);
+    past the last period the last rate holds."""
+
+    base_lr: float
+    periods: tuple[int, ...]
+    restart_weights: tuple[float, ...] = ()
+
+    def __post_init__(self):
+        weights = self.restart_weights or tuple(1.0 for _ in self.periods)
+        if len(weights) != len(self.periods) or not self.periods or min(self.periods) <= 0:
+            raise ValueError("periods must be positive and restart_weights must have one weight per period")
+        object.__setattr__(self, "restart_weights", tuple(weights))
+
+    def lr_at(self, iteration: int) -> float:
+        e = max(0, iteration - 1)
+        start = 0
+        for period, weight in zip(self.periods, self.restart_weights):
+            if e < start + period:
+                return self.base_lr * weight
+            start += period
+        return self.base_lr * self.restart_weights[-1]
+
+
+def make_schedule(kind: str, base_lr: float, periods, weights, eta_min: float):
+    if kind == "cosine":
+        return CosineRestarts(base_lr, tuple(periods), tuple(weights), eta_min)
+    if kind == "step":
+        return StepDecay(base_lr, tuple(periods), tuple(weights))
+    raise ValueError(f"schedule must be 'cosine' or 'step', got {kind!r}")

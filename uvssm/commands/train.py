@@ -34,6 +34,9 @@ def _list_configs(console: Console) -> None:
               "sensing module (RUN1/checkpoints/latest.pt, the official bin_100000.pth, or a VOTES checkpoint).")
 @click.option("--flow", "flow_checkpoint", metavar="CKPT", help="BasicVSR: pre-trained SPyNet (a flow-* run's "
               "checkpoints/latest.pt, or a model checkpoint with spynet.* weights).")
+@click.option("--lq-stage", "lq_stage", metavar="CKPT", help="SR stage of a two-stage baseline (configs with "
+              "`chain: stdf`): the first stage's checkpoint; the model trains on the LQ frames it restores "
+              "(written once under DATA/restored/).")
 @click.option("--iters", type=int, help="Stop after this many iterations (default: the config's schedule).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast (default: the config's setting).")
@@ -42,7 +45,7 @@ def _list_configs(console: Console) -> None:
               help="Override a config value, e.g. --set batch_size=8 --set data.qp=33 (repeatable).")
 @click.option("--list", "list_only", is_flag=True, help="List the packaged configs and exit.")
 def train(config: str | None, data_root: Path | None, out: Path | None, bin_checkpoint: str | None,
-          flow_checkpoint: str | None, iters: int | None, device: str, bf16: bool | None, resume: bool, overrides: tuple[str, ...],
+          flow_checkpoint: str | None, lq_stage: str | None, iters: int | None, device: str, bf16: bool | None, resume: bool, overrides: tuple[str, ...],
           list_only: bool) -> None:
     """Train a model from CONFIG (a packaged config name, see --list, or a YAML file).
 
@@ -65,7 +68,7 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
 
     from uvssm.train import resolve_config, run_training
 
-    cfg = resolve_config(config, overrides, iters, bin_checkpoint, bf16, flow_checkpoint)
+    cfg = resolve_config(config, overrides, iters, bin_checkpoint, bf16, flow_checkpoint, lq_stage)
     console.print(f"config {cfg.name}: stage {cfg.stage}, model {cfg.model} x{cfg.data.scale}, "
                   f"{cfg.iterations} iterations, batch {cfg.batch_size}, patch {cfg.gt_size}")
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -77,6 +80,8 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
         if event == "data":
             progress.console.print(f"train: {info['train']}")
             progress.console.print(f"val:   {info['val'] or 'none'}")
+        elif event == "restore":
+            progress.console.print(f"restoring the LQ frames of {info['clip']} ({info['frames']} frames) → {info['out']}")
         elif event == "note":
             progress.console.print(f"[yellow]note:[/yellow] {info['text']}")
         elif event == "start":
