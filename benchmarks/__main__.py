@@ -4,7 +4,7 @@
     python -m benchmarks synth [--src DIR] [--qp 28] [--scale 2]
     python -m benchmarks votes [--device cpu|cuda] [--repeat 2]
     python -m benchmarks harness [--frames 2]
-    python -m benchmarks models [--device cpu|cuda]
+    python -m benchmarks models [--device cpu|cuda] [--models rsdn,tga,comisr]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], help="votes: only this device's cases")
     parser.add_argument("--repeat", type=int, default=2, help="votes: timed runs per case (the fastest counts)")
     parser.add_argument("--frames", type=int, default=2, help="harness: frames scored")
+    parser.add_argument("--models", help="models: only these (comma-separated registry names)")
     args = parser.parse_args()
     for name in args.names or list(BENCHMARKS):
         if name == "synth":
@@ -37,7 +38,8 @@ def main() -> None:
         elif name == "votes":
             perf_votes.print_table(perf_votes.run(args.device, args.repeat))
         elif name == "models":
-            perf_models.print_table(perf_models.run(device=args.device or "cpu"))
+            perf_models.print_table(perf_models.run(device=args.device or "cpu",
+                                                     only=args.models.split(",") if args.models else None))
         elif name == "harness":
             perf_harness.print_table(perf_harness.run(args.frames))
 

@@ -4,7 +4,7 @@ Random weights (timing only), ×2 (STDF at ×1: it restores at LQ size), batch 1
 the same runner as `uvssm bench` (sliding windows; recurrent models on a whole `--frames`-frame
 sequence, time divided by its length). Also parameters and MACs per frame (FlopCounterMode).
 
-    python -m benchmarks models [--size 180x320] [--device cpu|cuda] [--frames 10]
+    python -m benchmarks models [--device cpu|cuda] [--models a,b]
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import os
 import time
 
 
-def run(size: tuple[int, int] = (180, 320), device: str = "cpu", frames: int = 10, bf16: bool = False) -> list[dict]:
+def run(size: tuple[int, int] = (180, 320), device: str = "cpu", frames: int = 10, bf16: bool = False,
+        only: list[str] | None = None) -> list[dict]:
     import torch
 
     from benchmarks.harness import count_macs
@@ -23,7 +24,7 @@ def run(size: tuple[int, int] = (180, 320), device: str = "cpu", frames: int = 1
 
     rows = []
     for name, spec in MODELS.items():
-        if "tiny" in name:
+        if ("tiny" in name and not only) or (only and name not in only):
             continue
         scale = 1 if spec.scales == (1,) else 2
         torch.manual_seed(0)
