@@ -38,8 +38,11 @@ def main() -> None:
         elif name == "votes":
             perf_votes.print_table(perf_votes.run(args.device, args.repeat))
         elif name == "models":
-            perf_models.print_table(perf_models.run(device=args.device or "cpu",
-                                                     only=args.models.split(",") if args.models else None))
+            try:
+                rows = perf_models.run(device=args.device or "cpu", only=args.models.split(",") if args.models else None)
+            except ValueError as exc:
+                parser.error(f"--models: {exc}")
+            perf_models.print_table(rows)
         elif name == "harness":
             perf_harness.print_table(perf_harness.run(args.frames))
 

@@ -18,9 +18,12 @@ def run(size: tuple[int, int] = (180, 320), device: str = "cpu", frames: int = 1
     import torch
 
     from benchmarks.harness import count_macs
-    from models.inference import Stage, restore_stream
-    from models.registry import MODELS, create_model
-    from models.trained import TrainedModel
+    from models.inference import restore_stream
+    from models.registry import MODELS, create_model, get_spec
+    from models.trained import TrainedModel, stage_for
+
+    for name in only or []:
+        get_spec(name)  # ValueError naming the unknown model and the known ones
 
     rows = []
     for name, spec in MODELS.items():
@@ -29,7 +32,7 @@ def run(size: tuple[int, int] = (180, 320), device: str = "cpu", frames: int = 1
         scale = 1 if spec.scales == (1,) else 2
         torch.manual_seed(0)
         model = create_model(name, scale).to(device).eval()
-        stage = Stage(model, spec.num_frame, scale, spec.multiple, kind=spec.kind, chunk=frames)
+        stage = stage_for(name, model, scale, chunk=frames)
         h, w = size
         channels = getattr(model, "in_nc", 3)
         clip = [torch.rand(channels, h, w) for _ in range(frames if spec.kind == "recurrent" else spec.num_frame)]
@@ -47,8 +50,8 @@ def run(size: tuple[int, int] = (180, 320), device: str = "cpu", frames: int = 1
         if device == "cuda":
             torch.cuda.synchronize()
         seconds = (time.perf_counter() - t0) / (n_out if spec.kind == "recurrent" else 1)
-        macs = count_macs(TrainedModel(name, [Stage(model.cpu(), spec.num_frame, scale, spec.multiple, kind=spec.kind)],
-                                       [], None), size)
+        stage.model = model.cpu()
+        macs = count_macs(TrainedModel(name, [stage], [], None), size)
         rows.append({"model": name, "scale": scale, "kind": spec.kind, "params": sum(p.numel() for p in model.parameters()),
                      "gmacs": macs / 1e9, "ms_per_frame": 1000 * seconds, "device": device,
                      "precision": "bf16" if bf16 else "fp32"})

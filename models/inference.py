@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from benchmarks.metrics import quantize
 from models.padding import pad_to_multiple
 from models.windows import reflection_circle
 
@@ -196,6 +197,6 @@ def restore_stream(frames: Iterable[Tensor], stages: list[Stage], **kwargs) -> I
     stream: Iterable[Tensor] = frames
     for i, stage in enumerate(stages):
         if i:
-            stream = (f.mul(255.0).round_().div_(255.0) for f in stream)
+            stream = (quantize(f).float().div_(255.0) for f in stream)
         stream = restore_stage(stream, stage, **kwargs)
     return iter(stream)

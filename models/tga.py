@@ -103,12 +103,10 @@ class DenseBlock(nn.Module):
 _SPATIAL = ((1, 3, 3), (0, 1, 1))  # a (1,3,3) conv, padded in space only
 _CUBE = ((3, 3, 3), (1, 1, 1))
 _CUBE_NO_DEPTH_PAD = ((3, 3, 3), (0, 1, 1))
-# The intra-group blocks keep PyTorch's default momentum on their fourth norm (the release's quirk).
-_INTRA_MOMENTA = [1e-3, 1e-3, 1e-3, 0.1, 1e-3, 1e-3]
-
-
 def _intra(nf: int, ng: int, momentum: float, attention: bool = False) -> DenseBlock:
-    momenta = [momentum if m == 1e-3 else m for m in _INTRA_MOMENTA]
+    """An intra-group block; its fourth norm keeps PyTorch's default momentum 0.1 (the release's quirk)."""
+    momenta = [momentum] * 6
+    momenta[3] = 0.1
     return DenseBlock(nf, ng, [_SPATIAL] * 3, momenta=momenta, attention=attention)
 
 

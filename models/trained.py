@@ -56,6 +56,12 @@ def find_checkpoint(name: str, weights: list[str]) -> Path:
                      f"--data DATA --out WEIGHTS/{name}` and pass --weights WEIGHTS, or --weights {name}=PATH")
 
 
+def stage_for(name: str, model: nn.Module, scale: int, **kwargs) -> Stage:
+    """The runner of registered model `name` (its window, size multiple and kind) at `scale`."""
+    spec = get_spec(name)
+    return Stage(model, spec.num_frame, scale, spec.multiple, kind=spec.kind, **kwargs)
+
+
 def model_from_checkpoint(path: str | Path, scale: int, name: str | None = None) -> tuple[str, nn.Module, str]:
     """(model name, model with its trained weights, file sha256) of a checkpoint at `scale`. The name
     is the one the checkpoint records (`name`, when given, must match it; an official checkpoint
@@ -96,7 +102,7 @@ def load_trained(name: str, scale: int, weights: list[str]) -> TrainedModel:
         if part_scale not in spec.scales:
             raise UvssmError(f"{name}: {part} has no x{part_scale} variant (it has x{', x'.join(map(str, spec.scales))})")
         _, model, sha = model_from_checkpoint(path, part_scale, part)
-        stages.append(Stage(model, spec.num_frame, part_scale, spec.multiple, kind=spec.kind))
+        stages.append(stage_for(part, model, part_scale))
         paths.append(str(path))
         shas.append(sha)
     return TrainedModel(name, stages, paths, "+".join(shas))

@@ -19,9 +19,9 @@ from typing import Callable
 import numpy as np
 import torch
 
+from benchmarks.metrics import quantize
 from models.inference import Stage, restore_stage
-from models.registry import get_spec
-from models.trained import model_from_checkpoint
+from models.trained import model_from_checkpoint, stage_for
 from models.training.data import frames_to_tensor
 from uvssm import __version__, atomic
 from uvssm.datasets import PairedDataset
@@ -47,10 +47,9 @@ def load_first_stage(path: str | Path, expect: str | None = None) -> FirstStage:
     if not path.is_file():
         raise UvssmError(f"{path}: first-stage checkpoint not found")
     name, model, sha = model_from_checkpoint(path, 1, expect)
-    spec = get_spec(name)
     if getattr(model, "in_nc", 3) != 3:
         raise UvssmError(f"{path}: {name} works on {model.in_nc}-channel frames; the SR stage needs RGB")
-    return FirstStage(name, path, sha, Stage(model, spec.num_frame, 1, spec.multiple, kind=spec.kind))
+    return FirstStage(name, path, sha, stage_for(name, model, 1))
 
 
 def restore_dataset(ds: PairedDataset, first: FirstStage, *, device: torch.device | str = "cpu",
@@ -78,8 +77,7 @@ def restore_dataset(ds: PairedDataset, first: FirstStage, *, device: torch.devic
             out_dir.mkdir(parents=True, exist_ok=True)
             frames = (frames_to_tensor(clip.lq(i)) for i in range(clip.n_frames))
             for i, out in enumerate(restore_stage(frames, first.stage, device=device)):
-                rgb = (out.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
-                write_rgb(out_dir / frame_name(i), np.ascontiguousarray(rgb))
+                write_rgb(out_dir / frame_name(i), np.ascontiguousarray(quantize(out).permute(1, 2, 0).numpy()))
             atomic.write_text(done, f"{clip.n_frames}\n")
         clips.append(dataclasses.replace(clip, lq_dir=out_dir))
     return dataclasses.replace(ds, clips=clips)

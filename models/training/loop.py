@@ -157,7 +157,8 @@ def flow_loss(spynet: nn.Module, lq: torch.Tensor, loss_fn, reduction: str, smoo
     flow = spynet(ref, supp)
     photometric = loss_fn(warp(supp, flow, padding_mode="border"), ref, reduction=reduction)
     smooth = (flow[..., 1:, :] - flow[..., :-1, :]).abs().mean() + (flow[..., 1:] - flow[..., :-1]).abs().mean()
-    return photometric + smooth_weight * smooth * (ref.numel() if reduction == "sum" else 1)
+    per_element = {"sum": ref.numel(), "batch": ref.numel() / ref.shape[0]}.get(reduction, 1)  # as the photometric sum
+    return photometric + smooth_weight * smooth * per_element
 
 
 def _loss(cfg: TrainConfig, net: nn.Module, batch: dict, device: torch.device) -> torch.Tensor:

@@ -19,6 +19,14 @@ import math
 from dataclasses import dataclass
 
 
+def _checked_weights(periods: tuple[int, ...], weights: tuple[float, ...]) -> tuple[float, ...]:
+    """One weight per period (all 1 when none are given); periods positive."""
+    weights = weights or tuple(1.0 for _ in periods)
+    if len(weights) != len(periods) or not periods or min(periods) <= 0:
+        raise ValueError("periods must be positive and restart_weights must have one weight per period")
+    return tuple(weights)
+
+
 @dataclass(frozen=True)
 class CosineRestarts:
     base_lr: float
@@ -27,10 +35,7 @@ class CosineRestarts:
     eta_min: float = 1e-7
 
     def __post_init__(self):
-        weights = self.restart_weights or tuple(1.0 for _ in self.periods)
-        if len(weights) != len(self.periods) or not self.periods or min(self.periods) <= 0:
-            raise ValueError("periods must be positive and restart_weights must have one weight per period")
-        object.__setattr__(self, "restart_weights", tuple(weights))
+        object.__setattr__(self, "restart_weights", _checked_weights(self.periods, self.restart_weights))
 
     @property
     def total(self) -> int:
@@ -58,10 +63,7 @@ class StepDecay:
     restart_weights: tuple[float, ...] = ()
 
     def __post_init__(self):
-        weights = self.restart_weights or tuple(1.0 for _ in self.periods)
-        if len(weights) != len(self.periods) or not self.periods or min(self.periods) <= 0:
-            raise ValueError("periods must be positive and restart_weights must have one weight per period")
-        object.__setattr__(self, "restart_weights", tuple(weights))
+        object.__setattr__(self, "restart_weights", _checked_weights(self.periods, self.restart_weights))
 
     def lr_at(self, iteration: int) -> float:
         e = max(0, iteration - 1)
