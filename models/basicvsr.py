@@ -23,12 +23,13 @@ from models.layers import lrelu, residual_blocks
 
 
 class ConvResidualBlocks(nn.Module):
-    """conv3×3 (in → out) + LeakyReLU(0.1), then `num_block` residual blocks (key `main.<i>`)."""
+    """conv3×3 (in → out) + LeakyReLU(0.1), then `num_block` residual blocks, nested as BasicSR nests
+    them (`main.0` the conv, `main.2.<i>` the blocks: BasicSR's `make_layer` returns a Sequential)."""
 
     def __init__(self, num_in_ch: int, num_out_ch: int = 64, num_block: int = 15):
         super().__init__()
         self.main = nn.Sequential(nn.Conv2d(num_in_ch, num_out_ch, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
-                                  *residual_blocks(num_block, num_out_ch))
+                                  residual_blocks(num_block, num_out_ch))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.main(x)

@@ -26,7 +26,7 @@ def test_parameter_counts_match_the_spec():
 def test_basicsr_key_names():
     keys = set(BasicVSR(scale=4).state_dict())
     for k in ("spynet.mean", "spynet.std", "spynet.basic_module.5.basic_module.8.bias",
-              "backward_trunk.main.0.weight", "backward_trunk.main.31.conv2.weight", "forward_trunk.main.2.conv1.bias",
+              "backward_trunk.main.0.weight", "backward_trunk.main.2.29.conv2.weight", "forward_trunk.main.2.0.conv1.bias",
               "fusion.weight", "upconv1.weight", "upconv2.weight", "conv_hr.weight", "conv_last.bias"):
         assert k in keys, k
     assert "upconv2.weight" not in BasicVSR(scale=2).state_dict()
