@@ -62,7 +62,7 @@ def test_restore_writes_the_streamed_model_output(tmp_path, shared_video, ckpt, 
     assert not list(tmp_path.glob(".*tmp*"))
 
 
-def test_restore_refuses_bad_inputs_with_one_line(tmp_path, shared_video, ckpt):
+def test_restore_refuses_bad_inputs_with_one_line(tmp_path, shared_video, ckpt, ffmpeg):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video at all")
     done = _uvssm("restore", str(junk), "-o", str(tmp_path / "o.mp4"), "--model", "votes-tiny", "--weights", str(ckpt))
@@ -72,4 +72,69 @@ def test_restore_refuses_bad_inputs_with_one_line(tmp_path, shared_video, ckpt):
     assert done.returncode == 2 and "missing.pt" in done.stderr and "not found" in done.stderr
     done = _uvssm("restore", str(shared_video), "-o", str(shared_video), "--model", "votes-tiny", "--weights", str(ckpt))
     assert done.returncode == 2 and "overwrite the input" in done.stderr
+    short = tmp_path / "short.mp4"
+    run(ffmpeg, ["-f", "lavfi", "-i", "testsrc2=s=64x48:r=25", "-frames:v", "3", "-c:v", "libx264", str(short)],
+        context="short video")
+    done = _uvssm("restore", str(short), "-o", str(tmp_path / "o.mp4"), "--model", "votes-tiny", "--weights", str(ckpt))
+    assert done.returncode == 2 and "short.mp4: 3 frame(s)" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "o.mp4").exists()
+
+
+CHART = np.array([[200, 60, 30], [30, 160, 60], [40, 70, 200], [235, 220, 40], [20, 20, 20], [128, 128, 128],
+                  [240, 240, 240], [180, 40, 160], [60, 190, 200], [120, 80, 40], [250, 130, 20], [90, 30, 120]],
+                 dtype=np.uint8)
+
+
+def _chart_frame(width: int, height: int) -> np.ndarray:
+    """A 4x3 chart of flat patches."""
+    img = np.zeros((height, width, 3), np.uint8)
+    pw, ph = width // 4, height // 3
+    for k, rgb in enumerate(CHART):
+        r, c = divmod(k, 4)
+        img[r * ph:(r + 1) * ph, c * pw:(c + 1) * pw] = rgb
+    return img
+
+
+def _patch_means(img: np.ndarray) -> np.ndarray:
+    h, w = img.shape[:2]
+    pw, ph = w // 4, h // 3
+    return np.array([img[r * ph + ph // 4:(r + 1) * ph - ph // 4, c * pw + pw // 4:(c + 1) * pw - pw // 4]
+                     .reshape(-1, 3).mean(axis=0) for r, c in (divmod(k, 4) for k in range(len(CHART)))])
+
+
+@pytest.mark.parametrize("tags", [
+    [],  # ffmpeg's default conversion: BT.601, untagged; the 1280x720 output must be BT.709, and say so
+    ["-vf", "scale=out_color_matrix=bt601:out_range=tv,format=yuv420p", "-colorspace", "smpte170m",
+     "-color_range", "tv", "-color_primaries", "smpte170m", "-color_trc", "smpte170m"],  # tagged: kept
+])
+def test_restore_keeps_the_colours_of_a_chart(tmp_path, ffmpeg, tags):
+    """A chart through `restore` with a model that returns its (upsampled) input: every patch
+    decoded by a plain ffmpeg command within ±2 of the chart. The decode leaves the matrix to
+    swscale's `auto` (the file's own tags) and asks for accurate rounding: swscale's default fast
+    path alone is off by up to 3 on a direct RGB → yuv420p → RGB round trip of this chart."""
+    chart = _chart_frame(640, 360)
+    src = tmp_path / "chart.mp4"
+    encode = subprocess.run([ffmpeg.path, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "640x360",
+                             "-r", "25", "-i", "-", *tags, "-pix_fmt", "yuv420p", "-c:v", "libx264", "-qp", "0",
+                             "-y", str(src)],
+                            input=chart.tobytes() * 5, capture_output=True)
+    assert encode.returncode == 0, encode.stderr
+    model = create_model("votes-tiny", 2)
+    with torch.no_grad():
+        model.conv_last.weight.zero_()
+        model.conv_last.bias.zero_()
+    ckpt = tmp_path / "identity.pt"
+    checkpoint.save(ckpt, model, {"model": "votes-tiny", "scale": 2, "model_kwargs": model_kwargs("votes-tiny", 2)})
+    out = tmp_path / "restored.mp4"
+    done = _uvssm("restore", str(src), "-o", str(out), "--model", "votes-tiny", "--weights", str(ckpt), "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    info = probe(out)
+    assert (info.width, info.height) == (1280, 720)
+    tagged = probe(src).color_matrix
+    assert (tagged == "unknown") == (not tags)
+    assert info.color_matrix == ("bt709" if not tags else tagged) and info.color_range == "tv"
+    decoded = subprocess.run([ffmpeg.path, "-v", "error", "-i", str(out), "-frames:v", "1", "-vf",
+                              "scale=out_range=pc:flags=accurate_rnd+full_chroma_int,format=rgb24",
+                              "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    got = _patch_means(np.frombuffer(decoded, np.uint8).reshape(720, 1280, 3).astype(np.float64))
+    assert np.abs(got - CHART).max() <= 2, np.round(got - CHART, 1)

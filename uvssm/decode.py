@@ -10,7 +10,7 @@ import numpy as np
 from uvssm.ffmpeg import FFmpeg, raw_frames
 from uvssm.probe import VideoProbe
 
-_SWS_MATRIX = {"bt709": "bt709", "smpte170m": "bt601", "bt470bg": "bt601", "bt2020nc": "bt2020", "fcc": "fcc",
+SWS_MATRIX = {"bt709": "bt709", "smpte170m": "bt601", "bt470bg": "bt601", "bt2020nc": "bt2020", "fcc": "fcc",
                "smpte240m": "smpte240m"}
 
 
@@ -18,7 +18,7 @@ def rgb_filter(info: VideoProbe) -> str:
     """The ffmpeg filter that turns this video's frames into full-range RGB24."""
     matrix, _ = info.decode_matrix()
     in_range = "pc" if info.color_range == "pc" else "tv"
-    return (f"scale=in_color_matrix={_SWS_MATRIX.get(matrix, 'bt709')}:in_range={in_range}:out_range=pc:"
+    return (f"scale=in_color_matrix={SWS_MATRIX.get(matrix, 'bt709')}:in_range={in_range}:out_range=pc:"
             "flags=accurate_rnd+full_chroma_int+bitexact,format=rgb24")
 
 

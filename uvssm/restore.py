@@ -5,6 +5,12 @@ through `models.inference` (at most 2·window decoded frames and one batch of wi
 time, whatever the video's length), and encoded with libx264 (CRF 16 by default, yuv420p, the
 input's frame rate; the input's audio is copied when it has any). The output is written under a
 temporary name and renamed when complete. Optionally every restored frame is also written as PNG.
+
+Colour: the restored RGB frames are converted to YUV with an explicit matrix and range, and the
+output is tagged with them, so players (and uvssm itself) read back the colours the model made:
+the input's own tags when it has them, else BT.709 for an HD output (height ≥ 720) and BT.601
+(SMPTE 170M) for SD, limited range. ffmpeg's default conversion would use BT.601 untagged, which
+an HD decoder then reads as BT.709 (a visible hue shift).
 """
 
 from __future__ import annotations
@@ -16,11 +22,31 @@ from pathlib import Path
 from typing import Callable
 
 from uvssm import atomic
-from uvssm.decode import rgb_frames
+from uvssm.decode import SWS_MATRIX, rgb_frames
 from uvssm.errors import UvssmError
 from uvssm.ffmpeg import FFmpeg, popen_failure, popen_writer
 from uvssm.frames import frame_name, write_rgb
-from uvssm.probe import probe
+from uvssm.probe import VideoProbe, probe
+
+
+def output_colour(info: VideoProbe, out_height: int) -> dict[str, str]:
+    """Matrix, range, primaries and transfer of the restored video: the input's tags, else by output size."""
+    if info.color_matrix not in ("unknown", "gbr"):
+        matrix = info.color_matrix
+    else:
+        matrix = "bt709" if out_height >= 720 else "smpte170m"
+    default = "bt709" if matrix == "bt709" else "smpte170m" if matrix in ("smpte170m", "bt470bg") else matrix
+    return {"matrix": matrix, "range": "pc" if info.color_range == "pc" else "tv",
+            "primaries": info.color_primaries if info.color_primaries != "unknown" else default,
+            "transfer": info.color_transfer if info.color_transfer != "unknown" else default}
+
+
+def encode_args(colour: dict[str, str]) -> list[str]:
+    """The filter and tags that turn RGB24 frames into yuv420p with `colour`'s matrix and range."""
+    convert = (f"pad=ceil(iw/2)*2:ceil(ih/2)*2,scale=out_color_matrix={SWS_MATRIX.get(colour['matrix'], 'bt709')}:"
+               f"out_range={colour['range']}:flags=accurate_rnd+full_chroma_int+bitexact,format=yuv420p")
+    return ["-vf", convert, "-colorspace", colour["matrix"], "-color_range", colour["range"],
+            "-color_primaries", colour["primaries"], "-color_trc", colour["transfer"]]
 
 
 @dataclass
@@ -59,12 +85,17 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
     model = load_trained(opts.model, opts.scale, opts.weights)
     if not model.stages:
         raise UvssmError("restore needs a trained model, not bicubic")
+    for stage in model.stages:
+        if stage.kind == "window" and info.n_frames < stage.num_frame:
+            raise UvssmError(f"{src}: {info.n_frames} frame(s); {model.name} needs at least {stage.num_frame} "
+                             f"(its window)")
     device = pick_device(opts.device)
     for stage in model.stages:
         stage.model.to(device)
     width, height = info.display_size
     out_w, out_h = width * opts.scale, height * opts.scale
     fps = Fraction(info.avg_fps or info.real_fps or 25).limit_denominator(1001)
+    colour = output_colour(info, out_h)
     progress("start", {"frames": info.n_frames, "size": (width, height), "out_size": (out_w, out_h),
                        "fps": float(fps), "device": str(device)})
 
@@ -72,7 +103,7 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
     tmp = dst.with_name(f".{dst.name}.tmp{dst.suffix}")
     args = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{out_w}x{out_h}", "-r", str(fps), "-i", "-",
             "-i", str(src), "-map", "0:v:0", "-map", "1:a?", "-c:a", "copy",
-            "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", opts.preset,
+            *encode_args(colour), "-c:v", "libx264", "-preset", opts.preset,
             "-crf", str(opts.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp)]
 
     def lq():
@@ -113,6 +144,6 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
         atomic.remove(tmp)
         raise UvssmError(f"{src}: no frames could be decoded")
     tmp.replace(dst)
-    return {"frames": count, "size": (width, height), "out_size": (out_w, out_h), "fps": float(fps),
+    return {"frames": count, "size": (width, height), "out_size": (out_w, out_h), "fps": float(fps), "colour": colour,
             "seconds": time.perf_counter() - start, "model": model.name, "checkpoints": model.checkpoints,
             "device": str(device)}
