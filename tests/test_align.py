@@ -13,12 +13,39 @@ from uvssm.simulate import SimulateOptions, plan_mapping, simulate
 
 
 def test_plan_mapping_trims_resamples_drops_and_repeats():
-    assert plan_mapping(10, 30, SimulateOptions(trim_start=2, fps=15)) == [2, 4, 6, 8]
-    assert plan_mapping(7, 30, SimulateOptions(fps=25)) == [0, 1, 2, 4, 5, 6]  # nearest timestamps
-    dropped = plan_mapping(1000, 25, SimulateOptions(drop=0.1, seed=1))
+    assert plan_mapping(np.arange(10) / 30, 15, SimulateOptions(trim_start=2)) == [2, 4, 6, 8]
+    # nearest timestamps, worked out by hand: 0, .04, .08, .12, .16, .20 s against k/30 s
+    assert plan_mapping(np.arange(7) / 30, 25, SimulateOptions()) == [0, 1, 2, 4, 5, 6]
+    # variable frame rate: 0, .1, .2 s, then .5, .6 s; at 10 fps .3 and .4 s show the nearest frames
+    assert plan_mapping(np.array([0, .1, .2, .5, .6]), 10, SimulateOptions()) == [0, 1, 2, 2, 3, 3, 4]
+    dropped = plan_mapping(np.arange(1000) / 25, 25, SimulateOptions(drop=0.1, seed=1))
     assert 850 < len(dropped) < 950 and dropped == sorted(set(dropped))
-    repeated = plan_mapping(1000, 25, SimulateOptions(duplicate=0.1, seed=1))
+    repeated = plan_mapping(np.arange(1000) / 25, 25, SimulateOptions(duplicate=0.1, seed=1))
     assert 1050 < len(repeated) < 1150 and len(set(repeated)) == 1000
+
+
+def test_simulate_maps_a_variable_frame_rate_original_by_its_timestamps(tmp_path, ffmpeg):
+    """50 real frames, 25 at 25 fps then 25 at 10 fps (a plain ffmpeg setpts command). Each LQ
+    frame at 25 fps must come from the original frame nearest its time, worked out here from
+    the timestamps the command wrote, and must show that frame (checked against every frame)."""
+    import subprocess
+
+    hq = tmp_path / "vfr.mp4"
+    subprocess.run([ffmpeg.path, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25,noise=alls=12:allf=t",
+                    "-frames:v", "50", "-vf", "settb=1/1000,setpts='if(lt(N,25),N/25,1+(N-25)/10)/TB'", "-fps_mode", "vfr", "-enc_time_base", "1/1000",
+                    "-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p", "-y", str(hq)], check=True)
+    times = np.array([n / 25 if n < 25 else 1 + (n - 25) / 10 for n in range(50)])
+    lq = tmp_path / "lq.mp4"
+    simulate(hq, lq, ffmpeg, SimulateOptions(platform="twitter", fps=25))
+    got = pd.read_parquet(tmp_path / "lq.mapping.parquet")["hq_frame"].to_numpy()
+    n_lq = int(np.ceil((times[-1] + 0.05) * 25 - 1e-9))  # until the last frame's half interval (0.05 s) ends
+    want = [int(np.argmin(np.abs(times - j / 25) - 1e-7 * (times > j / 25))) for j in range(n_lq)]
+    assert got.tolist() == want
+    hq_y = luma_frames(hq, (64, 48))
+    assert len(hq_y) == 50
+    lq_y = luma_frames(lq, (64, 48))
+    best = [int(np.argmin(((hq_y - f) ** 2).mean(axis=(1, 2)))) for f in lq_y]
+    assert (np.array(best) == got).mean() >= 0.99
 
 
 def test_simulate_writes_video_and_truth(tmp_path, ffmpeg, hq_video):
@@ -28,7 +55,7 @@ def test_simulate_writes_video_and_truth(tmp_path, ffmpeg, hq_video):
     assert (info.width, info.height, info.avg_fps, info.n_frames) == (640, 360, 25.0, 30)
     assert info.rotation == 90 and info.color_range == "pc"
     mapping = pd.read_parquet(tmp_path / "lq.mapping.parquet")
-    assert mapping["hq_frame"].tolist() == plan_mapping(100, 30, SimulateOptions(fps=25, frames=30))
+    assert mapping["hq_frame"].tolist() == plan_mapping(np.arange(100) / 30, 25, SimulateOptions(frames=30))
     assert truth["geometry"]["letterbox"] == 20 and truth["geometry"]["content_size"] == [640, 320]
     lq = luma_frames(tmp_path / "lq.mp4", indices={0})[0]
     assert lq[:18].max() < 24 and lq[22:-22].mean() > 40  # black bars, then picture

@@ -2,7 +2,9 @@
 
 The LQ video is what a platform preset (degrade/platforms.py) would make of the original, with
 optional distortions real pairs show: a later start, another frame rate, dropped or duplicated
-frames, a crop, letterbox bars, a rotation flag, and full-range colour. Beside `OUT.mp4` it
+frames, a crop, letterbox bars, a rotation flag, and full-range colour. The original is decoded frame by frame as it is stored
+(passthrough timing, so a variable-frame-rate original is not resampled; its own colour matrix and
+range), and each LQ frame takes the original frame nearest to its time. Beside `OUT.mp4` it
 writes `OUT.mapping.parquet` (for each LQ frame, the HQ frame it was made from) and `OUT.json`
 (the geometry and every setting), which are the ground truth `uvssm build` is scored against.
 """
@@ -20,8 +22,9 @@ import pandas as pd
 from degrade.platforms import get_preset
 from uvssm import atomic
 from uvssm.errors import UvssmError
-from uvssm.ffmpeg import FFmpeg, popen_failure, popen_writer, raw_frames, run
-from uvssm.probe import probe
+from uvssm.decode import rgb_filter, rgb_frames
+from uvssm.ffmpeg import FFmpeg, popen_failure, popen_writer, run
+from uvssm.probe import frame_times, probe
 
 
 @dataclass(frozen=True)
@@ -47,16 +50,26 @@ class SimulateOptions:
             raise UvssmError("crop, letterbox and trim_start must not be negative")
 
 
-def plan_mapping(n_hq: int, fps_in: float, options: SimulateOptions) -> list[int]:
-    """HQ frame index of every LQ frame: nearest timestamp after the trim, then drops and duplicates."""
-    fps_out = options.fps or fps_in
+def plan_mapping(times: np.ndarray, fps_out: float, options: SimulateOptions) -> list[int]:
+    """HQ frame index of every LQ frame, from the HQ frames' presentation times (seconds; variable
+    frame rates as they are): LQ frame j shows the HQ frame whose timestamp is nearest to
+    times[trim_start] + j / fps_out (a tie goes to the later frame), until the HQ video ends; then
+    drops and duplicates are drawn."""
+    times = np.asarray(times, dtype=np.float64)
+    if options.trim_start >= len(times):
+        return []
+    last = float(times[-1] - times[-2]) if len(times) > 1 else 1.0 / fps_out
+    end = times[-1] + last / 2  # the last frame is shown for as long as the interval before it
     rng = np.random.default_rng(options.seed)
-    mapping = []
+    mapping: list[int] = []
     j = 0
     while True:
-        i = options.trim_start + int(np.floor(j * fps_in / fps_out + 0.5))
-        if i >= n_hq:
+        t = times[options.trim_start] + j / fps_out
+        if t >= end - 1e-9:
             break
+        after = int(np.searchsorted(times, t, side="left"))
+        # nearest timestamp; a tie (t halfway, to within 1 µs) goes to the later frame
+        i = after if after < len(times) and (after == 0 or times[after] - t <= t - times[after - 1] + 1e-6) else after - 1
         j += 1
         if rng.random() < options.drop:
             continue
@@ -81,7 +94,7 @@ def simulate(hq_path: str | Path, out: str | Path, ffmpeg: FFmpeg, options: Simu
         raise UvssmError(f"{hq_path}: crop {options.crop} leaves {crop_w}x{crop_h}")
     fps_in = info.avg_fps
     fps_out = options.fps or fps_in
-    mapping = plan_mapping(info.n_frames, fps_in, options)
+    mapping = plan_mapping(frame_times(hq_path), fps_out, options)
     if not mapping:
         raise UvssmError(f"{hq_path}: no frames left after trimming {options.trim_start}")
     lq_w, lq_h = preset.fit(width, height)
@@ -96,16 +109,16 @@ def simulate(hq_path: str | Path, out: str | Path, ffmpeg: FFmpeg, options: Simu
     args = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{crop_w}x{crop_h}", "-r", f"{fps_out:g}", "-i", "-",
             "-vf", vf, *preset.encode_args(fps_out), "-color_range", rng_tag, "-colorspace", "bt709",
             "-color_primaries", "bt709", "-color_trc", "bt709", "-y", str(tmp)]
-    decode = ["-i", str(hq_path), "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     with tempfile.TemporaryFile() as err:
         enc = popen_writer(ffmpeg, args, err)
         wanted = iter(mapping)
         target = next(wanted)
         try:
-            frames = raw_frames(ffmpeg, decode, width * height * 3, context=f"{hq_path}: decoding failed")
-            for index, data in enumerate(frames):
+            # every decoded frame once (passthrough timing, not resampled to a constant rate), in
+            # the source's own colour matrix and range, rotation applied
+            frames = rgb_frames(ffmpeg, info)
+            for index, frame in enumerate(frames):
                 while target == index:
-                    frame = np.frombuffer(data, np.uint8).reshape(height, width, 3)
                     enc.stdin.write(np.ascontiguousarray(frame[top:top + crop_h, left:left + crop_w]).tobytes())
                     target = next(wanted, None)
                 if target is None:
@@ -136,7 +149,9 @@ def simulate(hq_path: str | Path, out: str | Path, ffmpeg: FFmpeg, options: Simu
         # LQ pixel (u, v) inside the picture shows HQ point (left + u·sx, top + (v − letterbox)·sy)
         "geometry": {"crop": list(options.crop), "scale_x": scale_x, "scale_y": scale_y,
                      "letterbox": options.letterbox, "content_size": [lq_w, content_h]},
-        "n_lq_frames": len(mapping), "ffmpeg": ffmpeg.version, "x264": ffmpeg.x264,
+        "n_lq_frames": len(mapping), "hq_decode": {"filter": rgb_filter(info), "fps_mode": "passthrough",
+                                                     "matrix": list(info.decode_matrix())},
+        "ffmpeg": ffmpeg.version, "x264": ffmpeg.x264,
     }
     atomic.write_text(out.with_suffix(".json"), json.dumps(truth, indent=2, sort_keys=True) + "\n")
     return truth
