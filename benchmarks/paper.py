@@ -35,6 +35,20 @@ def table2() -> dict[tuple[str, int, int | None], dict[str, tuple[float, float]]
     return out
 
 
+def paper_clips(dataset: str, platform: str | None) -> frozenset[str] | None:
+    """The clips of the paper's test split for a dataset: REDS 240..269 (REDSOfficial, as the VOTES
+    README evaluates), UVSSM WeChat the catalogue's test ids (meta_info_UVSSMWeChat_test2.txt)."""
+    if dataset == "REDS":
+        return frozenset(f"{i:03d}" for i in range(240, 270))
+    if dataset == "UVSSM" and (platform or "").lower() == "wechat":
+        from uvssm.catalog import load_catalog
+
+        cat = load_catalog()
+        test = cat[(cat["dataset"] == "UVSSM") & (cat["platform"] == "wechat") & (cat["split"] == "test")]
+        return frozenset(test["clip"])
+    return None
+
+
 def reference(dataset: str, split: str, scale: int, qp: int | None, platform: str | None,
               model: str) -> tuple[float, float] | None:
     """The paper's (PSNR, SSIM) for this result row, or None where the paper has no comparable number."""

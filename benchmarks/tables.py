@@ -26,17 +26,42 @@ def table2(frames: pd.DataFrame) -> pd.DataFrame:
     """One row per dataset x split x setting x model: the unweighted mean over clip means."""
     clips = per_clip(frames)
     return (clips.groupby(GROUP_KEYS, dropna=False, sort=True)
-            .agg(psnr=("psnr", "mean"), ssim=("ssim", "mean"), clips=("clip", "count"), frames=("frames", "sum"))
+            .agg(psnr=("psnr", "mean"), ssim=("ssim", "mean"), clips=("clip", "count"), frames=("frames", "sum"),
+                 clip_list=("clip", lambda c: ",".join(sorted(c))))
             .reset_index())
 
 
+def paper_note(row) -> str:
+    """Why the paper's value is (or is not) beside this row: "" when it is, else the reason."""
+    platform = None if pd.isna(row.platform) else row.platform
+    if paper.MODEL_COLUMN.get(row.model) is None:
+        return "not a model of the paper's Table 2 at full size"
+    if row.metric_color_space != "y_bt601_limited" or row.metric_crop_border != row.scale:
+        return "metric differs from the paper's (Y BT.601, crop = scale)"
+    wanted = paper.paper_clips(row.dataset, platform)
+    if wanted is None:
+        return f"the paper has no {row.dataset} test set"
+    if row.split != "test":
+        return f"split {row.split}, not the paper's test split"
+    clips = set(str(row.clip_list).split(",")) if isinstance(row.clip_list, str) and row.clip_list else set()
+    if clips != wanted:
+        return (f"clips differ from the paper's test split ({len(clips & wanted)} of its {len(wanted)}, "
+                f"{len(clips - wanted)} others)")
+    qp = None if pd.isna(row.qp) else int(row.qp)
+    if paper.reference(row.dataset, row.split, int(row.scale), qp, platform, row.model) is None:
+        return "the paper has no value for this setting"
+    return ""
+
+
 def with_paper(table: pd.DataFrame) -> pd.DataFrame:
-    """Add the paper's Table-2 value for each row where one applies, and our difference from it."""
-    refs = [paper.reference(r.dataset, r.split, int(r.scale), None if pd.isna(r.qp) else int(r.qp),
-                            None if pd.isna(r.platform) else r.platform, r.model)
-            if r.metric_color_space == "y_bt601_limited" and r.metric_crop_border == r.scale else None
-            for r in table.itertuples()]
+    """Add the paper's Table-2 value for each row that is comparable (a paper model at full size, the
+    paper's metric, and exactly the paper's test clips), our difference from it, and `paper_note`
+    saying why the columns are empty where they are."""
     out = table.copy()
+    out["paper_note"] = [paper_note(r) for r in table.itertuples()]
+    refs = [None if note else paper.reference(r.dataset, r.split, int(r.scale), None if pd.isna(r.qp) else int(r.qp),
+                                              None if pd.isna(r.platform) else r.platform, r.model)
+            for r, note in zip(table.itertuples(), out["paper_note"])]
     out["paper_psnr"] = [r[0] if r else float("nan") for r in refs]
     out["paper_ssim"] = [r[1] if r else float("nan") for r in refs]
     out["delta_psnr"] = out["psnr"] - out["paper_psnr"]

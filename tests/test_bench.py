@@ -205,11 +205,19 @@ def test_paper_values_only_where_comparable():
     assert paper.reference("REDS", "test", 2, 28, None, "votes-tiny") is None
     assert paper.reference("sample", "test", 2, 28, None, "votes") is None
     assert paper.reference("REDS", "val", 2, 28, None, "votes") is None
-    rows = pd.DataFrame([{"dataset": "REDS", "split": "test", "setting": "qp33_x4", "scale": 4, "qp": 33,
-                          "platform": None, "model": "votes", "metric_color_space": "y_bt601_limited",
-                          "metric_crop_border": 4, "psnr": 26.0, "ssim": 0.7, "clips": 30, "frames": 3000}])
+    redsofficial = ",".join(f"{i:03d}" for i in range(240, 270))  # the paper's REDS test clips, by hand
+    base = {"dataset": "REDS", "split": "test", "setting": "qp33_x4", "scale": 4, "qp": 33, "platform": None,
+            "model": "votes", "metric_color_space": "y_bt601_limited", "metric_crop_border": 4, "psnr": 26.0,
+            "ssim": 0.7, "clips": 30, "frames": 3000, "clip_list": redsofficial}
+    rows = pd.DataFrame([base, base | {"clip_list": "240,241"},
+                         base | {"dataset": "UVSSM", "platform": "wechat", "setting": "wechat_x2", "scale": 2,
+                                 "qp": None, "metric_crop_border": 2, "clip_list": "a,b,c"}])
     out = tables.with_paper(rows)
-    assert out["delta_psnr"].iloc[0] == pytest.approx(26.0 - 26.61)
+    assert out["delta_psnr"].iloc[0] == pytest.approx(26.0 - 26.61) and out["paper_note"].iloc[0] == ""
+    # a subset of the paper's clips, or a built folder's own (K-fold) test split: no paper value, and why
+    assert out["paper_psnr"].iloc[1:].isna().all()
+    assert out["paper_note"].iloc[1] == "clips differ from the paper's test split (2 of its 30, 0 others)"
+    assert out["paper_note"].iloc[2].startswith("clips differ from the paper's test split (0 of its 10")
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo, tested on Linux")
