@@ -60,7 +60,10 @@ def tiny_reds(tmp_path_factory, ffmpeg):
 def hq_video(tmp_path_factory, ffmpeg):
     """A 1280x720, 30 fps original of 100 frames, every frame distinct (moving test pattern + noise)."""
     path = tmp_path_factory.mktemp("hq") / "original.mp4"
+    # converted and tagged as BT.709 (what uvssm assumes for untagged HD, and what HD should be)
     run(ffmpeg, ["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30,noise=alls=10:allf=t+u", "-frames:v", "100",
+                 "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p", "-colorspace", "bt709",
+                 "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
                  "-c:v", "libx264", "-crf", "14", "-pix_fmt", "yuv420p", "-threads", "1", str(path)],
          context="test original")
     return path

@@ -8,7 +8,7 @@ import pytest
 
 from uvssm.align import hq_in_lq_geometry, luma_frames, spatial_fit, temporal_match
 from uvssm.errors import UvssmError
-from uvssm.probe import probe
+from uvssm.probe import frame_times, probe
 from uvssm.simulate import SimulateOptions, plan_mapping, simulate
 
 
@@ -81,8 +81,10 @@ def test_alignment_recovers_trim_fps_drops_and_crop(tmp_path, ffmpeg, hq_video, 
 
     hq_small = luma_frames(hq_video, (64, 36))
     lq_small = luma_frames(tmp_path / "lq.mp4", (64, 36))
-    mapping, _ = temporal_match(hq_small, lq_small, 30, 25)
+    match = temporal_match(hq_small, lq_small, frame_times(hq_video), frame_times(tmp_path / "lq.mp4"))
+    mapping = match.mapping
     assert (mapping == true_map).mean() >= 0.99
+    assert match.offset_frames == options.trim_start and match.offset_margin > 0.3
 
     sample = list(range(0, len(mapping), 10))
     hq_full = luma_frames(hq_video, indices={int(mapping[j]) for j in sample})
@@ -110,5 +112,8 @@ def test_duplicated_frames_map_to_the_same_original(tmp_path, ffmpeg, hq_video):
     simulate(hq_video, tmp_path / "lq.mp4", ffmpeg, SimulateOptions(platform="twitter", fps=25, duplicate=0.05, seed=4))
     true_map = pd.read_parquet(tmp_path / "lq.mapping.parquet")["hq_frame"].to_numpy()
     assert (np.diff(true_map) == 0).any()
-    mapping, _ = temporal_match(luma_frames(hq_video, (64, 36)), luma_frames(tmp_path / "lq.mp4", (64, 36)), 30, 25)
-    assert (mapping == true_map).mean() >= 0.99
+    match = temporal_match(luma_frames(hq_video, (64, 36)), luma_frames(tmp_path / "lq.mp4", (64, 36)),
+                           frame_times(hq_video), frame_times(tmp_path / "lq.mp4"))
+    assert (match.mapping == true_map).mean() >= 0.99
+    # the repeats the timestamps do not show are reported, and only those
+    assert match.repeated == int((np.diff(true_map) == 0).sum()) and match.dropped == 0

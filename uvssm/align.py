@@ -53,59 +53,221 @@ def luma_frames(path: str | Path, size: tuple[int, int] | None = None, rotation:
     return np.stack(out)
 
 
-def _normalise(frames: np.ndarray) -> np.ndarray:
-    flat = frames.reshape(len(frames), -1)
+def normalise(frames: np.ndarray) -> np.ndarray:
+    """Thumbnails (N, h, w) → (N, h·w) float32 rows of zero mean and unit variance."""
+    flat = frames.reshape(len(frames), -1).astype(np.float32)
     flat = flat - flat.mean(axis=1, keepdims=True)
     return flat / (flat.std(axis=1, keepdims=True) + 1e-3)
 
 
-def temporal_match(hq: np.ndarray, lq: np.ndarray, fps_hq: float, fps_lq: float, *, max_offset: int = 60,
-                   max_step: int | None = None, step_penalty: float = 0.001) -> tuple[np.ndarray, np.ndarray]:
-    """Map LQ frames to HQ frames. hq, lq: thumbnails (N, h, w) of one size.
+def _costs(a: np.ndarray, b: np.ndarray, rows: np.ndarray, cols: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """Normalised squared distance 2 − 2·corr between LQ rows a[rows[j]] and HQ rows b[cols[j, k]]
+    (inf where cols is out of range), in chunks so memory stays bounded."""
+    out = np.full(cols.shape, np.inf, dtype=np.float32)
+    valid = (cols >= 0) & (cols < len(b))
+    safe = np.clip(cols, 0, len(b) - 1)
+    d = a.shape[1]
+    for lo in range(0, len(rows), chunk):
+        hi = min(lo + chunk, len(rows))
+        corr = np.einsum("nd,nkd->nk", a[rows[lo:hi]], b[safe[lo:hi]], optimize=True) / d
+        out[lo:hi] = 2.0 - 2.0 * corr
+    out[~valid] = np.inf
+    return out
 
-    Returns (mapping, cost): mapping[j] is the HQ index of LQ frame j (non-decreasing), cost[j]
-    its normalised squared distance (0 = identical up to brightness and contrast).
+
+@dataclass(frozen=True)
+class TemporalMatch:
+    """Which HQ frame each LQ frame shows, and how sure the content is of it.
+
+    mapping[j]: HQ index of LQ frame j (non-decreasing), for the LQ frames that fall inside the HQ
+    video (`len(mapping)` may be below the LQ frame count when the share runs past the original).
     """
-    a, b = _normalise(lq), _normalise(hq)
-    # distance of every LQ frame to every HQ frame: mean((a - b)²) = 2 − 2·corr
-    cost = 2.0 - 2.0 * (a @ b.T) / a.shape[1]  # (N_lq, N_hq)
-    ratio = fps_hq / fps_lq
-    max_step = max_step or int(np.ceil(ratio * 2)) + 2
-    n_lq, n_hq = cost.shape
-    inf = np.inf
-    total = np.full((n_lq, n_hq), inf)
-    back = np.zeros((n_lq, n_hq), dtype=np.int64)
-    total[0, :min(max_offset + 1, n_hq)] = cost[0, :min(max_offset + 1, n_hq)]
-    steps = np.arange(0, max_step + 1)
-    penalty = step_penalty * np.abs(steps - ratio) / max(ratio, 1.0)
-    for j in range(1, n_lq):
-        best = np.full(n_hq, inf)
-        arg = np.zeros(n_hq, dtype=np.int64)
-        for step, pen in zip(steps, penalty):
-            prev = np.full(n_hq, inf)
-            prev[step:] = total[j - 1, :n_hq - step] + pen
-            better = prev < best
-            best[better] = prev[better]
-            arg[better] = step
-        total[j] = best + cost[j]
+
+    mapping: np.ndarray
+    cost: np.ndarray  # per LQ frame: 2 − 2·corr of its thumbnail with the chosen HQ one
+    offset_frames: int  # HQ frame that LQ frame 0 shows, by content
+    offset_seconds: float  # HQ time at LQ time 0
+    offset_margin: float  # (next-best offset's cost − chosen's) / next-best's: how distinct the start is
+    offset_cost: float
+    next_offset_cost: float
+    agreement: float  # share of LQ frames whose chosen HQ frame is also the best of its ±1 neighbours
+    off_timing: int  # LQ frames mapped away from where the timestamps (after the offset) put them
+    dropped: int  # HQ frames skipped beyond what the timestamps say
+    repeated: int  # LQ frames that repeat an HQ frame although the timestamps say it moved on
+    unmatched_tail: int  # LQ frames past the end of the HQ video (not mapped)
+    motion_contrast: float  # median cost change between neighbouring HQ frames (the penalty's unit)
+
+
+def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_times: np.ndarray, *,
+                   max_offset_s: float = 4.0, band: int = 12, change_penalty: float = 2.0, off_penalty: float = 0.5,
+                   time_bases: tuple[float, float] = (0.0, 0.0), offset_frames_used: int = 150) -> TemporalMatch:
+    """Map LQ frames to HQ frames: timestamps first, content to find the start and to confirm.
+
+    hq, lq: thumbnails (N, h, w) of one size; *_times: each frame's presentation time (seconds).
+    1. Start offset: for each HQ frame k within `max_offset_s`, LQ frame j is put at HQ time
+       t_hq[k] + t_lq[j]; the mean thumbnail cost over the first `offset_frames_used` LQ frames
+       scores k. The chosen offset's margin over the best one at least 2 frames away is the
+       offset confidence.
+    2. Each LQ frame's fractional HQ position p_j follows from the timestamps. Where p_j is an
+       integer (to within the timestamps' rounding, see `timestamp_rounding`; equal rates), the
+       timestamps name one HQ frame; where it
+       falls between two, timing cannot tell which one a platform's resampler showed (nearest,
+       the one on screen, its own rounding), and both are free. A monotonic dynamic programme over
+       an integer drift d_j ∈ [−band, band] picks that frame (or one of the two) + d_j, minimising thumbnail
+       cost plus, in units of the pair's median neighbour contrast c (how much the cost changes
+       between neighbouring HQ frames), `change_penalty`·c per frame of drift change and
+       `off_penalty`·c per frame and HQ frame that the choice lies outside what the timestamps allow.
+       A real drop or repeat that the timestamps do
+       not show gains about c on every later frame and is followed; a codec's lag (a heavily
+       compressed share that looks a little like the previous frame) gains a fraction of c and is
+       not: a pair whose timing says identity stays identity unless the content clearly disagrees.
+       When the path reaches the band's edge the band is re-centred on it and the programme rerun,
+       so time and memory grow linearly with length.
+    """
+    hq_times, lq_times = np.asarray(hq_times, np.float64), np.asarray(lq_times, np.float64)
+    if len(hq_times) != len(hq) or len(lq_times) != len(lq):
+        raise ValueError("one timestamp per thumbnail expected")
+    a, b = normalise(lq), normalise(hq)
+    n_hq = len(b)
+    hq_index = np.arange(n_hq, dtype=np.float64)
+
+    def positions(offset_s: float) -> np.ndarray:  # fractional HQ index at each LQ time
+        t = lq_times + offset_s
+        pos = np.interp(t, hq_times, hq_index)
+        step = (hq_times[-1] - hq_times[-2]) if n_hq > 1 else 1.0
+        return np.where(t > hq_times[-1], hq_index[-1] + (t - hq_times[-1]) / max(step, 1e-9), pos)
+
+    # 1. the start offset, by content
+    candidates = [k for k in range(n_hq) if hq_times[k] <= max_offset_s + 1e-9] or [0]
+    used = np.arange(min(len(a), offset_frames_used))
+    scores = []
+    for k in candidates:
+        idx = np.rint(positions(hq_times[k])[used]).astype(np.int64)[:, None]
+        c = _costs(a, b, used, idx)[:, 0]
+        c = c[np.isfinite(c)]
+        scores.append(float(c.mean()) if len(c) else np.inf)
+    scores = np.array(scores)
+    best = int(np.argmin(scores))
+    others = [s for k, s in enumerate(scores) if abs(k - best) >= 2 and np.isfinite(s)]
+    next_best = min(others) if others else np.inf
+    margin = 1.0 if not np.isfinite(next_best) else float((next_best - scores[best]) / max(next_best, 1e-9))
+    offset_s = float(hq_times[candidates[best]])
+
+    # 2. the banded programme around the timestamp prior
+    pos = positions(offset_s)
+    # LQ frames the band can still place inside the HQ video (repeats that the timestamps do not
+    # show make a share run past the original's end by timing, not by content)
+    n = int(np.count_nonzero(pos <= n_hq - 1 + band - 1))
+    if n == 0:
+        raise UvssmError("no LQ frame falls inside the HQ video after the start offset")
+    pos = pos[:n]
+    interval = float(np.median(np.diff(hq_times))) if n_hq > 1 else 1.0
+    rounding = timestamp_rounding(hq_times, time_bases[0]) + timestamp_rounding(lq_times, time_bases[1])
+    tolerance = 0.002 + rounding / max(interval, 1e-9)  # in HQ frames
+    near_integer = np.abs(pos - np.rint(pos)) <= tolerance
+    base = np.where(near_integer, np.rint(pos), np.floor(pos)).astype(np.int64)
+    tie = ~near_integer
+    alt = base + 1  # where the position falls between base and base + 1
+    rows = np.arange(n)
+    # the contrast unit: how much worse the cost gets one HQ frame off, in the clearer direction (a
+    # heavily compressed share lags: it looks almost as much like the previous frame as like its own)
+    neighbour = _costs(a, b, rows, np.stack([base - 1, base, base + 1], axis=1))
+    sides = [neighbour[:, k] - neighbour[:, 1] for k in (0, 2)]
+    medians = [float(np.median(d[np.isfinite(d)])) for d in sides if np.isfinite(d).any()]
+    contrast = max(max(medians, default=0.0), 1e-4)
+    lam, mu = change_penalty * contrast, off_penalty * contrast
+
+    centre = np.zeros(n, dtype=np.int64)
+    for _ in range(8):
+        drift, chosen, total_cost = _banded_path(a, b, base, alt, tie, centre, band, lam, mu)
+        rel = drift - centre
+        if np.abs(rel).max() < band or band >= n_hq:
+            break
+        centre = np.rint(pd_median(drift)).astype(np.int64)
+    # a share that runs past the original: trailing frames held on its last frame that the content
+    # does not support are left unmatched
+    typical = float(np.median(total_cost))
+    while n > 1 and chosen[n - 1] == n_hq - 1 and chosen[n - 2] == n_hq - 1 and total_cost[n - 1] > 2 * typical + lam:
+        n -= 1
+    mapping, cost, drift, rows = chosen[:n], total_cost[:n], drift[:n], rows[:n]
+    mid = _costs(a, b, rows, np.stack([mapping - 1, mapping, mapping + 1], axis=1))
+    agree = float(np.mean(mid[:, 1] <= np.minimum(mid[:, 0], mid[:, 2]) + 1e-6))
+    change = np.diff(drift)
+    return TemporalMatch(
+        mapping=mapping, cost=cost, offset_frames=int(candidates[best]), offset_seconds=offset_s,
+        offset_margin=margin, offset_cost=float(scores[best]), next_offset_cost=float(next_best),
+        agreement=agree, off_timing=int(np.count_nonzero(drift)), dropped=int(change[change > 0].sum()),
+        repeated=int(-change[change < 0].sum()), unmatched_tail=len(lq) - n, motion_contrast=contrast)
+
+
+def timestamp_rounding(times: np.ndarray, time_base: float) -> float:
+    """How far (seconds) a stream's timestamps may sit from the times they stand for: their largest
+    deviation from the stream's own constant-rate grid (0 for exact multiples of the frame interval,
+    as AVI or a 1/12800 MP4 at 25 fps store them; up to half a tick for rounded ones, e.g. 29.97 fps
+    in milliseconds), at most half the time base (a variable frame rate is off any grid)."""
+    if len(times) < 3:
+        return time_base / 2
+    interval = float(np.median(np.diff(times)))
+    rel = (times - times[0]) / max(interval, 1e-12)
+    deviation = float(np.max(np.abs(rel - np.rint(rel)))) * interval
+    return min(deviation, time_base / 2)
+
+
+def pd_median(x: np.ndarray, window: int = 31) -> np.ndarray:
+    """Running median (odd window), used to re-centre the band on a path that reached its edge."""
+    import pandas as pd
+
+    return pd.Series(x).rolling(window, center=True, min_periods=1).median().to_numpy()
+
+
+def _banded_path(a, b, base, alt, tie, centre, band, lam, mu):
+    """One pass of the drift programme; returns (drift, HQ index, cost) per LQ frame."""
+    n = len(base)
+    offs = np.arange(-band, band + 1)
+    drift_of = centre[:, None] + offs[None, :]  # (n, W) candidate drifts
+    rows = np.arange(n)
+    c_base = _costs(a, b, rows, base[:, None] + drift_of)
+    c_alt = _costs(a, b, rows, alt[:, None] + drift_of)
+    c_alt[~tie] = np.inf
+    use_alt = c_alt < c_base
+    content = np.where(use_alt, c_alt, c_base)
+    index = np.where(use_alt, alt[:, None], base[:, None]) + drift_of
+    # how many HQ frames the choice lies outside the frame(s) the timestamps allow
+    outside = np.maximum(0, np.maximum(base[:, None] - index, index - np.where(tie, alt, base)[:, None]))
+    unary = content + mu * outside
+    w = len(offs)
+    back = np.zeros((n, w), dtype=np.int16)
+    total = unary[0].astype(np.float64)
+    for j in range(1, n):
+        # candidate (new state s, previous state r): drift change and monotonicity
+        change = np.abs(drift_of[j][:, None] - drift_of[j - 1][None, :])
+        step = index[j][:, None] - index[j - 1][None, :]
+        cand = total[None, :] + lam * change
+        cand[step < 0] = np.inf
+        arg = np.argmin(cand, axis=1)
+        total = cand[np.arange(w), arg] + unary[j]
         back[j] = arg
-    end = int(np.argmin(total[-1]))
-    if not np.isfinite(total[-1, end]):
-        raise UvssmError("no monotonic frame mapping fits (the LQ video is longer than the HQ video allows)")
-    mapping = np.zeros(n_lq, dtype=np.int64)
-    mapping[-1] = end
-    for j in range(n_lq - 1, 0, -1):
-        mapping[j - 1] = mapping[j] - back[j, mapping[j]]
-    return mapping, cost[np.arange(n_lq), mapping]
+    state = int(np.argmin(total))
+    if not np.isfinite(total[state]):
+        raise UvssmError("no monotonic frame mapping fits within the timing band")
+    states = np.zeros(n, dtype=np.int64)
+    states[-1] = state
+    for j in range(n - 1, 0, -1):
+        states[j - 1] = back[j, states[j]]
+    return drift_of[rows, states], index[rows, states], content[rows, states]
 
 
-def black_bars(lq: np.ndarray, threshold: float = 24.0) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) widths of black bars common to all frames (luma below threshold)."""
-    rows, cols = lq.max(axis=(0, 2)), lq.max(axis=(0, 1))
+def black_bars(lq: np.ndarray, threshold: float = 24.0, share: float = 0.01) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) widths of black bars common to the frames lq (N, h, w): the outer
+    rows and columns where fewer than `share` of the pixels reach `threshold` (a strict maximum would
+    stop at the codec's ringing, which leaks a few bright pixels into the bar rows next to the picture)."""
+    bright = lq >= threshold
+    rows, cols = bright.mean(axis=(0, 2)), bright.mean(axis=(0, 1))
+
     def run(values):
         n = 0
         for v in values:
-            if v >= threshold:
+            if v >= share:
                 break
             n += 1
         return n

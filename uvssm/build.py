@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+from fractions import Fraction
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,14 +32,14 @@ import numpy as np
 import pandas as pd
 
 from uvssm import atomic
-from uvssm.align import hq_in_lq_geometry, luma_frames, spatial_fit, temporal_match
+from uvssm.align import SpatialFit, TemporalMatch, black_bars, spatial_fit, temporal_match
 from uvssm.catalog import load_catalog
 from uvssm.errors import UvssmError
-from uvssm.decode import rgb_frames
+from uvssm.decode import gray_frames, rgb_frames
 from uvssm.ffmpeg import FFmpeg
 from uvssm.frames import ClipProblem, check_clip, frame_name
 from uvssm.manifests import ClipEntry, write_splits
-from uvssm.probe import VideoProbe, probe
+from uvssm.probe import VideoProbe, frame_times, probe
 from uvssm.synth import tool_versions
 
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".ts", ".3gp")
@@ -50,7 +51,8 @@ PLATFORM_FOLDERS = {"wechat": "WeChat", "bilibili": "Bilibili", "twitter": "Twit
 class BuildOptions:
     frames: int | None = 100  # aligned frames per clip (None: all)
     jobs: int = 1
-    min_psnr: float = 25.0  # alignment confidence: median luma PSNR of matched pairs
+    min_margin: float = 0.10  # alignment confidence: the start offset's cost margin over the next best
+    max_offset_s: float = 4.0  # the share may start this many seconds into the original
     allow_hdr: bool = False  # accept 10-bit / HDR sources
     folds: int = 5
     fold: int = 0  # which fold's split becomes splits/{train,val,test}.txt
@@ -123,61 +125,84 @@ def _sha256(rgb: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()
 
 
-def decode_rgb(ffmpeg: FFmpeg, info: VideoProbe, indices: list[int]) -> dict[int, np.ndarray]:
-    """Frames `indices` of a video as RGB (see `uvssm.decode.rgb_frames`)."""
-    wanted, out = set(indices), {}
-    frames = rgb_frames(ffmpeg, info)
-    for index, frame in enumerate(frames):
-        if index in wanted:
-            out[index] = frame
-            if len(out) == len(wanted):
-                frames.close()  # stops ffmpeg: the rest of the video is not needed
-                break
-    missing = wanted - set(out)
-    if missing:
-        raise UvssmError(f"{info.path}: frame {min(missing)} could not be decoded")
-    return out
-
-
 def _check_probe(info: VideoProbe, allow_hdr: bool) -> str | None:
     if (info.bit_depth > 8 or info.is_hdr) and not allow_hdr:
         return f"{info.path}: {info.bit_depth}-bit {info.color_transfer} source (pass --allow-hdr to accept)"
     return None
 
 
-def align_pair(pair: Pair, ffmpeg: FFmpeg, options: BuildOptions) -> dict:
-    """Probe, match and fit one video pair. Returns the alignment (raises UvssmError when it fails)."""
+@dataclass(frozen=True)
+class PairAlignment:
+    hq: VideoProbe
+    lq: VideoProbe
+    match: TemporalMatch
+    fit: SpatialFit
+    pic: tuple[int, int]  # LQ picture size without bars
+    timing: str  # where the timestamps came from
+
+
+THUMB = (64, 36)
+
+
+def _timestamps(info: VideoProbe, n_decoded: int) -> tuple[np.ndarray, str]:
+    """Presentation times of the decoded frames: the container's, or a constant rate where they disagree."""
+    times = frame_times(info.path)
+    if len(times) == n_decoded:
+        return times, "container timestamps"
+    rate = info.avg_fps or info.real_fps or 25.0
+    return np.arange(n_decoded) / rate, f"constant {rate:.3f} fps ({len(times)} timestamps for {n_decoded} frames)"
+
+
+def align_pair(pair: Pair, ffmpeg: FFmpeg, options: BuildOptions) -> PairAlignment:
+    """Probe, match in time and fit in space one video pair (raises UvssmError when it fails)."""
     hq_info, lq_info = probe(pair.hq), probe(pair.lq)
     for info in (hq_info, lq_info):
         problem = _check_probe(info, options.allow_hdr)
         if problem:
             raise UvssmError(problem)
-    thumb = (64, 36)
-    mapping, _ = temporal_match(luma_frames(pair.hq, thumb, hq_info.rotation),
-                                luma_frames(pair.lq, thumb, lq_info.rotation), hq_info.avg_fps, lq_info.avg_fps)
-    sample = sorted(set(np.linspace(0, len(mapping) - 1, min(8, len(mapping))).round().astype(int).tolist()))
-    hq_idx = sorted({int(mapping[j]) for j in sample})
-    hq_full = luma_frames(pair.hq, None, hq_info.rotation, set(hq_idx))
-    pos = {v: k for k, v in enumerate(hq_idx)}
-    lq_full = luma_frames(pair.lq, None, lq_info.rotation, set(sample))
-    fit = spatial_fit(np.stack([hq_full[pos[int(mapping[j])]] for j in sample]), lq_full)
+    # black bars of the share, from its opening frames, are left out of its thumbnails
+    opening = np.stack([f for _, f in gray_frames(ffmpeg, lq_info, None, set(range(48)))]).astype(np.float32)
+    bars = black_bars(opening)
+    if lq_info.display_size[0] - bars[0] - bars[2] < 16 or lq_info.display_size[1] - bars[1] - bars[3] < 16:
+        bars = (0, 0, 0, 0)  # a black opening, not bars: the spatial fit looks again on matched frames
+    # one streaming pass per video: small thumbnails (64x36 luma, 2.3 kB a frame) and timestamps
+    hq_thumb = np.stack([f for _, f in gray_frames(ffmpeg, hq_info, THUMB)])
+    lq_thumb = np.stack([f for _, f in gray_frames(ffmpeg, lq_info, THUMB, crop=bars)])
+    hq_times, hq_timing = _timestamps(hq_info, len(hq_thumb))
+    lq_times, lq_timing = _timestamps(lq_info, len(lq_thumb))
+    match = temporal_match(hq_thumb, lq_thumb, hq_times, lq_times, max_offset_s=options.max_offset_s,
+                           time_bases=(float(Fraction(hq_info.time_base)), float(Fraction(lq_info.time_base))))
+    del hq_thumb, lq_thumb
+    if match.offset_margin < options.min_margin:
+        raise UvssmError(
+            f"{pair.lq}: alignment not distinct: the chosen start offset (HQ frame {match.offset_frames}, cost "
+            f"{match.offset_cost:.3f}) is only {match.offset_margin:.1%} better than the next best "
+            f"({match.next_offset_cost:.3f}); --min-margin is {options.min_margin:.0%} (other content, or a picture "
+            "that barely changes)")
+    # spatial fit on full-resolution luma of a few matched frames among those that will be written
+    n = len(match.mapping) if options.frames is None else min(options.frames, len(match.mapping))
+    sample = sorted(set(np.linspace(0, n - 1, min(8, n)).round().astype(int).tolist()))
+    hq_want = {int(match.mapping[j]) for j in sample}
+    hq_full = dict(gray_frames(ffmpeg, hq_info, None, hq_want))
+    lq_full = dict(gray_frames(ffmpeg, lq_info, None, set(sample)))
+    fit = spatial_fit(np.stack([hq_full[int(match.mapping[j])] for j in sample]).astype(np.float32),
+                      np.stack([lq_full[j] for j in sample]).astype(np.float32))
     lw, lh = lq_info.display_size
     pic = (lw - fit.bars[0] - fit.bars[2], lh - fit.bars[1] - fit.bars[3])
-    # confidence: luma PSNR at LQ size of every pair that will be written (and of sorted-position pairs)
-    n = len(mapping) if options.frames is None else min(options.frames, len(mapping))
-    wanted = sorted({int(m) for m in mapping[:n]} | set(range(n)))
-    hq_on_lq = hq_in_lq_geometry(pair.hq, fit, pic, hq_info.rotation, reduce=1, indices=set(wanted))
-    order = {v: k for k, v in enumerate(wanted)}
-    lq_pic = luma_frames(pair.lq, None, lq_info.rotation, set(range(n)))[:, fit.bars[1]:lh - fit.bars[3],
-                                                                       fit.bars[0]:lw - fit.bars[2]]
+    return PairAlignment(hq_info, lq_info, match, fit, pic, f"HQ: {hq_timing}; LQ: {lq_timing}")
 
-    def psnr_of(hq_index: int, j: int) -> float:
-        mse = np.mean((hq_on_lq[order[hq_index]] - lq_pic[j]) ** 2)
-        return float(10 * np.log10(255**2 / max(mse, 1e-10)))
 
-    psnr = np.array([psnr_of(int(mapping[j]), j) for j in range(n)])
-    naive = np.array([psnr_of(j, j) for j in range(n) if j in order])
-    return {"hq": hq_info, "lq": lq_info, "mapping": mapping, "fit": fit, "psnr": psnr, "naive_psnr": naive, "pic": pic}
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma in [16, 235] (the metric's Y), float64."""
+    return 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
+
+
+def _psnr_lq_size(hq: np.ndarray, lq: np.ndarray, scale: int) -> float:
+    """Luma PSNR of the LQ frame against the HQ frame box-averaged to LQ size (a report column)."""
+    h, w = lq.shape[:2]
+    small = hq.reshape(h, scale, w, scale, 3).mean(axis=(1, 3))
+    mse = float(np.mean((_luma(small) - _luma(lq.astype(np.float64))) ** 2))
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
 def _exact_geometry(fit, pic: tuple[int, int], hq_size: tuple[int, int]) -> dict:
@@ -185,7 +210,8 @@ def _exact_geometry(fit, pic: tuple[int, int], hq_size: tuple[int, int]) -> dict
     mean = (sx + sy) / 2
     # the nearest integer when within 5% (small crops), else round down: HQ is never upsampled much
     scale = max(1, round(mean) if abs(mean - round(mean)) <= 0.05 * round(mean) else int(mean))
-    exact = abs(sx - scale) / scale < 1e-3 and abs(sy - scale) / scale < 1e-3
+    # exact (a plain crop) when the fitted extent is within 0.1% or one HQ pixel of the integer scale's
+    exact = all(abs(f - scale) * n <= max(1.0, 1e-3 * scale * n) for f, n in ((sx, pic[0]), (sy, pic[1])))
     x0, y0 = fit.hq_box[0], fit.hq_box[1]
     # LQ picture columns u whose HQ footprint lies inside the HQ frame (half an HQ pixel of slack)
     u0 = max(0, int(np.ceil((-x0 - 0.5) / sx)))
@@ -215,57 +241,76 @@ def _hq_frame(rgb: np.ndarray, geo: dict) -> np.ndarray:
 
 
 def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> pd.DataFrame:
-    """Align and extract one pair into out/<platform-folder>; returns its frame rows (raises on failure)."""
+    """Align and extract one pair into out/<platform-folder>; returns its frame rows (raises on failure).
+
+    Extraction streams: both videos are decoded once, in order, side by side (the mapping never goes
+    backwards), so one HQ and one LQ frame are held at a time whatever the clip's length."""
     from PIL import Image
 
     a = align_pair(pair, ffmpeg, options)
-    median = float(np.median(a["psnr"]))
-    if median < options.min_psnr:
-        raise UvssmError(f"{pair.lq}: alignment confidence too low (median PSNR {median:.1f} dB < {options.min_psnr})")
-    geo = _exact_geometry(a["fit"], a["pic"], a["hq"].display_size)
-    n = len(a["mapping"]) if options.frames is None else min(options.frames, len(a["mapping"]))
-    if options.frames is not None and len(a["mapping"]) < options.frames:
-        raise UvssmError(f"{pair.lq}: only {len(a['mapping'])} aligned frames, {options.frames} wanted")
-    lq_idx = list(range(n))
-    hq_idx = [int(a["mapping"][j]) for j in lq_idx]
-    hq_rgb, lq_rgb = decode_rgb(ffmpeg, a["hq"], sorted(set(hq_idx))), decode_rgb(ffmpeg, a["lq"], lq_idx)
+    m = a.match
+    geo = _exact_geometry(a.fit, a.pic, a.hq.display_size)
+    n = len(m.mapping) if options.frames is None else min(options.frames, len(m.mapping))
+    if options.frames is not None and len(m.mapping) < options.frames:
+        raise UvssmError(f"{pair.lq}: only {len(m.mapping)} aligned frames, {options.frames} wanted")
     u, v, w, h = geo["lq_crop"]
     work = out / ".tmp" / pair.clip
     atomic.remove(work)
     (work / "HQ").mkdir(parents=True)
     (work / "LQ").mkdir(parents=True)
     rows = []
-    for k, (j, i) in enumerate(zip(lq_idx, hq_idx)):
-        lq = lq_rgb[j][v:v + h, u:u + w]
-        hq = _hq_frame(hq_rgb[i], geo)
-        for img, folder in ((hq, "HQ"), (lq, "LQ")):
-            Image.fromarray(np.ascontiguousarray(img)).save(work / folder / frame_name(k), compress_level=1)
-        rows.append({"clip": pair.clip, "frame": k, "lq_source_frame": j, "hq_source_frame": i,
-                     "psnr_y_lq_size": float(a["psnr"][j]), "hq_sha256": _sha256(hq), "lq_sha256": _sha256(lq)})
+    hq_decoder = rgb_frames(ffmpeg, a.hq)
+    hq_stream = enumerate(hq_decoder)
+    hq_index, hq_rgb = -1, None
+    lq_stream = rgb_frames(ffmpeg, a.lq)
+    try:
+        for j, lq_rgb in enumerate(lq_stream):
+            if j >= n:
+                break
+            i = int(m.mapping[j])
+            while hq_index < i:
+                try:
+                    hq_index, hq_rgb = next(hq_stream)
+                except StopIteration:
+                    raise UvssmError(f"{pair.hq}: ended at frame {hq_index}, frame {i} needed") from None
+            lq = np.ascontiguousarray(lq_rgb[v:v + h, u:u + w])
+            hq = np.ascontiguousarray(_hq_frame(hq_rgb, geo))
+            for img, folder in ((hq, "HQ"), (lq, "LQ")):
+                Image.fromarray(img).save(work / folder / frame_name(j), compress_level=1)
+            rows.append({"clip": pair.clip, "frame": j, "lq_source_frame": j, "hq_source_frame": i,
+                         "psnr_y_lq_size": _psnr_lq_size(hq, lq, geo["scale"]), "match_cost": float(m.cost[j]),
+                         "hq_sha256": _sha256(hq), "lq_sha256": _sha256(lq)})
+    finally:
+        lq_stream.close()
+        hq_decoder.close()
+    if len(rows) < n:
+        raise UvssmError(f"{pair.lq}: decoded {len(rows)} frames, {n} expected")
     for folder, name in (("HQ", "HQ_frames"), ("LQ", "LQ_frames")):
         target = out / name / pair.clip
         atomic.remove(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(work / folder, target)
     shutil.rmtree(work, ignore_errors=True)
-    mapping = a["mapping"]
-    steps = np.diff(mapping)
-    ratio = a["hq"].avg_fps / a["lq"].avg_fps
+    psnr = np.array([r["psnr_y_lq_size"] for r in rows])
     report = {
         "platform": pair.platform, "clip": pair.clip, "hq_path": str(pair.hq), "lq_path": str(pair.lq),
-        **{f"hq_{k}": v for k, v in a["hq"].to_dict().items() if k != "path"},
-        **{f"lq_{k}": v for k, v in a["lq"].to_dict().items() if k != "path"},
-        "hq_decode_matrix": "/".join(a["hq"].decode_matrix()), "lq_decode_matrix": "/".join(a["lq"].decode_matrix()),
-        "offset_frames": int(mapping[0]), "fps_ratio": ratio,
-        "duplicated_frames": int((steps == 0).sum()),
-        # LQ time slots the mapping spans, minus the distinct frames present
-        "dropped_frames": max(0, int(round((mapping[-1] - mapping[0]) / ratio)) + 1 - int(len(np.unique(mapping)))),
-        "bars_ltrb": list(a["fit"].bars), "hq_box": [float(x) for x in a["fit"].hq_box],
-        "fitted_scale_x": a["fit"].scale[0], "fitted_scale_y": a["fit"].scale[1], "scale": geo["scale"],
+        **{f"hq_{k}": val for k, val in a.hq.to_dict().items() if k != "path"},
+        **{f"lq_{k}": val for k, val in a.lq.to_dict().items() if k != "path"},
+        "hq_decode_matrix": "/".join(a.hq.decode_matrix()), "lq_decode_matrix": "/".join(a.lq.decode_matrix()),
+        "timing": a.timing, "offset_frames": m.offset_frames, "offset_seconds": m.offset_seconds,
+        "fps_ratio": a.hq.avg_fps / a.lq.avg_fps if a.lq.avg_fps else float("nan"),
+        # the alignment's confidence: how distinct the chosen match is from its alternatives
+        "offset_margin": m.offset_margin, "offset_cost": m.offset_cost, "next_offset_cost": m.next_offset_cost,
+        "content_agreement": m.agreement, "motion_contrast": m.motion_contrast,
+        "frames_off_timing": m.off_timing, "duplicated_frames": m.repeated, "dropped_frames": m.dropped,
+        "lq_frames_past_hq_end": m.unmatched_tail,
+        "bars_ltrb": list(a.fit.bars), "hq_box": [float(x) for x in a.fit.hq_box],
+        "fitted_scale_x": a.fit.scale[0], "fitted_scale_y": a.fit.scale[1], "scale": geo["scale"],
         "hq_resampled": geo["hq_resampled"], "lq_crop_xywh": list(geo["lq_crop"]),
         "hq_out_box": [float(x) for x in geo["hq_box"]],
-        "align_psnr_mean": float(a["psnr"].mean()), "align_psnr_min": float(a["psnr"].min()),
-        "naive_psnr_mean": float(a["naive_psnr"].mean()), "n_lq_frames": len(mapping), "n_frames": n,
+        # the codec's damage, not the alignment's: kept as a report column
+        "align_psnr_mean": float(psnr.mean()), "align_psnr_median": float(np.median(psnr)),
+        "align_psnr_min": float(psnr.min()), "n_lq_frames": a.lq.n_frames, "n_frames": n,
         "hq_size": [geo["scale"] * w, geo["scale"] * h], "lq_size": [w, h],
     }
     parts = out / ".parts"

@@ -30,3 +30,30 @@ def rgb_frames(ffmpeg: FFmpeg, info: VideoProbe) -> Iterator[np.ndarray]:
                                     "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
                            width * height * 3, context=f"{info.path}: decoding failed"):
         yield np.frombuffer(data, np.uint8).reshape(height, width, 3)
+
+
+def gray_frames(ffmpeg: FFmpeg, info: VideoProbe, size: tuple[int, int] | None = None,
+                indices: set[int] | None = None,
+                crop: tuple[int, int, int, int] = (0, 0, 0, 0)) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, luma) of every frame (or of `indices`, stopping after the last), (h, w) uint8 at the
+    display size or resized to `size` (w, h) with an area filter, after cutting `crop` (left, top,
+    right, bottom display pixels) away. Display rotation and flips are
+    applied by ffmpeg exactly as for `rgb_frames`, and timing is passthrough (one output per
+    decoded frame), so indices agree with `rgb_frames` and with the stream's timestamps."""
+    l, t, r, b = crop
+    dw, dh = info.display_size
+    width, height = size or (dw - l - r, dh - t - b)
+    scale = f"crop={dw - l - r}:{dh - t - b}:{l}:{t}," if any(crop) else ""
+    scale += f"scale={width}:{height}:flags=area," if size else ""
+    last = max(indices) if indices else None
+    stream = raw_frames(ffmpeg, ["-i", info.path, "-map", "0:v:0", "-vf", f"{scale}format=gray",
+                                 "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+                        width * height, context=f"{info.path}: decoding failed")
+    try:
+        for i, data in enumerate(stream):
+            if indices is None or i in indices:
+                yield i, np.frombuffer(data, np.uint8).reshape(height, width)
+            if last is not None and i >= last:
+                break
+    finally:
+        stream.close()

@@ -21,15 +21,19 @@ from rich.table import Table
 @click.option("--frames", type=click.IntRange(0), default=100, show_default=True,
               help="Aligned frames per clip (0: all). UVSSM clips have 100.")
 @click.option("--jobs", type=click.IntRange(1), default=os.cpu_count() or 1, show_default=True, help="Pairs in parallel.")
-@click.option("--min-psnr", type=float, default=25.0, show_default=True,
-              help="Leave a pair out when the median luma PSNR of its matched frames is below this.")
+@click.option("--min-margin", type=click.FloatRange(0, 1), default=0.10, show_default=True,
+              help="Leave a pair out when its start offset is less than this much (relative cost) better than "
+                   "the next best: the alignment is not distinct (0: trust the timestamps).")
+@click.option("--max-offset", type=click.FloatRange(0), default=4.0, show_default=True,
+              help="Seconds into the original the share may start.")
 @click.option("--allow-hdr", is_flag=True, help="Accept 10-bit and HDR sources.")
 @click.option("--folds", type=click.IntRange(1), default=5, show_default=True, help="K of the seeded K-fold splits.")
 @click.option("--fold", type=click.IntRange(0), default=0, show_default=True, help="Fold written as splits/{train,val,test}.txt.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the splits.")
 @click.option("--force", is_flag=True, help="Redo pairs that are already built.")
 @click.pass_context
-def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: int, min_psnr: float, allow_hdr: bool,
+def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: int, min_margin: float, max_offset: float,
+          allow_hdr: bool,
           folds: int, fold: int, seed: int, force: bool) -> None:
     """Align real original/shared pairs in time and space and extract HQ/LQ frames whose sizes are
     exactly scale × each other; write a report per pair, frame rows with pixel hashes, splits
@@ -43,7 +47,8 @@ def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: in
 
     console = Console(highlight=False, soft_wrap=True)
     ffmpeg = find_ffmpeg(ctx.obj["ffmpeg_path"])
-    options = BuildOptions(frames=frames or None, jobs=jobs, min_psnr=min_psnr, allow_hdr=allow_hdr, folds=folds,
+    options = BuildOptions(frames=frames or None, jobs=jobs, min_margin=min_margin, max_offset_s=max_offset,
+                           allow_hdr=allow_hdr, folds=folds,
                            fold=fold, seed=seed, force=force)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
