@@ -140,3 +140,78 @@ def test_unrelated_content_is_refused_with_the_measure_that_failed(tmp_path, ffm
 
     with pytest.raises(UvssmError, match=r"other.mp4: alignment not distinct.*better than the next best"):
         align_pair(Pair("x", "other", hq, lq), ffmpeg, BuildOptions())
+
+
+DIHEDRAL = {  # the 8 orientations of a picture, as numpy sees them
+    "none": lambda x: x, "rot90": lambda x: np.rot90(x, 1), "rot180": lambda x: np.rot90(x, 2),
+    "rot270": lambda x: np.rot90(x, 3), "hflip": lambda x: x[:, ::-1], "vflip": lambda x: x[::-1],
+    "transpose": lambda x: np.swapaxes(x, 0, 1), "antitranspose": lambda x: np.rot90(x, 2).swapaxes(0, 1),
+}
+
+
+def _displayed(ffmpeg, tmp_path, frame: np.ndarray, flags: list[str]) -> np.ndarray:
+    """What a plain ffmpeg decode shows of a one-frame video stored as `frame` with display `flags`."""
+    stored = encode(ffmpeg, frame[None], tmp_path / "probe_stored.mp4", "25", ["-c:v", "libx264", "-qp", "0",
+                                                                                "-pix_fmt", "yuv444p"])
+    tagged = tmp_path / "probe_tagged.mp4"
+    subprocess.run([ffmpeg.path, "-v", "error", *flags, "-i", str(stored), "-c", "copy", "-y", str(tagged)], check=True)
+    out = subprocess.run([ffmpeg.path, "-v", "error", "-i", str(tagged), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout
+    h, w = frame.shape[:2]
+    shape = (w, h, 3) if len(out) == h * w * 3 and w != h and flags and any("90" in f or "270" in f for f in flags) else (h, w, 3)
+    return np.frombuffer(out, np.uint8).reshape(shape)
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+@pytest.mark.parametrize("hflip", [False, True])
+def test_every_display_rotation_and_flip(tmp_path, ffmpeg, bikes, rotation, hflip):
+    """The share's pixels are stored turned and/or mirrored and its display matrix turns them back.
+    Which stored orientation displays upright is found here from a plain ffmpeg decode, not from uvssm."""
+    if rotation == 0 and not hflip:
+        pytest.skip("the plain case is covered above")
+    hq, small = bikes
+    flags = ["-display_rotation", str(rotation)] + (["-display_hflip"] if hflip else [])
+    rng = np.random.default_rng(0)
+    marker = rng.integers(0, 255, (24, 40, 3), dtype=np.uint8)  # an asymmetric picture
+    shown = _displayed(ffmpeg, tmp_path, marker, flags)
+    display = [name for name, t in DIHEDRAL.items() if t(marker).shape == shown.shape
+               and np.abs(t(marker).astype(int) - shown).mean() < 8]
+    assert len(display) == 1, display
+    inverse = [name for name, t in DIHEDRAL.items() if t(DIHEDRAL[display[0]](marker)).shape == marker.shape
+               and np.array_equal(t(DIHEDRAL[display[0]](marker)), marker)][0]
+    stored = np.ascontiguousarray(np.stack([DIHEDRAL[inverse](f) for f in small[:80]]))
+    plain = encode(ffmpeg, stored, tmp_path / "stored.mp4", "25", ["-c:v", "libx264", "-crf", "26", "-pix_fmt", "yuv420p"])
+    lq = tmp_path / "lq.mp4"
+    subprocess.run([ffmpeg.path, "-v", "error", *flags, "-i", str(plain), "-c", "copy", "-y", str(lq)], check=True)
+    a = align_pair(Pair("x", "turned", hq, lq), ffmpeg, BuildOptions(frames=40))
+    assert (a.match.mapping == np.arange(80)).mean() >= 0.99
+    assert a.pic == (320, 136) and np.abs(np.array(a.fit.hq_box) - [0, 0, 640, 272]).max() <= 2.5, a.fit.hq_box
+
+
+@pytest.mark.parametrize("crop", [(96, 0, 0, 0), (0, 40, 0, 0), (64, 20, 96, 40), (0, 0, 0, 0)])
+def test_crops_up_to_15_percent_per_side(tmp_path, ffmpeg, bikes, crop):
+    """The share shows a crop of the original (up to 15% of each side), scaled to half the original's
+    pixel pitch; the fitted HQ rectangle is the crop."""
+    hq, _ = bikes
+    left, top, right, bottom = crop
+    w, h = 640 - left - right, 272 - top - bottom
+    full = decode(ffmpeg, hq, (640, 272))[:80]
+    cut = np.ascontiguousarray(full[:, top:top + h, left:left + w])
+    lq = encode(ffmpeg, cut, tmp_path / "lq.mp4", "25", ["-vf", f"scale={w // 2}:{h // 2}:flags=bicubic",
+                                                          "-c:v", "libx264", "-crf", "24", "-pix_fmt", "yuv420p"])
+    a = align_pair(Pair("x", "crop", hq, lq), ffmpeg, BuildOptions())
+    assert (a.match.mapping == np.arange(80)).mean() >= 0.99
+    assert np.abs(np.array(a.fit.hq_box) - [left, top, 640 - right, 272 - bottom]).max() <= 1.5, a.fit.hq_box
+
+
+def test_non_square_pixels(tmp_path, ffmpeg, bikes):
+    """An anamorphic share: 240x136 stored pixels with SAR 4:3 (shown 320x136)."""
+    hq, _ = bikes
+    full = decode(ffmpeg, hq, (640, 272))[:80]
+    lq = encode(ffmpeg, full, tmp_path / "lq.mp4", "25", ["-vf", "scale=240:136:flags=bicubic,setsar=4/3",
+                                                           "-c:v", "libx264", "-crf", "24", "-pix_fmt", "yuv420p"])
+    a = align_pair(Pair("x", "sar", hq, lq), ffmpeg, BuildOptions())
+    assert a.lq.sar == "4:3"
+    assert (a.match.mapping == np.arange(80)).mean() >= 0.99
+    assert np.abs(np.array(a.fit.hq_box) - [0, 0, 640, 272]).max() <= 1.5, a.fit.hq_box
+    assert abs(a.fit.scale[0] - 640 / 240) < 0.01 and abs(a.fit.scale[1] - 2) < 0.01

@@ -274,26 +274,33 @@ def black_bars(lq: np.ndarray, threshold: float = 24.0, share: float = 0.01) -> 
     return run(cols), run(rows), run(cols[::-1]), run(rows[::-1])
 
 
-def _fit_axis(lq_profile: np.ndarray, hq_profile: np.ndarray, nominal: float) -> tuple[float, float, float]:
-    """Best (offset, scale) with lq[u] ≈ hq(offset + (u + 0.5)·scale − 0.5): grid search, then refine."""
+def _fit_axis(lq_profile: np.ndarray, hq_profile: np.ndarray, nominal: float,
+              scale_range: tuple[float, float] = (0.97, 1.03),
+              offset_range: tuple[float, float] | None = None) -> tuple[float, float, float]:
+    """Best (offset, scale) with lq[u] ≈ hq(offset + (u + 0.5)·scale − 0.5), both profiles compared
+    after removing their mean and contrast: grid search over scales nominal × `scale_range` and
+    offsets `offset_range` (default: the whole room the HQ profile leaves), then refine."""
     n = len(lq_profile)
     x = np.arange(n) + 0.5
-    lq_c = lq_profile - lq_profile.mean()
+    lq_c = (lq_profile - lq_profile.mean()) / (lq_profile.std() + 1e-6)
+    grid = np.arange(len(hq_profile))
 
     def score(offset, scale):
         pos = offset + x * scale - 0.5
         if pos[0] < -0.5 or pos[-1] > len(hq_profile) - 0.5:
             return np.inf
-        sampled = np.interp(pos, np.arange(len(hq_profile)), hq_profile)
-        return float(np.mean((lq_c - (sampled - sampled.mean())) ** 2))
+        sampled = np.interp(pos, grid, hq_profile)
+        sampled = (sampled - sampled.mean()) / (sampled.std() + 1e-6)
+        return float(np.mean((lq_c - sampled) ** 2))
 
     best = (np.inf, 0.0, nominal)
-    span = len(hq_profile) - n * nominal
-    for scale in nominal * (1 + np.linspace(-0.03, 0.03, 61)):
-        for offset in np.arange(-2.0, max(span, 0) + 24, 1.0):
-            s = score(offset, scale)
-            if s < best[0]:
-                best = (s, offset, scale)
+    lo, hi = scale_range
+    for scale in nominal * np.geomspace(lo, hi, max(61, int(np.ceil(np.log(hi / lo) / 0.001)))):
+        first, last = offset_range if offset_range else (-2.0, max(len(hq_profile) - n * scale, 0) + 2)
+        for offset in np.arange(first, last + 1e-9, 1.0):
+            sc = score(offset, scale)
+            if sc < best[0]:
+                best = (sc, offset, scale)
     _, offset, scale = best
     for step_o, step_s in ((0.5, nominal * 0.0025), (0.1, nominal * 0.0005), (0.02, nominal * 0.0001)):
         candidates = [(score(offset + do, scale + ds), offset + do, scale + ds)
@@ -303,6 +310,36 @@ def _fit_axis(lq_profile: np.ndarray, hq_profile: np.ndarray, nominal: float) ->
     return offset, scale, best[0]
 
 
+def coarse_box(hq: np.ndarray, lq: np.ndarray) -> tuple[float, float, float, float]:
+    """The HQ rectangle (x0, y0, x1, y1, in hq's pixels) that the LQ picture shows, from frames of one
+    stretch of both videos, hq (N, H, W) and lq (M, h, w), not matched frame for frame: their mean row
+    and column profiles barely depend on the start offset. Crops of up to 40% of an axis are found."""
+    boxes = []
+    for axis in (1, 0):  # x from column profiles, then y from row profiles
+        h_prof, l_prof = hq.mean(axis=(0, 1 + (1 - axis))), lq.mean(axis=(0, 1 + (1 - axis)))
+        offset, scale, _ = _fit_axis(l_prof, h_prof, len(h_prof) / len(l_prof), scale_range=(0.6, 1.03))
+        boxes.append((offset, offset + len(l_prof) * scale))
+    (x0, x1), (y0, y1) = boxes
+    return x0, y0, x1, y1
+
+
+def resample_box(frames: np.ndarray, box: tuple[float, float, float, float], size: tuple[int, int]) -> np.ndarray:
+    """frames (N, H, W) sampled bilinearly at the centres of a (w, h) = `size` grid over `box`."""
+    w, h = size
+    x0, y0, x1, y1 = box
+    xs = np.clip(x0 + (np.arange(w) + 0.5) * (x1 - x0) / w - 0.5, 0, frames.shape[2] - 1)
+    ys = np.clip(y0 + (np.arange(h) + 0.5) * (y1 - y0) / h - 0.5, 0, frames.shape[1] - 1)
+    xi, yi = np.minimum(xs.astype(int), frames.shape[2] - 2), np.minimum(ys.astype(int), frames.shape[1] - 2)
+    fx, fy = (xs - xi)[None, None, :], (ys - yi)[None, :, None]
+    out = np.empty((len(frames), h, w), np.float32)
+    for lo in range(0, len(frames), 1024):
+        f = frames[lo:lo + 1024].astype(np.float32)
+        top = f[:, yi][:, :, xi] * (1 - fx) + f[:, yi][:, :, xi + 1] * fx
+        bottom = f[:, yi + 1][:, :, xi] * (1 - fx) + f[:, yi + 1][:, :, xi + 1] * fx
+        out[lo:lo + 1024] = top * (1 - fy) + bottom * fy
+    return out
+
+
 @dataclass(frozen=True)
 class SpatialFit:
     bars: tuple[int, int, int, int]  # LQ black bars (left, top, right, bottom)
@@ -310,16 +347,23 @@ class SpatialFit:
     scale: tuple[float, float]  # HQ pixels per LQ pixel (x, y)
 
 
-def spatial_fit(hq: np.ndarray, lq: np.ndarray) -> SpatialFit:
-    """Fit the HQ rectangle that matched frames hq (N, H, W) and lq (N, h, w) show (full resolution luma)."""
+def spatial_fit(hq: np.ndarray, lq: np.ndarray, guess: tuple[float, float, float, float] | None = None) -> SpatialFit:
+    """Fit the HQ rectangle that matched frames hq (N, H, W) and lq (N, h, w) show (full resolution
+    luma), searching near `guess` (an HQ box, e.g. from `coarse_box`) when given."""
     bars = black_bars(lq)
     l, t, r, b = bars
     pic = lq[:, t:lq.shape[1] - b, l:lq.shape[2] - r]
     if pic.shape[1] < 8 or pic.shape[2] < 8:
         raise UvssmError("the LQ picture is black or too small to align")
-    nominal_x, nominal_y = hq.shape[2] / pic.shape[2], hq.shape[1] / pic.shape[1]
-    ox, sx, _ = _fit_axis(pic.mean(axis=(0, 1)), hq.mean(axis=(0, 1)), nominal_x)
-    oy, sy, _ = _fit_axis(pic.mean(axis=(0, 2)), hq.mean(axis=(0, 2)), nominal_y)
+    if guess is None:
+        guess = (0.0, 0.0, float(hq.shape[2]), float(hq.shape[1]))
+    fits = []
+    for axis, (g0, g1) in ((2, (guess[0], guess[2])), (1, (guess[1], guess[3]))):
+        other = 1 if axis == 2 else 2
+        room = 0.03 * hq.shape[axis] + 8
+        fits.append(_fit_axis(pic.mean(axis=(0, other)), hq.mean(axis=(0, other)), (g1 - g0) / pic.shape[axis],
+                              offset_range=(g0 - room, g0 + room)))
+    (ox, sx, _), (oy, sy, _) = fits
     ox, oy, sx, sy = _refine_2d(hq, pic, (ox, oy, sx, sy))
     box = (ox, oy, ox + pic.shape[2] * sx, oy + pic.shape[1] * sy)
     return SpatialFit(bars, box, (sx, sy))

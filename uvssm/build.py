@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from uvssm import atomic
-from uvssm.align import SpatialFit, TemporalMatch, black_bars, spatial_fit, temporal_match
+from uvssm.align import (SpatialFit, TemporalMatch, black_bars, coarse_box, resample_box, spatial_fit,
+                         temporal_match)
 from uvssm.catalog import load_catalog
 from uvssm.errors import UvssmError
 from uvssm.decode import gray_frames, rgb_frames
@@ -141,7 +142,8 @@ class PairAlignment:
     timing: str  # where the timestamps came from
 
 
-THUMB = (64, 36)
+THUMB = (64, 36)  # compared in time
+BIG_THUMB = (128, 72)  # kept per frame to find the share's rectangle first
 
 
 def _timestamps(info: VideoProbe, n_decoded: int) -> tuple[np.ndarray, str]:
@@ -165,9 +167,17 @@ def align_pair(pair: Pair, ffmpeg: FFmpeg, options: BuildOptions) -> PairAlignme
     bars = black_bars(opening)
     if lq_info.display_size[0] - bars[0] - bars[2] < 16 or lq_info.display_size[1] - bars[1] - bars[3] < 16:
         bars = (0, 0, 0, 0)  # a black opening, not bars: the spatial fit looks again on matched frames
-    # one streaming pass per video: small thumbnails (64x36 luma, 2.3 kB a frame) and timestamps
-    hq_thumb = np.stack([f for _, f in gray_frames(ffmpeg, hq_info, THUMB)])
-    lq_thumb = np.stack([f for _, f in gray_frames(ffmpeg, lq_info, THUMB, crop=bars)])
+    # one streaming pass per video: thumbnails (128x72 luma, 9.2 kB a frame) and timestamps
+    hq_big = np.stack([f for _, f in gray_frames(ffmpeg, hq_info, BIG_THUMB)])
+    lq_big = np.stack([f for _, f in gray_frames(ffmpeg, lq_info, BIG_THUMB, crop=bars)])
+    # where the share's picture lies in the original (crops), from the first seconds of both, so the
+    # thumbnails compared in time show the same rectangle
+    seconds = min(10.0, len(lq_big) / max(lq_info.avg_fps, 1.0), len(hq_big) / max(hq_info.avg_fps, 1.0))
+    box = coarse_box(hq_big[:max(1, int(seconds * max(hq_info.avg_fps, 1.0)))].astype(np.float32),
+                     lq_big[:max(1, int(seconds * max(lq_info.avg_fps, 1.0)))].astype(np.float32))
+    hq_thumb = resample_box(hq_big, box, THUMB)
+    lq_thumb = resample_box(lq_big, (0, 0, BIG_THUMB[0], BIG_THUMB[1]), THUMB)
+    del hq_big, lq_big
     hq_times, hq_timing = _timestamps(hq_info, len(hq_thumb))
     lq_times, lq_timing = _timestamps(lq_info, len(lq_thumb))
     match = temporal_match(hq_thumb, lq_thumb, hq_times, lq_times, max_offset_s=options.max_offset_s,
@@ -185,8 +195,11 @@ def align_pair(pair: Pair, ffmpeg: FFmpeg, options: BuildOptions) -> PairAlignme
     hq_want = {int(match.mapping[j]) for j in sample}
     hq_full = dict(gray_frames(ffmpeg, hq_info, None, hq_want))
     lq_full = dict(gray_frames(ffmpeg, lq_info, None, set(sample)))
+    hw, hh = hq_info.display_size
+    guess = (box[0] * hw / BIG_THUMB[0], box[1] * hh / BIG_THUMB[1], box[2] * hw / BIG_THUMB[0],
+             box[3] * hh / BIG_THUMB[1])
     fit = spatial_fit(np.stack([hq_full[int(match.mapping[j])] for j in sample]).astype(np.float32),
-                      np.stack([lq_full[j] for j in sample]).astype(np.float32))
+                      np.stack([lq_full[j] for j in sample]).astype(np.float32), guess)
     lw, lh = lq_info.display_size
     pic = (lw - fit.bars[0] - fit.bars[2], lh - fit.bars[1] - fit.bars[3])
     return PairAlignment(hq_info, lq_info, match, fit, pic, f"HQ: {hq_timing}; LQ: {lq_timing}")
