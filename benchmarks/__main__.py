@@ -5,6 +5,7 @@
     python -m benchmarks votes [--device cpu|cuda] [--repeat 2]
     python -m benchmarks harness [--frames 2]
     python -m benchmarks models [--device cpu|cuda] [--models rsdn,tga,comisr]
+    python -m benchmarks build [--minutes 10] [--work runs/bench-build]
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks import perf_harness, perf_models, perf_synth, perf_votes
+from benchmarks import perf_build, perf_harness, perf_models, perf_synth, perf_votes
 
 BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe (frames/s, peak memory, identity)",
               "votes": "full-size VOTES forward on one LQ window (CPU; CUDA fp32/bf16 and training when present)",
               "models": "forward time per output frame of every full-size model at LQ 320x180 (CPU, or --device cuda)",
-              "harness": "uvssm bench's overhead (PNG loading, metrics) as a fraction of full-size VOTES time"}
+              "harness": "uvssm bench's overhead (PNG loading, metrics) as a fraction of full-size VOTES time",
+              "build": "uvssm build on a generated long 1080p pair: time and peak memory against decoding + PNG writes"}
 
 
 def main() -> None:
@@ -31,6 +33,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="votes: timed runs per case (the fastest counts)")
     parser.add_argument("--frames", type=int, default=2, help="harness: frames scored")
     parser.add_argument("--models", help="models: only these (comma-separated registry names)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="build: length of the generated pair")
+    parser.add_argument("--work", type=Path, default=Path("runs/bench-build"), help="build: where the pair is cached")
     args = parser.parse_args()
     for name in args.names or list(BENCHMARKS):
         if name == "synth":
@@ -43,6 +47,8 @@ def main() -> None:
             except ValueError as exc:
                 parser.error(f"--models: {exc}")
             perf_models.print_table(rows)
+        elif name == "build":
+            perf_build.print_table(perf_build.run(args.minutes, args.work))
         elif name == "harness":
             perf_harness.print_table(perf_harness.run(args.frames))
 

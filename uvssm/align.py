@@ -374,26 +374,32 @@ def _refine_2d(hq: np.ndarray, pic: np.ndarray, start: tuple[float, float, float
     """Refine (offset_x, offset_y, scale_x, scale_y) on whole pictures: the HQ frames, blurred like a
     down-scaler would, are sampled at the LQ pixel centres; minimise the mean squared difference
     (both sides zero-mean) with Nelder-Mead, starting from the per-axis fit."""
-    from scipy.ndimage import gaussian_filter, map_coordinates
+    import torch
+    from scipy.ndimage import gaussian_filter
     from scipy.optimize import minimize
+    from torch.nn import functional as F
 
     pick = np.linspace(0, len(pic) - 1, min(frames, len(pic))).round().astype(int)
     sigma = (0.45 * start[3], 0.45 * start[2])
-    blurred = [gaussian_filter(hq[i], sigma) for i in pick]
-    targets = [pic[i] - pic[i].mean() for i in pick]
+    blurred = torch.from_numpy(np.stack([gaussian_filter(hq[i], sigma) for i in pick]).astype(np.float32))[:, None]
+    big_h, big_w = blurred.shape[-2:]
     h, w = pic.shape[1:]
     margin = 4  # LQ pixels near the picture's border sample outside a cropped HQ; leave them out
-    v, u = np.mgrid[margin:h - margin, margin:w - margin].astype(np.float64) + 0.5
+    targets = torch.from_numpy(np.stack([pic[i][margin:h - margin, margin:w - margin] for i in pick]).astype(np.float32))
+    targets = targets - targets.mean(dim=(1, 2), keepdim=True)
+    u = torch.arange(margin, w - margin, dtype=torch.float64) + 0.5
+    v = torch.arange(margin, h - margin, dtype=torch.float64) + 0.5
 
     def cost(p):
-        ox, oy, sx, sy = p
-        coords = [oy + v * sy - 0.5, ox + u * sx - 0.5]
-        total = 0.0
-        for img, target in zip(blurred, targets):
-            sampled = map_coordinates(img, coords, order=1, mode="nearest")
-            t = target[margin:h - margin, margin:w - margin]
-            total += np.mean(((sampled - sampled.mean()) - (t - t.mean())) ** 2)
-        return total
+        ox, oy, sx, sy = (float(x) for x in p)
+        # HQ pixel coordinates of the LQ pixel centres, normalised for grid_sample (align_corners=True)
+        gx = (ox + u * sx - 0.5) * (2.0 / (big_w - 1)) - 1.0
+        gy = (oy + v * sy - 0.5) * (2.0 / (big_h - 1)) - 1.0
+        grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1).float()
+        sampled = F.grid_sample(blurred, grid.expand(len(pick), -1, -1, -1), mode="bilinear",
+                                padding_mode="border", align_corners=True)[:, 0]
+        sampled = sampled - sampled.mean(dim=(1, 2), keepdim=True)
+        return float(((sampled - targets) ** 2).mean(dim=(1, 2)).sum())
 
     x0 = np.array(start, dtype=np.float64)
     simplex = np.vstack([x0, x0 + np.diag([0.5, 0.5, 0.002 * x0[2], 0.002 * x0[3]])])

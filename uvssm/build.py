@@ -37,8 +37,8 @@ from uvssm.align import (SpatialFit, TemporalMatch, black_bars, coarse_box, resa
 from uvssm.catalog import load_catalog
 from uvssm.errors import UvssmError
 from uvssm.decode import gray_frames, rgb_frames
-from uvssm.ffmpeg import FFmpeg
-from uvssm.frames import ClipProblem, check_clip, frame_name
+from uvssm.ffmpeg import FFmpeg, popen_failure, popen_writer
+from uvssm.frames import FRAME_PATTERN, ClipProblem, check_clip, frame_name
 from uvssm.manifests import ClipEntry, write_splits
 from uvssm.probe import VideoProbe, frame_times, probe
 from uvssm.synth import tool_versions
@@ -205,17 +205,50 @@ def align_pair(pair: Pair, ffmpeg: FFmpeg, options: BuildOptions) -> PairAlignme
     return PairAlignment(hq_info, lq_info, match, fit, pic, f"HQ: {hq_timing}; LQ: {lq_timing}")
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    """BT.601 luma in [16, 235] (the metric's Y), float64."""
-    return 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
+_LUMA = np.array([65.481, 128.553, 24.966], np.float32) / 255.0
 
 
 def _psnr_lq_size(hq: np.ndarray, lq: np.ndarray, scale: int) -> float:
-    """Luma PSNR of the LQ frame against the HQ frame box-averaged to LQ size (a report column)."""
+    """PSNR of the LQ frame's BT.601 luma against the HQ frame's, box-averaged to LQ size (a report
+    column: it measures the codec as much as the alignment)."""
     h, w = lq.shape[:2]
-    small = hq.reshape(h, scale, w, scale, 3).mean(axis=(1, 3))
-    mse = float(np.mean((_luma(small) - _luma(lq.astype(np.float64))) ** 2))
+    hq_y = (hq @ _LUMA).reshape(h, scale, w, scale).mean(axis=(1, 3))
+    mse = float(np.mean((hq_y - lq @ _LUMA) ** 2))
     return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+
+
+class _PngWriter:
+    """An ffmpeg process that writes the RGB frames piped to it as folder/%08d.png (ffmpeg's PNG
+    encoder, compression level 1: lossless, so the pixels and their hashes are the arrays'), in
+    parallel with the decoding and matching in this process."""
+
+    def __init__(self, ffmpeg: FFmpeg, folder: Path, size: tuple[int, int]):
+        import tempfile
+
+        self.err = tempfile.TemporaryFile()
+        self.folder = folder
+        self.proc = popen_writer(ffmpeg, ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}",
+                                          "-i", "-", "-compression_level", "1", "-start_number", "0",
+                                          "-f", "image2", str(folder / FRAME_PATTERN)], self.err)
+
+    def write(self, rgb: np.ndarray) -> None:
+        self.proc.stdin.write(np.ascontiguousarray(rgb).tobytes())
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        code = self.proc.wait()
+        failure = popen_failure(code, self.err) if code else None
+        self.err.close()
+        if failure:
+            raise UvssmError(f"{self.folder}: writing PNGs failed: {failure}")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self.err.close()
 
 
 def _exact_geometry(fit, pic: tuple[int, int], hq_size: tuple[int, int]) -> dict:
@@ -258,8 +291,6 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
 
     Extraction streams: both videos are decoded once, in order, side by side (the mapping never goes
     backwards), so one HQ and one LQ frame are held at a time whatever the clip's length."""
-    from PIL import Image
-
     a = align_pair(pair, ffmpeg, options)
     m = a.match
     geo = _exact_geometry(a.fit, a.pic, a.hq.display_size)
@@ -276,6 +307,8 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
     hq_stream = enumerate(hq_decoder)
     hq_index, hq_rgb = -1, None
     lq_stream = rgb_frames(ffmpeg, a.lq)
+    s = geo["scale"]
+    writers = [_PngWriter(ffmpeg, work / "HQ", (s * w, s * h)), _PngWriter(ffmpeg, work / "LQ", (w, h))]
     try:
         for j, lq_rgb in enumerate(lq_stream):
             if j >= n:
@@ -288,14 +321,20 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
                     raise UvssmError(f"{pair.hq}: ended at frame {hq_index}, frame {i} needed") from None
             lq = np.ascontiguousarray(lq_rgb[v:v + h, u:u + w])
             hq = np.ascontiguousarray(_hq_frame(hq_rgb, geo))
-            for img, folder in ((hq, "HQ"), (lq, "LQ")):
-                Image.fromarray(img).save(work / folder / frame_name(j), compress_level=1)
+            writers[0].write(hq)
+            writers[1].write(lq)
             rows.append({"clip": pair.clip, "frame": j, "lq_source_frame": j, "hq_source_frame": i,
                          "psnr_y_lq_size": _psnr_lq_size(hq, lq, geo["scale"]), "match_cost": float(m.cost[j]),
                          "hq_sha256": _sha256(hq), "lq_sha256": _sha256(lq)})
+    except BaseException:
+        for writer in writers:
+            writer.kill()
+        raise
     finally:
         lq_stream.close()
         hq_decoder.close()
+    for writer in writers:
+        writer.close()
     if len(rows) < n:
         raise UvssmError(f"{pair.lq}: decoded {len(rows)} frames, {n} expected")
     for folder, name in (("HQ", "HQ_frames"), ("LQ", "LQ_frames")):
