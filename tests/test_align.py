@@ -6,10 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from uvssm.align import hq_in_lq_geometry, luma_frames, spatial_fit, temporal_match
+from uvssm.align import resample_box, spatial_fit, temporal_match
+from uvssm.decode import gray_frames
+from uvssm.ffmpeg import find_ffmpeg
 from uvssm.errors import UvssmError
 from uvssm.probe import frame_times, probe
 from uvssm.simulate import SimulateOptions, plan_mapping, simulate
+
+
+def luma_frames(path, size=None, indices=None) -> np.ndarray:
+    """Luma of a video's frames (display orientation) as float32, by ffmpeg."""
+    return np.stack([f for _, f in gray_frames(find_ffmpeg(), probe(path), size, indices)]).astype(np.float32)
 
 
 def test_plan_mapping_trims_resamples_drops_and_repeats():
@@ -58,7 +65,8 @@ def test_simulate_writes_video_and_truth(tmp_path, ffmpeg, hq_video):
     assert mapping["hq_frame"].tolist() == plan_mapping(np.arange(100) / 30, 25, SimulateOptions(frames=30))
     assert truth["geometry"]["letterbox"] == 20 and truth["geometry"]["content_size"] == [640, 320]
     lq = luma_frames(tmp_path / "lq.mp4", indices={0})[0]
-    assert lq[:18].max() < 24 and lq[22:-22].mean() > 40  # black bars, then picture
+    # shown upright (90° counter-clockwise): the stored top and bottom bars are now left and right
+    assert lq.shape == (640, 360) and lq[:, :18].max() < 24 and lq[:, 22:-22].mean() > 40
 
     with pytest.raises(UvssmError, match="file not found"):
         simulate(tmp_path / "missing.mp4", tmp_path / "x.mp4", ffmpeg)
@@ -96,7 +104,7 @@ def test_alignment_recovers_trim_fps_drops_and_crop(tmp_path, ffmpeg, hq_video, 
     assert np.abs(np.array(fit.hq_box) - expected).max() <= 1.0, (fit.hq_box, expected)
     assert fit.bars == (0, 0, 0, 0)
 
-    hq_on_lq = hq_in_lq_geometry(hq_video, fit, (640, 360), reduce=2)
+    hq_on_lq = resample_box(luma_frames(hq_video, (640, 360)), tuple(v / 2 for v in fit.hq_box), (320, 180))
     lq = luma_frames(tmp_path / "lq.mp4", (320, 180))
 
     def mean_psnr(a, b):

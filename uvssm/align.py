@@ -19,38 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 
 from uvssm.errors import UvssmError
-from uvssm.probe import probe
-
-
-def luma_frames(path: str | Path, size: tuple[int, int] | None = None, rotation: int = 0,
-                indices: set[int] | None = None) -> np.ndarray:
-    """Luma of every frame (or of `indices`) as (N, h, w) float32, resized to `size` (w, h) if given,
-    rotated by the display rotation (degrees counter-clockwise)."""
-    out = []
-    last = max(indices, default=-1) if indices is not None else None
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for i, frame in enumerate(container.decode(stream)):
-                if indices is not None and i not in indices:
-                    if i > last:
-                        break  # every wanted frame is decoded
-                    continue
-                w, h = (frame.width, frame.height)
-                if size is not None:
-                    w, h = (size[1], size[0]) if rotation in (90, 270) else size
-                y = frame.reformat(width=w, height=h, format="gray").to_ndarray().astype(np.float32)
-                out.append(np.rot90(y, rotation // 90) if rotation else y)
-    except av.error.FFmpegError as exc:
-        raise UvssmError(f"{path}: decoding failed ({str(exc).splitlines()[0]})") from None
-    if not out:
-        raise UvssmError(f"{path}: no frames decoded")
-    return np.stack(out)
 
 
 def normalise(frames: np.ndarray) -> np.ndarray:
@@ -406,31 +377,3 @@ def _refine_2d(hq: np.ndarray, pic: np.ndarray, start: tuple[float, float, float
     result = minimize(cost, x0, method="Nelder-Mead",
                       options={"xatol": 1e-3, "fatol": 1e-6, "maxiter": 400, "initial_simplex": simplex})
     return tuple(float(x) for x in result.x)
-
-
-def hq_in_lq_geometry(path: str | Path, fit: SpatialFit, pic_size: tuple[int, int], rotation: int = 0,
-                      reduce: int = 2, indices: set[int] | None = None) -> np.ndarray:
-    """HQ luma resampled onto the LQ picture grid (pic_size = (w, h) without bars), divided by `reduce`.
-
-    Each HQ frame is scaled by 1/(scale·reduce) while decoding (swscale, area-like), then the fitted
-    box is cut out with sub-pixel bilinear sampling.
-    """
-    import torch
-    from torch.nn import functional as F
-
-    sx, sy = fit.scale
-    x0, y0 = fit.hq_box[0], fit.hq_box[1]
-    w, h = pic_size[0] // reduce, pic_size[1] // reduce
-    hq_w, hq_h = probe(path).display_size
-    scaled = (max(1, round(hq_w / (sx * reduce))), max(1, round(hq_h / (sy * reduce))))
-    frames = torch.from_numpy(luma_frames(path, scaled, rotation, indices)).unsqueeze(1)
-    fx, fy = hq_w / scaled[0], hq_h / scaled[1]  # HQ pixels per scaled pixel (≈ s·reduce)
-    # output pixel (u, v) centre ↔ HQ point x0 + (u + 0.5)·sx·reduce ↔ scaled pixel coordinate
-    u = (x0 + (torch.arange(w, dtype=torch.float64) + 0.5) * sx * reduce) / fx - 0.5
-    v = (y0 + (torch.arange(h, dtype=torch.float64) + 0.5) * sy * reduce) / fy - 0.5
-    gx = (2 * u + 1) / scaled[0] - 1
-    gy = (2 * v + 1) / scaled[1] - 1
-    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1).float()
-    out = F.grid_sample(frames, grid.expand(len(frames), h, w, 2), mode="bilinear", padding_mode="border",
-                        align_corners=False)
-    return out[:, 0].numpy()
