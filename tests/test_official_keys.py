@@ -9,6 +9,8 @@ by name, `make_layer` returns a Sequential). They are not derived from uvssm's m
 - VOTES `archs/votes_arch.py` (VOTES, MaskFusion), `archs/bin_arch.py` (BIN → RDN_residual_scale2 →
   RDN_residual_interp_x_input, RDB, RDB_Conv), with the official test configs' values (128 features,
   5 extraction / 40 reconstruction / 10 modulation blocks, 8 deformable groups);
+- RSDN `RSDN/arch.py` (RSDN9_128 → neuro, ResidualBlock_noBN with its detail and structure convs),
+  ×4 as released (16·3 = 48 channels per branch head);
 - STDF-PyTorch `net_stdf.py` (MFVQE → STDF + PlainCNN, ModulatedDeformConv: weight, bias) with
   `option_R3_mfqev2_4G.yml` (radius 3, nf 32, nb 3, QE nf 48 nb 8) and the RGB variant (in_nc 3).
 """
@@ -145,6 +147,17 @@ def stdf_official(in_nc: int, radius: int = 3, nf: int = 32, nb: int = 3) -> Sha
     return out | conv("qenet.out_conv", 48, in_nc, 3)
 
 
+def rsdn_official(nf: int = 128) -> Shapes:
+    out = conv("conv", 48 * 2, 48, 3) | conv("neuro.forget", 3, 3 * 3, 3)
+    for branch in ("conv_d", "conv_s"):
+        out |= conv(f"neuro.{branch}", 16 * 3 + nf + 3 * 2, nf, 3)
+    for i in range(1, 10):
+        for c in ("conv_d1", "conv_d2", "conv_s1", "conv_s2"):
+            out |= conv(f"neuro.SD{i}.{c}", nf, nf, 3)
+    out |= conv("neuro.conv_hd", nf, nf, 3) | conv("neuro.conv_od", nf, 48, 3)
+    return out | conv("neuro.conv_hs", nf, nf, 3) | conv("neuro.conv_os", nf, 48, 3)
+
+
 def _shapes(model) -> Shapes:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
@@ -194,3 +207,7 @@ def test_a_checkpoint_in_the_official_basicvsr_layout_loads_strictly(tmp_path):
     model = create_model("basicvsr", 4)
     load_weights(model, path)
     assert torch.equal(model.backward_trunk.main[2][29].conv2.weight, state["backward_trunk.main.2.29.conv2.weight"])
+
+
+def test_rsdn_is_the_release_key_for_key():
+    _compare(_shapes(create_model("rsdn", 4)), rsdn_official())
