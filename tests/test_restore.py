@@ -102,19 +102,19 @@ def _patch_means(img: np.ndarray) -> np.ndarray:
                      .reshape(-1, 3).mean(axis=0) for r, c in (divmod(k, 4) for k in range(len(CHART)))])
 
 
-@pytest.mark.parametrize("tags", [
-    [],  # ffmpeg's default conversion: BT.601, untagged; the 1280x720 output must be BT.709, and say so
-    ["-vf", "scale=out_color_matrix=bt601:out_range=tv,format=yuv420p", "-colorspace", "smpte170m",
-     "-color_range", "tv", "-color_primaries", "smpte170m", "-color_trc", "smpte170m"],  # tagged: kept
+@pytest.mark.parametrize("tags,size", [
+    ([], (640, 360)),  # ffmpeg's default conversion: BT.601, untagged; the 1280x720 output must be BT.709, and say so
+    (["-vf", "scale=out_color_matrix=bt601:out_range=tv,format=yuv420p", "-colorspace", "smpte170m",
+      "-color_range", "tv", "-color_primaries", "smpte170m", "-color_trc", "smpte170m"], (320, 180)),  # tags kept
 ])
-def test_restore_keeps_the_colours_of_a_chart(tmp_path, ffmpeg, tags):
+def test_restore_keeps_the_colours_of_a_chart(tmp_path, ffmpeg, tags, size):
     """A chart through `restore` with a model that returns its (upsampled) input: every patch
     decoded by a plain ffmpeg command within ±2 of the chart. The decode leaves the matrix to
     swscale's `auto` (the file's own tags) and asks for accurate rounding: swscale's default fast
     path alone is off by up to 3 on a direct RGB → yuv420p → RGB round trip of this chart."""
-    chart = _chart_frame(640, 360)
+    chart = _chart_frame(*size)
     src = tmp_path / "chart.mp4"
-    encode = subprocess.run([ffmpeg.path, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "640x360",
+    encode = subprocess.run([ffmpeg.path, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}",
                              "-r", "25", "-i", "-", *tags, "-pix_fmt", "yuv420p", "-c:v", "libx264", "-qp", "0",
                              "-y", str(src)],
                             input=chart.tobytes() * 5, capture_output=True)
@@ -126,15 +126,16 @@ def test_restore_keeps_the_colours_of_a_chart(tmp_path, ffmpeg, tags):
     ckpt = tmp_path / "identity.pt"
     checkpoint.save(ckpt, model, {"model": "votes-tiny", "scale": 2, "model_kwargs": model_kwargs("votes-tiny", 2)})
     out = tmp_path / "restored.mp4"
-    done = _uvssm("restore", str(src), "-o", str(out), "--model", "votes-tiny", "--weights", str(ckpt), "--device", "cpu")
+    done = _uvssm("restore", str(src), "-o", str(out), "--model", "votes-tiny", "--weights", str(ckpt), "--device", "cpu",
+                  "--preset", "ultrafast")
     assert done.returncode == 0, done.stderr
     info = probe(out)
-    assert (info.width, info.height) == (1280, 720)
+    assert (info.width, info.height) == (2 * size[0], 2 * size[1])
     tagged = probe(src).color_matrix
     assert (tagged == "unknown") == (not tags)
     assert info.color_matrix == ("bt709" if not tags else tagged) and info.color_range == "tv"
     decoded = subprocess.run([ffmpeg.path, "-v", "error", "-i", str(out), "-frames:v", "1", "-vf",
                               "scale=out_range=pc:flags=accurate_rnd+full_chroma_int,format=rgb24",
                               "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
-    got = _patch_means(np.frombuffer(decoded, np.uint8).reshape(720, 1280, 3).astype(np.float64))
+    got = _patch_means(np.frombuffer(decoded, np.uint8).reshape(2 * size[1], 2 * size[0], 3).astype(np.float64))
     assert np.abs(got - CHART).max() <= 2, np.round(got - CHART, 1)

@@ -24,10 +24,14 @@ from uvssm.ffmpeg import find_ffmpeg
 @click.option("--tile", type=int, default=0, show_default=True, help="Tiles of this many input pixels (0: whole frames).")
 @click.option("--overlap", type=int, default=32, show_default=True, help="Context pixels around each tile.")
 @click.option("--crf", type=click.IntRange(0, 51), default=16, show_default=True, help="libx264 CRF of the output.")
+@click.option("--preset", default="medium", show_default=True,
+              type=click.Choice(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                                 "veryslow"]), help="libx264 preset of the output.")
 @click.option("--frames", "frames_dir", type=click.Path(path_type=Path), help="Also write every frame here as PNG.")
 @click.pass_context
 def restore(ctx: click.Context, video: Path, output: Path, model: str, weights: tuple[str, ...], scale: int,
-            device: str, bf16: bool, batch: int, tile: int, overlap: int, crf: int, frames_dir: Path | None) -> None:
+            device: str, bf16: bool, batch: int, tile: int, overlap: int, crf: int, preset: str,
+            frames_dir: Path | None) -> None:
     """Restore VIDEO (a shared video, no ground truth needed) into --output, frame by frame.
 
     Example: uvssm restore shared.mp4 -o restored.mp4 --model votes --weights runs/votes/checkpoints/latest.pt
@@ -44,7 +48,7 @@ def restore(ctx: click.Context, video: Path, output: Path, model: str, weights: 
         else:
             entries.append(f"{model}={w}")
     opts = RestoreOptions(model=model, weights=entries, scale=scale, device=device, bf16=bf16, batch=batch, tile=tile,
-                          overlap=overlap, crf=crf, frames_dir=frames_dir)
+                          overlap=overlap, crf=crf, preset=preset, frames_dir=frames_dir)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console)
     task = progress.add_task("restoring", total=None)
