@@ -65,6 +65,12 @@ class BenchOptions:
     chunk_overlap: int = 8  # recurrent models: context frames on each side of a chunk
 
 
+def warn_large_offsets(module) -> list[str]:
+    from models.layers import warn_large_offsets as check
+
+    return check(module)
+
+
 def count_macs(model: TrainedModel, lq_size: tuple[int, int], probe: int = 64) -> int | None:
     """Multiply-accumulates per output frame at LQ size `lq_size`, counted with torch's
     FlopCounterMode on a `probe`-pixel window and scaled by area (convolutions scale exactly; the
@@ -77,7 +83,9 @@ def count_macs(model: TrainedModel, lq_size: tuple[int, int], probe: int = 64) -
     total = 0.0
     side = probe
     for stage in model.stages:
-        x = torch.rand(1, stage.num_frame, getattr(stage.model, "in_nc", 3), side, side)
+        param = next(stage.model.parameters())  # the probe follows the model's device and dtype
+        x = torch.rand(1, stage.num_frame, getattr(stage.model, "in_nc", 3), side, side, device=param.device,
+                       dtype=param.dtype)
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:
             stage.model.eval()
@@ -247,6 +255,8 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
             rows = bench_clip(model, clip, ds, opts, config, device, run_key, save_dir,
                               on_frame=lambda: progress("frame", {"model": model.name}))
             atomic.write_parquet(part, rows)
+            for stage in model.stages:  # read once per clip, outside the forward: no sync per DCN
+                warn_large_offsets(stage.model)
             progress("clip", {"model": model.name, "clip": clip.name, "psnr": rows["psnr"].mean(),
                               "ssim": rows["ssim"].mean()})
         for stage in model.stages:

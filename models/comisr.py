@@ -46,13 +46,13 @@ def _keys(x: Tensor, a: float) -> Tensor:
     return near + far
 
 
-def corner_aligned_matrix(n: int, scale: int, kind: str) -> Tensor:
+def corner_aligned_matrix(n: int, scale: int, kind: str, device: torch.device | str = "cpu") -> Tensor:
     """(scale·n, n) matrix of TecoGAN's fixed-ratio upscalers along one axis: output pixel
     scale·i + k samples input position i + k/scale, edge pixels repeated. kind "bilinear"
     (`ops.upscale_x`) or "bicubic" (`ops.bicubic_four`: Keys a = −0.75)."""
-    u = torch.arange(scale * n, dtype=torch.float64) / scale
+    u = torch.arange(scale * n, dtype=torch.float64, device=device) / scale  # built where it is used
     base = torch.floor(u)
-    offsets = torch.arange(-1, 3, dtype=torch.float64)
+    offsets = torch.arange(-1, 3, dtype=torch.float64, device=device)
     idx = base[:, None] + offsets[None, :]
     dist = u[:, None] - idx
     if kind == "bilinear":
@@ -61,7 +61,7 @@ def corner_aligned_matrix(n: int, scale: int, kind: str) -> Tensor:
         weights = _keys(dist, -0.75)
     else:
         raise ValueError(f"unknown kind {kind!r}")
-    matrix = torch.zeros(scale * n, n, dtype=torch.float64)
+    matrix = torch.zeros(scale * n, n, dtype=torch.float64, device=device)
     matrix.scatter_add_(1, idx.long().clamp(0, n - 1), weights)
     return matrix
 
@@ -73,7 +73,8 @@ def _apply(matrix_h: Tensor, matrix_w: Tensor, x: Tensor) -> Tensor:
 def upscale_flow(flow: Tensor, scale: int) -> Tensor:
     """TecoGAN's `upscale_x` (corner-aligned bilinear) of (B, C, h, w)."""
     h, w = flow.shape[-2:]
-    return _apply(corner_aligned_matrix(h, scale, "bilinear"), corner_aligned_matrix(w, scale, "bilinear"), flow)
+    return _apply(corner_aligned_matrix(h, scale, "bilinear", flow.device),
+                  corner_aligned_matrix(w, scale, "bilinear", flow.device), flow)
 
 
 def bicubic_up(x: Tensor, scale: int) -> Tensor:
@@ -82,7 +83,7 @@ def bicubic_up(x: Tensor, scale: int) -> Tensor:
     centres; they differ only in how the outermost pixel's neighbours are padded)."""
     if scale == 4:
         h, w = x.shape[-2:]
-        return _apply(corner_aligned_matrix(h, 4, "bicubic"), corner_aligned_matrix(w, 4, "bicubic"), x)
+        return _apply(corner_aligned_matrix(h, 4, "bicubic", x.device), corner_aligned_matrix(w, 4, "bicubic", x.device), x)
     return imresize(x, scale)
 
 

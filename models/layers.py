@@ -16,6 +16,20 @@ from models.ops import deform_conv2d
 log = logging.getLogger(__name__)
 
 
+def warn_large_offsets(model: nn.Module, limit: float = 50.0) -> list[str]:
+    """After an eval forward: log (and return) a warning for every DCNv2 pack whose mean offset
+    magnitude exceeded `limit` pixels (BasicSR's check, moved out of the forward: one host read
+    here instead of a sync in every deformable convolution)."""
+    found = []
+    for name, module in model.named_modules():
+        magnitude = getattr(module, "offset_magnitude", None)
+        if isinstance(module, DCNv2Pack) and magnitude is not None and float(magnitude) > limit:
+            found.append(f"{name}: mean offset magnitude {float(magnitude):.1f} > {limit:g} px; "
+                         "alignment may have diverged")
+            log.warning("DCNv2Pack %s", found[-1])
+    return found
+
+
 def lrelu(x: Tensor) -> Tensor:
     """LeakyReLU with slope 0.1, the activation of the whole EDVR family."""
     return F.leaky_relu(x, 0.1, inplace=True)
@@ -91,9 +105,8 @@ class DCNv2Pack(nn.Module):
     def forward(self, x: Tensor, offset_feat: Tensor) -> Tensor:
         o1, o2, mask = torch.chunk(self.conv_offset(offset_feat), 3, dim=1)
         offset = torch.cat((o1, o2), dim=1)
-        if not self.training and log.isEnabledFor(logging.WARNING):
-            magnitude = float(offset.abs().mean())
-            if magnitude > 50:
-                log.warning("DCNv2Pack: mean offset magnitude %.1f > 50 px; alignment may have diverged", magnitude)
+        if not self.training:
+            # kept on the device (no host sync inside the forward); `warn_large_offsets` reads it later
+            self.offset_magnitude = offset.detach().abs().mean()
         return deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding, self.dilation,
                              torch.sigmoid(mask))

@@ -114,24 +114,28 @@ def _deform_conv2d_torch(input, offset, weight, bias, stride, padding, dilation,
     if mask is not None:
         mask = mask.view(b, dg, 1, taps, h_out, w_out)
     dtype, device = input.dtype, input.device
-    tap_y = (torch.arange(kh, device=device, dtype=dtype) * dilation[0]).repeat_interleave(kw).view(taps, 1, 1)
-    tap_x = (torch.arange(kw, device=device, dtype=dtype) * dilation[1]).repeat(kh).view(taps, 1, 1)
-    base_x = (torch.arange(w_out, device=device, dtype=dtype) * stride[1] - padding[1]).view(1, 1, w_out)
-    grouped_input = input.reshape(b * dg, c_in // dg, h, w)
+    # sampling positions always in float32 (float64 for float64 inputs): in bfloat16 a position above
+    # 256 px would round to a whole or even pixel. The samples are cast back for the GEMM.
+    pos_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    tap_y = (torch.arange(kh, device=device, dtype=pos_dtype) * dilation[0]).repeat_interleave(kw).view(taps, 1, 1)
+    tap_x = (torch.arange(kw, device=device, dtype=pos_dtype) * dilation[1]).repeat(kh).view(taps, 1, 1)
+    base_x = (torch.arange(w_out, device=device, dtype=pos_dtype) * stride[1] - padding[1]).view(1, 1, w_out)
+    offset = offset.to(pos_dtype)
+    grouped_input = input.reshape(b * dg, c_in // dg, h, w).to(pos_dtype)  # grid_sample wants one dtype
     # weight as (groups, C_out/groups, C_in/groups · taps), matching samples laid out channel-major
     weight = weight.reshape(groups, c_out // groups, c_per_wgroup * taps)
 
     out = None
     for r0 in range(0, h_out, rows):
         r1 = min(h_out, r0 + rows)
-        base_y = (torch.arange(r0, r1, device=device, dtype=dtype) * stride[0] - padding[0]).view(1, r1 - r0, 1)
+        base_y = (torch.arange(r0, r1, device=device, dtype=pos_dtype) * stride[0] - padding[0]).view(1, r1 - r0, 1)
         y = offset[:, :, :, 0, r0:r1] + (base_y + tap_y)  # (B, G, taps, rows, W_out) in input pixels
         x = offset[:, :, :, 1, r0:r1] + (base_x + tap_x)
         # grid_sample with align_corners=False maps normalised u to pixel (u + 1)·size/2 − 1/2
         grid = torch.stack(((2 * x + 1) / w - 1, (2 * y + 1) / h - 1), dim=-1)
         samples = F.grid_sample(grouped_input, grid.view(b * dg, taps * (r1 - r0), w_out, 2), mode="bilinear",
                                 padding_mode="zeros", align_corners=False)  # (B·G, C/G, taps·rows, W_out)
-        samples = samples.view(b, dg, c_in // dg, taps, r1 - r0, w_out)
+        samples = samples.to(dtype).view(b, dg, c_in // dg, taps, r1 - r0, w_out)
         if mask is not None:
             m = mask[:, :, :, :, r0:r1]
             samples = samples * m if grad else samples.mul_(m)
