@@ -29,6 +29,7 @@ from benchmarks import tables
 from benchmarks.memory import PeakMemory
 from benchmarks.metrics import MetricConfig, psnr_ssim, quantize
 from models.inference import restore_stream
+from models.layers import warn_large_offsets
 from models.padding import pad_to_multiple
 from models.trained import TrainedModel, load_trained
 from models.training.data import frames_to_tensor
@@ -63,12 +64,6 @@ class BenchOptions:
     save_frames: int = 1  # frames per clip kept as PNG for `uvssm report`
     chunk: int = 100  # recurrent models: output frames per chunk (100: a whole REDS clip)
     chunk_overlap: int = 8  # recurrent models: context frames on each side of a chunk
-
-
-def warn_large_offsets(module) -> list[str]:
-    from models.layers import warn_large_offsets as check
-
-    return check(module)
 
 
 def count_macs(model: TrainedModel, lq_size: tuple[int, int], probe: int = 64) -> int | None:

@@ -8,6 +8,8 @@ our rows for the same dataset, split (test), scale and QP, and to full-size mode
 
 from __future__ import annotations
 
+import functools
+
 COLUMNS = ("STDF+RSDN", "STDF+EDVR", "STDF+VSRTGA", "STDF+BasicVSR", "COMISR", "VOTES")
 
 _ROWS = {
@@ -35,6 +37,7 @@ def table2() -> dict[tuple[str, int, int | None], dict[str, tuple[float, float]]
     return out
 
 
+@functools.cache
 def paper_clips(dataset: str, platform: str | None) -> frozenset[str] | None:
     """The clips of the paper's test split for a dataset: REDS 240..269 (REDSOfficial, as the VOTES
     README evaluates), UVSSM WeChat the catalogue's test ids (meta_info_UVSSMWeChat_test2.txt)."""

@@ -31,26 +31,25 @@ def table2(frames: pd.DataFrame) -> pd.DataFrame:
             .reset_index())
 
 
-def paper_note(row) -> str:
-    """Why the paper's value is (or is not) beside this row: "" when it is, else the reason."""
+def paper_value(row) -> tuple[tuple[float, float] | None, str]:
+    """The paper's (PSNR, SSIM) beside this row and "", or None and the reason there is none."""
     platform = None if pd.isna(row.platform) else row.platform
     if paper.MODEL_COLUMN.get(row.model) is None:
-        return "not a model of the paper's Table 2 at full size"
+        return None, "not a model of the paper's Table 2 at full size"
     if row.metric_color_space != "y_bt601_limited" or row.metric_crop_border != row.scale:
-        return "metric differs from the paper's (Y BT.601, crop = scale)"
+        return None, "metric differs from the paper's (Y BT.601, crop = scale)"
     wanted = paper.paper_clips(row.dataset, platform)
     if wanted is None:
-        return f"the paper has no {row.dataset} test set"
+        return None, f"the paper has no {row.dataset} test set"
     if row.split != "test":
-        return f"split {row.split}, not the paper's test split"
+        return None, f"split {row.split}, not the paper's test split"
     clips = set(str(row.clip_list).split(",")) if isinstance(row.clip_list, str) and row.clip_list else set()
     if clips != wanted:
-        return (f"clips differ from the paper's test split ({len(clips & wanted)} of its {len(wanted)}, "
-                f"{len(clips - wanted)} others)")
+        return None, (f"clips differ from the paper's test split ({len(clips & wanted)} of its {len(wanted)}, "
+                      f"{len(clips - wanted)} others)")
     qp = None if pd.isna(row.qp) else int(row.qp)
-    if paper.reference(row.dataset, row.split, int(row.scale), qp, platform, row.model) is None:
-        return "the paper has no value for this setting"
-    return ""
+    ref = paper.reference(row.dataset, row.split, int(row.scale), qp, platform, row.model)
+    return (ref, "") if ref else (None, "the paper has no value for this setting")
 
 
 def with_paper(table: pd.DataFrame) -> pd.DataFrame:
@@ -58,10 +57,9 @@ def with_paper(table: pd.DataFrame) -> pd.DataFrame:
     paper's metric, and exactly the paper's test clips), our difference from it, and `paper_note`
     saying why the columns are empty where they are."""
     out = table.copy()
-    out["paper_note"] = [paper_note(r) for r in table.itertuples()]
-    refs = [None if note else paper.reference(r.dataset, r.split, int(r.scale), None if pd.isna(r.qp) else int(r.qp),
-                                              None if pd.isna(r.platform) else r.platform, r.model)
-            for r, note in zip(table.itertuples(), out["paper_note"])]
+    values = [paper_value(r) for r in table.itertuples()]
+    refs = [ref for ref, _ in values]
+    out["paper_note"] = [note for _, note in values]
     out["paper_psnr"] = [r[0] if r else float("nan") for r in refs]
     out["paper_ssim"] = [r[1] if r else float("nan") for r in refs]
     out["delta_psnr"] = out["psnr"] - out["paper_psnr"]

@@ -1,23 +1,21 @@
 """Aligning a shared (LQ) video with its original (HQ): which HQ frame each LQ frame shows, and
 which HQ rectangle the LQ picture covers.
 
-Temporal: both videos are decoded to small luma thumbnails, normalised per frame (zero mean, unit
-variance, so scaling, range and small crops matter little). A dynamic programme then picks, for
-every LQ frame in order, an HQ frame that never goes backwards (a repeated LQ frame may map to the
-same HQ frame, a dropped one is a skipped HQ frame), minimising the thumbnail distance plus a small
-penalty for steps that differ from the frame-rate ratio. The start offset falls out of the same
-programme (the first LQ frame may match any of the first `max_offset` HQ frames).
+Temporal (`temporal_match`): timestamps first, content to confirm. Every frame's presentation time
+places each LQ frame in the original; content (luma thumbnails normalised per frame) picks the
+start offset, and a monotonic dynamic programme banded around the timestamps moves a frame off
+them only where the content clearly disagrees (drops and repeats the timestamps do not show).
+The start offset's margin over the next best is the alignment's confidence.
 
-Spatial: black bars are found from the LQ frames' row and column means. The HQ rectangle is then
-fitted one axis at a time: the LQ picture's mean luma profile along x (and y) is compared with the
-HQ profile resampled at `offset + u·scale`, over a grid of scales around the size ratio and
-sub-pixel offsets, on the matched frames.
+Spatial: black bars (`black_bars`), a coarse HQ rectangle from time-averaged profiles
+(`coarse_box`, for crops), then the rectangle the LQ picture shows, fitted one axis at a time on
+matched frames near that guess (`spatial_fit`: mean luma profiles compared over a grid of scales
+and sub-pixel offsets) and refined on whole blurred frames.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -154,7 +152,7 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
         rel = drift - centre
         if np.abs(rel).max() < band or band >= n_hq:
             break
-        centre = np.rint(pd_median(drift)).astype(np.int64)
+        centre = np.rint(_running_median(drift)).astype(np.int64)
     # a share that runs past the original: trailing frames held on its last frame that the content
     # does not support are left unmatched
     typical = float(np.median(total_cost))
@@ -184,7 +182,7 @@ def timestamp_rounding(times: np.ndarray, time_base: float) -> float:
     return min(deviation, time_base / 2)
 
 
-def pd_median(x: np.ndarray, window: int = 31) -> np.ndarray:
+def _running_median(x: np.ndarray, window: int = 31) -> np.ndarray:
     """Running median (odd window), used to re-centre the band on a path that reached its edge."""
     import pandas as pd
 

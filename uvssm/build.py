@@ -324,7 +324,7 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
             writers[0].write(hq)
             writers[1].write(lq)
             rows.append({"clip": pair.clip, "frame": j, "lq_source_frame": j, "hq_source_frame": i,
-                         "psnr_y_lq_size": _psnr_lq_size(hq, lq, geo["scale"]), "match_cost": float(m.cost[j]),
+                         "psnr_y_lq_size": _psnr_lq_size(hq, lq, s), "match_cost": float(m.cost[j]),
                          "hq_sha256": _sha256(hq), "lq_sha256": _sha256(lq)})
     except BaseException:
         for writer in writers:

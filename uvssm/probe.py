@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from uvssm.errors import UvssmError
 
@@ -106,12 +107,10 @@ def probe(path: str | Path) -> VideoProbe:
         raise UvssmError(f"{path}: cannot read as video ({str(exc).splitlines()[0]})") from None
 
 
-def frame_times(path: str | Path) -> "np.ndarray":
+def frame_times(path: str | Path) -> np.ndarray:
     """Presentation time (seconds from the first frame) of every frame of the first video stream, in
     display order: the sorted packet timestamps (cheap: no decoding), or, where a container gives
     packets no timestamps, the decoded frames' own. Variable frame rates come out as they are."""
-    import numpy as np
-
     path = Path(path)
     try:
         with av.open(str(path)) as container:
@@ -121,7 +120,7 @@ def frame_times(path: str | Path) -> "np.ndarray":
                 container.seek(0)
                 stream.thread_type = "AUTO"
                 rate = float(stream.average_rate or stream.base_rate or 25)
-                pts = [f.pts if f.pts is not None else None for f in container.decode(stream)]
+                pts = [f.pts for f in container.decode(stream)]
                 if any(p is None for p in pts):
                     return np.arange(len(pts)) / rate
             times = np.sort(np.asarray(pts, dtype=np.float64)) * float(stream.time_base)

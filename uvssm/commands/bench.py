@@ -33,8 +33,10 @@ def print_table2(console: Console, table, models=None) -> None:
         out.add_row(r.dataset, r.setting, r.split, r.model, str(r.clips), f"{r.psnr:.2f}", f"{r.ssim:.4f}", paper,
                     _num(r.delta_psnr, "+.2f"), _num(r.delta_ssim, "+.4f"))
     console.print(out)
+    from benchmarks.paper import MODEL_COLUMN as paper_models
+
     notes = {f"{r.model} on {r.dataset} {r.setting} {r.split}: {r.paper_note}" for r in table.itertuples()
-             if getattr(r, "paper_note", "") and not r.paper_note.startswith("not a model")}
+             if getattr(r, "paper_note", "") and r.model in paper_models}
     for note in sorted(notes):
         console.print(f"no paper value for {note}")
     if models is not None and not models.empty:
