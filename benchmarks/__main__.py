@@ -1,7 +1,7 @@
 """Performance benchmarks: `python -m benchmarks` runs them all and prints a table for each.
 
     python -m benchmarks                 # everything
-    python -m benchmarks synth [--src DIR] [--qp 28] [--scale 2]
+    python -m benchmarks synth [--src DIR]
     python -m benchmarks votes [--device cpu|cuda] [--repeat 2]
     python -m benchmarks harness [--frames 2]
     python -m benchmarks models [--device cpu|cuda] [--models rsdn,tga,comisr]
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmarks import perf_build, perf_harness, perf_models, perf_synth, perf_votes
 
-BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe (frames/s, peak memory, identity)",
+BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe: 100- and 30-frame 720p clips, one and four settings",
               "votes": "full-size VOTES forward on one LQ window (CPU; CUDA fp32/bf16 and training when present)",
               "models": "forward time per output frame of every full-size model at LQ 320x180 (CPU, or --device cuda)",
               "harness": "uvssm bench's overhead (PNG loading, metrics) as a fraction of full-size VOTES time",
@@ -27,8 +27,6 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], help="benchmarks to run (default: all)")
     parser.add_argument("--src", type=Path, help="clips for the synth benchmark (default: the built-in sample)")
-    parser.add_argument("--qp", type=int, default=28)
-    parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--device", choices=["cpu", "cuda"], help="votes: only this device's cases")
     parser.add_argument("--repeat", type=int, default=2, help="votes: timed runs per case (the fastest counts)")
     parser.add_argument("--frames", type=int, default=2, help="harness: frames scored")
@@ -38,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     for name in args.names or list(BENCHMARKS):
         if name == "synth":
-            perf_synth.print_table(perf_synth.run(args.src, args.qp, args.scale))
+            perf_synth.print_table(perf_synth.run(args.src))
         elif name == "votes":
             perf_votes.print_table(perf_votes.run(args.device, args.repeat))
         elif name == "models":

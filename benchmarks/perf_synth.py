@@ -1,21 +1,31 @@
 """Benchmark: `uvssm synth-reds` against the official VOTES two-command recipe.
 
-Both run on the same clips with the same ffmpeg binary and the same cores:
-- "official": the README's two commands per clip, one clip after another (x264 picks its own
-  thread count, as in the original shell loop);
+Every case runs the same clips with the same ffmpeg binary on the same cores, one variant after
+another:
+- "official": the README's two commands per clip and setting, one after another (x264 picks its
+  own thread count, as in the original shell loop); for four settings, four such runs;
 - "official, pinned": the same with `-threads 1` (the reference uvssm must match bit for bit);
-- "uvssm": synth-reds with --jobs = cores.
-The default clips are REDS-shaped: 4 clips of 100 frames at 1280x720, cut from the sample footage.
-Each variant runs in a fresh child process; its peak memory is the largest sum of resident memory
-over its whole process tree (Python and every ffmpeg), sampled from /proc every 20 ms.
+- "uvssm": one synth-reds run with --jobs = cores, all the case's settings at once.
+Cases: 720p clips of 100 frames (REDS's length) and of 30 frames, at one setting (QP 28 x2) and
+at all four (QP 28/33 x x2/x4). The clips are cut from the sample footage.
 
-    python -m benchmarks synth [--src REDS_ROOT_OR_CLIPS] [--qp 28] [--scale 2]
+Each variant runs in a fresh child process; its peak memory is the largest sum of resident memory
+over its whole process tree (Python and every ffmpeg), sampled from /proc every 20 ms. For uvssm the
+table also says where its time goes:
+- "floor": the CPU time of the frames' work alone, i.e. uvssm's own per-clip ffmpeg command run
+  bare (its hash pipes sent to /dev/null) by a shell loop;
+- "start-up": a second synth-reds run on the finished output (everything skipped: discovery,
+  checks, catalogue, manifests), in seconds of wall time;
+- "overhead per clip": uvssm's CPU time beyond the floor and the start-up, per clip.
+
+    python -m benchmarks synth [--src REDS_ROOT_OR_CLIPS]
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -24,34 +34,59 @@ from pathlib import Path
 
 import numpy as np
 
-from degrade.recipe import X264Recipe
+from degrade.recipe import LqTarget, X264Recipe, synth_command
 from uvssm.ffmpeg import find_ffmpeg
 from uvssm.frames import FRAME_PATTERN, check_clip, read_rgb
 from uvssm.reds import discover
 
+ONE = ((28, 2),)
+FOUR = ((28, 2), (33, 2), (28, 4), (33, 4))
 
-def _run_variant(variant: str, src: Path, out: Path, qp: int, scale: int) -> dict:
-    """Run one variant in this (child) process; return timings and peak memory."""
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _run_variant(variant: str, src: Path, out: Path, settings: list[tuple[int, int]]) -> dict:
+    """Run one variant in this (child) process; return wall and CPU seconds."""
     ffmpeg = find_ffmpeg()
-    recipe = X264Recipe(qp=qp, scale=scale)
+    recipes = [X264Recipe(qp=q, scale=s) for q, s in settings]
     clips = [check_clip(c.clip, c.folder) for c in discover(src).clips]
     from uvssm.synth import SynthOptions, synth_reds  # imported before the clock starts, once per run
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     if variant == "uvssm":
-        report = synth_reds(src, out, ffmpeg, SynthOptions(qps=(qp,), scales=(scale,), jobs=os.cpu_count() or 1))
+        options = SynthOptions(qps=tuple(sorted({q for q, _ in settings})), scales=tuple(sorted({s for _, s in settings})),
+                               jobs=os.cpu_count() or 1)
+        report = synth_reds(src, out, ffmpeg, options)
         assert report.ok, report
-    else:
+    elif variant == "floor":  # uvssm's own per-clip command, run bare
         for clip in clips:
-            folder = out / clip.name
-            folder.mkdir(parents=True)
-            commands = recipe.official_commands(str(clip.folder / FRAME_PATTERN), recipe.size_arg(clip.width, clip.height),
-                                                str(out / f"{clip.name}.mp4"), str(folder / FRAME_PATTERN),
-                                                pinned=(variant == "official-pinned"))
-            for args in commands:
-                subprocess.run([ffmpeg.path, "-loglevel", "error", *args], check=True)
-    seconds = time.perf_counter() - t0
-    return {"frames": sum(c.n_frames for c in clips), "seconds": seconds}
+            work = out / clip.name
+            targets = []
+            for r in recipes:
+                (work / r.setting).mkdir(parents=True)
+                targets.append(LqTarget(r, str(work / f"{r.setting}.mp4"), str(work / r.setting / FRAME_PATTERN), "/dev/null"))
+            subprocess.run([ffmpeg.path, "-nostdin", "-loglevel", "error",
+                            *synth_command(str(clip.folder / FRAME_PATTERN), targets)], check=True)
+    else:
+        for recipe in recipes:
+            for clip in clips:
+                folder = out / recipe.setting / clip.name
+                folder.mkdir(parents=True)
+                commands = recipe.official_commands(str(clip.folder / FRAME_PATTERN), recipe.size_arg(clip.width, clip.height),
+                                                    str(folder.parent / f"{clip.name}.mp4"), str(folder / FRAME_PATTERN),
+                                                    pinned=(variant == "official-pinned"))
+                for args in commands:
+                    subprocess.run([ffmpeg.path, "-loglevel", "error", *args], check=True)
+    result = {"frames": sum(c.n_frames for c in clips), "clips": len(clips),
+              "seconds": time.perf_counter() - t0, "cpu_seconds": _cpu_seconds() - cpu0}
+    if variant == "uvssm":  # start-up: the same run again, every clip already done
+        t0, cpu0 = time.perf_counter(), _cpu_seconds()
+        synth_reds(src, out, ffmpeg, options)
+        result.update(startup_seconds=time.perf_counter() - t0, startup_cpu_seconds=_cpu_seconds() - cpu0)
+    return result
 
 
 def _tree_rss_kib(pid: int) -> int:
@@ -70,10 +105,10 @@ def _tree_rss_kib(pid: int) -> int:
     return total
 
 
-def _spawn(variant: str, src: Path, out: Path, qp: int, scale: int) -> dict:
+def _spawn(variant: str, src: Path, out: Path, settings: tuple[tuple[int, int], ...]) -> dict:
     """Run a variant in a child process while sampling the peak RSS of its whole process tree."""
     code = ("import json,sys; from pathlib import Path; from benchmarks.perf_synth import _run_variant; "
-            f"print(json.dumps(_run_variant({variant!r}, Path({str(src)!r}), Path({str(out)!r}), {qp}, {scale})))")
+            f"print(json.dumps(_run_variant({variant!r}, Path({str(src)!r}), Path({str(out)!r}), {list(settings)!r})))")
     with tempfile.TemporaryFile("w+") as stdout:
         proc = subprocess.Popen([sys.executable, "-c", code], stdout=stdout, stderr=subprocess.DEVNULL, text=True)
         peak = 0
@@ -95,7 +130,7 @@ def _same_frames(a: Path, b: Path) -> bool:
 
 
 def make_bench_clips(root: Path, n_clips: int = 4, frames: int = 100) -> Path:
-    """REDS-shaped clips (100 frames, 1280x720) cut from the sample footage at different offsets."""
+    """REDS-shaped clips (1280x720) cut from the sample footage at different offsets."""
     from uvssm.ffmpeg import run as run_ffmpeg
     from uvssm.sample import bundled_video
 
@@ -116,24 +151,39 @@ def make_bench_clips(root: Path, n_clips: int = 4, frames: int = 100) -> Path:
     return root / "clips"
 
 
-def run(src: Path | None = None, qp: int = 28, scale: int = 2) -> list[dict]:
+def _case(src: Path, tmp: Path, label: str, settings: tuple[tuple[int, int], ...]) -> list[dict]:
+    results = {v: _spawn(v, src, tmp / v, settings) for v in ("official", "official-pinned", "uvssm", "floor")}
+    clips = [c.clip for c in discover(src).clips]
+    identical = all(_same_frames(tmp / "uvssm" / f"LQ_qp{q}_x{s}" / c, tmp / "official-pinned" / f"qp{q}_x{s}" / c)
+                    for q, s in settings for c in clips)
+    base = results["official"]["seconds"]
+    rows = []
+    for variant in ("official", "official-pinned", "uvssm"):
+        r = results[variant]
+        row = {"case": label, "settings": len(settings), "variant": variant, "clips": r["clips"],
+               "frames": r["frames"], "seconds": r["seconds"], "cpu_seconds": r["cpu_seconds"],
+               "vs_official": base / r["seconds"], "peak_rss_mib": r["rss_tree_mib"],
+               "identical_to_pinned": identical if variant == "uvssm" else None}
+        if variant == "uvssm":
+            floor = results["floor"]["cpu_seconds"]
+            row.update(floor_cpu_seconds=floor, startup_seconds=r["startup_seconds"],
+                       overhead_cpu_per_clip=(r["cpu_seconds"] - floor - r["startup_cpu_seconds"]) / r["clips"])
+        rows.append(row)
+    return rows
+
+
+def run(src: Path | None = None) -> list[dict]:
+    """Every case on generated clips (or, with `src`, the four settings on those clips only)."""
+    rows = []
     with tempfile.TemporaryDirectory(prefix="uvssm-bench-") as tmp:
         tmp = Path(tmp)
-        if src is None:
-            src = make_bench_clips(tmp / "src")
-        results = {}
-        for variant in ("official", "official-pinned", "uvssm"):
-            results[variant] = _spawn(variant, src, tmp / variant, qp, scale)
-        clips = [c.clip for c in discover(src).clips]
-        unit = tmp / "uvssm" / f"LQ_qp{qp}_x{scale}"
-        identical = all(_same_frames(unit / c, tmp / "official-pinned" / c) for c in clips)
-    base = results["official"]["frames"] / results["official"]["seconds"]
-    rows = []
-    for variant, r in results.items():
-        fps = r["frames"] / r["seconds"]
-        rows.append({"variant": variant, "clips": len(clips), "frames": r["frames"], "seconds": r["seconds"],
-                     "frames_per_s": fps, "vs_official": fps / base, "peak_rss_mib": r["rss_tree_mib"],
-                     "identical_to_pinned": identical if variant == "uvssm" else None})
+        if src is not None:
+            return _case(src, tmp / "given", f"{src}", FOUR)
+        for frames, n_clips in ((100, 4), (30, 8)):
+            clips = make_bench_clips(tmp / f"src{frames}", n_clips, frames)
+            for settings in (ONE, FOUR):
+                label = f"{n_clips} x {frames} frames, 720p"
+                rows += _case(clips, tmp / f"{frames}-{len(settings)}", label, settings)
     return rows
 
 
@@ -141,14 +191,16 @@ def print_table(rows: list[dict], console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console(width=120)
+    console = console or Console(width=160)
     table = Table(title=f"synth-reds vs the official recipe ({os.cpu_count()} cores, same clips, same ffmpeg)",
                   title_justify="left")
-    for col in ("variant", "clips", "frames", "seconds", "frames/s", "vs official", "peak RSS, all processes (MiB)",
-                "identical to pinned"):
+    for col in ("clips", "settings", "variant", "seconds", "vs official", "CPU s", "floor CPU s",
+                "start-up s", "overhead CPU s/clip", "peak RSS, all processes (MiB)", "identical to pinned"):
         table.add_column(col, justify="right", overflow="fold")
     for r in rows:
         same = "-" if r["identical_to_pinned"] is None else ("yes" if r["identical_to_pinned"] else "NO")
-        table.add_row(r["variant"], str(r["clips"]), str(r["frames"]), f"{r['seconds']:.2f}", f"{r['frames_per_s']:.1f}",
-                      f"{r['vs_official']:.2f}x", f"{r['peak_rss_mib']:.0f}", same)
+        extra = [f"{r['floor_cpu_seconds']:.2f}", f"{r['startup_seconds']:.2f}", f"{r['overhead_cpu_per_clip']:.3f}"] \
+            if "floor_cpu_seconds" in r else ["-", "-", "-"]
+        table.add_row(r["case"], str(r["settings"]), r["variant"], f"{r['seconds']:.2f}", f"{r['vs_official']:.2f}x",
+                      f"{r['cpu_seconds']:.1f}", *extra, f"{r['peak_rss_mib']:.0f}", same)
     console.print(table)

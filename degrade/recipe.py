@@ -11,18 +11,25 @@ depends on the machine's cores, so the unpinned command gives different frames o
 machines. uvssm gets its parallelism from running clips side by side instead.
 
 What uvssm does differently from the two commands, none of which changes a pixel:
-- the PNG writer uses `-compression_level 1 -pred paeth` (ffmpeg's default level spends ~5x
+- one ffmpeg per clip makes every requested setting (`synth_command`): the HQ PNGs are decoded
+  once, each scale is computed once (`scale=iw/S:ih/S:flags=bicubic,format=yuv420p`, the filter
+  that `-s` and `-pix_fmt` insert) and split to every QP's encoder; each encoder's packets go
+  to a loopback decoder (`-dec`) in the same process, whose frames become the LQ PNGs;
+- the PNG writer uses `-compression_level 1 -pred up` (ffmpeg's default level spends ~5x
   the CPU on a ~10% smaller file);
-- the decoded frames are also piped to uvssm as raw RGB so that it can hash them;
+- the decoded frames are also written to a pipe as raw RGB so that uvssm can hash them, and
+  pass `showinfo` so that their picture types are read from this one decode;
 - input decoding may use several threads (decoder threads do not change decoded pixels);
 - `-xerror` stops on a damaged source PNG: the plain command logs the error, repeats the previous
   frame in its place and exits 0.
-Tests check that the frames equal those of the pinned two-command recipe, bit for bit.
+Tests check that the frames equal those of the pinned two-command recipe, bit for bit, for every
+setting of one run.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,7 @@ class X264Recipe:
     scaler: str = "ffmpeg -s (libswscale, ffmpeg's default flags: bicubic)"
     x264_threads: int = 1  # pinned libx264 thread count: the only setting that changes pixels here
     png_compression_level: int = 1  # PNG writer only: same pixels as the default, 5x less CPU
-    png_pred: str = "paeth"
+    png_pred: str = "up"  # fastest and smallest of ffmpeg's PNG predictors on video frames
 
     @property
     def setting(self) -> str:
@@ -56,32 +63,15 @@ class X264Recipe:
         w, h = self.lq_size(width, height)
         return f"{w}x{h}"
 
-    def size_placeholder(self) -> str:
-        """The `-s` value as provenance writes it for any clip."""
-        return f"<W/{self.scale}>x<H/{self.scale}>"
+    def scale_filter(self) -> str:
+        """The filter chain that `-s W/S x H/S -pix_fmt yuv420p` inserts before the encoder."""
+        return f"scale=iw/{self.scale}:ih/{self.scale}:flags=bicubic,format={self.pix_fmt}"
 
-    def encode_args(self, src_pattern: str, size: str, mp4: str, decoder_threads: int = 0) -> list[str]:
-        """ffmpeg arguments that encode the HQ PNG sequence into the LQ .mp4 (`size` as for -s)."""
-        return [
-            # -xerror: stop on a damaged source PNG (without it ffmpeg logs the error, repeats the
-            # previous frame to keep the frame rate, and exits 0)
-            "-xerror",
-            # input options must come before -i; decoder threads never change decoded pixels
-            "-threads", str(decoder_threads),
-            "-f", "image2", "-i", src_pattern,
-            # output options, in the official order; -s resizes with swscale before the encoder
-            "-vcodec", self.codec, "-r", str(self.fps), "-qp", str(self.qp),
-            "-s", size, "-pix_fmt", self.pix_fmt,
-            # -threads after -i is the encoder's thread count: pinned for determinism
-            "-threads", str(self.x264_threads),
-            "-y", mp4,
-        ]
-
-    def clean_args(self, src_pattern: str, size: str, raw: str, decoder_threads: int = 0) -> list[str]:
-        """The frames exactly as the encoder receives them (same -r/-s/-pix_fmt), as raw yuv."""
-        return ["-xerror", "-threads", str(decoder_threads), "-f", "image2", "-i", src_pattern,
-                "-r", str(self.fps), "-s", size, "-pix_fmt", self.pix_fmt,
-                "-f", "rawvideo", "-y", raw]
+    def encoder_args(self) -> list[str]:
+        """Output options of the encoded stream, in the official order, with the thread pin."""
+        return ["-vcodec", self.codec, "-r", str(self.fps), "-qp", str(self.qp), "-pix_fmt", self.pix_fmt,
+                # -threads after -i is the encoder's thread count: pinned for determinism
+                "-threads", str(self.x264_threads)]
 
     def png_args(self, out_pattern: str) -> list[str]:
         """Output options that write a decoded stream as %08d.png numbered from 0."""
@@ -98,3 +88,63 @@ class X264Recipe:
             encode += ["-threads", str(self.x264_threads)]
         decode = ["-i", mp4, "-f", "image2", "-start_number", "0", out_pattern]
         return [encode + [mp4], decode]
+
+
+@dataclass(frozen=True)
+class LqTarget:
+    """Where one setting's outputs for a clip go (paths as they appear on the command line)."""
+
+    recipe: X264Recipe
+    mp4: str
+    png_pattern: str  # decoded frames, %08d.png
+    rgb_sink: str  # raw RGB of the decoded frames (a pipe uvssm hashes)
+
+
+@dataclass(frozen=True)
+class CleanTarget:
+    """Where the frames an encoder receives at one scale go, converted to RGB as decoded frames are."""
+
+    recipe: X264Recipe  # only scale, fps, pix_fmt and the PNG options matter
+    png_pattern: str
+    rgb_sink: str
+
+
+def synth_command(src_pattern: str, lq: Sequence[LqTarget], clean: Sequence[CleanTarget] = (),
+                  decoder_threads: int = 0) -> list[str]:
+    """One ffmpeg argv that makes every target of one clip from a single decode of its HQ PNGs.
+
+    Graph 0 decodes the PNGs once, scales once per scale and splits each scaled stream to the
+    encoders of that scale (and to the clean output). Every encoder output gets a loopback decoder
+    (`-dec k:0`); graph 1 sends each decoded stream through `showinfo` (the picture types, logged
+    as `Parsed_showinfo_k` for target k) and converts it to RGB once for the PNG writer and the
+    hash pipe. Each chain is the one the pinned two-command recipe runs, so the frames are the same.
+    """
+    if not lq and not clean:
+        raise ValueError("synth_command needs at least one target")
+    scales = sorted({t.recipe.scale for t in [*lq, *clean]})
+    graph0 = [f"[0:v]split={len(scales)}" + "".join(f"[in{s}]" for s in scales)] if len(scales) > 1 else []
+    for s in scales:
+        users = [f"[e{k}]" for k, t in enumerate(lq) if t.recipe.scale == s]
+        users += [f"[c{k}]" for k, t in enumerate(clean) if t.recipe.scale == s]
+        recipe = next(t.recipe for t in [*lq, *clean] if t.recipe.scale == s)
+        source = f"[in{s}]" if len(scales) > 1 else "[0:v]"
+        fan = f",split={len(users)}" if len(users) > 1 else ""
+        graph0.append(f"{source}{recipe.scale_filter()}{fan}{''.join(users)}")
+    graph0 += [f"[c{k}]format=rgb24,split=2[cp{k}][ch{k}]" for k in range(len(clean))]
+    args = ["-xerror", "-threads", str(decoder_threads), "-f", "image2", "-i", src_pattern,
+            "-filter_complex", ";".join(graph0)]
+    for k, t in enumerate(lq):
+        args += ["-map", f"[e{k}]", *t.recipe.encoder_args(), "-y", t.mp4]
+    if lq:
+        for k, _ in enumerate(lq):
+            args += ["-dec", f"{k}:0"]
+        graph1 = [f"[dec:{k}]showinfo[i{k}]" for k, _ in enumerate(lq)]
+        graph1 += [f"[i{k}]format=rgb24,split=2[p{k}][h{k}]" for k, _ in enumerate(lq)]
+        args += ["-filter_complex", ";".join(graph1)]
+    for k, t in enumerate(lq):
+        args += ["-map", f"[p{k}]", *t.recipe.png_args(t.png_pattern),
+                 "-map", f"[h{k}]", "-f", "rawvideo", "-y", t.rgb_sink]
+    for k, t in enumerate(clean):
+        args += ["-map", f"[cp{k}]", *t.recipe.png_args(t.png_pattern),
+                 "-map", f"[ch{k}]", "-f", "rawvideo", "-y", t.rgb_sink]
+    return args

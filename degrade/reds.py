@@ -1,25 +1,34 @@
 """Synthesising compressed low-resolution frames for one clip (REDS and any PNG clip folder).
 
-Each function works inside a private work folder and leaves the caller to move the results into
+`synthesise_clip` makes every requested setting of one clip with one ffmpeg (see
+`degrade.recipe.synth_command`): the HQ PNGs are decoded once, and what the manifest records of
+each encoded frame comes from that same run: the picture type from the loopback decode's
+`showinfo`, the pixel hash from the decoded frames' raw RGB (hashed here as they arrive), and the
+packet sizes and keyframe flags from the .mp4's sample table (read without decoding).
+
+Each function works inside private work folders and leaves the caller to move the results into
 place; nothing here knows about datasets, resuming or manifests.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import av
 import pandas as pd
 
-from degrade.recipe import X264Recipe
-from uvssm.bitstream import read_stream_info
+from degrade.recipe import CleanTarget, LqTarget, X264Recipe, synth_command
 from uvssm.errors import UvssmError
-from uvssm.ffmpeg import FFmpeg, raw_frames, run
+from uvssm.ffmpeg import FFmpeg, run_with_pipes, x264_signature
 from uvssm.frames import FRAME_PATTERN, ClipFrames, ClipProblem, find_unreadable
 
 OnFrames = Callable[[int], None]  # called with the number of frames just written
+
+_SHOWINFO = re.compile(r"\[Parsed_showinfo_(\d+) @ [^\]]*\] \[info\] n:\s*(\d+) .*? type:(\S+)")
 
 
 @dataclass(frozen=True)
@@ -34,80 +43,91 @@ class EncodedClip:
     x264_options: str
 
 
-def _pixel_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+@dataclass(frozen=True)
+class CleanClip:
+    clip: str
+    frames_dir: Path  # work folder holding %08d.png
+    hashes: list[str]  # sha256 of every frame's RGB bytes, in order
 
 
-def write_pngs_and_hash(ffmpeg: FFmpeg, input_args: list[str], recipe: X264Recipe, out_dir: Path,
-                        size: tuple[int, int], context: str, on_frames: OnFrames | None = None) -> list[str]:
-    """Decode `input_args` once into `out_dir/%08d.png` and, from the same decode, raw RGB that is
-    hashed here. Returns the sha256 of every frame's RGB bytes, in order."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frame_bytes = size[0] * size[1] * 3
-    args = [*input_args, *recipe.png_args(str(out_dir / FRAME_PATTERN)),
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
-    hashes = []
-    for data in raw_frames(ffmpeg, args, frame_bytes, context=context):
-        hashes.append(_pixel_hash(data))
+def picture_types(log: str, n_targets: int) -> list[dict[int, str]]:
+    """Per target k, frame number -> picture type, from the `Parsed_showinfo_k` lines of a log."""
+    types: list[dict[int, str]] = [{} for _ in range(n_targets)]
+    for match in _SHOWINFO.finditer(log):
+        k, n, kind = int(match.group(1)), int(match.group(2)), match.group(3)
+        if k < n_targets:
+            types[k][n] = kind
+    return types
+
+
+def packet_table(mp4: Path) -> list[tuple[int, bool]]:
+    """(bytes, keyframe) of every coded frame in display order, from the .mp4's sample table."""
+    try:
+        with av.open(str(mp4)) as container:
+            stream = container.streams.video[0]
+            packets = {p.pts: (p.size, bool(p.is_keyframe)) for p in container.demux(stream) if p.size}
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise UvssmError(f"{mp4}: cannot read the encoded stream ({exc})") from None
+    return [packets[pts] for pts in sorted(packets)]
+
+
+def synthesise_clip(ffmpeg: FFmpeg, clip: ClipFrames, lq: dict[X264Recipe, Path], clean: dict[int, Path],
+                    decoder_threads: int = 0, on_frames: OnFrames | None = None
+                    ) -> tuple[dict[X264Recipe, EncodedClip], dict[int, CleanClip]]:
+    """Make every LQ setting (`lq`: recipe -> work folder) and clean LR scale (`clean`: scale ->
+    work folder) of one clip in one ffmpeg run. Each work folder receives `frames/%08d.png` (and,
+    for LQ, `<clip>.mp4`)."""
+    recipes = list(lq)
+    lq_targets = [LqTarget(r, str(lq[r] / f"{clip.name}.mp4"), str(lq[r] / "frames" / FRAME_PATTERN),
+                           str(lq[r] / "rgb.pipe")) for r in recipes]
+    clean_targets = [CleanTarget(X264Recipe(scale=s), str(work / "frames" / FRAME_PATTERN), str(work / "rgb.pipe"))
+                     for s, work in clean.items()]
+    targets = [*lq_targets, *clean_targets]
+    for t in targets:
+        Path(t.png_pattern).parent.mkdir(parents=True, exist_ok=True)
+    sizes = [t.recipe.lq_size(clip.width, clip.height) for t in targets]
+    hashes: list[list[str]] = [[] for _ in targets]
+
+    def on_frame(index: int, data: bytes) -> None:
+        hashes[index].append(hashlib.sha256(data).hexdigest())
         if on_frames:
             on_frames(1)
-    return hashes
 
-
-def _run_on_source(ffmpeg: FFmpeg, args: list[str], clip: ClipFrames, action: str) -> None:
-    """Run ffmpeg on the clip's HQ frames; if it fails, name the damaged PNG where there is one."""
+    args = synth_command(str(clip.folder / FRAME_PATTERN), lq_targets, clean_targets, decoder_threads)
+    context = f"clip {clip.name}"
     try:
-        run(ffmpeg, args, context=f"clip {clip.name}: {action} {clip.folder}")
-    except UvssmError as exc:
+        log = run_with_pipes(ffmpeg, args, [Path(t.rgb_sink) for t in targets], [w * h * 3 for w, h in sizes],
+                             on_frame, context=f"{context}: synthesising from {clip.folder}")
+    except UvssmError:
         bad = find_unreadable(clip.folder, clip.n_frames)
         if bad is not None:
             raise ClipProblem(f"clip {clip.name}: unreadable PNG {bad}") from None
-        raise exc from None
-
-
-def encode_clip(ffmpeg: FFmpeg, recipe: X264Recipe, clip: ClipFrames, work: Path,
-                decoder_threads: int = 0, on_frames: OnFrames | None = None) -> EncodedClip:
-    """Encode the clip's HQ PNGs with `recipe`, decode the result to PNGs, and describe it."""
-    work.mkdir(parents=True, exist_ok=True)
-    mp4 = work / f"{clip.name}.mp4"
-    context = f"clip {clip.name}"
-    _run_on_source(ffmpeg, recipe.encode_args(str(clip.folder / FRAME_PATTERN), recipe.size_arg(clip.width, clip.height),
-                                              str(mp4), decoder_threads), clip, "encoding")
-    frames_dir = work / "frames"
-    size = recipe.lq_size(clip.width, clip.height)
-    hashes = write_pngs_and_hash(ffmpeg, ["-threads", str(decoder_threads), "-i", str(mp4)], recipe,
-                                 frames_dir, size, f"{context}: decoding {mp4.name}", on_frames)
-    info = read_stream_info(mp4, recipe.fps)
-    if not (len(hashes) == len(info.frames) == clip.n_frames):
-        raise UvssmError(f"{context}: {mp4.name} decoded to {len(hashes)} frames "
-                         f"({len(info.frames)} coded), expected {clip.n_frames}")
-    rows = pd.DataFrame({
-        "frame": [f.index for f in info.frames],
-        "pict_type": [f.pict_type for f in info.frames],
-        "packet_bytes": [f.packet_bytes for f in info.frames],
-        "keyframe": [f.keyframe for f in info.frames],
-        "sha256": hashes,
-    })
-    return EncodedClip(clip.name, frames_dir, mp4, rows, info.bitrate_kbps, mp4.stat().st_size,
-                       info.x264_version, info.x264_options)
-
-
-def clean_clip(ffmpeg: FFmpeg, recipe: X264Recipe, clip: ClipFrames, work: Path,
-               decoder_threads: int = 0, on_frames: OnFrames | None = None) -> tuple[Path, list[str]]:
-    """Write the frames exactly as the encoder receives them (scaled, yuv420p), converted back to
-    RGB the same way as decoded frames. Returns the work folder of PNGs and their hashes."""
-    work.mkdir(parents=True, exist_ok=True)
-    raw = work / "clean.yuv"
-    context = f"clip {clip.name}"
-    _run_on_source(ffmpeg, recipe.clean_args(str(clip.folder / FRAME_PATTERN), recipe.size_arg(clip.width, clip.height),
-                                             str(raw), decoder_threads), clip, "scaling")
-    w, h = recipe.lq_size(clip.width, clip.height)
-    raw_input = ["-threads", str(decoder_threads), "-f", "rawvideo", "-pix_fmt", recipe.pix_fmt,
-                 "-video_size", f"{w}x{h}", "-framerate", str(recipe.fps), "-i", str(raw)]
-    frames_dir = work / "frames"
-    hashes = write_pngs_and_hash(ffmpeg, raw_input, recipe, frames_dir, (w, h),
-                                 f"{context}: converting clean frames", on_frames)
-    raw.unlink()
-    if len(hashes) != clip.n_frames:
-        raise UvssmError(f"{context}: {len(hashes)} clean frames, expected {clip.n_frames}")
-    return frames_dir, hashes
+        raise
+    types = picture_types(log, len(lq_targets))
+    names = [f"qp{r.qp} x{r.scale}" for r in recipes] + [f"clean x{s}" for s in clean]
+    for name, got in zip(names, hashes):
+        if len(got) != clip.n_frames:
+            raise UvssmError(f"{context}: {name} gave {len(got)} frames, expected {clip.n_frames}")
+    encoded = {}
+    for k, recipe in enumerate(recipes):
+        mp4 = Path(lq_targets[k].mp4)
+        packets = packet_table(mp4)
+        if not (len(packets) == len(types[k]) == clip.n_frames):
+            raise UvssmError(f"{context}: {mp4.name} has {len(packets)} coded frames and {len(types[k])} "
+                             f"decoded ones, expected {clip.n_frames}")
+        rows = pd.DataFrame({
+            "frame": range(clip.n_frames),
+            "pict_type": [types[k][i] for i in range(clip.n_frames)],
+            "packet_bytes": [size for size, _ in packets],
+            "keyframe": [key for _, key in packets],
+            "sha256": hashes[k],
+        })
+        total = sum(size for size, _ in packets)
+        with open(mp4, "rb") as f:
+            version, options = x264_signature(f.read(1 << 20))
+        encoded[recipe] = EncodedClip(clip.name, mp4.parent / "frames", mp4, rows,
+                                      total * 8 / (clip.n_frames / recipe.fps) / 1000, mp4.stat().st_size,
+                                      version, options)
+    cleaned = {s: CleanClip(clip.name, work / "frames", hashes[len(recipes) + j])
+               for j, (s, work) in enumerate(clean.items())}
+    return encoded, cleaned

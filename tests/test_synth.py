@@ -48,28 +48,81 @@ def test_layout_manifest_and_hashes(clips, tmp_path, ffmpeg):
     assert prov["recipe"]["x264_threads"] == 1 and prov["recipe"]["qp"] == 28
     assert prov["x264"]["version"] == [ffmpeg.x264] and "qp=28" in prov["x264"]["options"][0]
     assert prov["tools"]["ffmpeg"]["version"] == ffmpeg.version
-    assert "-threads 1" in prov["commands"]["encode"]
+    assert "-threads 1" in prov["commands"]["per_clip"]
     # lower QP spends more bits
     b28 = pd.read_parquet(out / "LQ_qp28_x2" / "clips.parquet")["bitrate_kbps"]
     b33 = pd.read_parquet(out / "LQ_qp33_x2" / "clips.parquet")["bitrate_kbps"]
     assert (b28.values > b33.values).all()
 
 
-def test_frames_equal_the_pinned_two_command_recipe(clips, tmp_path, ffmpeg):
+def test_frames_equal_the_pinned_two_command_recipe_for_every_setting_of_one_run(clips, tmp_path, ffmpeg):
+    """All four settings come from one ffmpeg per clip; each equals its own two-command run."""
     out = tmp_path / "out"
-    synth_reds(clips, out, ffmpeg, SynthOptions(qps=(33,), scales=(2,), jobs=2))
-    recipe = X264Recipe(qp=33, scale=2)
-    for clip in ("000", "240"):
-        ref = tmp_path / "ref" / clip
-        ref.mkdir(parents=True)
-        encode, decode = recipe.official_commands(str(clips / clip / FRAME_PATTERN), "64x36",
-                                                  str(ref / "clip.mp4"), str(ref / FRAME_PATTERN))
-        for args in (encode, decode):
-            subprocess.run([ffmpeg.path, "-loglevel", "error", *args], check=True)
-        ours, theirs = _pixels(out / "LQ_qp33_x2" / clip), _pixels(ref)
-        assert len(ours) == len(theirs) == 8
-        for a, b in zip(ours, theirs):
-            np.testing.assert_array_equal(a, b)
+    assert synth_reds(clips, out, ffmpeg, SynthOptions(qps=(28, 33), scales=(2, 4), jobs=2)).ok
+    for qp, scale, size in ((28, 2, "64x36"), (33, 2, "64x36"), (28, 4, "32x18"), (33, 4, "32x18")):
+        recipe = X264Recipe(qp=qp, scale=scale)
+        for clip in ("000", "240"):
+            ref = tmp_path / "ref" / recipe.setting / clip
+            ref.mkdir(parents=True)
+            encode, decode = recipe.official_commands(str(clips / clip / FRAME_PATTERN), size,
+                                                      str(ref / "clip.mp4"), str(ref / FRAME_PATTERN))
+            for args in (encode, decode):
+                subprocess.run([ffmpeg.path, "-loglevel", "error", *args], check=True)
+            ours, theirs = _pixels(out / f"LQ_{recipe.setting}" / clip), _pixels(ref)
+            assert len(ours) == len(theirs) == 8
+            for a, b in zip(ours, theirs):
+                np.testing.assert_array_equal(a, b)
+            # the .mp4 kept beside the frames is the recipe's, byte for byte
+            assert (out / f"LQ_{recipe.setting}" / f"{clip}.mp4").read_bytes() == (ref / "clip.mp4").read_bytes()
+
+
+def test_frame_metadata_equals_a_decode_of_the_mp4(clips, tmp_path, ffmpeg):
+    """Picture types, packet sizes and keyframes come from the one run; PyAV reading the .mp4 in
+    the test (demux for packets, decode for picture types) is the reference."""
+    import av
+
+    out = tmp_path / "out"
+    make_clip(ffmpeg, clips / "002", seed=11, frames=60)  # long enough for P and B frames
+    assert synth_reds(clips, out, ffmpeg, SynthOptions(qps=(28, 33), scales=(2,))).ok
+    for unit in ("LQ_qp28_x2", "LQ_qp33_x2"):
+        m = pd.read_parquet(out / unit / "manifest.parquet")
+        for clip, rows in m.groupby("clip"):
+            with av.open(str(out / unit / f"{clip}.mp4")) as container:
+                stream = container.streams.video[0]
+                packets, types = {}, {}
+                for packet in container.demux(stream):
+                    if packet.size:
+                        packets[packet.pts] = (packet.size, bool(packet.is_keyframe))
+                    for frame in packet.decode():
+                        types[frame.pts] = {1: "I", 2: "P", 3: "B"}.get(int(frame.pict_type), "?")  # AVPictureType
+            order = sorted(types)
+            assert list(rows["pict_type"]) == [types[t] for t in order]
+            assert list(rows["packet_bytes"]) == [packets[t][0] for t in order]
+            assert list(rows["keyframe"]) == [packets[t][1] for t in order]
+        assert {"I", "P", "B"} <= set(m["pict_type"])
+        clips_table = pd.read_parquet(out / unit / "clips.parquet")
+        for r in clips_table.itertuples():  # bitrate by hand: coded bytes * 8 / duration
+            coded = m.loc[m["clip"] == r.clip, "packet_bytes"].sum()
+            assert r.bitrate_kbps == pytest.approx(coded * 8 / (r.n_frames / 25) / 1000, abs=1e-3)
+
+
+def test_each_clip_is_decoded_once_for_all_settings(clips, tmp_path, ffmpeg):
+    """Four settings and clean LR: one ffmpeg per clip, reading the clip's PNGs once. The ffmpeg
+    here is the real binary behind a shell script that logs its arguments."""
+    from uvssm.ffmpeg import find_ffmpeg
+
+    log = tmp_path / "calls.txt"
+    wrapper = tmp_path / "ffmpeg"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {ffmpeg.path} "$@"\n')
+    wrapper.chmod(0o755)
+    logged = find_ffmpeg(wrapper)
+    log.unlink()
+    assert synth_reds(clips, tmp_path / "out", logged, SynthOptions(qps=(28, 33), scales=(2, 4), clean_lr=True)).ok
+    calls = log.read_text().splitlines()
+    for clip in ("000", "001", "240"):
+        reading = [c for c in calls if str(clips / clip / FRAME_PATTERN) in c]
+        assert len(reading) == 1 and reading[0].count(" -i ") == 1
+    assert len(calls) == 3
 
 
 def test_unpinned_threads_change_the_frames(clips, tmp_path, ffmpeg):
@@ -106,6 +159,24 @@ def test_clean_lr_is_what_the_encoder_received(clips, tmp_path, ffmpeg):
     assert list(clean["sha256"]) == list(lossless["sha256"])
 
 
+def test_clean_lr_equals_a_plain_scale_and_convert(clips, tmp_path, ffmpeg):
+    """The clean frames are what `-r 25 -s -pix_fmt yuv420p` gives, converted to RGB by a plain
+    decode, written here as two ffmpeg commands."""
+    out = tmp_path / "out"
+    assert synth_reds(clips, out, ffmpeg, SynthOptions(qps=(28,), scales=(2, 4), clean_lr=True)).ok
+    for scale, size in ((2, "64x36"), (4, "32x18")):
+        raw, ref = tmp_path / f"clean{scale}.yuv", tmp_path / f"ref{scale}"
+        ref.mkdir()
+        subprocess.run([ffmpeg.path, "-loglevel", "error", "-f", "image2", "-i", str(clips / "001" / FRAME_PATTERN),
+                        "-r", "25", "-s", size, "-pix_fmt", "yuv420p", "-f", "rawvideo", str(raw)], check=True)
+        subprocess.run([ffmpeg.path, "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-video_size", size,
+                        "-framerate", "25", "-i", str(raw), "-start_number", "0", str(ref / FRAME_PATTERN)], check=True)
+        ours, theirs = _pixels(out / f"LR_clean_x{scale}" / "001"), _pixels(ref)
+        assert len(ours) == len(theirs) == 8
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_release_layout_merges_val_as_240(tmp_path, clip_cache):
     root = tmp_path / "REDS"
     shutil.copytree(clip_cache / "000", root / "train_sharp" / "000")
@@ -137,6 +208,17 @@ def test_bad_clips_are_reported_and_the_rest_is_built(clips, tmp_path, ffmpeg):
     assert "yuv420p needs even dimensions" in report.units[0].failed["002"]
     assert report.units[0].built == ["000", "240"]
     assert (tmp_path / "out" / "LQ_qp28_x2" / "000").is_dir()
+
+
+def test_damaged_first_frame_fails_the_clip_without_hanging(clips, tmp_path, ffmpeg):
+    """ffmpeg stops before it opens any output: the clip fails with the file named, the run ends."""
+    path = clips / "001" / "00000000.png"
+    data = bytearray(path.read_bytes())
+    data[60:] = bytes(len(data) - 60)
+    path.write_bytes(bytes(data))
+    report = synth_reds(clips, tmp_path / "out", ffmpeg, SynthOptions(qps=(28, 33), clean_lr=True))
+    for unit in report.units:
+        assert "00000000.png" in unit.failed["001"] and unit.built == ["000", "240"]
 
 
 def test_corrupt_png_body_is_named(clips, tmp_path, ffmpeg):

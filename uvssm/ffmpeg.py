@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import re
 import shutil
 import signal
@@ -20,6 +21,7 @@ import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 from uvssm.errors import UvssmError
 
@@ -114,12 +116,16 @@ def _failure_reason(returncode: int, stderr_text: str) -> str:
 
 
 def _last_line(text: str) -> str:
+    """The last error line of a log (level-tagged logs: the last `[error]`/`[fatal]` line)."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    tagged = [line for line in lines if "[error] " in line or "[fatal] " in line]
+    if tagged:
+        return tagged[-1].replace("[error] ", "").replace("[fatal] ", "")
     return lines[-1] if lines else "no message"
 
 
-def _argv(ffmpeg: FFmpeg, args: list[str]) -> list[str]:
-    return [ffmpeg.path, "-nostdin", "-hide_banner", "-loglevel", "error", *args]
+def _argv(ffmpeg: FFmpeg, args: list[str], loglevel: str = "error") -> list[str]:
+    return [ffmpeg.path, "-nostdin", "-hide_banner", "-nostats", "-loglevel", loglevel, *args]
 
 
 def run(ffmpeg: FFmpeg, args: list[str], *, context: str) -> None:
@@ -186,3 +192,59 @@ def popen_failure(returncode: int, stderr_file) -> str:
     """One line saying why ffmpeg failed, from its return code and the file holding its stderr."""
     stderr_file.seek(0)
     return _failure_reason(returncode, stderr_file.read().decode("utf-8", "replace"))
+
+
+FrameSink = Callable[[int, bytes], None]  # (pipe index, one frame's bytes)
+
+
+def run_with_pipes(ffmpeg: FFmpeg, args: list[str], pipes: Sequence[Path], frame_bytes: Sequence[int],
+                   on_frame: FrameSink, *, context: str) -> str:
+    """Run ffmpeg whose `args` write raw frames to the named pipes `pipes` (created here), and hand
+    every frame to `on_frame` as it arrives. Returns ffmpeg's log, level-tagged at info level.
+
+    Each pipe has its own reader thread, which keeps draining after a bad frame so that ffmpeg can
+    never block on a full pipe. A reader still waiting for ffmpeg to open its pipe when ffmpeg
+    exits is released by opening the pipe's write end once. Raises UvssmError starting with
+    `context` when ffmpeg fails or a pipe ends inside a frame.
+    """
+    for path in pipes:
+        path.unlink(missing_ok=True)
+        os.mkfifo(path)
+    problems: list[str] = []
+
+    def read(index: int) -> None:
+        size = frame_bytes[index]
+        with open(pipes[index], "rb", buffering=0) as stream:
+            while data := read_exactly(stream, size):
+                if len(data) != size:
+                    problems.append(f"ffmpeg ended inside a frame ({len(data)} of {size} bytes) of {pipes[index].name}")
+                elif not problems:
+                    try:
+                        on_frame(index, data)
+                    except Exception as exc:  # keep draining: a reader that stops would block ffmpeg
+                        problems.append(f"{pipes[index].name}: {exc}")
+
+    readers = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(len(pipes))]
+    for reader in readers:
+        reader.start()
+    with tempfile.TemporaryFile() as err:
+        try:
+            code = subprocess.run(_argv(ffmpeg, args, "level+info"), stdout=subprocess.DEVNULL, stderr=err).returncode
+        except OSError as exc:
+            code, problems[:0] = None, [f"cannot start ffmpeg ({exc.strerror})"]
+        for path, reader in zip(pipes, readers):
+            while reader.is_alive():
+                try:  # a reader blocked in open(): give it a writer that closes at once (EOF)
+                    os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+                except OSError:
+                    pass  # no reader on the pipe yet, or it is reading already
+                reader.join(0.05)
+        err.seek(0)
+        log = err.read().decode("utf-8", "replace")
+    for path in pipes:
+        path.unlink(missing_ok=True)
+    if code:
+        raise UvssmError(f"{context}: {_failure_reason(code, log)}")
+    if problems:
+        raise UvssmError(f"{context}: {problems[0]}")
+    return log

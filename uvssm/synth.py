@@ -33,8 +33,8 @@ from typing import Callable
 
 import pandas as pd
 
-from degrade.recipe import X264Recipe
-from degrade.reds import clean_clip, encode_clip
+from degrade.recipe import CleanTarget, LqTarget, X264Recipe, synth_command
+from degrade.reds import CleanClip, EncodedClip, synthesise_clip
 from uvssm import __version__, atomic
 from uvssm.catalog import check_reds
 from uvssm.errors import UvssmError
@@ -134,7 +134,7 @@ def _scale_problem(clip: ClipFrames, scale: int) -> str | None:
     return None
 
 
-def _commit_lq(unit_dir: Path, clip: ClipFrames, recipe: X264Recipe, enc) -> None:
+def _commit_lq(unit_dir: Path, clip: ClipFrames, recipe: X264Recipe, enc: EncodedClip) -> None:
     final, mp4 = unit_dir / clip.name, unit_dir / f"{clip.name}.mp4"
     atomic.remove(final)
     atomic.remove(mp4)
@@ -154,10 +154,10 @@ def _commit_lq(unit_dir: Path, clip: ClipFrames, recipe: X264Recipe, enc) -> Non
     atomic.write_parquet(unit_dir / ".parts" / f"{clip.name}.parquet", rows)  # the completion marker
 
 
-def _commit_clean(unit_dir: Path, clip: ClipFrames, frames_dir: Path, hashes: list[str]) -> None:
-    final = unit_dir / clip.name
+def _commit_clean(unit_dir: Path, clip: ClipFrames, clean: CleanClip) -> None:
+    final, hashes = unit_dir / clip.name, clean.hashes
     atomic.remove(final)
-    os.replace(frames_dir, final)
+    os.replace(clean.frames_dir, final)
     rows = pd.DataFrame({"frame": range(len(hashes)), "sha256": hashes, "clip": clip.name,
                          "lq_path": [f"{unit_dir.name}/{clip.name}/{frame_name(i)}" for i in range(len(hashes))],
                          "hq_path": [f"HQ/{clip.name}/{frame_name(i)}" for i in range(len(hashes))]})
@@ -165,7 +165,7 @@ def _commit_clean(unit_dir: Path, clip: ClipFrames, frames_dir: Path, hashes: li
 
 
 def _command_text(args: list[str]) -> str:
-    return " ".join(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", *args])
+    return " ".join(["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", *args])
 
 
 def tool_versions(ffmpeg: FFmpeg) -> dict:
@@ -213,29 +213,27 @@ def _finalise_unit(unit_dir: Path, kind: str, recipe: X264Recipe, source: RedsSo
         clips = pd.DataFrame(infos).sort_values("clip").reset_index(drop=True)
         clips["split"] = clips["clip"].map(reds_split)
         atomic.write_parquet(unit_dir / "clips.parquet", clips)
-        size = recipe.size_placeholder()
         mp4 = f"$OUT/{unit_dir.name}/<clip>.mp4"
+        alone = synth_command(src_pattern, [LqTarget(recipe, mp4, f"$OUT/{unit_dir.name}/<clip>/{FRAME_PATTERN}",
+                                                     "<rgb pipe>")])
         provenance.update({
             "recipe": recipe.as_dict(),
             "x264": {"version": sorted(set(clips["x264_version"])), "options": sorted(set(clips["x264_options"]))},
             "commands": {
-                "encode": _command_text(recipe.encode_args(src_pattern, size, mp4)),
-                "decode": _command_text(["-i", mp4, *recipe.png_args(f"$OUT/{unit_dir.name}/<clip>/{FRAME_PATTERN}"),
-                                         "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]),
+                # one ffmpeg per clip makes all the settings of a run; this is that command for this
+                # setting alone (the chain of each setting is the same whichever others run with it)
+                "per_clip": _command_text(alone),
                 "official_pinned_equivalent": [" ".join(["ffmpeg", *c]) for c in recipe.official_commands(
-                    src_pattern, size, "<clip>.mp4", f"<clip>/{FRAME_PATTERN}")],
+                    src_pattern, f"<W/{recipe.scale}>x<H/{recipe.scale}>", "<clip>.mp4", f"<clip>/{FRAME_PATTERN}")],
             },
             "bitrate_kbps": {r.clip: r.bitrate_kbps for r in clips.itertuples()},
         })
     else:
+        alone = synth_command(src_pattern, [], [CleanTarget(recipe, f"$OUT/{unit_dir.name}/<clip>/{FRAME_PATTERN}",
+                                                            "<rgb pipe>")])
         provenance.update({
             "recipe": {k: v for k, v in recipe.as_dict().items() if k not in ("qp", "codec", "x264_threads")},
-            "commands": {
-                "scale": _command_text(recipe.clean_args(src_pattern, recipe.size_placeholder(), "clean.yuv")),
-                "to_rgb": _command_text(["-f", "rawvideo", "-pix_fmt", recipe.pix_fmt, "-video_size",
-                                         "<w>x<h>", "-framerate", str(recipe.fps), "-i", "clean.yuv",
-                                         *recipe.png_args(f"$OUT/{unit_dir.name}/<clip>/{FRAME_PATTERN}"),
-                                         "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"])}})
+            "commands": {"per_clip": _command_text(alone)}})
     atomic.write_text(unit_dir / "provenance.json", json.dumps(provenance, indent=2, sort_keys=True) + "\n")
     return manifest
 
@@ -264,12 +262,12 @@ def synth_reds(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SynthO
     split_counts = write_splits(out, [ClipEntry(c.name, c.n_frames, c.height, c.width) for c in good.values()],
                                 reds_split)
 
-    # Plan: one job per (unit, clip) that is not already done.
+    # Plan: one job per clip, making every unit of that clip that is not already done.
     units: list[tuple[str, str, X264Recipe]] = [(f"LQ_{r.setting}", "lq", r) for r in recipes]
     if options.clean_lr:
         units += [(f"LR_clean_x{s}", "clean_lr", X264Recipe(scale=s)) for s in options.scales]
     reports = {name: UnitReport(name) for name, _, _ in units}
-    jobs = []
+    todo: dict[str, list[tuple[str, str, X264Recipe]]] = {}
     for name, kind, recipe in units:
         unit_dir = out / name
         atomic.remove(unit_dir / ".tmp")  # leftovers of a killed run
@@ -280,48 +278,60 @@ def synth_reds(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SynthO
             elif _unit_done(unit_dir, clip.name) and not options.force:
                 reports[name].skipped.append(clip.name)
             else:
-                jobs.append((name, kind, recipe, clip))
-    report_progress("plan", total=sum(j[3].n_frames for j in jobs), units=[u[0] for u in units])
+                todo.setdefault(clip.name, []).append((name, kind, recipe))
+    report_progress("plan", total=sum(good[c].n_frames * len(u) for c, u in todo.items()), units=[u[0] for u in units])
     for name, report in reports.items():
         for clip in report.skipped:
             report_progress("clip", unit=name, clip=clip, status="skipped", message=None)
 
-    jobs_n = max(1, options.jobs)
+    jobs_n = max(1, min(options.jobs, len(todo)))
     decoder_threads = max(1, (os.cpu_count() or 1) // jobs_n)
     lock = threading.Lock()
+    committed: set[tuple[str, str]] = set()  # (unit, clip) renamed into place in this run
 
     def on_frames(n: int) -> None:
         with lock:
             report_progress("frames", n=n)
 
-    def run_job(name: str, kind: str, recipe: X264Recipe, clip: ClipFrames) -> None:
-        unit_dir = out / name
-        work = unit_dir / ".tmp" / clip.name
-        atomic.remove(work)
-        try:
-            if kind == "lq":
-                enc = encode_clip(ffmpeg, recipe, clip, work, decoder_threads, on_frames)
-                _commit_lq(unit_dir, clip, recipe, enc)
-            else:
-                frames_dir, hashes = clean_clip(ffmpeg, recipe, clip, work, decoder_threads, on_frames)
-                _commit_clean(unit_dir, clip, frames_dir, hashes)
-        except OSError as exc:
-            raise UvssmError(f"clip {clip.name}: {exc.filename or unit_dir}: {exc.strerror}") from None
-        finally:
+    def run_job(clip: ClipFrames, clip_units: list[tuple[str, str, X264Recipe]]) -> None:
+        works = {name: out / name / ".tmp" / clip.name for name, _, _ in clip_units}
+        for work in works.values():
             atomic.remove(work)
+            work.mkdir(parents=True)
+        try:
+            lq = {recipe: works[name] for name, kind, recipe in clip_units if kind == "lq"}
+            clean = {recipe.scale: works[name] for name, kind, recipe in clip_units if kind == "clean_lr"}
+            encoded, cleaned = synthesise_clip(ffmpeg, clip, lq, clean, decoder_threads, on_frames)
+            for name, kind, recipe in clip_units:
+                if kind == "lq":
+                    _commit_lq(out / name, clip, recipe, encoded[recipe])
+                else:
+                    _commit_clean(out / name, clip, cleaned[recipe.scale])
+                committed.add((name, clip.name))
+        except OSError as exc:
+            raise UvssmError(f"clip {clip.name}: {exc.filename or out}: {exc.strerror}") from None
+        finally:
+            for work in works.values():
+                atomic.remove(work)
 
     with ThreadPoolExecutor(max_workers=jobs_n) as pool:
-        futures = {pool.submit(run_job, *job): job for job in jobs}
+        futures = {pool.submit(run_job, good[c], u): (c, u) for c, u in todo.items()}
         for future in as_completed(futures):
-            name, _, _, clip = futures[future]
+            clip, clip_units = futures[future]
             try:
                 future.result()
             except UvssmError as exc:
-                reports[name].failed[clip.name] = str(exc)
-                report_progress("clip", unit=name, clip=clip.name, status="failed", message=str(exc))
+                for name, _, _ in clip_units:
+                    if (name, clip) in committed:  # renamed into place before a later unit failed
+                        reports[name].built.append(clip)
+                        report_progress("clip", unit=name, clip=clip, status="done", message=None)
+                    else:
+                        reports[name].failed[clip] = str(exc)
+                        report_progress("clip", unit=name, clip=clip, status="failed", message=str(exc))
             else:
-                reports[name].built.append(clip.name)
-                report_progress("clip", unit=name, clip=clip.name, status="done", message=None)
+                for name, _, _ in clip_units:
+                    reports[name].built.append(clip)
+                    report_progress("clip", unit=name, clip=clip, status="done", message=None)
 
     for name, kind, recipe in units:
         unit_dir = out / name
