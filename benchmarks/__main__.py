@@ -6,6 +6,7 @@
     python -m benchmarks harness [--frames 2]
     python -m benchmarks models [--device cpu|cuda] [--models rsdn,tga,comisr]
     python -m benchmarks build [--minutes 10] [--work runs/bench-build]
+    python -m benchmarks data [--batches 20]
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks import perf_build, perf_harness, perf_models, perf_synth, perf_votes
+from benchmarks import perf_build, perf_data, perf_harness, perf_models, perf_synth, perf_votes
 
 BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe: 100- and 30-frame 720p clips, one and four settings",
               "votes": "full-size VOTES forward on one LQ window (CPU; CUDA fp32/bf16 and training when present)",
               "models": "forward time per output frame of every full-size model at LQ 320x180 (CPU, or --device cuda)",
               "harness": "uvssm bench's overhead (PNG loading, metrics) as a fraction of full-size VOTES time",
-              "build": "uvssm build on a generated long 1080p pair: time and peak memory against decoding + PNG writes"}
+              "build": "uvssm build on a generated long 1080p pair: time and peak memory against decoding + PNG writes",
+              "data": "training batches (16 x GT-128) per second from PNGs and from the decoded-frame store"}
 
 
 def main() -> None:
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="votes: timed runs per case (the fastest counts)")
     parser.add_argument("--frames", type=int, default=2, help="harness: frames scored")
     parser.add_argument("--models", help="models: only these (comma-separated registry names)")
+    parser.add_argument("--batches", type=int, default=20, help="data: timed batches per case")
     parser.add_argument("--minutes", type=float, default=10.0, help="build: length of the generated pair")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-build"), help="build: where the pair is cached")
     args = parser.parse_args()
@@ -47,6 +50,8 @@ def main() -> None:
             perf_models.print_table(rows)
         elif name == "build":
             perf_build.print_table(perf_build.run(args.minutes, args.work))
+        elif name == "data":
+            perf_data.print_table(perf_data.run(args.batches))
         elif name == "harness":
             perf_harness.print_table(perf_harness.run(args.frames))
 

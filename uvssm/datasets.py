@@ -10,6 +10,8 @@ Two layouts:
 
 A clip's frames are decoded on demand and kept in a small in-memory cache (a byte budget, least
 recently used out first), so random training patches do not decode the same PNG again and again.
+For training, `use_frame_store` decodes each clip once into a uint8 array file on disk
+(`uvssm.framestore`) that every loader worker maps, so a patch reads only its crops.
 """
 
 from __future__ import annotations
@@ -66,16 +68,33 @@ class ClipPair:
     scale: int
     lq_size: tuple[int, int]  # (height, width)
     cache: FrameCache | None = None
+    frame_store: Path | None = None  # with a folder: frames come from uvssm.framestore's arrays
 
     def _read(self, path: Path) -> np.ndarray:
         return self.cache.get(path, lambda: read_rgb(path)) if self.cache else read_rgb(path)
 
+    def _stored(self, folder: Path) -> np.ndarray:
+        """The clip folder's frames as one mapped array, opened once per process."""
+        maps = self.__dict__.setdefault("_maps", {})
+        if folder not in maps:
+            from uvssm.framestore import cached_frames
+
+            maps[folder] = cached_frames(folder, self.n_frames, self.frame_store)
+        return maps[folder]
+
+    def __getstate__(self) -> dict:  # a worker process maps the arrays itself rather than receive a copy
+        return {k: v for k, v in self.__dict__.items() if k != "_maps"}
+
     def lq(self, i: int) -> np.ndarray:
         """LQ frame i, (h, w, 3) uint8 RGB."""
+        if self.frame_store is not None:
+            return self._stored(self.lq_dir)[i]
         return self._read(self.lq_dir / frame_name(i))
 
     def hq(self, i: int) -> np.ndarray:
         """HQ frame i, (s·h, s·w, 3) uint8 RGB."""
+        if self.frame_store is not None:
+            return self._stored(self.hq_dir)[i]
         return self._read(self.hq_dir / frame_name(i))
 
     def ref(self, i: int) -> np.ndarray:
@@ -103,7 +122,7 @@ class BicubicTarget(ClipPair):
         def load():
             from degrade.scalers import imresize
 
-            hq = torch.tensor(read_rgb(self.hq_dir / frame_name(i))).permute(2, 0, 1).to(torch.float64) / 255.0
+            hq = torch.tensor(ClipPair.hq(self, i)).permute(2, 0, 1).to(torch.float64) / 255.0
             return imresize(hq, 1 / self.hq_scale).permute(1, 2, 0).to(torch.float32).contiguous().numpy()
 
         return self.cache.get(("ref", self.hq_dir, i), load) if self.cache else load()
@@ -128,6 +147,23 @@ class PairedDataset:
         what = f"QP {self.qp} " if self.qp is not None else ""
         where = f"{self.platform} " if self.platform else ""
         return f"{self.name} {where}{what}x{self.scale} {self.split}: {len(self.clips)} clips, {frames} frames"
+
+
+def use_frame_store(ds: PairedDataset, root: Path | None, on_clip=None) -> None:
+    """Serve the clips' frames from decoded arrays under `root` (None: the default cache folder),
+    building any that are missing now, in this process, so loader workers only map them.
+    `on_clip(name)` is called after each clip."""
+    from uvssm.framestore import default_root
+
+    root = Path(root) if root is not None else default_root()
+    for clip in ds.clips:
+        if type(clip) not in (ClipPair, BicubicTarget):
+            continue  # frames made in memory (a restored first stage): nothing to decode
+        clip.frame_store = root
+        clip.lq(0)
+        ClipPair.hq(clip, 0)
+        if on_clip:
+            on_clip(clip.name)
 
 
 def detect_layout(root: Path, platform: str | None = None) -> str:

@@ -19,7 +19,8 @@ from models.registry import create_model, get_spec, model_kwargs
 from models.training import loop
 from models.training.config import ConfigError, TrainConfig, load_config
 from uvssm import __version__, atomic
-from uvssm.datasets import PairedDataset, open_dataset
+from uvssm.datasets import PairedDataset, open_dataset, use_frame_store
+from uvssm.framestore import default_root
 from uvssm.errors import UvssmError
 
 
@@ -100,6 +101,10 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
         raise UvssmError("--bf16 on CPU needs oneDNN (mkldnn) support in this torch build")
 
     train_ds = _open(data_root, cfg, cfg.data.train_split)
+    if cfg.frame_cache != "off":
+        store = None if cfg.frame_cache == "auto" else Path(cfg.frame_cache)
+        use_frame_store(train_ds, store)
+        progress("note", {"text": f"training frames served from decoded arrays in {store or default_root()}"})
     try:
         val_ds = _open(data_root, cfg, cfg.data.val_split) if cfg.data.val_split else None
     except UvssmError as exc:

@@ -93,6 +93,7 @@ class TrainConfig:
     seed: int = 10
     num_workers: int = 0
     cache_mb: int = 2048  # decoded frames kept in memory, per data-loading process
+    frame_cache: str = "auto"  # training clips decoded once into mapped arrays: "auto" (~/.cache/uvssm/frames), "off", or a folder
     bf16: bool = False  # autocast to bfloat16 (CUDA, or CPU with bf16 support)
 
     def __post_init__(self):
@@ -108,6 +109,8 @@ class TrainConfig:
         self.betas = tuple(_number("betas", b, float) for b in self.betas)
         self.periods = tuple(_number("periods", p, int) for p in self.periods)
         self.restart_weights = tuple(_number("restart_weights", w, float) for w in self.restart_weights)
+        if not isinstance(self.frame_cache, str) or not self.frame_cache:
+            raise ConfigError(f"frame_cache must be 'auto', 'off' or a folder, got {self.frame_cache!r}")
         if self.stage not in STAGES:
             raise ConfigError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.schedule not in ("cosine", "step"):
