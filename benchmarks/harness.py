@@ -9,6 +9,13 @@ resume: a rerun skips parts made with the same weights and settings and redoes t
 end every part is gathered into `frames.parquet`, `clips.parquet`, `table2.parquet` and
 `models.parquet` (params, MACs, ms per frame, peak memory).
 
+Clips longer than `shard_frames` are cut into shards of frames (`<clip>@<start>.parquet`), each
+computed exactly as in the whole-clip run (`models.inference.restore_range`: window models and
+bicubic at any frame, recurrent models at their chunks, chains whole). Shards do not depend on the
+number of processes, so under torchrun every rank takes every world-size-th shard (REDS4's 4 clips
+keep 8 GPUs busy) and results are the same for any number of GPUs. After all ranks finish, rank 0
+checks that every shard's part is there, made with this run's settings, before it writes tables.
+
 Weights are found and loaded by `models.trained.load_trained` (`--weights DIR` or `NAME=PATH`).
 """
 
@@ -28,7 +35,7 @@ import torch
 from benchmarks import tables
 from benchmarks.memory import PeakMemory
 from benchmarks.metrics import MetricConfig, psnr_ssim, quantize
-from models.inference import restore_stream
+from models.inference import restore_range, shard_unit
 from models.layers import warn_large_offsets
 from models.padding import pad_to_multiple
 from models.trained import TrainedModel, load_trained
@@ -64,6 +71,36 @@ class BenchOptions:
     save_frames: int = 1  # frames per clip kept as PNG for `uvssm report`
     chunk: int = 100  # recurrent models: output frames per chunk (100: a whole REDS clip)
     chunk_overlap: int = 8  # recurrent models: context frames on each side of a chunk
+    shard_frames: int = 25  # frames per shard of a clip (window models; recurrent: the chunk)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Frames start..end-1 of one clip, scored for one model; one part file."""
+
+    clip: ClipPair
+    start: int
+    end: int
+    whole: bool  # the clip's only shard: the part keeps the clip's name
+
+    @property
+    def part_name(self) -> str:
+        return f"{self.clip.name}.parquet" if self.whole else f"{self.clip.name}@{self.start:05d}.parquet"
+
+    def describe(self) -> str:
+        return f"clip {self.clip.name}" if self.whole else f"clip {self.clip.name} frames {self.start}-{self.end - 1}"
+
+
+def plan_shards(model: TrainedModel, clips: list[ClipPair], opts: BenchOptions) -> list[Shard]:
+    """Every clip's scored frames cut at multiples of the shard length the model allows exactly."""
+    unit = shard_unit(model.stages)
+    shards = []
+    for clip in clips:
+        n = min(clip.n_frames, opts.max_frames) if opts.max_frames else clip.n_frames
+        step = n if unit is None else max(unit, opts.shard_frames // unit * unit)
+        starts = list(range(0, n, step))
+        shards += [Shard(clip, a, min(a + step, n), len(starts) == 1) for a in starts]
+    return shards
 
 
 def count_macs(model: TrainedModel, lq_size: tuple[int, int], probe: int = 64) -> int | None:
@@ -102,23 +139,23 @@ def _run_key(model: TrainedModel, config: MetricConfig, opts: BenchOptions) -> s
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _outputs(model: TrainedModel, clip: ClipPair, n: int, device: torch.device, opts: BenchOptions,
+def _outputs(model: TrainedModel, clip: ClipPair, start: int, end: int, device: torch.device, opts: BenchOptions,
              clock: dict) -> Iterator[torch.Tensor]:
-    def frames(dtype):  # the whole clip: windows near frame n-1 see the frames after it, as without max_frames
-        for i in range(n if not model.stages else clip.n_frames):
-            t0 = time.perf_counter()
-            x = torch.tensor(clip.lq(i)).permute(2, 0, 1).to(dtype).div_(255.0)
-            clock["load"] += time.perf_counter() - t0
-            yield x
+    """Outputs start..end-1 (windows near the end see the frames after it, as without max_frames)."""
+    def frame_at(i: int, dtype=torch.float32) -> torch.Tensor:
+        t0 = time.perf_counter()
+        x = torch.tensor(clip.lq(i)).permute(2, 0, 1).to(dtype).div_(255.0)
+        clock["load"] += time.perf_counter() - t0
+        return x
 
     if not model.stages:
         from degrade.scalers import imresize
 
-        for x in frames(torch.float64):  # float64 until quantised, as the metric's reference code
-            yield imresize(x.to(device), clip.scale).clamp_(0, 1).cpu()
+        for i in range(start, end):  # float64 until quantised, as the metric's reference code
+            yield imresize(frame_at(i, torch.float64).to(device), clip.scale).clamp_(0, 1).cpu()
         return
-    yield from restore_stream(frames(torch.float32), model.stages, device=device, batch=opts.batch, bf16=opts.bf16,
-                              tile=opts.tile, overlap=opts.overlap)
+    yield from restore_range(frame_at, clip.n_frames, start, end, model.stages, device=device, batch=opts.batch,
+                             bf16=opts.bf16, tile=opts.tile, overlap=opts.overlap)
 
 
 def _save_frame(folder: Path, index: int, out: torch.Tensor, model: TrainedModel, clip: ClipPair,
@@ -141,18 +178,19 @@ def _save_frame(folder: Path, index: int, out: torch.Tensor, model: TrainedModel
 
 def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: BenchOptions, config: MetricConfig,
                device: torch.device, run_key: str, save_dir: Path | None,
-               on_frame: Callable[[], None] | None = None) -> pd.DataFrame:
-    """Score every (or the first max_frames) frame of one clip; returns its rows."""
+               on_frame: Callable[[], None] | None = None, start: int = 0, end: int | None = None) -> pd.DataFrame:
+    """Score frames start..end-1 (default: every frame, or the first max_frames) of one clip; returns their rows."""
     n = min(clip.n_frames, opts.max_frames) if opts.max_frames else clip.n_frames
+    end = n if end is None else end
     need = max((st.num_frame if st.kind == "window" else 2 for st in model.stages), default=1)
     if clip.n_frames < need:
         raise UvssmError(f"{clip.lq_dir}: {clip.n_frames} frames, fewer than the {need}-frame window of {model.name}")
     keep = set(evenly_spaced(n, opts.save_frames)) if save_dir is not None and opts.save_frames > 0 else set()
     clock = {"load": 0.0, "metric": 0.0}
     scores = []
-    start = time.perf_counter()
+    t_start = time.perf_counter()
     with PeakMemory(device) as mem:
-        for i, out in enumerate(_outputs(model, clip, n, device, opts, clock)):
+        for i, out in zip(range(start, end), _outputs(model, clip, start, end, device, opts, clock)):
             t0 = time.perf_counter()
             gt = torch.tensor(clip.hq(i)).permute(2, 0, 1).unsqueeze(0)
             if out.shape[-2:] != gt.shape[-2:]:
@@ -165,19 +203,19 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
                 _save_frame(save_dir / clip.name, i, out, model, clip, device)
             if on_frame:
                 on_frame()
-            if i + 1 >= n:
-                break  # max_frames: the stream stops here instead of computing one output too many
-    total = time.perf_counter() - start
-    computed = n  # outputs the model produced: a recurrent stage runs whole chunks even when fewer are scored
+    total = time.perf_counter() - t_start
+    computed = end - start  # outputs the model produced: a recurrent stage runs whole chunks even when fewer are scored
     for st in model.stages:
         if st.kind == "recurrent":
-            computed = max(computed, min(clip.n_frames, -(-n // st.chunk) * st.chunk))
+            computed = max(computed, min(clip.n_frames, start + -(-(end - start) // st.chunk) * st.chunk) - start)
+    scored = end - start
     model_seconds = max(total - clock["load"] - clock["metric"], 0.0) / computed
     rows = [{"dataset": ds.name, "split": opts.split, "setting": _setting(ds), "scale": ds.scale, "qp": ds.qp,
              "platform": ds.platform, "model": model.name, "clip": clip.name, "frame": i, "psnr": p, "ssim": s,
              **config.columns(), "checkpoint_sha256": model.checkpoint_sha256, "device": device.type,
              "precision": "bf16" if opts.bf16 and model.stages else "fp32", "tile": opts.tile,
-             "seconds": model_seconds, "load_seconds": clock["load"] / n, "metric_seconds": clock["metric"] / n,
+             "seconds": model_seconds, "load_seconds": clock["load"] / scored,
+             "metric_seconds": clock["metric"] / scored,
              "peak_mem_mb": mem.peak_mb, "run_key": run_key}
             for i, p, s in scores]
     return pd.DataFrame(rows, columns=tables.FRAME_COLUMNS)
@@ -210,6 +248,8 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
     progress = progress or (lambda event, info: None)
     if opts.batch < 1:
         raise UvssmError(f"--batch must be at least 1, got {opts.batch}")
+    if opts.shard_frames < 1:
+        raise UvssmError(f"--shard-frames must be at least 1, got {opts.shard_frames}")
     if opts.tile < 0 or opts.overlap < 0:
         raise UvssmError("--tile and --overlap must be >= 0")
     split = "val" if opts.split == "reds4" else opts.split
@@ -225,41 +265,48 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
         raise UvssmError("--bf16 on CPU needs oneDNN (mkldnn) support in this torch build")
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    clips = ds.clips[dist_info.rank::dist_info.world_size]
+    plans = {model.name: plan_shards(model, ds.clips, opts) for model in models}
+    mine = {name: shards[dist_info.rank::dist_info.world_size] for name, shards in plans.items()}
     progress("data", {"text": ds.describe(), "device": str(device), "rank": dist_info.rank,
                       "world": dist_info.world_size})
-    total = sum(min(c.n_frames, opts.max_frames) if opts.max_frames else c.n_frames for c in clips)
+    run_keys = {}
     for model in models:
         for stage in model.stages:
             stage.model.to(device)
-        run_key = _run_key(model, config, opts)
+        run_key = run_keys[model.name] = _run_key(model, config, opts)
         parts = _part_dir(out, ds, split_name, model.name)
         if dist_info.main:
+            planned = {sh.part_name for sh in plans[model.name]}
+            for stale in parts.glob("*.parquet") if parts.is_dir() else []:
+                if stale.name not in planned:  # cut another way by an earlier run: would count twice
+                    stale.unlink()
             info = {"model": model.name, "params": model.params, "checkpoints": model.checkpoints,
                     "checkpoint_sha256": model.checkpoint_sha256,
                     "macs_per_frame": count_macs(model, ds.clips[0].lq_size), "lq_size": list(ds.clips[0].lq_size)}
             atomic.write_text(parts / "model.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
-        progress("model", {"model": model.name, "frames": total, "params": model.params})
-        for clip in clips:
-            part = parts / f"{clip.name}.parquet"
-            n = min(clip.n_frames, opts.max_frames) if opts.max_frames else clip.n_frames
+        progress("model", {"model": model.name, "frames": sum(sh.end - sh.start for sh in mine[model.name]),
+                           "params": model.params})
+        for shard in mine[model.name]:
+            clip, part = shard.clip, parts / shard.part_name
             if _done(part, run_key):
-                progress("skip", {"model": model.name, "clip": clip.name, "frames": n})
+                progress("skip", {"model": model.name, "clip": clip.name, "frames": shard.end - shard.start})
                 continue
             save_dir = out / SAVED_FRAMES / _setting(ds) / model.name if opts.save_frames else None
             rows = bench_clip(model, clip, ds, opts, config, device, run_key, save_dir,
-                              on_frame=lambda: progress("frame", {"model": model.name}))
+                              on_frame=lambda: progress("frame", {"model": model.name}),
+                              start=shard.start, end=shard.end)
             atomic.write_parquet(part, rows)
-            for stage in model.stages:  # read once per clip, outside the forward: no sync per DCN
+            for stage in model.stages:  # read once per shard, outside the forward: no sync per DCN
                 warn_large_offsets(stage.model)
-            progress("clip", {"model": model.name, "clip": clip.name, "psnr": rows["psnr"].mean(),
-                              "ssim": rows["ssim"].mean()})
+            progress("clip", {"model": model.name, "clip": clip.name if shard.whole else shard.describe(),
+                              "psnr": rows["psnr"].mean(), "ssim": rows["ssim"].mean()})
         for stage in model.stages:
             stage.model.cpu()
     if dist_info.world_size > 1:
         torch.distributed.barrier()
     if not dist_info.main:
         return {}
+    check_parts(out, ds, split_name, plans, run_keys)
     meta = {"data": str(Path(opts.data).resolve()), "layout": ds.layout, "dataset": ds.name, "split": split_name,
             "scale": ds.scale, "qp": ds.qp, "platform": ds.platform, "setting": _setting(ds),
             "uvssm_version": __version__, "torch_version": str(torch.__version__)}
@@ -268,6 +315,18 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
     runs[f"{ds.name}/{_setting(ds)}/{split_name}"] = meta
     atomic.write_text(runs_path, json.dumps(runs, indent=2, sort_keys=True) + "\n")
     return gather(out)
+
+
+def check_parts(out: Path, ds: PairedDataset, split: str, plans: dict[str, list[Shard]],
+                run_keys: dict[str, str]) -> None:
+    """Raise a one-line UvssmError naming the shards whose part is missing or was made with other
+    settings (a rank that failed, or ranks run with different options)."""
+    missing = [f"{name} {shard.describe()}" for name, shards in plans.items() for shard in shards
+               if not _done(_part_dir(out, ds, split, name) / shard.part_name, run_keys[name])]
+    if missing:
+        listed = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise UvssmError(f"{out}: {len(missing)} of {sum(len(s) for s in plans.values())} parts missing after "
+                         f"every rank finished ({listed}); run the same command again to complete them")
 
 
 def gather(out: str | Path) -> dict:

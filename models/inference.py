@@ -10,6 +10,8 @@ and take frames out. The pieces:
   accepts, optionally in overlapping tiles.
 - `restore_stream`: a chain of `Stage`s over a stream (one stage for most models; two for the
   STDF + X baselines, where the second stage's windows are made of the first stage's outputs).
+- `restore_range`: outputs start..end-1 of `restore_stream` over a whole clip, reading only the
+  frames they need (a shard of a clip, for `uvssm bench` on several GPUs).
 
 Models with a degradation feature map (VOTES) get it from the whole padded window, one sample at a
 time, before any tiling: so neither `batch` nor `tile` changes the DFM's normalisation.
@@ -18,7 +20,8 @@ time, before any tiling: so neither `batch` nor `tile` changes the DFM's normali
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -200,3 +203,48 @@ def restore_stream(frames: Iterable[Tensor], stages: list[Stage], **kwargs) -> I
             stream = (quantize(f).float().div_(255.0) for f in stream)
         stream = restore_stage(stream, stage, **kwargs)
     return iter(stream)
+
+
+def shard_unit(stages: list[Stage]) -> int | None:
+    """Frames per shard boundary at which `restore_range` equals the whole-clip run exactly: 1 for
+    models of one sliding-window stage (and for bicubic, no stages), the chunk for one recurrent
+    stage, None (whole clips only) for chains."""
+    if not stages:
+        return 1
+    if len(stages) == 1:
+        return 1 if stages[0].kind == "window" else stages[0].chunk
+    return None
+
+
+def restore_range(frame_at: Callable[[int], Tensor], n: int, start: int, end: int, stages: list[Stage],
+                  **kwargs) -> Iterator[Tensor]:
+    """Yield outputs start..end-1 of `restore_stream` over the n frames `frame_at(0..n-1)`, equal to
+    them exactly, computing only what they need:
+
+    - one window stage: the frames start−2p..end+2p (p = num_frame // 2; `reflection_circle` at a
+      clip's end takes frames up to 2p away), so every kept window is the whole-clip run's window;
+    - one recurrent stage: the chunks of the whole-clip run that hold start..end−1 (start must
+      then be a multiple of the chunk), each with its context, as `sequence_chunks` cuts them;
+    - chains: the whole clip up to `end`, then the kept outputs.
+    """
+    if not 0 <= start < end <= n:
+        raise ValueError(f"range {start}..{end} outside a clip of {n} frames")
+    if len(stages) == 1 and stages[0].kind == "window":
+        reach = 2 * (stages[0].num_frame // 2)
+        lo, hi = max(0, start - reach), min(n, end + reach)
+        out = restore_stage((frame_at(i) for i in range(lo, hi)), stages[0], **kwargs)
+        yield from itertools.islice(out, start - lo, end - lo)
+    elif len(stages) == 1:
+        stage = stages[0]
+        if start % stage.chunk:
+            raise ValueError(f"a recurrent shard must start at a multiple of its chunk ({stage.chunk}), got {start}")
+        for first in range(start, end, stage.chunk):
+            last = min(first + stage.chunk, n)
+            lo, hi = max(0, first - stage.chunk_overlap), min(n, last + stage.chunk_overlap)
+            # one chunk alone: restore_stage over its frames, with the chunk covering them all
+            whole = Stage(stage.model, stage.num_frame, stage.scale, stage.multiple, stage.kind, hi - lo, 0)
+            out = restore_stage((frame_at(i) for i in range(lo, hi)), whole, **kwargs)
+            yield from itertools.islice(out, first - lo, min(last, end) - lo)
+    else:
+        out = restore_stream((frame_at(i) for i in range(n)), stages, **kwargs)
+        yield from itertools.islice(out, start, end)

@@ -101,6 +101,42 @@ def test_two_stages_chain_frame_by_frame(weights):
     assert len(got) == 9 and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(got, want))
 
 
+def test_shards_of_a_clip_give_the_whole_clip_results_and_rank0_checks_them(tmp_path, tiny_reds, weights):
+    """Cut into 3-frame shards (window models, bicubic) and 3-frame chunks (recurrent), every score
+    equals the whole-clip run's; a missing shard is named by the completeness check."""
+    from benchmarks.harness import _part_dir, _run_key, check_parts, plan_shards
+
+    _save(weights / "basicvsr-tiny.pt", "basicvsr-tiny", 2, seed=3)
+    models = ["bicubic", "votes-tiny", "basicvsr-tiny"]
+    runs = {}
+    for shard in (3, 100):
+        opts = BenchOptions(models, tiny_reds, tmp_path / f"s{shard}", qp=28, weights=[str(weights)], device="cpu",
+                            shard_frames=shard, chunk=3, chunk_overlap=1, max_frames=7)
+        run_bench(opts)
+        runs[shard] = pd.read_parquet(tmp_path / f"s{shard}" / "frames.parquet")
+    cols = ["model", "clip", "frame", "psnr", "ssim"]
+    assert len(runs[3]) == 3 * 2 * 7
+    pd.testing.assert_frame_equal(runs[3][cols], runs[100][cols])
+    parts = tmp_path / "s3" / ".parts" / "sample" / "qp28_x2" / "test"
+    assert sorted(p.name for p in (parts / "votes-tiny").glob("240*.parquet")) == \
+        ["240@00000.parquet", "240@00003.parquet", "240@00006.parquet"]
+    assert sorted(p.name for p in (parts / "basicvsr-tiny").glob("240*.parquet")) == \
+        ["240@00000.parquet", "240@00003.parquet", "240@00006.parquet"]
+
+    opts = BenchOptions(models, tiny_reds, tmp_path / "s3", qp=28, weights=[str(weights)], device="cpu",
+                        shard_frames=3, chunk=3, chunk_overlap=1, max_frames=7)
+    ds = open_dataset(tiny_reds, split="test", scale=2, qp=28)
+    trained = [load_trained(m, 2, [str(weights)]) for m in models]
+    for stage in trained[2].stages:
+        stage.chunk, stage.chunk_overlap = 3, 1  # as run_bench sets them from the options
+    plans = {m.name: plan_shards(m, ds.clips, opts) for m in trained}
+    keys = {m.name: _run_key(m, MetricConfig("y", 2), opts) for m in trained}
+    check_parts(tmp_path / "s3", ds, "test", plans, keys)  # all there
+    (_part_dir(tmp_path / "s3", ds, "test", "votes-tiny") / "241@00003.parquet").unlink()
+    with pytest.raises(UvssmError, match=r"1 of 18 parts missing .*votes-tiny clip 241 frames 3-5"):
+        check_parts(tmp_path / "s3", ds, "test", plans, keys)
+
+
 def test_bench_end_to_end_schema_aggregation_resume_and_tiles(tmp_path, tiny_reds, weights):
     opts = BenchOptions(["bicubic", "votes-tiny"], tiny_reds, tmp_path / "res", qp=28, weights=[str(weights)],
                         max_frames=6, device="cpu")
@@ -225,7 +261,7 @@ def test_torchrun_ranks_share_the_clips_and_rank0_gathers(tmp_path, tiny_reds):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29519",
            "-m", "uvssm", "bench", "--models", "bicubic", "--data", str(tiny_reds), "--qp", "28", "--split", "all",
-           "--device", "cpu", "--out", str(tmp_path / "ddp"), "--max-frames", "3"]
+           "--device", "cpu", "--out", str(tmp_path / "ddp"), "--max-frames", "3", "--shard-frames", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp = pd.read_parquet(tmp_path / "ddp" / "frames.parquet")

@@ -72,6 +72,8 @@ def print_table2(console: Console, table, models=None) -> None:
 @click.option("--chunk", type=int, default=100, show_default=True,
               help="Recurrent models: frames per chunk (each with --chunk-overlap frames of context per side).")
 @click.option("--chunk-overlap", type=int, default=8, show_default=True)
+@click.option("--shard-frames", type=int, default=25, show_default=True,
+              help="Frames per shard of a clip (the unit of resume and of torchrun's work; results do not depend on it).")
 @click.option("--color-space", type=click.Choice(["y", "rgb"]), default="y", show_default=True)
 @click.option("--crop-border", type=int, help="Pixels cropped before scoring (default: the scale, as VOTES).")
 @click.option("--max-frames", type=int, default=0, help="Score only the first N frames of each clip (0: all).")
@@ -79,7 +81,7 @@ def print_table2(console: Console, table, models=None) -> None:
               help="Output frames per clip kept as PNG for `uvssm report`.")
 def bench(model_names: str, data: Path, qp: int | None, scale: int, platform: str | None, split: str,
           weights: tuple[str, ...], out: Path, device: str, bf16: bool, batch: int, tile: int, overlap: int,
-          chunk: int, chunk_overlap: int, color_space: str, crop_border: int | None, max_frames: int,
+          chunk: int, chunk_overlap: int, shard_frames: int, color_space: str, crop_border: int | None, max_frames: int,
           save_frames: int) -> None:
     """Benchmark models on a dataset's clips: one parquet row per frame, Table 2 beside the paper.
 
@@ -98,7 +100,8 @@ def bench(model_names: str, data: Path, qp: int | None, scale: int, platform: st
     opts = BenchOptions(models=names, data=data, out=out, scale=scale, qp=qp, platform=platform, split=split,
                         weights=list(weights), device=device, bf16=bf16, batch=batch, tile=tile, overlap=overlap,
                         color_space=color_space, crop_border=crop_border, max_frames=max_frames,
-                        save_frames=save_frames, chunk=chunk, chunk_overlap=chunk_overlap)
+                        save_frames=save_frames, chunk=chunk, chunk_overlap=chunk_overlap,
+                        shard_frames=shard_frames)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console)
     tasks: dict[str, int] = {}
