@@ -72,6 +72,8 @@ class BenchOptions:
     chunk: int = 100  # recurrent models: output frames per chunk (100: a whole REDS clip)
     chunk_overlap: int = 8  # recurrent models: context frames on each side of a chunk
     shard_frames: int = 25  # frames per shard of a clip (window models; recurrent: the chunk)
+    channels_last: bool = False  # convolution weights in channels-last memory format (tensor cores like it)
+    compile: str = ""  # torch.compile backend ("inductor"); empty: eager
 
 
 @dataclass(frozen=True)
@@ -135,27 +137,71 @@ def _setting(ds: PairedDataset) -> str:
 def _run_key(model: TrainedModel, config: MetricConfig, opts: BenchOptions) -> str:
     what = {"model": model.name, "sha": model.checkpoint_sha256, "metric": asdict(config), "bf16": opts.bf16,
             "tile": opts.tile, "overlap": opts.overlap if opts.tile else 0, "max_frames": opts.max_frames,
-            "chunk": [opts.chunk, opts.chunk_overlap] if any(s.kind == "recurrent" for s in model.stages) else None}
+            "chunk": [opts.chunk, opts.chunk_overlap] if any(s.kind == "recurrent" for s in model.stages) else None,
+            "channels_last": opts.channels_last, "compile": opts.compile}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class FramesAhead:
+    """Frames of a clip by index, decoded by a thread pool `depth` frames ahead of the caller and
+    uploaded once each to `device` (from pinned memory, without blocking, on CUDA). Indices are
+    asked in mostly increasing order; the last `keep` frames served are kept for re-reads (a
+    recurrent chunk's context)."""
+
+    def __init__(self, load: Callable[[int], np.ndarray], n: int, device: torch.device, clock: dict,
+                 dtype: torch.dtype = torch.float32, scale: bool = True, depth: int = 8, keep: int = 24):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.load, self.n, self.device, self.clock, self.dtype, self.scale = load, n, device, clock, dtype, scale
+        self.depth, self.keep = depth, keep
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="uvssm-decode")
+        self.pending: dict = {}
+        self.served: dict[int, torch.Tensor] = {}
+
+    def _decode(self, i: int) -> torch.Tensor:
+        a = np.ascontiguousarray(self.load(i))
+        x = torch.from_numpy(a if a.flags.writeable else a.copy()).permute(2, 0, 1)
+        return x.pin_memory() if self.device.type == "cuda" else x
+
+    def __call__(self, i: int) -> torch.Tensor:
+        if i in self.served:
+            return self.served[i]
+        for j in range(i, min(self.n, i + self.depth)):
+            if j not in self.pending and j not in self.served:
+                self.pending[j] = self.pool.submit(self._decode, j)
+        t0 = time.perf_counter()
+        x = self.pending.pop(i).result().to(self.device, non_blocking=True).to(self.dtype)
+        if self.scale:
+            x = x.div_(255.0)
+        self.clock["load"] += time.perf_counter() - t0
+        self.served[i] = x
+        for old in [k for k in self.served if k < i - self.keep]:
+            del self.served[old]
+        return x
+
+    def close(self) -> None:
+        for future in self.pending.values():
+            future.cancel()
+        self.pool.shutdown(wait=True)
 
 
 def _outputs(model: TrainedModel, clip: ClipPair, start: int, end: int, device: torch.device, opts: BenchOptions,
              clock: dict) -> Iterator[torch.Tensor]:
-    """Outputs start..end-1 (windows near the end see the frames after it, as without max_frames)."""
-    def frame_at(i: int, dtype=torch.float32) -> torch.Tensor:
-        t0 = time.perf_counter()
-        x = torch.tensor(clip.lq(i)).permute(2, 0, 1).to(dtype).div_(255.0)
-        clock["load"] += time.perf_counter() - t0
-        return x
+    """Outputs start..end-1 on `device` (windows near the end see the frames after it, as without
+    max_frames)."""
+    frames = FramesAhead(clip.lq, clip.n_frames, device, clock,
+                         dtype=torch.float64 if not model.stages else torch.float32)
+    try:
+        if not model.stages:
+            from degrade.scalers import imresize
 
-    if not model.stages:
-        from degrade.scalers import imresize
-
-        for i in range(start, end):  # float64 until quantised, as the metric's reference code
-            yield imresize(frame_at(i, torch.float64).to(device), clip.scale).clamp_(0, 1).cpu()
-        return
-    yield from restore_range(frame_at, clip.n_frames, start, end, model.stages, device=device, batch=opts.batch,
-                             bf16=opts.bf16, tile=opts.tile, overlap=opts.overlap)
+            for i in range(start, end):  # float64 until quantised, as the metric's reference code
+                yield imresize(frames(i), clip.scale).clamp_(0, 1)
+            return
+        yield from restore_range(frames, clip.n_frames, start, end, model.stages, device=device, batch=opts.batch,
+                                 bf16=opts.bf16, tile=opts.tile, overlap=opts.overlap, on_device=True)
+    finally:
+        frames.close()
 
 
 def _save_frame(folder: Path, index: int, out: torch.Tensor, model: TrainedModel, clip: ClipPair,
@@ -189,20 +235,27 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
     clock = {"load": 0.0, "metric": 0.0}
     scores = []
     t_start = time.perf_counter()
+    targets = FramesAhead(clip.hq, clip.n_frames, device, clock={"load": 0.0}, dtype=torch.uint8, scale=False)
     with PeakMemory(device) as mem:
-        for i, out in zip(range(start, end), _outputs(model, clip, start, end, device, opts, clock)):
-            t0 = time.perf_counter()
-            gt = torch.tensor(clip.hq(i)).permute(2, 0, 1).unsqueeze(0)
-            if out.shape[-2:] != gt.shape[-2:]:
-                raise UvssmError(f"{clip.hq_dir / frame_name(i)}: HQ is {tuple(gt.shape[-2:])}, "
-                                 f"{model.name} gave {tuple(out.shape[-2:])}")
-            p, s = psnr_ssim(out.unsqueeze(0), gt, config)
-            clock["metric"] += time.perf_counter() - t0
-            scores.append((i, float(p[0]), float(s[0])))
-            if i in keep:
-                _save_frame(save_dir / clip.name, i, out, model, clip, device)
-            if on_frame:
-                on_frame()
+        try:
+            for i, out in zip(range(start, end), _outputs(model, clip, start, end, device, opts, clock)):
+                t0 = time.perf_counter()
+                gt = targets(i).unsqueeze(0)
+                if out.shape[-2:] != gt.shape[-2:]:
+                    raise UvssmError(f"{clip.hq_dir / frame_name(i)}: HQ is {tuple(gt.shape[-2:])}, "
+                                     f"{model.name} gave {tuple(out.shape[-2:])}")
+                p, s = psnr_ssim(out.unsqueeze(0), gt, config)  # on the device; read back once per shard
+                clock["metric"] += time.perf_counter() - t0
+                scores.append((i, p[0], s[0]))
+                if i in keep:
+                    _save_frame(save_dir / clip.name, i, out.cpu(), model, clip, device)
+                if on_frame:
+                    on_frame()
+        finally:
+            targets.close()
+        if scores:
+            values = torch.stack([torch.stack([p, s]) for _, p, s in scores]).cpu().tolist()
+            scores = [(i, p, s) for (i, _, _), (p, s) in zip(scores, values)]
     total = time.perf_counter() - t_start
     computed = end - start  # outputs the model produced: a recurrent stage runs whole chunks even when fewer are scored
     for st in model.stages:
@@ -270,9 +323,13 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
     progress("data", {"text": ds.describe(), "device": str(device), "rank": dist_info.rank,
                       "world": dist_info.world_size})
     run_keys = {}
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # every window of a run has the same size
     for model in models:
         for stage in model.stages:
             stage.model.to(device)
+            if opts.channels_last:
+                stage.model.to(memory_format=torch.channels_last)
         run_key = run_keys[model.name] = _run_key(model, config, opts)
         parts = _part_dir(out, ds, split_name, model.name)
         if dist_info.main:
@@ -286,6 +343,10 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
             atomic.write_text(parts / "model.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
         progress("model", {"model": model.name, "frames": sum(sh.end - sh.start for sh in mine[model.name]),
                            "params": model.params})
+        eager = [stage.model for stage in model.stages]
+        if opts.compile:  # after count_macs, which runs the eager model under a FLOP counter
+            for stage in model.stages:
+                stage.model = torch.compile(stage.model, backend=opts.compile, dynamic=False)
         for shard in mine[model.name]:
             clip, part = shard.clip, parts / shard.part_name
             if _done(part, run_key):
@@ -300,8 +361,8 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
                 warn_large_offsets(stage.model)
             progress("clip", {"model": model.name, "clip": clip.name if shard.whole else shard.describe(),
                               "psnr": rows["psnr"].mean(), "ssim": rows["ssim"].mean()})
-        for stage in model.stages:
-            stage.model.cpu()
+        for stage, module in zip(model.stages, eager):
+            stage.model = module.cpu()
     if dist_info.world_size > 1:
         torch.distributed.barrier()
     if not dist_info.main:

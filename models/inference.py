@@ -174,23 +174,25 @@ def _autocast(device: torch.device, bf16: bool):
 
 @torch.no_grad()
 def restore_stage(frames: Iterable[Tensor], stage: Stage, *, device: torch.device | str = "cpu", batch: int = 1,
-                  bf16: bool = False, tile: int = 0, overlap: int = 32) -> Iterator[Tensor]:
-    """Run one stage over a stream of frames (C, h, w) float in [0, 1]; yield output frames
-    (C, s·h, s·w) float32 on the CPU, in order, clamped to [0, 1]."""
+                  bf16: bool = False, tile: int = 0, overlap: int = 32, on_device: bool = False) -> Iterator[Tensor]:
+    """Run one stage over a stream of frames (C, h, w) float in [0, 1] (on any device: frames
+    already on `device` are not copied again); yield output frames (C, s·h, s·w) float32, in
+    order, clamped to [0, 1], on the CPU, or left on `device` with `on_device`."""
     device = torch.device(device)
+    home = (lambda t: t) if on_device else (lambda t: t.cpu())
     stage.model.eval()
     if stage.kind == "recurrent":
         for inputs, keep_start, keep_end in sequence_chunks(frames, stage.chunk, stage.chunk_overlap):
             x = torch.stack(inputs).unsqueeze(0).to(device)
             with _autocast(device, bf16):
                 out = run_windows(stage, x, tile=tile, overlap=overlap)
-            yield from out[0, keep_start:keep_end].float().clamp_(0, 1).cpu().unbind(0)
+            yield from home(out[0, keep_start:keep_end].float().clamp_(0, 1)).unbind(0)
         return
     for group in _batched(sliding_windows(frames, stage.num_frame), batch):
         x = torch.stack([torch.stack(w) for _, w in group]).to(device)
         with _autocast(device, bf16):
             out = run_windows(stage, x, tile=tile, overlap=overlap)
-        yield from out.float().clamp_(0, 1).cpu().unbind(0)
+        yield from home(out.float().clamp_(0, 1)).unbind(0)
 
 
 def restore_stream(frames: Iterable[Tensor], stages: list[Stage], **kwargs) -> Iterator[Tensor]:

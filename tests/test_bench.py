@@ -137,6 +137,19 @@ def test_shards_of_a_clip_give_the_whole_clip_results_and_rank0_checks_them(tmp_
         check_parts(tmp_path / "s3", ds, "test", plans, keys)
 
 
+def test_channels_last_and_compile_give_the_eager_scores(tmp_path, tiny_reds, weights):
+    """--channels-last and torch.compile (the eager backend here: inductor takes minutes on this
+    CPU) change how the model runs, not what it computes."""
+    runs = {}
+    for name, extra in (("plain", {}), ("fast", {"channels_last": True, "compile": "eager"})):
+        run_bench(BenchOptions(["votes-tiny"], tiny_reds, tmp_path / name, qp=28, weights=[str(weights)],
+                               device="cpu", max_frames=3, **extra))
+        runs[name] = pd.read_parquet(tmp_path / name / "frames.parquet")
+    np.testing.assert_allclose(runs["fast"]["psnr"], runs["plain"]["psnr"], atol=1e-4)
+    np.testing.assert_allclose(runs["fast"]["ssim"], runs["plain"]["ssim"], atol=1e-6)
+    assert runs["fast"]["run_key"].iloc[0] != runs["plain"]["run_key"].iloc[0]
+
+
 def test_bench_end_to_end_schema_aggregation_resume_and_tiles(tmp_path, tiny_reds, weights):
     opts = BenchOptions(["bicubic", "votes-tiny"], tiny_reds, tmp_path / "res", qp=28, weights=[str(weights)],
                         max_frames=6, device="cpu")
@@ -268,3 +281,24 @@ def test_torchrun_ranks_share_the_clips_and_rank0_gathers(tmp_path, tiny_reds):
     run_bench(BenchOptions(["bicubic"], tiny_reds, tmp_path / "one", qp=28, split="all", max_frames=3, device="cpu"))
     one = pd.read_parquet(tmp_path / "one" / "frames.parquet")
     assert len(ddp) == 6 * 3 and ddp["psnr"].tolist() == one["psnr"].tolist()
+
+
+def test_frames_ahead_decodes_each_frame_once_and_serves_re_reads():
+    from benchmarks.harness import FramesAhead
+
+    loads = []
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (4, 6, 3), dtype=np.uint8) for _ in range(12)]
+
+    def load(i):
+        loads.append(i)
+        return frames[i]
+
+    ahead = FramesAhead(load, 12, torch.device("cpu"), {"load": 0.0}, depth=3, keep=4)
+    try:
+        order = [0, 1, 2, 3, 4, 2, 3, 5, 6, 7, 8, 9, 10, 11]  # a recurrent chunk's context re-read
+        for i in order:
+            np.testing.assert_array_equal(ahead(i).permute(1, 2, 0).mul(255).round().byte().numpy(), frames[i])
+    finally:
+        ahead.close()
+    assert sorted(loads) == list(range(12))

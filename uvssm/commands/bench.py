@@ -74,6 +74,8 @@ def print_table2(console: Console, table, models=None) -> None:
 @click.option("--chunk-overlap", type=int, default=8, show_default=True)
 @click.option("--shard-frames", type=int, default=25, show_default=True,
               help="Frames per shard of a clip (the unit of resume and of torchrun's work; results do not depend on it).")
+@click.option("--channels-last", is_flag=True, help="Convolution weights in channels-last memory format.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile each model (inductor; slow to start).")
 @click.option("--color-space", type=click.Choice(["y", "rgb"]), default="y", show_default=True)
 @click.option("--crop-border", type=int, help="Pixels cropped before scoring (default: the scale, as VOTES).")
 @click.option("--max-frames", type=int, default=0, help="Score only the first N frames of each clip (0: all).")
@@ -81,7 +83,8 @@ def print_table2(console: Console, table, models=None) -> None:
               help="Output frames per clip kept as PNG for `uvssm report`.")
 def bench(model_names: str, data: Path, qp: int | None, scale: int, platform: str | None, split: str,
           weights: tuple[str, ...], out: Path, device: str, bf16: bool, batch: int, tile: int, overlap: int,
-          chunk: int, chunk_overlap: int, shard_frames: int, color_space: str, crop_border: int | None, max_frames: int,
+          chunk: int, chunk_overlap: int, shard_frames: int,
+          channels_last: bool, compile_: bool, color_space: str, crop_border: int | None, max_frames: int,
           save_frames: int) -> None:
     """Benchmark models on a dataset's clips: one parquet row per frame, Table 2 beside the paper.
 
@@ -101,7 +104,8 @@ def bench(model_names: str, data: Path, qp: int | None, scale: int, platform: st
                         weights=list(weights), device=device, bf16=bf16, batch=batch, tile=tile, overlap=overlap,
                         color_space=color_space, crop_border=crop_border, max_frames=max_frames,
                         save_frames=save_frames, chunk=chunk, chunk_overlap=chunk_overlap,
-                        shard_frames=shard_frames)
+                        shard_frames=shard_frames, channels_last=channels_last,
+                        compile="inductor" if compile_ else "")
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console)
     tasks: dict[str, int] = {}
