@@ -37,3 +37,23 @@ def test_demo_platform_pair_is_an_exact_x2_pair(tmp_path, ffmpeg):
     hq, lq = read_rgb(folder / "HQ_frames" / "demo" / "00000000.png"), read_rgb(folder / "LQ_frames" / "demo" / "00000000.png")
     assert hq.shape == (720, 1280, 3) and lq.shape == (360, 640, 3)
     assert len(list((folder / "LQ_frames" / "demo").glob("*.png"))) == 6
+
+
+def test_next_steps_are_real_commands_with_real_options(tmp_path):
+    """Each hint the demo ends with names a uvssm command and only options that command has."""
+    import shlex
+
+    from uvssm.cli import cli
+    from uvssm.commands.demo import next_steps
+
+    lines = next_steps(tmp_path / "demo")
+    commands = [part.strip() for line in lines[1:] for part in line.split(":", 1)[1].split(";")]
+    assert len(commands) >= 4
+    for command in commands:
+        words = shlex.split(command.split("  (")[0])
+        assert words[0] == "uvssm"
+        sub = cli.get_command(None, words[1])
+        assert sub is not None, command
+        known = {opt for p in sub.params for opt in p.opts}
+        assert {w for w in words[2:] if w.startswith("-")} <= known, command
+    assert str(tmp_path / "demo" / "train" / "votes-tiny" / "checkpoints" / "latest.pt") in lines[3]

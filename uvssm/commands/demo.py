@@ -72,3 +72,15 @@ def demo(ctx: click.Context, out: Path, device: str, bench_frames: int) -> None:
     for path in result["figures"]:
         console.print(f"  figure:  {path}")
     console.print(f"  weights: {out / 'train'}; datasets: {out / 'reds'}, {out / 'build'}")
+    for line in next_steps(out):
+        console.print(line)
+
+
+def next_steps(out: Path) -> list[str]:
+    """What to run next on one's own data, one line each (printed at the end of the demo)."""
+    votes = out / "train" / "votes-tiny" / "checkpoints" / "latest.pt"
+    return ["next, on your own data:",
+            "  your REDS:   uvssm synth-reds --src /path/to/REDS --out data/REDS_LQ --qp 28 --scale 2",
+            "  your pairs:  uvssm build --src /path/to/RAW --out data/pairs   (RAW/<platform>/{HQ,LQ}/<id>.mp4)",
+            f"  your video:  uvssm restore your_video.mp4 -o restored.mp4 --model votes-tiny --weights {votes}",
+            "  then train full-size models: uvssm train --list; uvssm bench --models votes,... --data data/REDS_LQ"]
