@@ -7,6 +7,7 @@
     python -m benchmarks models [--device cpu|cuda] [--models rsdn,tga,comisr]
     python -m benchmarks build [--minutes 10] [--work runs/bench-build]
     python -m benchmarks data [--batches 20]
+    python -m benchmarks reuse [--frames 7]
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks import perf_build, perf_data, perf_harness, perf_models, perf_synth, perf_votes
+from benchmarks import perf_build, perf_data, perf_harness, perf_models, perf_reuse, perf_synth, perf_votes
 
 BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe: 100- and 30-frame 720p clips, one and four settings",
               "votes": "full-size VOTES forward on one LQ window (CPU; CUDA fp32/bf16 and training when present)",
               "models": "forward time per output frame of every full-size model at LQ 320x180 (CPU, or --device cuda)",
               "harness": "uvssm bench's overhead (PNG loading, metrics) as a fraction of full-size VOTES time",
               "build": "uvssm build on a generated long 1080p pair: time and peak memory against decoding + PNG writes",
+              "reuse": "full-size VOTES over a stream with and without shared frame features (CPU speed-up)",
               "data": "training batches (16 x GT-128) per second from PNGs and from the decoded-frame store"}
 
 
@@ -31,7 +33,7 @@ def main() -> None:
     parser.add_argument("--src", type=Path, help="clips for the synth benchmark (default: the built-in sample)")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="votes: only this device's cases")
     parser.add_argument("--repeat", type=int, default=2, help="votes: timed runs per case (the fastest counts)")
-    parser.add_argument("--frames", type=int, default=2, help="harness: frames scored")
+    parser.add_argument("--frames", type=int, default=None, help="harness: frames scored (2); reuse: stream length (7)")
     parser.add_argument("--models", help="models: only these (comma-separated registry names)")
     parser.add_argument("--batches", type=int, default=20, help="data: timed batches per case")
     parser.add_argument("--minutes", type=float, default=10.0, help="build: length of the generated pair")
@@ -53,7 +55,9 @@ def main() -> None:
         elif name == "data":
             perf_data.print_table(perf_data.run(args.batches))
         elif name == "harness":
-            perf_harness.print_table(perf_harness.run(args.frames))
+            perf_harness.print_table(perf_harness.run(args.frames or 2))
+        elif name == "reuse":
+            perf_reuse.print_table(perf_reuse.run(args.frames or 7))
 
 
 if __name__ == "__main__":

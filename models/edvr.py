@@ -103,9 +103,11 @@ class EDVR(EDVRFamily):
                        else nn.Conv2d(num_frame * num_feat, num_feat, 1, 1))
         self._build_back(num_feat, num_reconstruct_block, scale)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x: (B, T, 3, h, w) in [0, 1], h and w multiples of 4 → (B, 3, s·h, s·w), unclamped."""
+    def forward(self, x: Tensor, pyramid: list[Tensor] | None = None) -> Tensor:
+        """x: (B, T, 3, h, w) in [0, 1], h and w multiples of 4 → (B, 3, s·h, s·w), unclamped.
+
+        pyramid: the frames' feature pyramids if already computed (see `frame_pyramid`)."""
         self.check_window(x, self.num_frame)
-        aligned = self.extract_and_align(x)
+        aligned = self.extract_and_align(x, pyramid)
         feat = self.fusion(aligned if self.with_tsa else aligned.flatten(1, 2))
         return self.reconstruct(feat, x[:, self.center])

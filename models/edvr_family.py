@@ -55,14 +55,22 @@ class EDVRFamily(nn.Module):
         if h % 4 or w % 4:
             raise ValueError(f"height and width must be multiples of 4, got {h}x{w}")
 
-    def extract_and_align(self, x: Tensor) -> Tensor:
-        """x (B, T, 3, h, w) → every frame's features aligned to the centre frame, (B, T, F, h, w)."""
-        b, t, c, h, w = x.shape
-        # feature pyramid of every frame: (B·T, F, h, w), (B·T, F, h/2, w/2), (B·T, F, h/4, w/4)
-        l1 = self.feature_extraction(lrelu(self.conv_first(x.reshape(b * t, c, h, w))))
+    def frame_pyramid(self, frames: Tensor) -> list[Tensor]:
+        """(N, 3, h, w) → every frame's feature pyramid [(N, F, h, w), (N, F, h/2, w/2), (N, F, h/4, w/4)]:
+        the part of `extract_and_align` that depends on one frame alone, so the inference runner
+        computes it once per frame and reuses it in the windows that share the frame."""
+        l1 = self.feature_extraction(lrelu(self.conv_first(frames)))
         l2 = lrelu(self.conv_l2_2(lrelu(self.conv_l2_1(l1))))
         l3 = lrelu(self.conv_l3_2(lrelu(self.conv_l3_1(l2))))
-        pyramid = [level.view(b, t, *level.shape[1:]) for level in (l1, l2, l3)]
+        return [l1, l2, l3]
+
+    def extract_and_align(self, x: Tensor, pyramid: list[Tensor] | None = None) -> Tensor:
+        """x (B, T, 3, h, w) → every frame's features aligned to the centre frame, (B, T, F, h, w).
+
+        pyramid: the windows' frame pyramids, levels (B, T, F, h/2^k, w/2^k), if already computed."""
+        b, t = x.shape[:2]
+        if pyramid is None:
+            pyramid = [level.view(b, t, *level.shape[1:]) for level in self.frame_pyramid(x.flatten(0, 1))]
         ref = [level[:, self.center] for level in pyramid]
         return torch.stack([self.pcd_align([level[:, i] for level in pyramid], ref) for i in range(t)], dim=1)
 

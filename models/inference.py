@@ -46,6 +46,7 @@ class Stage:
     kind: str = "window"
     chunk: int = 100
     chunk_overlap: int = 8
+    share_features: bool = True  # EDVR family, untiled: each frame's feature pyramid computed once
 
 
 class _ReadAhead:
@@ -71,8 +72,9 @@ class _ReadAhead:
             del self.frames[old]
 
 
-def sliding_windows(frames: Iterable[Tensor], num_frame: int) -> Iterator[tuple[int, list[Tensor]]]:
-    """Yield (index, window) for every frame of the stream, in order; window = num_frame frames.
+def sliding_windows(frames: Iterable[Tensor], num_frame: int, *, indices: bool = False) -> Iterator[tuple]:
+    """Yield (index, window) for every frame of the stream, in order; window = num_frame frames
+    (with `indices`: (index, window, the window's frame indices)).
 
     Reads ahead only as far as the window needs (2·(num_frame // 2) frames, for reflection at the
     end), and forgets frames no later window uses.
@@ -87,7 +89,9 @@ def sliding_windows(frames: Iterable[Tensor], num_frame: int) -> Iterator[tuple[
         n = stream.read if stream.exhausted else max(stream.read, c + 2 * p + 1)
         if stream.exhausted and n < num_frame:
             raise ValueError(f"a clip of {n} frames is shorter than the {num_frame}-frame window")
-        yield c, [stream.frames[i] for i in reflection_circle(c, n, num_frame)]
+        idx = reflection_circle(c, n, num_frame)
+        window = [stream.frames[i] for i in idx]
+        yield (c, window, idx) if indices else (c, window)
         c += 1
         stream.forget_before(c - 2 * p)
 
@@ -172,6 +176,34 @@ def _autocast(device: torch.device, bf16: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
+def _shared_feature_windows(frames: Iterable[Tensor], stage: Stage, device: torch.device, batch: int, bf16: bool,
+                            home) -> Iterator[Tensor]:
+    """The window path for the EDVR family: each frame's feature pyramid (`frame_pyramid`, on the
+    padded frame) is computed once, kept while a later window can use it (2·(num_frame // 2)
+    frames back, as `reflection_circle` reaches), and stacked into every window that holds the
+    frame; the DFM and the rest of the model run per window as in `run_windows`."""
+    model, s, reach = stage.model, stage.scale, 2 * (stage.num_frame // 2)
+    levels: dict[int, list[Tensor]] = {}
+    for group in _batched(sliding_windows(frames, stage.num_frame, indices=True), batch):
+        frame_of = {i: f for _, window, idx in group for i, f in zip(idx, window)}
+        new = sorted(frame_of.keys() - levels.keys())  # none near a clip's end, where windows reflect
+        x, (h, w) = pad_to_multiple(torch.stack([torch.stack(window) for _, window, _ in group]).to(device),
+                                    stage.multiple)
+        with _autocast(device, bf16):
+            for i in new:  # one frame per call: a frame's features never depend on which others came along
+                x_i, _ = pad_to_multiple(frame_of[i][None].to(device), stage.multiple)
+                levels[i] = [level[0] for level in model.frame_pyramid(x_i)]
+            pyramid = [torch.stack([torch.stack([levels[i][k] for i in idx]) for _, _, idx in group]) for k in range(3)]
+            kwargs = {"pyramid": pyramid}
+            if hasattr(model, "estimate_dfm"):
+                kwargs["dfm"] = _per_sample_dfm(model, x)
+            out = model(x, **kwargs)[..., : s * h, : s * w]
+        yield from home(out.float().clamp_(0, 1)).unbind(0)
+        oldest = group[-1][0] + 1 - reach  # the next window uses no frame before this
+        for i in [i for i in levels if i < oldest]:
+            del levels[i]
+
+
 @torch.no_grad()
 def restore_stage(frames: Iterable[Tensor], stage: Stage, *, device: torch.device | str = "cpu", batch: int = 1,
                   bf16: bool = False, tile: int = 0, overlap: int = 32, on_device: bool = False) -> Iterator[Tensor]:
@@ -187,6 +219,9 @@ def restore_stage(frames: Iterable[Tensor], stage: Stage, *, device: torch.devic
             with _autocast(device, bf16):
                 out = run_windows(stage, x, tile=tile, overlap=overlap)
             yield from home(out[0, keep_start:keep_end].float().clamp_(0, 1)).unbind(0)
+        return
+    if stage.share_features and tile <= 0 and hasattr(stage.model, "frame_pyramid"):
+        yield from _shared_feature_windows(frames, stage, device, batch, bf16, home)
         return
     for group in _batched(sliding_windows(frames, stage.num_frame), batch):
         x = torch.stack([torch.stack(w) for _, w in group]).to(device)

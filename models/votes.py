@@ -169,16 +169,17 @@ class VOTES(EDVRFamily):
             _, z_t = self.bin(x)
             return degradation_feature_map(x_center, z_t, self.dfm_norm)
 
-    def forward(self, x: Tensor, dfm: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, dfm: Tensor | None = None, pyramid: list[Tensor] | None = None) -> Tensor:
         """x: (B, 5, 3, h, w) RGB in [0, 1]. Returns the centre frame (B, 3, s·h, s·w), unclamped.
 
         dfm: a precomputed DFM (B, 1, h, w) to use instead of estimating one.
+        pyramid: the frames' feature pyramids if already computed (see `frame_pyramid`).
         """
         self.check_window(x, self.num_frame)
         x_center = x[:, self.center]
         if dfm is None:
             dfm = self.estimate_dfm(x)
-        return self.reconstruct(self.fusion(self.extract_and_align(x), dfm), x_center)
+        return self.reconstruct(self.fusion(self.extract_and_align(x, pyramid), dfm), x_center)
 
     def train_bin(self, enabled: bool = True) -> None:
         """Let the DSM's parameters take gradients (stage 1) or freeze them (stage 2, the default)."""
