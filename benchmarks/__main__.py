@@ -8,6 +8,7 @@
     python -m benchmarks build [--minutes 10] [--work runs/bench-build]
     python -m benchmarks data [--batches 20]
     python -m benchmarks reuse [--frames 7]
+    python -m benchmarks gpu [--device cuda] [--quick]
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks import perf_build, perf_data, perf_harness, perf_models, perf_reuse, perf_synth, perf_votes
+from benchmarks import perf_build, perf_data, perf_gpu, perf_harness, perf_models, perf_reuse, perf_synth, perf_votes
 
 BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe: 100- and 30-frame 720p clips, one and four settings",
               "votes": "full-size VOTES forward on one LQ window (CPU; CUDA fp32/bf16 and training when present)",
               "models": "forward time per output frame of every full-size model at LQ 320x180 (CPU, or --device cuda)",
               "harness": "uvssm bench's overhead (PNG loading, metrics) as a fraction of full-size VOTES time",
               "build": "uvssm build on a generated long 1080p pair: time and peak memory against decoding + PNG writes",
+              "gpu": "every GPU path in one table: VOTES fp32/bf16, bench end to end, metrics, training, CUDA-vs-CPU agreement",
               "reuse": "full-size VOTES over a stream with and without shared frame features (CPU speed-up)",
               "data": "training batches (16 x GT-128) per second from PNGs and from the decoded-frame store"}
 
@@ -36,6 +38,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=None, help="harness: frames scored (2); reuse: stream length (7)")
     parser.add_argument("--models", help="models: only these (comma-separated registry names)")
     parser.add_argument("--batches", type=int, default=20, help="data: timed batches per case")
+    parser.add_argument("--quick", action="store_true", help="gpu: tiny sizes and models (to try the script anywhere)")
     parser.add_argument("--minutes", type=float, default=10.0, help="build: length of the generated pair")
     parser.add_argument("--work", type=Path, default=Path("runs/bench-build"), help="build: where the pair is cached")
     args = parser.parse_args()
@@ -56,6 +59,13 @@ def main() -> None:
             perf_data.print_table(perf_data.run(args.batches))
         elif name == "harness":
             perf_harness.print_table(perf_harness.run(args.frames or 2))
+        elif name == "gpu":
+            import torch
+
+            if not args.names and not torch.cuda.is_available() and (args.device or "cuda") == "cuda":
+                print("gpu: skipped, no CUDA device (python -m benchmarks gpu --device cpu --quick tries the script)")
+                continue
+            perf_gpu.print_table(perf_gpu.run(args.device or "cuda", args.quick))
         elif name == "reuse":
             perf_reuse.print_table(perf_reuse.run(args.frames or 7))
 
