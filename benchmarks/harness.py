@@ -47,6 +47,7 @@ from uvssm.errors import UvssmError
 from uvssm.frames import frame_name, write_rgb
 
 Progress = Callable[[str, dict], None]
+METRIC_BATCH = 8  # output frames scored together on the device
 SAVED_FRAMES = "frames"  # OUT/frames/<setting>/<model>/<clip>/%08d.png (+ .dfm.npy) for `uvssm report`
 
 
@@ -236,26 +237,37 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
     scores = []
     t_start = time.perf_counter()
     targets = FramesAhead(clip.hq, clip.n_frames, device, clock={"load": 0.0}, dtype=torch.uint8, scale=False)
+    pending: list[tuple[int, torch.Tensor, torch.Tensor]] = []  # scored on the device, METRIC_BATCH at a time
+    device_scores: list[torch.Tensor] = []
+
+    def score_pending() -> None:
+        t0 = time.perf_counter()
+        p, s = psnr_ssim(torch.stack([o for _, o, _ in pending]), torch.stack([g for _, _, g in pending]), config)
+        device_scores.append(torch.stack([p, s], dim=1))
+        scores.extend(i for i, _, _ in pending)
+        pending.clear()
+        clock["metric"] += time.perf_counter() - t0
+
     with PeakMemory(device) as mem:
         try:
             for i, out in zip(range(start, end), _outputs(model, clip, start, end, device, opts, clock)):
-                t0 = time.perf_counter()
-                gt = targets(i).unsqueeze(0)
+                gt = targets(i)
                 if out.shape[-2:] != gt.shape[-2:]:
                     raise UvssmError(f"{clip.hq_dir / frame_name(i)}: HQ is {tuple(gt.shape[-2:])}, "
                                      f"{model.name} gave {tuple(out.shape[-2:])}")
-                p, s = psnr_ssim(out.unsqueeze(0), gt, config)  # on the device; read back once per shard
-                clock["metric"] += time.perf_counter() - t0
-                scores.append((i, p[0], s[0]))
+                pending.append((i, out, gt))
+                if len(pending) == METRIC_BATCH:
+                    score_pending()
                 if i in keep:
                     _save_frame(save_dir / clip.name, i, out.cpu(), model, clip, device)
                 if on_frame:
                     on_frame()
+            if pending:
+                score_pending()
         finally:
             targets.close()
-        if scores:
-            values = torch.stack([torch.stack([p, s]) for _, p, s in scores]).cpu().tolist()
-            scores = [(i, p, s) for (i, _, _), (p, s) in zip(scores, values)]
+        values = torch.cat(device_scores).cpu().tolist() if device_scores else []  # the one read back
+        scores = [(i, p, s) for i, (p, s) in zip(scores, values)]
     total = time.perf_counter() - t_start
     computed = end - start  # outputs the model produced: a recurrent stage runs whole chunks even when fewer are scored
     for st in model.stages:
