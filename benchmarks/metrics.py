@@ -2,7 +2,7 @@
 
 This module is a leaf: it imports nothing from the project, so training can use it too.
 
-The protocol (../shared/specs/votes.md §5, BasicSR `basicsr/metrics/psnr_ssim.py`):
+The protocol (the VOTES evaluation, BasicSR `basicsr/metrics/psnr_ssim.py`):
 1. Model outputs are clamped to [0, 1], scaled by 255 and rounded to uint8 (`quantize`).
 2. `crop_border` pixels are removed on every side (the scale factor, by convention).
 3. Colour space "y": BT.601 studio-range luma, Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255

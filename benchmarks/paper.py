@@ -1,6 +1,6 @@
 """The VOTES paper's Table 2 (PSNR dB / SSIM on the Y channel), printed beside our results.
 
-Copied by hand from the paper's text (Luo et al., ACM MM 2022, Table 2; `shared/specs/votes-paper.txt`).
+Copied by hand from the paper's text (Luo et al., ACM MM 2022, Table 2).
 The UVSSM row is ×2 on the WeChat test split (the only platform with paired ×2 data in the paper's
 comparison). Values belong to the paper's models trained on the full datasets, so they only apply to
 our rows for the same dataset, split (test), scale and QP, and to full-size models.

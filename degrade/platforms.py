@@ -1,7 +1,7 @@
 """Platform presets for `uvssm simulate`: how each social-media platform is *believed* to process an
 upload. These are approximations, not the platforms' real (unpublished, changing) pipelines.
 
-What is known (VOTES paper §4, ../shared/specs/votes-paper.txt): WeChat scales every video to fit
+What is known (the VOTES paper, Luo et al., ACM MM 2022, §4): WeChat scales every video to fit
 960×540 (smaller videos are left as they are) and re-encodes it for instant delivery; the UVSSM
 Bilibili, Twitter and YouTube pairs were downloaded at 640×360 from 1280×720 uploads. All use
 H.264. The rate-control values below are ours: constant-quality x264 with a VBV cap at a bitrate

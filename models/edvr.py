@@ -1,5 +1,5 @@
 """EDVR (Wang et al., "EDVR: Video Restoration with Enhanced Deformable Convolutional Networks",
-CVPR-W 2019), as BasicSR builds it (`basicsr/archs/edvr_arch.py`; ../shared/specs/baselines.md §2),
+CVPR-W 2019), as BasicSR builds it (`basicsr/archs/edvr_arch.py`),
 with the ×2 head of the VOTES repository's variant. Parameter names are BasicSR's.
 
 EDVR-L: 128 features, 5 extraction / 40 reconstruction blocks: 20,633,827 parameters at ×4 and

@@ -1,6 +1,6 @@
 """STDF (Deng et al., "Spatio-Temporal Deformable Convolution for Compressed Video Quality
 Enhancement", AAAI 2020) as the de-facto reference STDF-PyTorch builds it ("MFVQE": STDF fusion →
-quality-enhancement CNN → + centre frame); ../shared/specs/baselines.md §1. Parameter names are
+quality-enhancement CNN → + centre frame). Parameter names are
 STDF-PyTorch's (`ffnet.*`, `qenet.*`).
 
 R3 (7 frames, the spec's setting): 364,510 parameters on Y, 486,714 on RGB. It restores the

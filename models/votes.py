@@ -1,7 +1,7 @@
 """VOTES (Luo et al., "Restoration of User Videos Shared on Social Media", ACM MM 2022).
 
-Written from the specification in `../shared/specs/votes.md` (taken from the official code,
-`luohongming/VOTES`, whose module names are kept so official checkpoints load strictly).
+Written from the paper (Luo et al., ACM MM 2022, §3) and the structure of the official code
+(`luohongming/VOTES`), whose module names are kept so official checkpoints load strictly.
 
 Data flow for a window x of shape (B, 5, 3, h, w), RGB in [0, 1], h and w multiples of 4:
 1. `bin` (the degradation sensing module, frozen: run without gradients) estimates the

@@ -2,7 +2,7 @@
 
 Oracles:
 - `_basicsr_reference`: a float64 numpy + scipy transcription of the protocol in
-  ../shared/specs/votes.md §5 and BasicSR's `calculate_psnr/ssim` with `test_y_channel=True`
+  the VOTES evaluation and BasicSR's `calculate_psnr/ssim` with `test_y_channel=True`
   (float32 Y intermediates, cv2-style 2-D Gaussian window, "valid" crop). Tolerance 1e-6 dB for PSNR
   (the issue's requirement) and 1e-9 for SSIM.
 - scikit-image's `peak_signal_noise_ratio` and `structural_similarity` with Wang et al.'s

@@ -1,4 +1,4 @@
-"""VOTES as specified in ../shared/specs/votes.md: parameter counts, layout, the DFM, the DSM wiring,
+"""VOTES as the paper and the official code (`luohongming/VOTES`) define it: parameter counts, layout, the DFM, the DSM wiring,
 checkpoint loading, border padding."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Regenerate data_manifest.csv, the catalogue of clips uvssm knows.
 
-Sources (facts gathered from public material, see ../shared/specs/):
+Sources (public material: the REDS and UVSSM release pages, the VOTES paper and repository):
 - REDS (NTIRE 2019): 240 train_sharp + 30 val_sharp clips of 100 frames at 1280x720; val merged as
   240..269 (BasicSR convention); REDS4 = 000/011/015/020 (val); REDSOfficial = 240..269 (test).
 - UVSSM WeChat: the 213 clip ids of VOTES' meta_info_UVSSMWeChat.txt (001..217 without 025, 089,

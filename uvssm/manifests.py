@@ -1,6 +1,7 @@
 """Split files and meta_info files in the formats the field's toolboxes read.
 
-Formats (see ../shared/specs/ecosystem.md §1.10):
+Formats (BasicSR's `REDSDataset` in `basicsr/data/reds_dataset.py` and its `meta_info` files, mmagic's
+per-frame annotation files, the VOTES repository's clip lists):
 - BasicSR: one line per clip, `000 100 (720,1280,3)` (REDSDataset splits on single spaces, 3 fields).
 - mmagic: one line per frame, `000/00000000.png (720, 1280, 3)`.
 - VOTES: one line per clip, `000 100` (its loader unpacks exactly two fields, so no blank lines).

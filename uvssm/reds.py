@@ -21,7 +21,6 @@ from uvssm.errors import UvssmError
 REDS4 = ("000", "011", "015", "020")
 REDS_OFFICIAL = tuple(f"{i:03d}" for i in range(240, 270))
 VAL_OFFSET = 240  # val_sharp/NNN becomes clip NNN + 240
-SPLITS = ("train", "val", "test")
 
 
 def reds_split(clip: str) -> str:

@@ -8,7 +8,6 @@ It prints nothing: progress goes to the caller's callback.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,15 +21,6 @@ from uvssm import __version__, atomic
 from uvssm.datasets import PairedDataset, open_dataset, use_frame_store
 from uvssm.framestore import default_root
 from uvssm.errors import UvssmError
-
-
-@dataclass
-class TrainPlan:
-    config: TrainConfig
-    train: PairedDataset
-    val: PairedDataset | None
-    device: torch.device
-    out: Path
 
 
 def resolve_config(name: str, overrides: list[str] = (), iterations: int | None = None,

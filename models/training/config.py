@@ -200,7 +200,3 @@ def load_config(name_or_path: str, overrides: list[str] = ()) -> TrainConfig:
                 raise ConfigError(f"override {text!r}: {k} is not a mapping")
         node[keys[-1]] = value
     return _build(TrainConfig, values, str(path))
-
-
-def config_from_dict(values: dict, where: str = "<config>") -> TrainConfig:
-    return _build(TrainConfig, values, where)
