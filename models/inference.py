@@ -20,6 +20,7 @@ time, before any tiling: so neither `batch` nor `tile` changes the DFM's normali
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -185,14 +186,13 @@ def _shared_feature_windows(frames: Iterable[Tensor], stage: Stage, device: torc
     model, s, reach = stage.model, stage.scale, 2 * (stage.num_frame // 2)
     levels: dict[int, list[Tensor]] = {}
     for group in _batched(sliding_windows(frames, stage.num_frame, indices=True), batch):
-        frame_of = {i: f for _, window, idx in group for i, f in zip(idx, window)}
-        new = sorted(frame_of.keys() - levels.keys())  # none near a clip's end, where windows reflect
         x, (h, w) = pad_to_multiple(torch.stack([torch.stack(window) for _, window, _ in group]).to(device),
                                     stage.multiple)
+        where = {i: (g, t) for g, (_, _, idx) in enumerate(group) for t, i in enumerate(idx)}  # a place of each frame in x
         with _autocast(device, bf16):
-            for i in new:  # one frame per call: a frame's features never depend on which others came along
-                x_i, _ = pad_to_multiple(frame_of[i][None].to(device), stage.multiple)
-                levels[i] = [level[0] for level in model.frame_pyramid(x_i)]
+            for i in sorted(where.keys() - levels.keys()):  # none near a clip's end, where windows reflect
+                g, t = where[i]  # one frame per call: a frame's features never depend on which others came along
+                levels[i] = [level[0] for level in model.frame_pyramid(x[g, t:t + 1])]
             pyramid = [torch.stack([torch.stack([levels[i][k] for i in idx]) for _, _, idx in group]) for k in range(3)]
             kwargs = {"pyramid": pyramid}
             if hasattr(model, "estimate_dfm"):
@@ -279,7 +279,7 @@ def restore_range(frame_at: Callable[[int], Tensor], n: int, start: int, end: in
             last = min(first + stage.chunk, n)
             lo, hi = max(0, first - stage.chunk_overlap), min(n, last + stage.chunk_overlap)
             # one chunk alone: restore_stage over its frames, with the chunk covering them all
-            whole = Stage(stage.model, stage.num_frame, stage.scale, stage.multiple, stage.kind, hi - lo, 0)
+            whole = dataclasses.replace(stage, chunk=hi - lo, chunk_overlap=0)
             out = restore_stage((frame_at(i) for i in range(lo, hi)), whole, **kwargs)
             yield from itertools.islice(out, first - lo, min(last, end) - lo)
     else:

@@ -149,10 +149,9 @@ class PairedDataset:
         return f"{self.name} {where}{what}x{self.scale} {self.split}: {len(self.clips)} clips, {frames} frames"
 
 
-def use_frame_store(ds: PairedDataset, root: Path | None, on_clip=None) -> None:
+def use_frame_store(ds: PairedDataset, root: Path | None) -> None:
     """Serve the clips' frames from decoded arrays under `root` (None: the default cache folder),
-    building any that are missing now, in this process, so loader workers only map them.
-    `on_clip(name)` is called after each clip."""
+    building any that are missing now, in this process, so loader workers only map them."""
     from uvssm.framestore import default_root
 
     root = Path(root) if root is not None else default_root()
@@ -162,8 +161,6 @@ def use_frame_store(ds: PairedDataset, root: Path | None, on_clip=None) -> None:
         clip.frame_store = root
         clip.lq(0)
         ClipPair.hq(clip, 0)
-        if on_clip:
-            on_clip(clip.name)
 
 
 def detect_layout(root: Path, platform: str | None = None) -> str:

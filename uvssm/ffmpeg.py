@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 import re
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -231,7 +231,8 @@ def run_with_pipes(ffmpeg: FFmpeg, args: list[str], pipes: Sequence[Path], frame
         try:
             code = subprocess.run(_argv(ffmpeg, args, "level+info"), stdout=subprocess.DEVNULL, stderr=err).returncode
         except OSError as exc:
-            code, problems[:0] = None, [f"cannot start ffmpeg ({exc.strerror})"]
+            code = None
+            problems.insert(0, f"cannot start ffmpeg ({exc.strerror})")
         for path, reader in zip(pipes, readers):
             while reader.is_alive():
                 try:  # a reader blocked in open(): give it a writer that closes at once (EOF)

@@ -92,9 +92,9 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
 
     train_ds = _open(data_root, cfg, cfg.data.train_split)
     if cfg.frame_cache != "off":
-        store = None if cfg.frame_cache == "auto" else Path(cfg.frame_cache)
+        store = Path(cfg.frame_cache) if cfg.frame_cache != "auto" else default_root()
+        progress("note", {"text": f"training frames: decoded once per clip into {store} (reused by later runs)"})
         use_frame_store(train_ds, store)
-        progress("note", {"text": f"training frames served from decoded arrays in {store or default_root()}"})
     try:
         val_ds = _open(data_root, cfg, cfg.data.val_split) if cfg.data.val_split else None
     except UvssmError as exc:
