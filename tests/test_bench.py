@@ -246,6 +246,13 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, tiny_reds):
     proc = subprocess.run([sys.executable, "-m", "uvssm", "bench", "--models", "bicubic", "--data",
                            str(tmp_path / "nothing"), "--out", str(tmp_path / "r")], capture_output=True, text=True)
     assert proc.returncode == 2 and "dataset folder not found" in proc.stderr
+    done = tmp_path / "done"  # a finished run stays as it was when a bad option is refused
+    run_bench(BenchOptions(["bicubic"], tiny_reds, done, qp=28, max_frames=2, device="cpu"))
+    before = (done / "frames.parquet").read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "uvssm", "bench", "--models", "bicubic", "--data", str(tiny_reds),
+                           "--qp", "28", "--out", str(done), "--shard-frames", "0"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--shard-frames must be at least 1, got 0" in proc.stderr
+    assert "Traceback" not in proc.stderr and (done / "frames.parquet").read_bytes() == before
 
 
 def test_paper_values_only_where_comparable():
