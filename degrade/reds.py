@@ -3,8 +3,10 @@
 `synthesise_clip` makes every requested setting of one clip with one ffmpeg (see
 `degrade.recipe.synth_command`): the HQ PNGs are decoded once, and what the manifest records of
 each encoded frame comes from that same run: the picture type from the loopback decode's
-`showinfo`, the pixel hash from the decoded frames' raw RGB (hashed here as they arrive), and the
-packet sizes and keyframe flags from the .mp4's sample table (read without decoding).
+`showinfo`, the pixel hash from the decoded frames' raw RGB (hashed here as they arrive). The
+.mp4 is then read once more with PyAV for what only its bitstream says: every macroblock's QP
+(`uvssm.qpmaps`), each packet's size and keyframe flag. That decode is of the small LQ stream
+alone; its picture types must agree with showinfo's.
 
 Each function works inside private work folders and leaves the caller to move the results into
 place; nothing here knows about datasets, resuming or manifests.
@@ -18,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import av
 import pandas as pd
 
 from degrade.recipe import CleanTarget, LqTarget, X264Recipe, synth_command
 from uvssm.errors import UvssmError
 from uvssm.ffmpeg import FFmpeg, run_with_pipes, x264_signature
 from uvssm.frames import FRAME_PATTERN, ClipFrames, ClipProblem, find_unreadable
+from uvssm.qpmaps import QPMaps, read_qp_maps
 
 OnFrames = Callable[[int], None]  # called with the number of frames just written
 
@@ -36,7 +38,8 @@ class EncodedClip:
     clip: str
     frames_dir: Path  # work folder holding %08d.png
     mp4: Path
-    rows: pd.DataFrame  # one row per frame: frame, pict_type, packet_bytes, keyframe, sha256
+    rows: pd.DataFrame  # one row per frame: frame, pict_type, packet_bytes, keyframe, mean_qp, sha256
+    qp_maps: QPMaps  # every frame's macroblock QPs (saved as <clip>.qp.npz beside the .mp4)
     bitrate_kbps: float
     mp4_bytes: int
     x264_version: str
@@ -58,17 +61,6 @@ def picture_types(log: str, n_targets: int) -> list[dict[int, str]]:
         if k < n_targets:
             types[k][n] = kind
     return types
-
-
-def packet_table(mp4: Path) -> list[tuple[int, bool]]:
-    """(bytes, keyframe) of every coded frame in display order, from the .mp4's sample table."""
-    try:
-        with av.open(str(mp4)) as container:
-            stream = container.streams.video[0]
-            packets = {p.pts: (p.size, bool(p.is_keyframe)) for p in container.demux(stream) if p.size}
-    except (av.error.FFmpegError, IndexError) as exc:
-        raise UvssmError(f"{mp4}: cannot read the encoded stream ({exc})") from None
-    return [packets[pts] for pts in sorted(packets)]
 
 
 def synthesise_clip(ffmpeg: FFmpeg, clip: ClipFrames, lq: dict[X264Recipe, Path], clean: dict[int, Path],
@@ -111,21 +103,25 @@ def synthesise_clip(ffmpeg: FFmpeg, clip: ClipFrames, lq: dict[X264Recipe, Path]
     encoded = {}
     for k, recipe in enumerate(recipes):
         mp4 = Path(lq_targets[k].mp4)
-        packets = packet_table(mp4)
-        if not (len(packets) == len(types[k]) == clip.n_frames):
-            raise UvssmError(f"{context}: {mp4.name} has {len(packets)} coded frames and {len(types[k])} "
+        maps = read_qp_maps(mp4)
+        if not (len(maps) == len(types[k]) == clip.n_frames):
+            raise UvssmError(f"{context}: {mp4.name} has {len(maps)} coded frames and {len(types[k])} "
                              f"decoded ones, expected {clip.n_frames}")
+        pict = [types[k][i] for i in range(clip.n_frames)]
+        if pict != maps.pict_type.tolist():
+            raise UvssmError(f"{context}: {mp4.name}: picture types differ between ffmpeg and PyAV decodes")
         rows = pd.DataFrame({
             "frame": range(clip.n_frames),
-            "pict_type": [types[k][i] for i in range(clip.n_frames)],
-            "packet_bytes": [size for size, _ in packets],
-            "keyframe": [key for _, key in packets],
+            "pict_type": pict,
+            "packet_bytes": maps.packet_bytes,
+            "keyframe": maps.keyframe,
+            "mean_qp": maps.mean_qp,
             "sha256": hashes[k],
         })
-        total = sum(size for size, _ in packets)
+        total = int(maps.packet_bytes.sum())
         with open(mp4, "rb") as f:
             version, options = x264_signature(f.read(1 << 20))
-        encoded[recipe] = EncodedClip(clip.name, mp4.parent / "frames", mp4, rows,
+        encoded[recipe] = EncodedClip(clip.name, mp4.parent / "frames", mp4, rows, maps,
                                       total * 8 / (clip.n_frames / recipe.fps) / 1000, mp4.stat().st_size,
                                       version, options)
     cleaned = {s: CleanClip(clip.name, work / "frames", hashes[len(recipes) + j])

@@ -24,14 +24,14 @@ import os
 import shutil
 from fractions import Fraction
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from uvssm import atomic
+from uvssm import atomic, qpmaps
 from uvssm.align import (SpatialFit, TemporalMatch, black_bars, coarse_box, resample_box, spatial_fit,
                          temporal_match)
 from uvssm.catalog import load_catalog
@@ -43,6 +43,7 @@ from uvssm.manifests import ClipEntry, write_splits
 from uvssm.probe import VideoProbe, frame_times, probe
 from uvssm.synth import tool_versions
 
+QP_MAPS = "LQ_qp"  # <platform>/LQ_qp/<clip>.qp.npz: the LQ bitstream's QP maps (uvssm.qpmaps)
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".ts", ".3gp")
 PAPER_TEST = {"wechat"}
 PLATFORM_FOLDERS = {"wechat": "WeChat", "bilibili": "Bilibili", "twitter": "Twitter", "youtube": "YouTube"}  # platforms whose paper test split is in the catalogue
@@ -286,6 +287,19 @@ def _hq_frame(rgb: np.ndarray, geo: dict) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((s * w, s * h), Image.Resampling.LANCZOS, box=box))
 
 
+def _lq_qp_maps(pair: Pair, lq: VideoProbe, n: int, lq_crop) -> qpmaps.QPMaps | None:
+    """The bitstream's QP maps of the LQ frames written (source frames 0..n-1), or None when the LQ
+    video is not H.264 (its decoder exports no per-block quantisers)."""
+    if lq.codec != "h264":
+        return None
+    maps = qpmaps.read_qp_maps(pair.lq, frames=n)
+    if len(maps) < n:
+        raise UvssmError(f"{pair.lq}: {len(maps)} frames decoded for QP maps, {n} expected")
+    # LQ frames are cut from the decoded frame at its coded size (rotation applied), so without a
+    # rotation their pixels are the coded frame's
+    return replace(maps, crop=tuple(int(c) for c in lq_crop) if lq.rotation == 0 else None, rotation=lq.rotation)
+
+
 def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> pd.DataFrame:
     """Align and extract one pair into out/<platform-folder>; returns its frame rows (raises on failure).
 
@@ -337,6 +351,11 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
         writer.close()
     if len(rows) < n:
         raise UvssmError(f"{pair.lq}: decoded {len(rows)} frames, {n} expected")
+    maps = _lq_qp_maps(pair, a.lq, n, geo["lq_crop"])
+    if maps is not None:
+        for row, mean_qp, kind, size in zip(rows, maps.mean_qp, maps.pict_type, maps.packet_bytes):
+            row.update(lq_mean_qp=float(mean_qp), lq_pict_type=str(kind), lq_packet_bytes=int(size))
+        qpmaps.save(maps, out / QP_MAPS / f"{pair.clip}{qpmaps.QP_MAP_SUFFIX}")
     for folder, name in (("HQ", "HQ_frames"), ("LQ", "LQ_frames")):
         target = out / name / pair.clip
         atomic.remove(target)
@@ -364,6 +383,8 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
         "align_psnr_mean": float(psnr.mean()), "align_psnr_median": float(np.median(psnr)),
         "align_psnr_min": float(psnr.min()), "n_lq_frames": a.lq.n_frames, "n_frames": n,
         "hq_size": [geo["scale"] * w, geo["scale"] * h], "lq_size": [w, h],
+        "lq_qp_maps": f"{QP_MAPS}/{pair.clip}{qpmaps.QP_MAP_SUFFIX}" if maps is not None else None,
+        "lq_mean_qp": float(maps.mean_qp.mean()) if maps is not None else None,
     }
     parts = out / ".parts"
     atomic.write_text(parts / f"{pair.clip}.json", json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")

@@ -22,6 +22,7 @@ COMMANDS = {
     "restore": "uvssm.commands.restore:restore",
     "report": "uvssm.commands.report:report",
     "demo": "uvssm.commands.demo:demo",
+    "qp-map": "uvssm.commands.qpmap:qp_map",
 }
 
 

@@ -5,6 +5,7 @@ Output layout under OUT:
     HQ/<clip>/                      link to (or copy of) the source clip folder
     LQ_qp28_x2/<clip>/%08d.png      decoded frames of the encoded clip
     LQ_qp28_x2/<clip>.mp4           the encoded clip, kept beside its frames
+    LQ_qp28_x2/<clip>.qp.npz        every frame's macroblock QP map, type and size (uvssm.qpmaps)
     LQ_qp28_x2/manifest.parquet     one row per frame (type, size, pixel hash, paths, split)
     LQ_qp28_x2/clips.parquet        one row per clip (bitrate, sizes, x264 version)
     LQ_qp28_x2/provenance.json      tool versions, recipe, exact commands
@@ -35,7 +36,7 @@ import pandas as pd
 
 from degrade.recipe import CleanTarget, LqTarget, X264Recipe, synth_command
 from degrade.reds import CleanClip, EncodedClip, synthesise_clip
-from uvssm import __version__, atomic
+from uvssm import __version__, atomic, qpmaps
 from uvssm.catalog import check_reds
 from uvssm.errors import UvssmError
 from uvssm.ffmpeg import FFmpeg
@@ -138,6 +139,7 @@ def _commit_lq(unit_dir: Path, clip: ClipFrames, recipe: X264Recipe, enc: Encode
     final, mp4 = unit_dir / clip.name, unit_dir / f"{clip.name}.mp4"
     atomic.remove(final)
     atomic.remove(mp4)
+    qpmaps.save(enc.qp_maps, unit_dir / f"{clip.name}{qpmaps.QP_MAP_SUFFIX}")
     os.replace(enc.mp4, mp4)
     os.replace(enc.frames_dir, final)
     w, h = recipe.lq_size(clip.width, clip.height)
@@ -149,6 +151,8 @@ def _commit_lq(unit_dir: Path, clip: ClipFrames, recipe: X264Recipe, enc: Encode
     info = {"clip": clip.name, "n_frames": clip.n_frames, "hq_width": clip.width, "hq_height": clip.height,
             "lq_width": w, "lq_height": h, "bitrate_kbps": round(enc.bitrate_kbps, 3),
             "mp4_bytes": enc.mp4_bytes, "mp4_path": f"{unit_dir.name}/{clip.name}.mp4",
+            "qp_map_path": f"{unit_dir.name}/{clip.name}{qpmaps.QP_MAP_SUFFIX}",
+            "mean_qp": round(float(enc.qp_maps.mean_qp.mean()), 4),
             "x264_version": enc.x264_version, "x264_options": enc.x264_options}
     atomic.write_text(unit_dir / ".parts" / f"{clip.name}.json", json.dumps(info, sort_keys=True))
     atomic.write_parquet(unit_dir / ".parts" / f"{clip.name}.parquet", rows)  # the completion marker
