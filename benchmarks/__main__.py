@@ -9,6 +9,7 @@
     python -m benchmarks data [--batches 20]
     python -m benchmarks reuse [--frames 7]
     python -m benchmarks gpu [--device cuda] [--quick]
+    python -m benchmarks vmaf
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks import perf_build, perf_data, perf_gpu, perf_harness, perf_models, perf_reuse, perf_synth, perf_votes
+from benchmarks import (perf_bitstream, perf_build, perf_data, perf_gpu, perf_harness, perf_models, perf_reuse,
+                        perf_synth, perf_votes)
 
 BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe: 100- and 30-frame 720p clips, one and four settings",
               "votes": "full-size VOTES forward on one LQ window (CPU; CUDA fp32/bf16 and training when present)",
@@ -25,7 +27,8 @@ BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe: 100- and 
               "build": "uvssm build on a generated long 1080p pair: time and peak memory against decoding + PNG writes",
               "gpu": "every GPU path in one table: VOTES fp32/bf16, bench end to end, metrics, training, CUDA-vs-CPU agreement",
               "reuse": "full-size VOTES over a stream with and without shared frame features (CPU speed-up)",
-              "data": "training batches (16 x GT-128) per second from PNGs and from the decoded-frame store"}
+              "data": "training batches (16 x GT-128) per second from PNGs and from the decoded-frame store",
+              "vmaf": "VMAF frames/s at 720p, and what QP-map extraction adds to a PyAV decode"}
 
 
 def main() -> None:
@@ -68,6 +71,8 @@ def main() -> None:
             perf_gpu.print_table(perf_gpu.run(args.device or "cuda", args.quick))
         elif name == "reuse":
             perf_reuse.print_table(perf_reuse.run(args.frames or 7))
+        elif name == "vmaf":
+            perf_bitstream.print_table(perf_bitstream.run())
 
 
 if __name__ == "__main__":

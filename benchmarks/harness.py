@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -75,6 +76,9 @@ class BenchOptions:
     shard_frames: int = 25  # frames per shard of a clip (window models; recurrent: the chunk)
     channels_last: bool = False  # convolution weights in channels-last memory format (tensor cores like it)
     compile: str = ""  # torch.compile backend ("inductor"); empty: eager
+    metrics: tuple[str, ...] = ("psnr", "ssim")  # "vmaf" adds libvmaf's score (needs an ffmpeg with libvmaf)
+    vmaf_model: str = "vmaf_v0.6.1"
+    ffmpeg: str | None = None  # the binary for VMAF (default: uvssm's usual search)
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,8 @@ def _run_key(model: TrainedModel, config: MetricConfig, opts: BenchOptions) -> s
             "tile": opts.tile, "overlap": opts.overlap if opts.tile else 0, "max_frames": opts.max_frames,
             "chunk": [opts.chunk, opts.chunk_overlap] if any(s.kind == "recurrent" for s in model.stages) else None,
             "channels_last": opts.channels_last, "compile": opts.compile}
+    if "vmaf" in opts.metrics:  # parts without VMAF are redone when it is asked for
+        what["vmaf"] = opts.vmaf_model
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -225,6 +231,33 @@ def _save_frame(folder: Path, index: int, out: torch.Tensor, model: TrainedModel
                 np.save(f, dfm.astype(np.float16))
 
 
+def _vmaf_stream(clip: ClipPair, opts: BenchOptions, start: int, end: int):
+    """A VmafStream for frames start..end-1 of the clip, with the reference frame before `start` already
+    added as context (see benchmarks.vmaf), or None when VMAF is not asked for."""
+    if "vmaf" not in opts.metrics:
+        return None
+    from benchmarks.vmaf import VmafStream, default_threads
+
+    stream = VmafStream(opts.ffmpeg, (clip.scale * clip.lq_size[1], clip.scale * clip.lq_size[0]), opts.vmaf_model,
+                        default_threads())
+    if start > 0:
+        ref = clip.hq(start - 1)
+        stream.add(ref, ref, keep=False)
+    return stream
+
+
+def _vmaf_finish(stream, clip: ClipPair, end: int) -> tuple[list[float], str]:
+    """Add the context frame after the range, run libvmaf; returns the kept scores and libvmaf's version."""
+    if end < clip.n_frames:
+        ref = clip.hq(end)
+        stream.add(ref, ref, keep=False)
+    try:
+        result = stream.compute()
+    except RuntimeError as exc:
+        raise UvssmError(f"{clip.hq_dir}: {exc}") from None
+    return result.scores, result.version
+
+
 def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: BenchOptions, config: MetricConfig,
                device: torch.device, run_key: str, save_dir: Path | None,
                on_frame: Callable[[], None] | None = None, start: int = 0, end: int | None = None) -> pd.DataFrame:
@@ -242,6 +275,7 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
     pending: list[tuple[int, torch.Tensor, torch.Tensor]] = []  # scored on the device, METRIC_BATCH at a time
     scored_frames: list[int] = []
     device_scores: list[torch.Tensor] = []
+    vmaf = _vmaf_stream(clip, opts, start, end)
 
     def score_pending() -> None:
         t0 = time.perf_counter()
@@ -259,6 +293,10 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
                     raise UvssmError(f"{clip.hq_dir / frame_name(i)}: HQ is {tuple(gt.shape[-2:])}, "
                                      f"{model.name} gave {tuple(out.shape[-2:])}")
                 pending.append((i, out, gt))
+                if vmaf is not None:
+                    t0 = time.perf_counter()
+                    vmaf.add(quantize(out).permute(1, 2, 0).cpu().numpy(), gt.permute(1, 2, 0).cpu().numpy())
+                    clock["metric"] += time.perf_counter() - t0
                 if len(pending) == METRIC_BATCH:
                     score_pending()
                 if i in keep:
@@ -267,10 +305,17 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
                     on_frame()
             if pending:
                 score_pending()
+            vmaf_scores, vmaf_version = [math.nan] * len(scored_frames), None
+            if vmaf is not None:
+                t0 = time.perf_counter()
+                vmaf_scores, vmaf_version = _vmaf_finish(vmaf, clip, end)
+                clock["metric"] += time.perf_counter() - t0
         finally:
             targets.close()
+            if vmaf is not None:
+                vmaf.close()
         values = torch.cat(device_scores).cpu().tolist() if device_scores else []  # the one read back
-        scores = [(i, p, s) for i, (p, s) in zip(scored_frames, values)]
+        scores = [(i, p, s, v) for i, (p, s), v in zip(scored_frames, values, vmaf_scores)]
     total = time.perf_counter() - t_start
     computed = end - start  # outputs the model produced: a recurrent stage runs whole chunks even when fewer are scored
     for st in model.stages:
@@ -280,12 +325,13 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
     model_seconds = max(total - clock["load"] - clock["metric"], 0.0) / computed
     rows = [{"dataset": ds.name, "split": opts.split, "setting": _setting(ds), "scale": ds.scale, "qp": ds.qp,
              "platform": ds.platform, "model": model.name, "clip": clip.name, "frame": i, "psnr": p, "ssim": s,
-             **config.columns(), "checkpoint_sha256": model.checkpoint_sha256, "device": device.type,
+             "vmaf": v, "metric_vmaf_model": opts.vmaf_model if vmaf_version else None,
+             "metric_vmaf_version": vmaf_version, **config.columns(), "checkpoint_sha256": model.checkpoint_sha256, "device": device.type,
              "precision": "bf16" if opts.bf16 and model.stages else "fp32", "tile": opts.tile,
              "seconds": model_seconds, "load_seconds": clock["load"] / scored,
              "metric_seconds": clock["metric"] / scored,
              "peak_mem_mb": mem.peak_mb, "run_key": run_key}
-            for i, p, s in scores]
+            for i, p, s, v in scores]
     return pd.DataFrame(rows, columns=tables.FRAME_COLUMNS)
 
 
@@ -320,6 +366,7 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
         raise UvssmError(f"--shard-frames must be at least 1, got {opts.shard_frames}")
     if opts.tile < 0 or opts.overlap < 0:
         raise UvssmError("--tile and --overlap must be >= 0")
+    opts = _check_metrics(opts)
     split = "val" if opts.split == "reds4" else opts.split
     ds = open_dataset(opts.data, split=split, scale=opts.scale, qp=opts.qp, platform=opts.platform, cache_mb=512)
     split_name = opts.split
@@ -391,6 +438,28 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
     runs[f"{ds.name}/{_setting(ds)}/{split_name}"] = meta
     atomic.write_text(runs_path, json.dumps(runs, indent=2, sort_keys=True) + "\n")
     return gather(out)
+
+
+def _check_metrics(opts: BenchOptions) -> BenchOptions:
+    """Validate `opts.metrics` and, for VMAF, find an ffmpeg that has libvmaf (one-line errors)."""
+    from dataclasses import replace
+
+    known = ("psnr", "ssim", "vmaf")
+    unknown = [m for m in opts.metrics if m not in known]
+    if unknown:
+        raise UvssmError(f"--metrics: unknown metric {unknown[0]!r}; known: {', '.join(known)}")
+    if not {"psnr", "ssim"} <= set(opts.metrics):
+        raise UvssmError("--metrics must include psnr and ssim (Table 2's); add vmaf beside them")
+    if "vmaf" not in opts.metrics:
+        return opts
+    from benchmarks.vmaf import has_libvmaf
+    from uvssm.ffmpeg import find_ffmpeg
+
+    ffmpeg = find_ffmpeg(opts.ffmpeg)
+    if not has_libvmaf(ffmpeg.path):
+        raise UvssmError(f"{ffmpeg.path}: this ffmpeg has no libvmaf filter, so --metrics vmaf cannot run "
+                         "(use one built with --enable-libvmaf, e.g. imageio-ffmpeg's, via --ffmpeg or UVSSM_FFMPEG)")
+    return replace(opts, ffmpeg=ffmpeg.path)
 
 
 def check_parts(out: Path, ds: PairedDataset, split: str, plans: dict[str, list[Shard]],

@@ -8,17 +8,24 @@ from benchmarks import paper
 
 # Columns every per-frame result row carries, so results from different runs concatenate safely.
 FRAME_COLUMNS = ["dataset", "split", "setting", "scale", "qp", "platform", "model", "clip", "frame", "psnr", "ssim",
-                 "metric_color_space", "metric_crop_border", "metric_quantize", "metric_ssim_window",
+                 "vmaf", "metric_vmaf_model", "metric_vmaf_version", "metric_color_space", "metric_crop_border", "metric_quantize", "metric_ssim_window",
                  "metric_aggregate", "checkpoint_sha256", "device", "precision", "tile", "seconds", "load_seconds",
                  "metric_seconds", "peak_mem_mb", "run_key"]
 GROUP_KEYS = ["dataset", "split", "setting", "scale", "qp", "platform", "model", "metric_color_space",
               "metric_crop_border"]
 
 
+def _vmaf_mean(values: pd.Series) -> float:
+    """Mean VMAF, or NaN unless every frame has one (a mean over some frames would mislead)."""
+    return float(values.mean()) if len(values) and values.notna().all() else float("nan")
+
+
 def per_clip(frames: pd.DataFrame) -> pd.DataFrame:
-    """Mean PSNR/SSIM over each clip's frames."""
+    """Mean PSNR/SSIM (and VMAF, where every frame has it) over each clip's frames."""
+    if "vmaf" not in frames:  # tables written before VMAF existed
+        frames = frames.assign(vmaf=float("nan"))
     return (frames.groupby(GROUP_KEYS + ["clip"], dropna=False, sort=True)
-            .agg(psnr=("psnr", "mean"), ssim=("ssim", "mean"), frames=("frame", "count"))
+            .agg(psnr=("psnr", "mean"), ssim=("ssim", "mean"), vmaf=("vmaf", _vmaf_mean), frames=("frame", "count"))
             .reset_index())
 
 
@@ -26,8 +33,8 @@ def table2(frames: pd.DataFrame) -> pd.DataFrame:
     """One row per dataset x split x setting x model: the unweighted mean over clip means."""
     clips = per_clip(frames)
     return (clips.groupby(GROUP_KEYS, dropna=False, sort=True)
-            .agg(psnr=("psnr", "mean"), ssim=("ssim", "mean"), clips=("clip", "count"), frames=("frames", "sum"),
-                 clip_list=("clip", lambda c: ",".join(sorted(c))))
+            .agg(psnr=("psnr", "mean"), ssim=("ssim", "mean"), vmaf=("vmaf", _vmaf_mean), clips=("clip", "count"),
+                 frames=("frames", "sum"), clip_list=("clip", lambda c: ",".join(sorted(c))))
             .reset_index())
 
 

@@ -25,13 +25,17 @@ def print_table2(console: Console, table, models=None) -> None:
     """Our Table 2 beside the paper's values (where the paper has a comparable number)."""
     out = Table(title="Table 2 (PSNR dB / SSIM; paper values only for full-size models on the paper's own test split)",
                 title_justify="left")
-    for col in ("dataset", "setting", "split", "model", "clips", "PSNR", "SSIM", "paper", "ΔPSNR", "ΔSSIM"):
-        out.add_column(col, no_wrap=True, justify="right" if col in ("clips", "PSNR", "SSIM", "ΔPSNR", "ΔSSIM")
+    with_vmaf = "vmaf" in table and table["vmaf"].notna().any()
+    columns = ("dataset", "setting", "split", "model", "clips", "PSNR", "SSIM", *(("VMAF",) if with_vmaf else ()),
+               "paper", "ΔPSNR", "ΔSSIM")
+    for col in columns:
+        out.add_column(col, no_wrap=True, justify="right" if col in ("clips", "PSNR", "SSIM", "VMAF", "ΔPSNR", "ΔSSIM")
                        else "left")
     for r in table.itertuples():
         paper = "" if math.isnan(r.paper_psnr) else f"{r.paper_psnr:.2f}/{r.paper_ssim:.4f}"
-        out.add_row(r.dataset, r.setting, r.split, r.model, str(r.clips), f"{r.psnr:.2f}", f"{r.ssim:.4f}", paper,
-                    _num(r.delta_psnr, "+.2f"), _num(r.delta_ssim, "+.4f"))
+        vmaf = (_num(r.vmaf, ".2f"),) if with_vmaf else ()
+        out.add_row(r.dataset, r.setting, r.split, r.model, str(r.clips), f"{r.psnr:.2f}", f"{r.ssim:.4f}", *vmaf,
+                    paper, _num(r.delta_psnr, "+.2f"), _num(r.delta_ssim, "+.4f"))
     console.print(out)
     from benchmarks.paper import MODEL_COLUMN as paper_models
 
@@ -81,11 +85,14 @@ def print_table2(console: Console, table, models=None) -> None:
 @click.option("--max-frames", type=int, default=0, help="Score only the first N frames of each clip (0: all).")
 @click.option("--save-frames", type=int, default=1, show_default=True,
               help="Output frames per clip kept as PNG for `uvssm report`.")
-def bench(model_names: str, data: Path, qp: int | None, scale: int, platform: str | None, split: str,
+@click.option("--metrics", default="psnr,ssim", show_default=True, metavar="psnr,ssim[,vmaf]",
+              help="vmaf adds libvmaf's per-frame score (model vmaf_v0.6.1, at HQ size) beside PSNR/SSIM.")
+@click.pass_context
+def bench(ctx: click.Context, model_names: str, data: Path, qp: int | None, scale: int, platform: str | None, split: str,
           weights: tuple[str, ...], out: Path, device: str, bf16: bool, batch: int, tile: int, overlap: int,
           chunk: int, chunk_overlap: int, shard_frames: int,
           channels_last: bool, compile_: bool, color_space: str, crop_border: int | None, max_frames: int,
-          save_frames: int) -> None:
+          save_frames: int, metrics: str) -> None:
     """Benchmark models on a dataset's clips: one parquet row per frame, Table 2 beside the paper.
 
     Resumable: rerun the same command after an interruption and finished (model, clip) parts are
@@ -95,6 +102,7 @@ def bench(model_names: str, data: Path, qp: int | None, scale: int, platform: st
              --weights runs/ --out results/
     """
     from benchmarks.harness import BenchOptions, run_bench
+    from uvssm.commands.synth_reds import parse_metrics
 
     console = wide_console()
     names = [m.strip() for m in model_names.split(",") if m.strip()]
@@ -105,7 +113,8 @@ def bench(model_names: str, data: Path, qp: int | None, scale: int, platform: st
                         color_space=color_space, crop_border=crop_border, max_frames=max_frames,
                         save_frames=save_frames, chunk=chunk, chunk_overlap=chunk_overlap,
                         shard_frames=shard_frames, channels_last=channels_last,
-                        compile="inductor" if compile_ else "")
+                        compile="inductor" if compile_ else "", metrics=parse_metrics(metrics),
+                        ffmpeg=ctx.obj["ffmpeg_path"])
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console)
     tasks: dict[str, int] = {}

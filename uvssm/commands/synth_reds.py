@@ -52,7 +52,13 @@ def _print_report(console: Console, report: SynthReport) -> None:
             console.print(f"[red]error:[/red] {unit.name}: {reason}", highlight=False)
 
 
-def _bicubic(console: Console, report: SynthReport, split: str, jobs: int) -> None:
+def parse_metrics(text: str) -> tuple[str, ...]:
+    """"psnr,ssim,vmaf" → ("psnr", "ssim", "vmaf"); the harness checks the names."""
+    return tuple(dict.fromkeys(m.strip().lower() for m in text.split(",") if m.strip()))
+
+
+def _bicubic(console: Console, report: SynthReport, split: str, jobs: int, metrics: tuple[str, ...],
+             ffmpeg: str) -> None:
     """Score bicubic-upsampled LQ against HQ through the benchmark harness (the Table-2 bicubic row)."""
     import pandas as pd
     import torch
@@ -73,7 +79,7 @@ def _bicubic(console: Console, report: SynthReport, split: str, jobs: int) -> No
         n = len(manifest) if chosen == "all" else int((manifest["split"] == chosen).sum())
         qp, scale = (int(v) for v in unit.name.removeprefix("LQ_qp").split("_x"))
         opts = BenchOptions(models=["bicubic"], data=report.out, out=results, scale=scale, qp=qp, split=chosen,
-                            device="cpu", save_frames=0)
+                            device="cpu", save_frames=0, metrics=metrics, ffmpeg=ffmpeg)
         with _progress(console) as progress:
             task = progress.add_task(f"bicubic {unit.name}", total=n)
             result = run_bench(opts, lambda event, info: progress.advance(task) if event == "frame" else None)
@@ -100,9 +106,12 @@ def _bicubic(console: Console, report: SynthReport, split: str, jobs: int) -> No
 @click.option("--bicubic", is_flag=True, help="Score bicubic-upsampled LQ against HQ (the Table-2 bicubic row).")
 @click.option("--eval-split", type=click.Choice(["test", "val", "train", "all"]), default="test",
               show_default=True, help="Clips scored by --bicubic (all clips if the split is empty).")
+@click.option("--metrics", default="psnr,ssim", show_default=True, metavar="psnr,ssim[,vmaf]",
+              help="Metrics of --bicubic; vmaf adds libvmaf's score (vmaf_v0.6.1) beside PSNR/SSIM.")
 @click.pass_context
 def synth_reds(ctx: click.Context, src: Path | None, out: Path, qps: tuple[int, ...], scales: tuple[int, ...],
-               jobs: int, force: bool, clean_lr: bool, hq_mode: str, bicubic: bool, eval_split: str) -> None:
+               jobs: int, force: bool, clean_lr: bool, hq_mode: str, bicubic: bool, eval_split: str,
+               metrics: str) -> None:
     """Synthesise compressed low-resolution REDS: encode every clip with libx264 at fixed QP after
     downscaling (the VOTES recipe, threads pinned), decode back to PNG, and write manifests,
     provenance, splits and meta_info files. Resumable: re-running redoes only unfinished clips.
@@ -133,7 +142,7 @@ def synth_reds(ctx: click.Context, src: Path | None, out: Path, qps: tuple[int, 
         report = run_synth(src, out, ffmpeg, options, on_event)
     _print_report(console, report)
     if bicubic:
-        _bicubic(console, report, eval_split, jobs)
+        _bicubic(console, report, eval_split, jobs, parse_metrics(metrics), ffmpeg.path)
     console.print(f"outputs: {out.resolve()}")
     if not report.ok:
         sys.exit(1)
