@@ -4,6 +4,10 @@
   region of a saved frame, each titled with that frame's PSNR (like the paper's Figures 4 and 5).
 - `dfm_<setting>_<clip>_<frame>.png`: the degradation feature map of a DFM model next to every
   model's absolute error on the Y channel (like Figures 2 and 9).
+- `dfm_qp_<setting>_<clip>_<frame>.png`: the DFM beside the LQ bitstream's QP map and the DFM
+  model's error, all per macroblock (where the clip has QP maps: `synth-reds` and `build` write
+  them); per clip, the rank correlations between the three go to `dfm_qp.parquet`
+  (`benchmarks.dfm_qp`).
 - `psnr_vs_qp_<dataset>_x<scale>.png`: PSNR against QP per model, when several QPs were benched
   (like Figure 8).
 
@@ -19,9 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import dfm_qp
+from uvssm import atomic, qpmaps
 from uvssm.datasets import open_dataset
 from uvssm.errors import UvssmError
 from uvssm.frames import read_rgb
+
+DFM_QP_TABLE = "dfm_qp.parquet"
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -57,6 +65,23 @@ def _dataset(run: dict):
                         layout=run["layout"], cache_mb=0, check_frames=False)
 
 
+def _dfm_qp_figure(plt, b: "dfm_qp.BlockMaps", model: str, run: dict, clip: str, index: int, results: Path) -> Path:
+    """DFM, QP map and error of one frame side by side, per macroblock."""
+    panels = [(b.dfm, f"DFM ({model}), mean per macroblock", "magma"), (b.qp, "QP per macroblock (bitstream)", "viridis"),
+              (b.error, f"|error| Y, {model}, mean per macroblock", "magma")]
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 2.8))
+    for ax, (values, title, cmap) in zip(axes, panels):
+        im = ax.imshow(values, cmap=cmap, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+        fig.colorbar(im, ax=ax, fraction=0.03)
+    fig.suptitle(f"{run['dataset']} {run['setting']} clip {clip} frame {index}", fontsize=9)
+    path = results / f"dfm_qp_{run['setting']}_{clip}_{index:08d}.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def write_figures(results: str | Path) -> list[Path]:
     """Write every figure the results allow; returns their paths."""
     import matplotlib
@@ -70,6 +95,7 @@ def write_figures(results: str | Path) -> list[Path]:
         raise UvssmError(f"{frames_path}: not found; run `uvssm bench ... --out {results}` first")
     rows = pd.read_parquet(frames_path)
     written: list[Path] = []
+    correlations: list[dict] = []
     for key, run in sorted(_runs(results).items()):
         saved_root = results / "frames" / run["setting"]
         if not saved_root.is_dir():
@@ -85,6 +111,7 @@ def write_figures(results: str | Path) -> list[Path]:
         order = ["bicubic"] + [m for m in models if m != "bicubic"]
         models = [m for m in order if m in models]
         shots = sorted({(p.parent.name, p.name) for m in models for p in (saved_root / m).glob("*/*.png")})
+        blocks: dict[tuple[str, str], list[dfm_qp.BlockMaps]] = {}  # (model, clip) -> frames
         for clip_name, png in shots:
             if clip_name not in clips:
                 continue
@@ -135,6 +162,17 @@ def write_figures(results: str | Path) -> list[Path]:
                 fig.savefig(path, dpi=110, bbox_inches="tight")
                 plt.close(fig)
                 written.append(path)
+                qp_file = qpmaps.maps_for_frames(clip.lq_dir)
+                maps = qpmaps.load(qp_file) if qp_file else None
+                if maps is not None and maps.crop is not None and index < len(maps):
+                    b = dfm_qp.block_maps(dfm, outs[dfms[0]], gt, maps, index, s)
+                    blocks.setdefault((dfms[0], clip_name), []).append(b)
+                    written.append(_dfm_qp_figure(plt, b, dfms[0], run, clip_name, index, results))
+        for (model, clip_name), frames in sorted(blocks.items()):
+            correlations.append({"dataset": run["dataset"], "setting": run["setting"], "split": run["split"],
+                                 "model": model, "clip": clip_name, **dfm_qp.rank_correlations(frames)})
+    if correlations:
+        atomic.write_parquet(results / DFM_QP_TABLE, pd.DataFrame(correlations))
 
     table = pd.read_parquet(results / "table2.parquet")
     with_qp = table[table["qp"].notna()]

@@ -215,7 +215,12 @@ def test_bench_end_to_end_schema_aggregation_resume_and_tiles(tmp_path, tiny_red
 
     names = sorted(p.name for p in write_figures(tmp_path / "res"))
     assert names == ["crops_qp28_x2_240_00000003.png", "crops_qp28_x2_241_00000003.png",
-                     "dfm_qp28_x2_240_00000003.png", "dfm_qp28_x2_241_00000003.png"]  # one QP: no PSNR-QP plot
+                     "dfm_qp28_x2_240_00000003.png", "dfm_qp28_x2_241_00000003.png",
+                     "dfm_qp_qp28_x2_240_00000003.png", "dfm_qp_qp28_x2_241_00000003.png"]  # one QP: no PSNR-QP plot
+    # the DFM/QP table: one row per clip; a fixed-QP frame has one QP, so no rank correlation with it
+    corr = pd.read_parquet(tmp_path / "res" / "dfm_qp.parquet")
+    assert corr["clip"].tolist() == ["240", "241"] and corr["rho_dfm_qp"].isna().all()
+    assert (corr["macroblocks"] == (112 // 16) * (192 // 16)).all() and corr["rho_dfm_error"].between(-1, 1).all()
 
 
 def test_the_crop_goes_where_the_detail_is():
