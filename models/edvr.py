@@ -85,6 +85,7 @@ class EDVR(EDVRFamily):
         num_extract_block, num_reconstruct_block: residual blocks (5 and 10 for M, 5 and 40 for L).
         with_tsa: TSA fusion (True) or a plain 1×1 conv (the official "woTSA" first stage).
         scale: 2, 3 or 4.
+        head_feat: channels of the output-size head (64, the official value; smaller for CPU demos).
     """
 
     def __init__(self,
@@ -95,13 +96,14 @@ class EDVR(EDVRFamily):
                  num_extract_block: int = 5,
                  num_reconstruct_block: int = 10,
                  with_tsa: bool = True,
-                 scale: int = 4):
+                 scale: int = 4,
+                 head_feat: int = 64):
         super().__init__()
         self.scale, self.num_frame, self.center, self.with_tsa = scale, num_frame, num_frame // 2, with_tsa
         self._build_front(num_in_ch, num_feat, num_extract_block, deformable_groups)
         self.fusion = (TSAFusion(num_feat, num_frame, self.center) if with_tsa
                        else nn.Conv2d(num_frame * num_feat, num_feat, 1, 1))
-        self._build_back(num_feat, num_reconstruct_block, scale)
+        self._build_back(num_feat, num_reconstruct_block, scale, head_feat)
 
     def forward(self, x: Tensor, pyramid: list[Tensor] | None = None) -> Tensor:
         """x: (B, T, 3, h, w) in [0, 1], h and w multiples of 4 → (B, 3, s·h, s·w), unclamped.

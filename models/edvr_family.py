@@ -30,22 +30,23 @@ class EDVRFamily(nn.Module):
         self.conv_l3_2 = nn.Conv2d(f, f, 3, 1, 1)
         self.pcd_align = PCDAlignment(num_feat=f, deformable_groups=deformable_groups)
 
-    def _build_back(self, num_feat: int, num_reconstruct_block: int, scale: int) -> None:
-        f = num_feat
+    def _build_back(self, num_feat: int, num_reconstruct_block: int, scale: int, head_feat: int = 64) -> None:
+        f, h = num_feat, head_feat
         self.reconstruction = residual_blocks(num_reconstruct_block, f)
-        # The head has 64 channels whatever num_feat is (hard-coded in the official code), except
-        # that ×4's first shuffle keeps num_feat.
+        # The official head has 64 channels whatever num_feat is (hard-coded), except that ×4's
+        # first shuffle keeps num_feat. `head_feat` changes the 64 for the small CPU models: the
+        # head runs at output size, where 64 channels cost more than the whole rest of a tiny model.
         if scale == 2:
-            self.upconv1 = nn.Conv2d(f, 64 * 4, 3, 1, 1)
+            self.upconv1 = nn.Conv2d(f, h * 4, 3, 1, 1)
         elif scale == 3:
-            self.upconv1 = nn.Conv2d(f, 64 * 9, 3, 1, 1)
+            self.upconv1 = nn.Conv2d(f, h * 9, 3, 1, 1)
         elif scale == 4:
             self.upconv1 = nn.Conv2d(f, f * 4, 3, 1, 1)
-            self.upconv2 = nn.Conv2d(f, 64 * 4, 3, 1, 1)
+            self.upconv2 = nn.Conv2d(f, h * 4, 3, 1, 1)
         else:
             raise ValueError(f"scale must be 2, 3 or 4, got {scale}")
-        self.conv_hr = nn.Conv2d(64, 64, 3, 1, 1)
-        self.conv_last = nn.Conv2d(64, 3, 3, 1, 1)
+        self.conv_hr = nn.Conv2d(h, h, 3, 1, 1)
+        self.conv_last = nn.Conv2d(h, 3, 3, 1, 1)
 
     @staticmethod
     def check_window(x: Tensor, num_frame: int) -> None:

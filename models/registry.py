@@ -33,11 +33,12 @@ class ModelSpec:
     kind: str = "window"  # "window": num_frame frames in, the centre frame out; "recurrent": a sequence in and out
 
 
-# Every part of config L, at a size where a CPU takes ~0.1 s per iteration (batch 8 of 16x16 LQ).
+# Every part of config L, at a size for CPU demos: 16 features, and a 16-channel output head (the
+# official 64 would cost more than the rest of the model at output size).
 _TINY_VOTES = dict(num_feat=16, deformable_groups=2, num_extract_block=1, num_reconstruct_block=2,
-                   num_modulation_blocks=2, bin_features=16, bin_blocks=2)
+                   num_modulation_blocks=2, bin_features=16, bin_blocks=2, head_feat=16)
 
-_TINY_EDVR = dict(num_feat=16, num_extract_block=1, num_reconstruct_block=2, deformable_groups=2)
+_TINY_EDVR = dict(num_feat=16, num_extract_block=1, num_reconstruct_block=2, deformable_groups=2, head_feat=16)
 
 # Every block of the release, narrower; BatchNorm momentum 0.1 so running statistics settle in a short run.
 _TINY_TGA = dict(nf=16, ng=4, head_feat=32, up_feat=16, bn_momentum=0.1)
@@ -48,6 +49,8 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("votes", VOTES, {}, "VOTES config L (128 features, 5/40/10 blocks, 8 deformable groups)"),
     ModelSpec("votes-wo-dfm", VOTES, {"dfm": "zero"}, "VOTES config L with the DFM set to zero (the paper's ablation)"),
     ModelSpec("votes-tiny", VOTES, _TINY_VOTES, "a small VOTES for CPU demos and tests (ours)"),
+    ModelSpec("votes-wo-dfm-tiny", VOTES, {**_TINY_VOTES, "dfm": "zero"},
+              "votes-tiny with the DFM set to zero (the paper's ablation, small; ours)"),
     ModelSpec("edvr-l", EDVR, dict(num_feat=128, num_reconstruct_block=40),
               "EDVR-L (128 features, 5/40 blocks, TSA); x2 is the VOTES repository's head"),
     ModelSpec("edvr-m", EDVR, dict(num_feat=64, num_reconstruct_block=10),

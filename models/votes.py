@@ -125,6 +125,7 @@ class VOTES(EDVRFamily):
         dfm: "estimate" (the model) or "zero" (the paper's "w/o DFM" ablation: e ≡ 0 and the
             DSM is not run; its parameters stay, so checkpoints keep one layout).
         bin_features, bin_blocks: the DSM's G0 and D (64 and 6 in every official config).
+        head_feat: channels of the output-size head (64 in every official config; smaller for CPU demos).
     """
 
     def __init__(self,
@@ -139,7 +140,8 @@ class VOTES(EDVRFamily):
                  dfm_norm: DfmNorm = "batch",
                  dfm: DfmMode = "estimate",
                  bin_features: int = 64,
-                 bin_blocks: int = 6):
+                 bin_blocks: int = 6,
+                 head_feat: int = 64):
         super().__init__()
         if num_frame != 5:
             raise ValueError("VOTES's degradation sensing module takes exactly 5 frames")
@@ -158,7 +160,7 @@ class VOTES(EDVRFamily):
 
         self._build_front(num_in_ch, f, num_extract_block, deformable_groups)
         self.fusion = DegradationModulation(num_feat=f, num_frame=num_frame, num_blocks=num_modulation_blocks)
-        self._build_back(f, num_reconstruct_block, scale)
+        self._build_back(f, num_reconstruct_block, scale, head_feat)
 
     def estimate_dfm(self, x: Tensor) -> Tensor:
         """The DFM (B, 1, h, w) of the centre frames of windows x (B, 5, 3, h, w), without gradients."""

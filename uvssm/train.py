@@ -8,6 +8,7 @@ It prints nothing: progress goes to the caller's callback.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from models import checkpoint
 from models.registry import create_model, get_spec, model_kwargs
 from models.training import loop
 from models.training.config import ConfigError, TrainConfig, load_config
+from models.training.init import INITIALISERS
 from uvssm import __version__, atomic
 from uvssm.datasets import PairedDataset, open_dataset, use_frame_store
 from uvssm.framestore import default_root
@@ -70,9 +72,16 @@ def load_flow(model, path: str | Path) -> checkpoint.LoadReport:
 
 
 def _open(data_root: Path, cfg: TrainConfig, split: str) -> PairedDataset:
+    """The split's clips; with several QPs (`data.qp: [28, 33]`), every QP's clips for training and the
+    first QP's for validation."""
     d = cfg.data
-    return open_dataset(data_root, split=split, scale=d.scale, qp=d.qp, platform=d.platform, layout=d.kind,
-                        cache_mb=cfg.cache_mb, target=d.target)
+    qps = d.qps if split == d.train_split else d.qps[:1]
+    sets = [open_dataset(data_root, split=split, scale=d.scale, qp=q, platform=d.platform, layout=d.kind,
+                         cache_mb=cfg.cache_mb, target=d.target) for q in qps]
+    if len(sets) == 1:
+        return sets[0]
+    return replace(sets[0], clips=[c for ds in sets for c in ds.clips], qp=None,
+                   name=f"{sets[0].name} QP {'+'.join(str(q) for q in qps)}")
 
 
 def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *, device: str | None = None,
@@ -122,6 +131,8 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
     scale = cfg.data.model_scale
     kwargs = model_kwargs(cfg.model, scale, **cfg.model_args)
     model = create_model(cfg.model, scale, **cfg.model_args)
+    if cfg.init != "default":
+        INITIALISERS[cfg.init](model)
     if cfg.stage == "restore" and getattr(model, "dfm_mode", None) == "estimate":
         if not cfg.bin_checkpoint:
             raise UvssmError(f"config {cfg.name}: stage 2 needs trained degradation-sensing weights; run stage 1 "

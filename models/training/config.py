@@ -15,6 +15,7 @@ import yaml
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 STAGES = ("dsm", "flow", "restore")
 TARGETS = ("hq", "clean_lr", "bicubic_lr")
+INITS = ("default", "signal")
 
 
 class ConfigError(ValueError):
@@ -35,7 +36,9 @@ def _number(name: str, value, kind):
 @dataclass
 class DataConfig:
     kind: str = "reds"  # "reds": a `uvssm synth-reds` output; "frames": HQ_frames/LQ_frames (UVSSM, `uvssm build`)
-    qp: int | None = 28  # which LQ_qp<QP>_x<scale> folder of a synth-reds output
+    # which LQ_qp<QP>_x<scale> folder of a synth-reds output; a list trains on the clips of every
+    # listed QP together (validation uses the first)
+    qp: int | list[int] | None = 28
     scale: int = 2
     platform: str | None = None  # "frames" datasets: the platform sub-folder (e.g. WeChat), if any
     train_split: str = "train"
@@ -48,6 +51,11 @@ class DataConfig:
     @property
     def model_scale(self) -> int:
         return self.scale if self.target == "hq" else 1
+
+    @property
+    def qps(self) -> list[int | None]:
+        """The QPs trained on, in order (the first is validated on)."""
+        return list(self.qp) if isinstance(self.qp, (list, tuple)) else [self.qp]
 
 
 @dataclass
@@ -84,7 +92,11 @@ class TrainConfig:
     periods: tuple[int, ...] = (50_000, 100_000, 150_000)
     restart_weights: tuple[float, ...] = (1.0, 0.5, 0.5)
     eta_min: float = 1e-7
+    warmup_iter: int = 0  # the rate ramps up linearly over this many iterations (0: none, the official recipes)
     total_iter: int | None = None  # default: the sum of the periods
+    # "default": the modules' own initialisation (the official code's); "signal": Kaiming for every
+    # plain convolution and the deformable ones, the output conv at zero (models.training.init)
+    init: str = "default"
 
     val_every: int = 5_000
     val_frames: int = 0  # frames per val clip (evenly spaced); 0 = all
@@ -99,8 +111,12 @@ class TrainConfig:
     def __post_init__(self):
         for name in ("lr", "weight_decay", "eta_min", "flow_lr_mul", "smooth_weight", "aux_weight"):
             setattr(self, name, _number(name, getattr(self, name), float))
+        if isinstance(self.data.qp, (list, tuple)):
+            if not self.data.qp:
+                raise ConfigError("data.qp: an empty list")
+            self.data.qp = [_number("data.qp", q, int) for q in self.data.qp]
         for name in ("batch_size", "gt_size", "val_every", "val_frames", "save_every", "log_every", "seed",
-                     "num_workers", "cache_mb", "fix_flow_iter"):
+                     "num_workers", "cache_mb", "fix_flow_iter", "warmup_iter"):
             setattr(self, name, _number(name, getattr(self, name), int))
         if self.total_iter is not None:
             self.total_iter = _number("total_iter", self.total_iter, int)
@@ -115,6 +131,10 @@ class TrainConfig:
             raise ConfigError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.schedule not in ("cosine", "step"):
             raise ConfigError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
+        if self.init not in INITS:
+            raise ConfigError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.warmup_iter < 0:
+            raise ConfigError(f"warmup_iter must be >= 0, got {self.warmup_iter}")
         from models.training.losses import LOSSES, REDUCTIONS
 
         if self.loss not in LOSSES:

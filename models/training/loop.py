@@ -212,7 +212,7 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     progress = progress or (lambda event, info: None)
     out = Path(out)
     ckpt_dir = out / "checkpoints"
-    schedule = make_schedule(cfg.schedule, cfg.lr, cfg.periods, cfg.restart_weights, cfg.eta_min)
+    schedule = make_schedule(cfg.schedule, cfg.lr, cfg.periods, cfg.restart_weights, cfg.eta_min, cfg.warmup_iter)
     total = cfg.iterations
 
     model.to(device)

@@ -75,9 +75,26 @@ class StepDecay:
         return self.base_lr * self.restart_weights[-1]
 
 
-def make_schedule(kind: str, base_lr: float, periods, weights, eta_min: float):
+@dataclass(frozen=True)
+class LinearWarmup:
+    """`schedule`'s rate times n / `iterations` for the first iterations (1-based n), then unchanged.
+
+    Adam's first steps move every weight by about the learning rate whatever its gradient; with
+    signal-preserving initialisations (`models.training.init`) that first jolt can throw a model
+    into a state it takes hundreds of iterations to leave, so short runs ramp the rate up."""
+
+    schedule: CosineRestarts | StepDecay
+    iterations: int
+
+    def lr_at(self, iteration: int) -> float:
+        return self.schedule.lr_at(iteration) * min(1.0, max(iteration, 1) / self.iterations)
+
+
+def make_schedule(kind: str, base_lr: float, periods, weights, eta_min: float, warmup: int = 0):
     if kind == "cosine":
-        return CosineRestarts(base_lr, tuple(periods), tuple(weights), eta_min)
-    if kind == "step":
-        return StepDecay(base_lr, tuple(periods), tuple(weights))
-    raise ValueError(f"schedule must be 'cosine' or 'step', got {kind!r}")
+        schedule = CosineRestarts(base_lr, tuple(periods), tuple(weights), eta_min)
+    elif kind == "step":
+        schedule = StepDecay(base_lr, tuple(periods), tuple(weights))
+    else:
+        raise ValueError(f"schedule must be 'cosine' or 'step', got {kind!r}")
+    return LinearWarmup(schedule, warmup) if warmup > 0 else schedule

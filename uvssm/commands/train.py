@@ -20,7 +20,7 @@ def _list_configs(console: Console) -> None:
     for name in list_configs():
         cfg = load_config(name)
         d = cfg.data
-        data = f"{d.kind} {'QP' + str(d.qp) + ' ' if d.qp is not None else ''}{d.platform + ' ' if d.platform else ''}x{d.scale}"
+        data = f"{d.kind} {'QP' + '+'.join(map(str, d.qps)) + ' ' if d.qp is not None else ''}{d.platform + ' ' if d.platform else ''}x{d.scale}"
         table.add_row(name, cfg.stage, cfg.model, data, str(cfg.iterations), cfg.note)
     console.print(table)
 
