@@ -71,7 +71,7 @@ def test_reading_maps_frees_each_decoded_frame_without_a_garbage_collection(tmp_
     video = _encode(ffmpeg, tmp_path / "v.mp4", "aq-mode=0", frames=20)
 
     def live_frames() -> int:
-        return sum(isinstance(o, av.VideoFrame) for o in gc.get_objects())
+        return sum(type(o) is av.VideoFrame for o in gc.get_objects())
 
     gc.collect()
     before = live_frames()

@@ -139,3 +139,28 @@ def test_restore_keeps_the_colours_of_a_chart(tmp_path, ffmpeg, tags, size):
                               "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
     got = _patch_means(np.frombuffer(decoded, np.uint8).reshape(2 * size[1], 2 * size[0], 3).astype(np.float64))
     assert np.abs(got - CHART).max() <= 2, np.round(got - CHART, 1)
+
+
+def test_restore_saves_the_inputs_qp_maps_and_refuses_them_for_other_codecs(tmp_path, ckpt, ffmpeg):
+    """--qp-map: the input's bitstream QPs beside the output. The expected QP is the one the plain
+    x264 command below fixes (adaptive quantisation and the I/B offsets off)."""
+    from uvssm import qpmaps
+
+    src = tmp_path / "cqp.mp4"
+    subprocess.run([ffmpeg.path, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=96x64:r=25", "-frames:v", "6",
+                    "-c:v", "libx264", "-qp", "33", "-x264-params", "aq-mode=0:ipratio=1.0:pbratio=1.0",
+                    "-threads", "1", "-pix_fmt", "yuv420p", str(src)], check=True)
+    out = tmp_path / "restored.mp4"
+    done = _uvssm("restore", str(src), "-o", str(out), "--model", "votes-tiny", "--weights", str(ckpt),
+                  "--device", "cpu", "--qp-map")
+    assert done.returncode == 0, done.stderr
+    maps = qpmaps.load(tmp_path / "restored.src.qp.npz")
+    assert maps.qp.shape == (6, 4, 6) and (maps.qp == 33).all()
+
+    mpeg4 = tmp_path / "mpeg4.mp4"
+    subprocess.run([ffmpeg.path, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=96x64:r=25", "-frames:v", "6",
+                    "-c:v", "mpeg4", str(mpeg4)], check=True)
+    done = _uvssm("restore", str(mpeg4), "-o", str(tmp_path / "m.mp4"), "--model", "votes-tiny", "--weights",
+                  str(ckpt), "--device", "cpu", "--qp-map")
+    assert done.returncode != 0 and not (tmp_path / "m.mp4").exists()
+    assert done.stderr.strip().splitlines()[-1].endswith("QP maps need H.264, this stream is mpeg4")

@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from uvssm import atomic
+from uvssm import atomic, qpmaps
 from uvssm.decode import SWS_MATRIX, rgb_frames
 from uvssm.errors import UvssmError
 from uvssm.ffmpeg import FFmpeg, popen_failure, popen_writer
@@ -62,6 +62,13 @@ class RestoreOptions:
     crf: int = 16
     preset: str = "medium"
     frames_dir: Path | None = None  # also write every restored frame here as PNG
+    qp_map: bool = False  # also save the input's bitstream QP maps (H.264) beside the output
+
+
+def input_qp_map_path(dst: str | Path) -> Path:
+    """Where `--qp-map` saves the input's QP maps: `restored.mp4` -> `restored.src.qp.npz`."""
+    dst = Path(dst)
+    return dst.with_name(f"{dst.stem}.src{qpmaps.QP_MAP_SUFFIX}")
 
 
 def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: RestoreOptions,
@@ -82,6 +89,7 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
     if src.resolve() == dst.resolve():
         raise UvssmError(f"{dst}: the output would overwrite the input")
     info = probe(src)  # raises UvssmError naming the file when it is not a video
+    maps = qpmaps.read_qp_maps(src) if opts.qp_map else None  # before any work: non-H.264 is an error
     model = load_trained(opts.model, opts.scale, opts.weights)
     if not model.stages:
         raise UvssmError("restore needs a trained model, not bicubic")
@@ -144,6 +152,7 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
         atomic.remove(tmp)
         raise UvssmError(f"{src}: no frames could be decoded")
     tmp.replace(dst)
-    return {"frames": count, "size": (width, height), "out_size": (out_w, out_h), "fps": float(fps), "colour": colour,
+    qp_path = qpmaps.save(maps, input_qp_map_path(dst)) if maps is not None else None
+    return {"qp_map": qp_path, "frames": count, "size": (width, height), "out_size": (out_w, out_h), "fps": float(fps), "colour": colour,
             "seconds": time.perf_counter() - start, "model": model.name, "checkpoints": model.checkpoints,
             "device": str(device)}

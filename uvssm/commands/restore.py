@@ -28,10 +28,12 @@ from uvssm.ffmpeg import find_ffmpeg
               type=click.Choice(["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                                  "veryslow"]), help="libx264 preset of the output.")
 @click.option("--frames", "frames_dir", type=click.Path(path_type=Path), help="Also write every frame here as PNG.")
+@click.option("--qp-map", is_flag=True,
+              help="Also save the input's per-macroblock QP maps, frame types and sizes (H.264) as OUTPUT_STEM.src.qp.npz.")
 @click.pass_context
 def restore(ctx: click.Context, video: Path, output: Path, model: str, weights: tuple[str, ...], scale: int,
             device: str, bf16: bool, batch: int, tile: int, overlap: int, crf: int, preset: str,
-            frames_dir: Path | None) -> None:
+            frames_dir: Path | None, qp_map: bool) -> None:
     """Restore VIDEO (a shared video, no ground truth needed) into --output, frame by frame.
 
     Example: uvssm restore shared.mp4 -o restored.mp4 --model votes --weights runs/votes/checkpoints/latest.pt
@@ -48,7 +50,8 @@ def restore(ctx: click.Context, video: Path, output: Path, model: str, weights: 
         else:
             entries.append(f"{model}={w}")
     opts = RestoreOptions(model=model, weights=entries, scale=scale, device=device, bf16=bf16, batch=batch, tile=tile,
-                          overlap=overlap, crf=crf, preset=preset, frames_dir=frames_dir)
+                          overlap=overlap, crf=crf, preset=preset, frames_dir=frames_dir,
+                          qp_map=qp_map)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console)
     task = progress.add_task("restoring", total=None)
@@ -66,3 +69,5 @@ def restore(ctx: click.Context, video: Path, output: Path, model: str, weights: 
         result = restore_video(video, output, find_ffmpeg(ctx.obj["ffmpeg_path"]), opts, on_event)
     console.print(f"restored {result['frames']} frames in {result['seconds']:.1f} s: {output}"
                   + (f" (frames in {frames_dir})" if frames_dir else ""))
+    if result["qp_map"] is not None:
+        console.print(f"the input's QP maps: {result['qp_map']} (read with uvssm.qpmaps.load)")
