@@ -206,6 +206,7 @@ def test_ddp_with_torchrun_on_cpu(tmp_path, tiny_reds):
 def test_tiny_votes_beats_bicubic_after_a_short_cpu_training(tmp_path, tiny_reds):
     """Both stages of votes-tiny on the first 11 frames of a synthesised clip (QP 28, x2); scored on
     its last 5 frames, which training never saw. The assertion is on the measured PSNR."""
+    from models.training.init import INITIALISERS
     from uvssm.datasets import FrameRange, open_dataset
     from uvssm.train import load_dsm
 
@@ -217,9 +218,9 @@ def test_tiny_votes_beats_bicubic_after_a_short_cpu_training(tmp_path, tiny_reds
     model = create_model("votes-tiny", 2)
     loop.train(model, stage1, [train_part], [held_out], tmp_path / "dsm", meta={"model": "votes-tiny"},
                device=torch.device("cpu"))
-    stage2 = load_config("votes-tiny-sample", ["periods=[600]", "val_every=600", "save_every=600", "val_frames=0"])
+    stage2 = load_config("votes-tiny-sample", ["periods=[150]", "val_every=150", "save_every=150", "val_frames=0"])
     torch.manual_seed(0)
-    model = create_model("votes-tiny", 2)
+    model = INITIALISERS[stage2.init](create_model("votes-tiny", 2))  # the config's recipe, as `uvssm train` applies it
     load_dsm(model, tmp_path / "dsm" / "checkpoints" / "latest.pt")
     result = loop.train(model, stage2, [train_part], [held_out], tmp_path / "votes", meta={"model": "votes-tiny"},
                         device=torch.device("cpu"))
