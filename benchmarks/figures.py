@@ -32,14 +32,9 @@ from uvssm.frames import read_rgb
 DFM_QP_TABLE = "dfm_qp.parquet"
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    x = rgb.astype(np.float64)
-    return 16.0 + (65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2]) / 255.0
-
-
 def detailed_crop(gt: np.ndarray, size: int) -> tuple[int, int]:
     """Top-left (y, x) of the size×size window with the most gradient energy in `gt` (on a grid)."""
-    y = _luma(gt)
+    y = dfm_qp.luma(gt)
     energy = np.abs(np.diff(y, axis=0))[:, :-1] + np.abs(np.diff(y, axis=1))[:-1, :]
     h, w = energy.shape
     step = max(size // 4, 1)
@@ -112,6 +107,7 @@ def write_figures(results: str | Path) -> list[Path]:
         models = [m for m in order if m in models]
         shots = sorted({(p.parent.name, p.name) for m in models for p in (saved_root / m).glob("*/*.png")})
         blocks: dict[tuple[str, str], list[dfm_qp.BlockMaps]] = {}  # (model, clip) -> frames
+        qp_maps: dict[str, qpmaps.QPMaps | None] = {}  # clip -> its LQ bitstream's maps, read once
         for clip_name, png in shots:
             if clip_name not in clips:
                 continue
@@ -145,7 +141,7 @@ def write_figures(results: str | Path) -> list[Path]:
             dfms = [m for m in have if (saved_root / m / clip_name / f"{png[:-4]}.dfm.npy").is_file()]
             if dfms:
                 dfm = np.load(saved_root / dfms[0] / clip_name / f"{png[:-4]}.dfm.npy").astype(np.float32)
-                errors = [(m, np.abs(_luma(outs[m]) - _luma(gt))) for m in have]
+                errors = [(m, np.abs(dfm_qp.luma(outs[m]) - dfm_qp.luma(gt))) for m in have]
                 vmax = max(float(np.percentile(e, 99.5)) for _, e in errors) or 1.0
                 fig, axes = plt.subplots(1, 1 + len(errors), figsize=(3.2 * (1 + len(errors)), 2.6))
                 axes = np.atleast_1d(axes)
@@ -162,8 +158,10 @@ def write_figures(results: str | Path) -> list[Path]:
                 fig.savefig(path, dpi=110, bbox_inches="tight")
                 plt.close(fig)
                 written.append(path)
-                qp_file = qpmaps.maps_for_frames(clip.lq_dir)
-                maps = qpmaps.load(qp_file) if qp_file else None
+                if clip_name not in qp_maps:
+                    qp_file = qpmaps.maps_for_frames(clip.lq_dir)
+                    qp_maps[clip_name] = qpmaps.load(qp_file) if qp_file else None
+                maps = qp_maps[clip_name]
                 if maps is not None and maps.crop is not None and index < len(maps):
                     b = dfm_qp.block_maps(dfm, outs[dfms[0]], gt, maps, index, s)
                     blocks.setdefault((dfms[0], clip_name), []).append(b)
