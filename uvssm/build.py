@@ -43,7 +43,6 @@ from uvssm.manifests import ClipEntry, write_splits
 from uvssm.probe import VideoProbe, frame_times, probe
 from uvssm.synth import tool_versions
 
-QP_MAPS = "LQ_qp"  # <platform>/LQ_qp/<clip>.qp.npz: the LQ bitstream's QP maps (uvssm.qpmaps)
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".ts", ".3gp")
 PAPER_TEST = {"wechat"}
 PLATFORM_FOLDERS = {"wechat": "WeChat", "bilibili": "Bilibili", "twitter": "Twitter", "youtube": "YouTube"}  # platforms whose paper test split is in the catalogue
@@ -355,7 +354,7 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
     if maps is not None:
         for row, mean_qp, kind, size in zip(rows, maps.mean_qp, maps.pict_type, maps.packet_bytes):
             row.update(lq_mean_qp=float(mean_qp), lq_pict_type=str(kind), lq_packet_bytes=int(size))
-        qpmaps.save(maps, out / QP_MAPS / f"{pair.clip}{qpmaps.QP_MAP_SUFFIX}")
+        qpmaps.save(maps, out / qpmaps.BUILD_FOLDER / f"{pair.clip}{qpmaps.QP_MAP_SUFFIX}")
     for folder, name in (("HQ", "HQ_frames"), ("LQ", "LQ_frames")):
         target = out / name / pair.clip
         atomic.remove(target)
@@ -383,7 +382,7 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
         "align_psnr_mean": float(psnr.mean()), "align_psnr_median": float(np.median(psnr)),
         "align_psnr_min": float(psnr.min()), "n_lq_frames": a.lq.n_frames, "n_frames": n,
         "hq_size": [geo["scale"] * w, geo["scale"] * h], "lq_size": [w, h],
-        "lq_qp_maps": f"{QP_MAPS}/{pair.clip}{qpmaps.QP_MAP_SUFFIX}" if maps is not None else None,
+        "lq_qp_maps": f"{qpmaps.BUILD_FOLDER}/{pair.clip}{qpmaps.QP_MAP_SUFFIX}" if maps is not None else None,
         "lq_mean_qp": float(maps.mean_qp.mean()) if maps is not None else None,
     }
     parts = out / ".parts"

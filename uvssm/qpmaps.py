@@ -6,8 +6,8 @@ degradation directly. libavcodec's H.264 decoder exports the quantiser it used f
 macroblock as `AV_FRAME_DATA_VIDEO_ENC_PARAMS` side data when asked (`export_side_data=venc_params`):
 a frame QP plus one `delta_qp` per block. PyAV exposes that buffer; the per-block records
 (src_x, src_y, w, h, delta_qp as int32) are read from it with numpy in one call per frame, so the
-extraction adds little to the decode (`python -m benchmarks qpmaps` measures it). The decoder runs
-without frame threads: with them, the exported tables of some B frames came back wrong (mostly
+extraction adds little to the decode (`python -m benchmarks vmaf` measures it). The decoder runs
+with slice threads only, never frame threads: with them, the exported tables of some B frames came back wrong (mostly
 zeros) while the pixels were right.
 
 Frames come in presentation order, as every uvssm decode (ffmpeg with passthrough timing) gives them,
@@ -38,6 +38,7 @@ from uvssm.errors import UvssmError
 MB = 16  # H.264 macroblock side
 _PICT = {0: "?", 1: "I", 2: "P", 3: "B", 4: "S", 5: "SI", 6: "SP", 7: "BI"}
 QP_MAP_SUFFIX = ".qp.npz"
+BUILD_FOLDER = "LQ_qp"  # `build`: <Platform>/LQ_qp/<clip>.qp.npz beside <Platform>/LQ_frames/<clip>
 
 
 @dataclass
@@ -114,6 +115,7 @@ def read_qp_maps(path: str | Path, frames: int | None = None) -> QPMaps:
         if codec != "h264":
             raise UvssmError(f"{path}: QP maps need H.264, this stream is {codec}")
         stream.codec_context.options = {"export_side_data": "venc_params"}
+        stream.codec_context.thread_type = "SLICE"  # PyAV's default; frame threads garble B frames' tables
         width, height = stream.codec_context.width, stream.codec_context.height
         rows, cols = -(-height // MB), -(-width // MB)
         sizes: dict[int, tuple[int, bool]] = {}
@@ -149,7 +151,7 @@ def maps_for_frames(lq_dir: str | Path) -> Path | None:
     (`<Platform>/LQ_frames/<clip>` → `<Platform>/LQ_qp/<clip>.qp.npz`)."""
     lq_dir = Path(lq_dir)
     for candidate in (lq_dir.parent / f"{lq_dir.name}{QP_MAP_SUFFIX}",
-                      lq_dir.parent.parent / "LQ_qp" / f"{lq_dir.name}{QP_MAP_SUFFIX}"):
+                      lq_dir.parent.parent / BUILD_FOLDER / f"{lq_dir.name}{QP_MAP_SUFFIX}"):
         if candidate.is_file():
             return candidate
     return None
