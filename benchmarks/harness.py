@@ -25,7 +25,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -440,10 +440,13 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
     return gather(out)
 
 
+def parse_metrics(text: str) -> tuple[str, ...]:
+    """"psnr,ssim,vmaf" (a --metrics value) → ("psnr", "ssim", "vmaf"); `_check_metrics` checks the names."""
+    return tuple(dict.fromkeys(m.strip().lower() for m in text.split(",") if m.strip()))
+
+
 def _check_metrics(opts: BenchOptions) -> BenchOptions:
     """Validate `opts.metrics` and, for VMAF, find an ffmpeg that has libvmaf (one-line errors)."""
-    from dataclasses import replace
-
     known = ("psnr", "ssim", "vmaf")
     unknown = [m for m in opts.metrics if m not in known]
     if unknown:

@@ -36,10 +36,6 @@ import numpy as np
 DEFAULT_MODEL = "vmaf_v0.6.1"
 
 
-class VmafUnavailable(RuntimeError):
-    """The ffmpeg binary was built without libvmaf."""
-
-
 def has_libvmaf(ffmpeg: str) -> bool:
     """Whether this ffmpeg binary has the libvmaf filter."""
     try:

@@ -101,8 +101,7 @@ def bench(ctx: click.Context, model_names: str, data: Path, qp: int | None, scal
     Example: uvssm bench --models votes,stdf+edvr-l,bicubic --data /data/REDS_LQ --qp 28 --scale 2
              --weights runs/ --out results/
     """
-    from benchmarks.harness import BenchOptions, run_bench
-    from uvssm.commands.synth_reds import parse_metrics
+    from benchmarks.harness import BenchOptions, parse_metrics, run_bench
 
     console = wide_console()
     names = [m.strip() for m in model_names.split(",") if m.strip()]

@@ -47,10 +47,10 @@ def print_dfm_qp(console, results: Path) -> None:
         return
     console.print("What the DFM sees (Spearman ρ over macroblocks of the saved frames; "
                   "n/a where a map is constant, e.g. a fixed-QP frame's QP):")
-    for r in pd.read_parquet(path).itertuples():
-        def rho(v: float) -> str:
-            return "n/a" if math.isnan(v) else f"{v:+.2f}"
+    def rho(v: float) -> str:
+        return "n/a" if math.isnan(v) else f"{v:+.2f}"
 
+    for r in pd.read_parquet(path).itertuples():
         qps = f"QP {r.qp_min:.0f}" + ("" if r.qp_min == r.qp_max else f"-{r.qp_max:.0f}")
         console.print(f"  {r.dataset} {r.setting} clip {r.clip} ({r.model}, {r.frames} frames, {r.macroblocks} "
                       f"macroblocks, {qps}): ρ(DFM, QP) {rho(r.rho_dfm_qp)}, ρ(DFM, error) {rho(r.rho_dfm_error)}, "

@@ -52,11 +52,6 @@ def _print_report(console: Console, report: SynthReport) -> None:
             console.print(f"[red]error:[/red] {unit.name}: {reason}", highlight=False)
 
 
-def parse_metrics(text: str) -> tuple[str, ...]:
-    """"psnr,ssim,vmaf" → ("psnr", "ssim", "vmaf"); the harness checks the names."""
-    return tuple(dict.fromkeys(m.strip().lower() for m in text.split(",") if m.strip()))
-
-
 def _bicubic(console: Console, report: SynthReport, split: str, jobs: int, metrics: tuple[str, ...],
              ffmpeg: str) -> None:
     """Score bicubic-upsampled LQ against HQ through the benchmark harness (the Table-2 bicubic row)."""
@@ -142,6 +137,8 @@ def synth_reds(ctx: click.Context, src: Path | None, out: Path, qps: tuple[int, 
         report = run_synth(src, out, ffmpeg, options, on_event)
     _print_report(console, report)
     if bicubic:
+        from benchmarks.harness import parse_metrics
+
         _bicubic(console, report, eval_split, jobs, parse_metrics(metrics), ffmpeg.path)
     console.print(f"outputs: {out.resolve()}")
     if not report.ok:
