@@ -130,9 +130,7 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
     torch.manual_seed(cfg.seed)
     scale = cfg.data.model_scale
     kwargs = model_kwargs(cfg.model, scale, **cfg.model_args)
-    model = create_model(cfg.model, scale, **cfg.model_args)
-    if cfg.init != "default":
-        INITIALISERS[cfg.init](model)
+    model = INITIALISERS[cfg.init](create_model(cfg.model, scale, **cfg.model_args))
     if cfg.stage == "restore" and getattr(model, "dfm_mode", None) == "estimate":
         if not cfg.bin_checkpoint:
             raise UvssmError(f"config {cfg.name}: stage 2 needs trained degradation-sensing weights; run stage 1 "

@@ -15,7 +15,6 @@ import yaml
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 STAGES = ("dsm", "flow", "restore")
 TARGETS = ("hq", "clean_lr", "bicubic_lr")
-INITS = ("default", "signal")
 
 
 class ConfigError(ValueError):
@@ -95,7 +94,8 @@ class TrainConfig:
     warmup_iter: int = 0  # the rate ramps up linearly over this many iterations (0: none, the official recipes)
     total_iter: int | None = None  # default: the sum of the periods
     # "default": the modules' own initialisation (the official code's); "signal": Kaiming for every
-    # plain convolution and the deformable ones, the output conv at zero (models.training.init)
+    # plain convolution and the deformable ones, the output conv and VOTES's DFM branch at zero
+    # (models.training.init)
     init: str = "default"
 
     val_every: int = 5_000
@@ -131,12 +131,13 @@ class TrainConfig:
             raise ConfigError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.schedule not in ("cosine", "step"):
             raise ConfigError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
-        if self.init not in INITS:
-            raise ConfigError(f"init must be one of {INITS}, got {self.init!r}")
         if self.warmup_iter < 0:
             raise ConfigError(f"warmup_iter must be >= 0, got {self.warmup_iter}")
+        from models.training.init import INITIALISERS
         from models.training.losses import LOSSES, REDUCTIONS
 
+        if self.init not in INITIALISERS:
+            raise ConfigError(f"init must be one of {tuple(INITIALISERS)}, got {self.init!r}")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
         if self.loss_reduction not in REDUCTIONS:

@@ -64,4 +64,9 @@ def signal_init(model: nn.Module) -> nn.Module:
     return model
 
 
-INITIALISERS = {"signal": signal_init}
+def default_init(model: nn.Module) -> nn.Module:
+    """The modules' own initialisation (the official code's): leaves the model as built."""
+    return model
+
+
+INITIALISERS = {"default": default_init, "signal": signal_init}  # config key `init` -> initialiser
