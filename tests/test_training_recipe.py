@@ -58,3 +58,5 @@ def test_config_takes_init_warmup_and_several_qps():
         load_config("votes-tiny-sample", ["init=xavier"])
     with pytest.raises(ConfigError, match="data.qp: an empty list"):
         load_config("votes-tiny-sample", ["data.qp=[]"])
+    with pytest.raises(ConfigError, match="warmup_iter must be >= 0"):
+        load_config("votes-tiny-sample", ["warmup_iter=-1"])
