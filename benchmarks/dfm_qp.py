@@ -1,7 +1,7 @@
 """What VOTES's degradation feature map sees, against what the bitstream says.
 
 For a saved frame of a DFM model (`bench --save-frames`: the restored PNG and its `.dfm.npy`), and
-the LQ clip's QP maps (`uvssm.qpmaps`, written by `synth-reds` and `build`), three maps are brought
+the LQ clip's QP maps (`uvssm.base.qpmaps`, written by `synth-reds` and `build`), three maps are brought
 to the coded frame's 16×16 macroblocks of the LQ video:
 
 - DFM: VOTES's estimate, mean over each macroblock's LQ pixels;
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uvssm import qpmaps
+from uvssm.base import qpmaps
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import dfm_qp
-from uvssm import atomic, qpmaps
-from uvssm.datasets import open_dataset
-from uvssm.errors import UvssmError
-from uvssm.frames import read_rgb
+from uvssm.base import atomic, qpmaps
+from uvssm.base.datasets import open_dataset
+from uvssm.base.errors import UvssmError
+from uvssm.base.frames import read_rgb
 
 DFM_QP_TABLE = "dfm_qp.parquet"
 

@@ -2,7 +2,7 @@
 
 For each model and each clip of the chosen split, the clip's LQ frames stream through
 `models.inference` (reflection_circle windows; two-stage models chained; optional tiles), each
-output is scored against HQ with `benchmarks.metrics` (VOTES protocol by default: Y channel,
+output is scored against HQ with `uvssm.base.metrics` (VOTES protocol by default: Y channel,
 `scale` pixels cropped, clip mean then mean), and the clip's rows are written to
 `OUT/.parts/<dataset>/<setting>/<split>/<model>/<clip>.parquet` atomically. A part is the unit of
 resume: a rerun skips parts made with the same weights and settings and redoes the others. At the
@@ -35,17 +35,19 @@ import torch
 
 from benchmarks import tables
 from benchmarks.memory import PeakMemory
-from benchmarks.metrics import MetricConfig, psnr_ssim, quantize
+from uvssm.base.metrics import MetricConfig, psnr_ssim, quantize
 from models.inference import restore_range, shard_unit
 from models.layers import warn_large_offsets
 from models.padding import pad_to_multiple
 from models.trained import TrainedModel, load_trained
 from models.training.data import frames_to_tensor
 from models.windows import evenly_spaced, reflection_circle
-from uvssm import __version__, atomic
-from uvssm.datasets import ClipPair, PairedDataset, open_dataset
-from uvssm.errors import UvssmError
-from uvssm.frames import frame_name, write_rgb
+from uvssm import __version__
+from uvssm.base import atomic
+from uvssm.base.datasets import ClipPair, PairedDataset, open_dataset
+from uvssm.base.devices import setup_device
+from uvssm.base.errors import UvssmError
+from uvssm.base.frames import frame_name, write_rgb
 
 Progress = Callable[[str, dict], None]
 METRIC_BATCH = 8  # output frames scored together on the device
@@ -202,7 +204,7 @@ def _outputs(model: TrainedModel, clip: ClipPair, start: int, end: int, device: 
                          dtype=torch.float64 if not model.stages else torch.float32)
     try:
         if not model.stages:
-            from degrade.scalers import imresize
+            from uvssm.base.scalers import imresize
 
             for i in range(start, end):  # float64 until quantised, as the metric's reference code
                 yield imresize(frames(i), clip.scale).clamp_(0, 1)
@@ -349,14 +351,6 @@ def _done(part: Path, run_key: str) -> bool:
     return list(keys) == [run_key]
 
 
-def _distributed(device_name: str):
-    from models.training.loop import init_distributed, pick_device
-
-    info = init_distributed(torch.device("cuda" if device_name in ("auto", "cuda") and torch.cuda.is_available()
-                                         else "cpu"))
-    return info, pick_device(device_name, info.local_rank)
-
-
 def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
     """Benchmark `opts.models` on the dataset; returns {"table2": DataFrame, "models": DataFrame, paths...}."""
     progress = progress or (lambda event, info: None)
@@ -375,7 +369,7 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
     for model in models:
         for stage in model.stages:
             stage.chunk, stage.chunk_overlap = opts.chunk, opts.chunk_overlap
-    dist_info, device = _distributed(opts.device)
+    dist_info, device = setup_device(opts.device)
     if opts.bf16 and device.type == "cpu" and not torch.backends.mkldnn.is_available():
         raise UvssmError("--bf16 on CPU needs oneDNN (mkldnn) support in this torch build")
     out = Path(opts.out)
@@ -456,7 +450,7 @@ def _check_metrics(opts: BenchOptions) -> BenchOptions:
     if "vmaf" not in opts.metrics:
         return opts
     from benchmarks.vmaf import has_libvmaf
-    from uvssm.ffmpeg import find_ffmpeg
+    from uvssm.base.ffmpeg import find_ffmpeg
 
     ffmpeg = find_ffmpeg(opts.ffmpeg)
     if not has_libvmaf(ffmpeg.path):

@@ -44,7 +44,7 @@ def paper_clips(dataset: str, platform: str | None) -> frozenset[str] | None:
     if dataset == "REDS":
         return frozenset(f"{i:03d}" for i in range(240, 270))
     if dataset == "UVSSM" and (platform or "").lower() == "wechat":
-        from uvssm.catalog import load_catalog
+        from uvssm.base.catalog import load_catalog
 
         cat = load_catalog()
         test = cat[(cat["dataset"] == "UVSSM") & (cat["platform"] == "wechat") & (cat["split"] == "test")]

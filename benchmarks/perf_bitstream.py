@@ -7,7 +7,7 @@ libx264 (CRF 27, 100 frames) in a temporary folder. Then:
   written, one ffmpeg with libvmaf, all cores); frames/s of the whole call. Target: >= 10 frames/s
   at 720p on 2 cores.
 - qpmaps: the same 720p H.264 file decoded by PyAV with and without the decoder's per-block
-  quantisers exported and turned into maps (`uvssm.qpmaps.read_qp_maps`), best of 3 runs each.
+  quantisers exported and turned into maps (`uvssm.base.qpmaps.read_qp_maps`), best of 3 runs each.
   Target: the maps add <= 10% to the decode.
 
     python -m benchmarks vmaf
@@ -24,8 +24,8 @@ SIZE = (1280, 720)
 
 
 def _clip(ffmpeg, folder: Path) -> tuple[Path, Path]:
-    from uvssm.ffmpeg import run
-    from uvssm.sample import bundled_video
+    from uvssm.base.ffmpeg import run
+    from uvssm.pipelines.sample import bundled_video
 
     video = bundled_video()
     source = ["-i", str(video)] if video else ["-f", "lavfi", "-i", f"testsrc2=s={SIZE[0]}x{SIZE[1]}:r=25"]
@@ -42,7 +42,7 @@ def _clip(ffmpeg, folder: Path) -> tuple[Path, Path]:
 def _decode_seconds(mp4: Path, export: bool) -> float:
     import av
 
-    from uvssm.qpmaps import read_qp_maps
+    from uvssm.base.qpmaps import read_qp_maps
 
     best = float("inf")
     for _ in range(3):
@@ -61,9 +61,9 @@ def run() -> list[dict]:
     import numpy as np
 
     from benchmarks.vmaf import VmafStream, default_threads, has_libvmaf
-    from uvssm.decode import rgb_frames
-    from uvssm.ffmpeg import find_ffmpeg
-    from uvssm.probe import probe
+    from uvssm.base.decode import rgb_frames
+    from uvssm.base.ffmpeg import find_ffmpeg
+    from uvssm.base.probe import probe
 
     ffmpeg = find_ffmpeg()
     rows = []

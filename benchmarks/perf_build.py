@@ -88,7 +88,7 @@ def make_pair(ffmpeg: str, work: Path, minutes: float) -> tuple[Path, Path]:
 
 
 def run(minutes: float = 10.0, work: Path | None = None) -> list[dict]:
-    from uvssm.ffmpeg import find_ffmpeg
+    from uvssm.base.ffmpeg import find_ffmpeg
 
     ffmpeg = find_ffmpeg().path
     work = Path(work or "runs/bench-build")

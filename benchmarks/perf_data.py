@@ -6,7 +6,7 @@ window of 64x64 LQ crops plus its 128x128 GT crop (GT-128), with flips and trans
 `torch.utils.data.DataLoader` exactly as `uvssm train` builds it. Cases:
 - "PNG": every sample decodes its 6 PNGs (what a REDS-sized run gets once the in-memory cache is
   too small to hold the dataset);
-- "decoded arrays": `uvssm.framestore` maps, built once before the clock starts (the build time
+- "decoded arrays": `uvssm.base.framestore` maps, built once before the clock starts (the build time
   is reported separately, per frame).
 Each with 0 loader workers (the main process) and with one worker per core. The first 2 batches
 (worker start-up) are not timed. Target: <= 30 ms per batch on 2 cores.
@@ -42,9 +42,9 @@ def _time_batches(clips, workers: int, batches: int) -> float:
 
 def run(batches: int = 20, n_clips: int = 4, frames: int = 30) -> list[dict]:
     from benchmarks.perf_synth import make_bench_clips
-    from uvssm.datasets import open_dataset, use_frame_store
-    from uvssm.ffmpeg import find_ffmpeg
-    from uvssm.synth import SynthOptions, synth_reds
+    from uvssm.base.datasets import open_dataset, use_frame_store
+    from uvssm.base.ffmpeg import find_ffmpeg
+    from uvssm.pipelines.synth import SynthOptions, synth_reds
 
     cores = os.cpu_count() or 1
     rows = []

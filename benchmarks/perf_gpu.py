@@ -77,9 +77,9 @@ def _bench_end_to_end(model_name: str, hq: tuple[int, int], frames: int, device,
     from benchmarks.harness import BenchOptions, run_bench
     from models import checkpoint
     from models.registry import create_model, model_kwargs
-    from uvssm.ffmpeg import find_ffmpeg
-    from uvssm.sample import make_sample
-    from uvssm.synth import SynthOptions, synth_reds
+    from uvssm.base.ffmpeg import find_ffmpeg
+    from uvssm.pipelines.sample import make_sample
+    from uvssm.pipelines.synth import SynthOptions, synth_reds
 
     ffmpeg = find_ffmpeg()
     src = make_sample(work / "src", ffmpeg, size=hq, frames_per_clip=frames)
@@ -98,7 +98,7 @@ def _bench_end_to_end(model_name: str, hq: tuple[int, int], frames: int, device,
 def _metrics(size: tuple[int, int], device, pairs: int, repeat: int) -> dict:
     import torch
 
-    from benchmarks.metrics import MetricConfig, psnr_ssim
+    from uvssm.base.metrics import MetricConfig, psnr_ssim
 
     g = torch.Generator().manual_seed(0)
     pred = torch.rand(pairs, 3, size[1], size[0], generator=g)

@@ -23,9 +23,9 @@ def run(frames: int = 2, size: tuple[int, int] = (640, 360)) -> list[dict]:
     from benchmarks.harness import BenchOptions, run_bench
     from models import checkpoint
     from models.registry import create_model, model_kwargs
-    from uvssm.ffmpeg import find_ffmpeg
-    from uvssm.sample import make_sample
-    from uvssm.synth import SynthOptions, synth_reds
+    from uvssm.base.ffmpeg import find_ffmpeg
+    from uvssm.pipelines.sample import make_sample
+    from uvssm.pipelines.synth import SynthOptions, synth_reds
 
     ffmpeg = find_ffmpeg()
     with tempfile.TemporaryDirectory() as tmp:

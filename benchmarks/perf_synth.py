@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from degrade.recipe import LqTarget, X264Recipe, synth_command
-from uvssm.ffmpeg import find_ffmpeg
-from uvssm.frames import FRAME_PATTERN, check_clip, read_rgb
-from uvssm.reds import discover
+from uvssm.base.ffmpeg import find_ffmpeg
+from uvssm.base.frames import FRAME_PATTERN, check_clip, read_rgb
+from uvssm.base.reds import discover
 
 ONE = ((28, 2),)
 FOUR = ((28, 2), (33, 2), (28, 4), (33, 4))
@@ -53,7 +53,7 @@ def _run_variant(variant: str, src: Path, out: Path, settings: list[tuple[int, i
     ffmpeg = find_ffmpeg()
     recipes = [X264Recipe(qp=q, scale=s) for q, s in settings]
     clips = [check_clip(c.clip, c.folder) for c in discover(src).clips]
-    from uvssm.synth import SynthOptions, synth_reds  # imported before the clock starts, once per run
+    from uvssm.pipelines.synth import SynthOptions, synth_reds  # imported before the clock starts, once per run
 
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
     if variant == "uvssm":
@@ -131,8 +131,8 @@ def _same_frames(a: Path, b: Path) -> bool:
 
 def make_bench_clips(root: Path, n_clips: int = 4, frames: int = 100) -> Path:
     """REDS-shaped clips (1280x720) cut from the sample footage at different offsets."""
-    from uvssm.ffmpeg import run as run_ffmpeg
-    from uvssm.sample import bundled_video
+    from uvssm.base.ffmpeg import run as run_ffmpeg
+    from uvssm.pipelines.sample import bundled_video
 
     video = bundled_video()
     source = ["-i", str(video)] if video else ["-f", "lavfi", "-i", "testsrc2=s=1280x720:r=25,noise=alls=12:allf=t"]

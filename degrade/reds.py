@@ -5,7 +5,7 @@
 each encoded frame comes from that same run: the picture type from the loopback decode's
 `showinfo`, the pixel hash from the decoded frames' raw RGB (hashed here as they arrive). The
 .mp4 is then read once more with PyAV for what only its bitstream says: every macroblock's QP
-(`uvssm.qpmaps`), each packet's size and keyframe flag. That decode is of the small LQ stream
+(`uvssm.base.qpmaps`), each packet's size and keyframe flag. That decode is of the small LQ stream
 alone; its picture types must agree with showinfo's.
 
 Each function works inside private work folders and leaves the caller to move the results into
@@ -23,10 +23,10 @@ from typing import Callable
 import pandas as pd
 
 from degrade.recipe import CleanTarget, LqTarget, X264Recipe, synth_command
-from uvssm.errors import UvssmError
-from uvssm.ffmpeg import FFmpeg, run_with_pipes, x264_signature
-from uvssm.frames import FRAME_PATTERN, ClipFrames, ClipProblem, find_unreadable
-from uvssm.qpmaps import QPMaps, read_qp_maps
+from uvssm.base.errors import UvssmError
+from uvssm.base.ffmpeg import FFmpeg, run_with_pipes, x264_signature
+from uvssm.base.frames import FRAME_PATTERN, ClipFrames, ClipProblem, find_unreadable
+from uvssm.base.qpmaps import QPMaps, read_qp_maps
 
 OnFrames = Callable[[int], None]  # called with the number of frames just written
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from uvssm.atomic import replacing
-from uvssm.errors import UvssmError
+from uvssm.base.atomic import replacing
+from uvssm.base.errors import UvssmError
 
 
 @dataclass

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from degrade.scalers import imresize
+from uvssm.base.scalers import imresize
 from models.flow import warp
 
 

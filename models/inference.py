@@ -1,6 +1,6 @@
 """Running a trained model over a whole clip, frame after frame, in bounded memory.
 
-Tensor work only (no files): the callers (`benchmarks.harness`, `uvssm.restore`) feed frames in
+Tensor work only (no files): the callers (`benchmarks.harness`, `uvssm.pipelines.restore`) feed frames in
 and take frames out. The pieces:
 
 - `sliding_windows`: turns a stream of frames into the input window of each output frame,
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from benchmarks.metrics import quantize
+from uvssm.base.metrics import quantize
 from models.padding import pad_to_multiple
 from models.windows import reflection_circle
 
@@ -232,7 +232,7 @@ def restore_stage(frames: Iterable[Tensor], stage: Stage, *, device: torch.devic
 
 def restore_stream(frames: Iterable[Tensor], stages: list[Stage], **kwargs) -> Iterator[Tensor]:
     """Chain stages over a stream: each stage's output frames, rounded to 8 bits as images on disk
-    (the hand-over of the official two-stage baselines, and of `uvssm.restored` at training time),
+    (the hand-over of the official two-stage baselines, and of `uvssm.pipelines.restored` at training time),
     are the next stage's input frames."""
     stream: Iterable[Tensor] = frames
     for i, stage in enumerate(stages):

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from degrade.scalers import imresize
+from uvssm.base.scalers import imresize
 
 # Frame indices of the three groups, each (outer, centre, outer), as the release's data loaders order them.
 GROUP_ORDER = (0, 3, 6, 2, 3, 4, 1, 3, 5)

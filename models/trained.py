@@ -19,7 +19,7 @@ from torch import nn
 from models import checkpoint
 from models.inference import Stage
 from models.registry import chain_parts, get_spec
-from uvssm.errors import UvssmError
+from uvssm.base.errors import UvssmError
 
 
 @dataclass

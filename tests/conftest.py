@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from uvssm.ffmpeg import find_ffmpeg, run
-from uvssm.frames import FRAME_PATTERN
+from uvssm.base.ffmpeg import find_ffmpeg, run
+from uvssm.base.frames import FRAME_PATTERN
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,8 +60,8 @@ def clips(tmp_path, clip_cache):
 def tiny_reds(tmp_path_factory, ffmpeg):
     """A `uvssm synth-reds` output (QP 28, x2) of the built-in sample made small: 6 clips of 16
     frames at 384x224 (LQ 192x112). Splits: train 001-003, val 000, test 240-241."""
-    from uvssm.sample import make_sample
-    from uvssm.synth import SynthOptions, synth_reds
+    from uvssm.pipelines.sample import make_sample
+    from uvssm.pipelines.synth import SynthOptions, synth_reds
 
     root = tmp_path_factory.mktemp("tiny_reds")
     src = make_sample(root / "src", ffmpeg, size=(384, 224), frames_per_clip=16)

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from uvssm.align import resample_box, spatial_fit, temporal_match
-from uvssm.decode import gray_frames
-from uvssm.ffmpeg import find_ffmpeg
-from uvssm.errors import UvssmError
-from uvssm.probe import frame_times, probe
-from uvssm.simulate import SimulateOptions, plan_mapping, simulate
+from uvssm.base.decode import gray_frames
+from uvssm.base.ffmpeg import find_ffmpeg
+from uvssm.base.errors import UvssmError
+from uvssm.base.probe import frame_times, probe
+from uvssm.pipelines.simulate import SimulateOptions, plan_mapping, simulate
 
 
 def luma_frames(path, size=None, indices=None) -> np.ndarray:

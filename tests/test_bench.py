@@ -14,14 +14,14 @@ import torch
 from benchmarks import paper, tables
 from benchmarks.harness import BenchOptions, run_bench
 from models.trained import load_trained
-from benchmarks.metrics import MetricConfig, psnr_ssim, quantize
-from degrade.scalers import imresize
+from uvssm.base.metrics import MetricConfig, psnr_ssim, quantize
+from uvssm.base.scalers import imresize
 from models import checkpoint
 from models.inference import Stage, restore_stream, run_windows, sliding_windows
 from models.registry import create_model, model_kwargs
 from models.windows import reflection_circle
-from uvssm.datasets import open_dataset
-from uvssm.errors import UvssmError
+from uvssm.base.datasets import open_dataset
+from uvssm.base.errors import UvssmError
 
 
 def _save(path, name, scale, seed=0):

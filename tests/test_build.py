@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from uvssm.build import BuildOptions, assign_splits
-from uvssm.frames import FRAME_PATTERN
-from uvssm.ffmpeg import run
-from uvssm.simulate import SimulateOptions, simulate
+from uvssm.pipelines.build import BuildOptions, assign_splits
+from uvssm.base.frames import FRAME_PATTERN
+from uvssm.base.ffmpeg import run
+from uvssm.pipelines.simulate import SimulateOptions, simulate
 
 
 def _uvssm(*args):

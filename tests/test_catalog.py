@@ -1,5 +1,5 @@
-from uvssm.catalog import check_reds, load_catalog
-from uvssm.reds import REDS4, REDS_OFFICIAL, reds_split
+from uvssm.base.catalog import check_reds, load_catalog
+from uvssm.base.reds import REDS4, REDS_OFFICIAL, reds_split
 
 
 def test_reds_rows_and_splits():

@@ -11,10 +11,10 @@ import torch
 from models import checkpoint
 from models.training.config import load_config
 from models.windows import reflection_circle
-from uvssm.datasets import open_dataset
-from uvssm.errors import UvssmError
-from uvssm.frames import frame_name, read_rgb
-from uvssm.train import run_training
+from uvssm.base.datasets import open_dataset
+from uvssm.base.errors import UvssmError
+from uvssm.base.frames import frame_name, read_rgb
+from uvssm.pipelines.train import run_training
 
 TWO_ITERS = ["batch_size=2", "val_frames=1", "val_every=2", "save_every=2", "periods=[2]"]
 

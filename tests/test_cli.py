@@ -58,8 +58,8 @@ def test_synth_with_bicubic_writes_the_table2_row(clips, tmp_path):
 
 def test_bicubic_is_worse_at_higher_qp_and_scale(clips, tmp_path):
     from benchmarks.harness import BenchOptions, run_bench
-    from uvssm.ffmpeg import find_ffmpeg
-    from uvssm.synth import SynthOptions, synth_reds
+    from uvssm.base.ffmpeg import find_ffmpeg
+    from uvssm.pipelines.synth import SynthOptions, synth_reds
 
     out = tmp_path / "out"
     synth_reds(clips, out, find_ffmpeg(), SynthOptions(qps=(18, 40), scales=(2,)))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from uvssm.demo import DemoOptions, _platform_pair, findings, run_demo
-from uvssm.frames import read_rgb
+from uvssm.pipelines.demo import DemoOptions, _platform_pair, findings, run_demo
+from uvssm.base.frames import read_rgb
 
 SHORT = dict(bench_frames=5, bench_models=("bicubic", "votes-tiny", "votes-wo-dfm-tiny"), sample_frames=5,
              sample_size=(384, 224), sample_crop=None, platform_pair=False, device="cpu",

@@ -3,8 +3,8 @@ import stat
 
 import pytest
 
-from uvssm.errors import UvssmError
-from uvssm.ffmpeg import ENV_VAR, find_ffmpeg, x264_signature
+from uvssm.base.errors import UvssmError
+from uvssm.base.ffmpeg import ENV_VAR, find_ffmpeg, x264_signature
 
 
 def test_found_binary_reports_versions(ffmpeg):

@@ -1,6 +1,6 @@
 import pytest
 
-from uvssm.frames import ClipProblem, check_clip, read_png_header
+from uvssm.base.frames import ClipProblem, check_clip, read_png_header
 
 
 def test_good_clip(clips):

@@ -1,4 +1,4 @@
-"""Training frames decoded once into mapped arrays (`uvssm.framestore`), checked against Pillow."""
+"""Training frames decoded once into mapped arrays (`uvssm.base.framestore`), checked against Pillow."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from models.training.data import WindowPatches
-from uvssm.datasets import open_dataset, use_frame_store
-from uvssm.errors import UvssmError
-from uvssm.framestore import cached_frames
+from uvssm.base.datasets import open_dataset, use_frame_store
+from uvssm.base.errors import UvssmError
+from uvssm.base.framestore import cached_frames
 
 
 def _pillow(path) -> np.ndarray:

@@ -17,7 +17,7 @@ import torch
 from scipy.ndimage import correlate
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from benchmarks.metrics import MetricConfig, VideoScores, psnr, psnr_ssim, quantize, rgb_to_y, ssim
+from uvssm.base.metrics import MetricConfig, VideoScores, psnr, psnr_ssim, quantize, rgb_to_y, ssim
 
 
 def _y_reference(rgb_u8: np.ndarray) -> np.ndarray:

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from uvssm import qpmaps
-from uvssm.errors import UvssmError
+from uvssm.base import qpmaps
+from uvssm.base.errors import UvssmError
 
 
 def _encode(ffmpeg, path, x264_params: str, qp: int = 30, frames: int = 12, size: str = "200x120", extra=()):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from uvssm.build import BuildOptions, Pair, align_pair, build
+from uvssm.pipelines.build import BuildOptions, Pair, align_pair, build
 
 
 def wheel_file(name: str) -> Path:
@@ -136,7 +136,7 @@ def test_unrelated_content_is_refused_with_the_measure_that_failed(tmp_path, ffm
     hq, _ = bikes
     other = decode(ffmpeg, wheel_file("bigbuckbunny.mp4"), (320, 136))
     lq = encode(ffmpeg, other[:100], tmp_path / "other.mp4", "25", ["-c:v", "libx264", "-pix_fmt", "yuv420p"])
-    from uvssm.errors import UvssmError
+    from uvssm.base.errors import UvssmError
 
     with pytest.raises(UvssmError, match=r"other.mp4: alignment not distinct.*better than the next best"):
         align_pair(Pair("x", "other", hq, lq), ffmpeg, BuildOptions())

@@ -13,10 +13,10 @@ from models import checkpoint
 from models.inference import restore_stream
 from models.registry import create_model, model_kwargs
 from models.trained import load_trained
-from uvssm.decode import rgb_frames
-from uvssm.ffmpeg import run
-from uvssm.frames import frame_name, read_rgb
-from uvssm.probe import probe
+from uvssm.base.decode import rgb_frames
+from uvssm.base.ffmpeg import run
+from uvssm.base.frames import frame_name, read_rgb
+from uvssm.base.probe import probe
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def test_restore_keeps_the_colours_of_a_chart(tmp_path, ffmpeg, tags, size):
 def test_restore_saves_the_inputs_qp_maps_and_refuses_them_for_other_codecs(tmp_path, ckpt, ffmpeg):
     """--qp-map: the input's bitstream QPs beside the output. The expected QP is the one the plain
     x264 command below fixes (adaptive quantisation and the I/B offsets off)."""
-    from uvssm import qpmaps
+    from uvssm.base import qpmaps
 
     src = tmp_path / "cqp.mp4"
     subprocess.run([ffmpeg.path, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=96x64:r=25", "-frames:v", "6",

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from degrade.scalers import imresize, resize_matrix
+from uvssm.base.scalers import imresize, resize_matrix
 
 
 @pytest.mark.parametrize("scale", [2, 4, 0.5, 0.25])

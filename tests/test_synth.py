@@ -18,8 +18,8 @@ import pytest
 
 from degrade.recipe import X264Recipe
 from tests.conftest import make_clip
-from uvssm.frames import FRAME_PATTERN, read_rgb
-from uvssm.synth import SynthOptions, synth_reds
+from uvssm.base.frames import FRAME_PATTERN, read_rgb
+from uvssm.pipelines.synth import SynthOptions, synth_reds
 
 
 def _pixels(folder: Path) -> list[np.ndarray]:
@@ -109,7 +109,7 @@ def test_frame_metadata_equals_a_decode_of_the_mp4(clips, tmp_path, ffmpeg):
 def test_each_clip_is_decoded_once_for_all_settings(clips, tmp_path, ffmpeg):
     """Four settings and clean LR: one ffmpeg per clip, reading the clip's PNGs once. The ffmpeg
     here is the real binary behind a shell script that logs its arguments."""
-    from uvssm.ffmpeg import find_ffmpeg
+    from uvssm.base.ffmpeg import find_ffmpeg
 
     log = tmp_path / "calls.txt"
     wrapper = tmp_path / "ffmpeg"
@@ -182,7 +182,7 @@ def test_release_layout_merges_val_as_240(tmp_path, clip_cache):
     shutil.copytree(clip_cache / "000", root / "train_sharp" / "000")
     shutil.copytree(clip_cache / "001", root / "train_sharp" / "011")
     shutil.copytree(clip_cache / "240", root / "val" / "val_sharp" / "003")
-    from uvssm.ffmpeg import find_ffmpeg
+    from uvssm.base.ffmpeg import find_ffmpeg
 
     report = synth_reds(root, tmp_path / "out", find_ffmpeg(), SynthOptions(hq_mode="copy"))
     assert report.layout == "reds-release" and report.clips == ["000", "011", "243"]
@@ -233,7 +233,7 @@ def test_corrupt_png_body_is_named(clips, tmp_path, ffmpeg):
 
 
 def test_missing_source_is_a_clear_error(tmp_path, ffmpeg):
-    from uvssm.errors import UvssmError
+    from uvssm.base.errors import UvssmError
 
     with pytest.raises(UvssmError, match="nope: source folder does not exist"):
         synth_reds(tmp_path / "nope", tmp_path / "out", ffmpeg)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from degrade.scalers import imresize
+from uvssm.base.scalers import imresize
 from models.training.config import ConfigError, load_config
 from models.training.data import WindowPatches
-from uvssm.datasets import open_dataset
-from uvssm.errors import UvssmError
-from uvssm.frames import frame_name, read_rgb
+from uvssm.base.datasets import open_dataset
+from uvssm.base.errors import UvssmError
+from uvssm.base.frames import frame_name, read_rgb
 
 
 def test_clean_lr_target_pairs_lq_with_the_encoder_input(tiny_reds):
@@ -39,7 +39,7 @@ def test_uvssm_has_no_clean_lr_and_configs_check_the_target(tmp_path, tiny_reds)
     (frames / "HQ_frames" / "a").mkdir(parents=True)
     (frames / "LQ_frames" / "a").mkdir(parents=True)
     with pytest.raises(UvssmError, match="no clean LR"):
-        from uvssm.datasets import _with_target, PairedDataset
+        from uvssm.base.datasets import _with_target, PairedDataset
 
         _with_target(PairedDataset("UVSSM", "frames", frames, "all", 2, None, None, []), "clean_lr", None)
     with pytest.raises(ConfigError, match="data.target"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from degrade.scalers import imresize
+from uvssm.base.scalers import imresize
 from models.registry import create_model
 
 

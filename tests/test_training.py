@@ -172,7 +172,7 @@ def test_stage1_trains_only_the_dsm(tmp_path):
 
 def test_diverging_loss_stops_with_a_clear_error(tmp_path):
     clips = [_array_clip("a", seed=1)]
-    from uvssm.errors import UvssmError
+    from uvssm.base.errors import UvssmError
 
     with pytest.raises(UvssmError, match="iteration 1: loss is nan"):
         _train(tmp_path, "nan", _tiny_cfg(), clips,
@@ -207,8 +207,8 @@ def test_tiny_votes_beats_bicubic_after_a_short_cpu_training(tmp_path, tiny_reds
     """Both stages of votes-tiny on the first 11 frames of a synthesised clip (QP 28, x2); scored on
     its last 5 frames, which training never saw. The assertion is on the measured PSNR."""
     from models.training.init import INITIALISERS
-    from uvssm.datasets import FrameRange, open_dataset
-    from uvssm.train import load_dsm
+    from uvssm.base.datasets import FrameRange, open_dataset
+    from uvssm.pipelines.train import load_dsm
 
     clip = next(c for c in open_dataset(tiny_reds, split="all", qp=28).clips if c.name == "001")
     train_part, held_out = FrameRange(clip, 0, 11), FrameRange(clip, 11, 5)

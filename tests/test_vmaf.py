@@ -15,7 +15,7 @@ from PIL import Image
 
 from benchmarks.harness import BenchOptions, run_bench
 from benchmarks.vmaf import VmafStream
-from uvssm.errors import UvssmError
+from uvssm.base.errors import UvssmError
 
 
 def _plain_vmaf(ffmpeg, distorted_pattern: str, reference_pattern: str, log: Path, start: int = 0,

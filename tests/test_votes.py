@@ -13,7 +13,7 @@ from models import checkpoint
 from models.registry import create_model, list_models
 from models.votes import VOTES, degradation_feature_map
 from models.windows import reflection_circle
-from uvssm.errors import UvssmError
+from uvssm.base.errors import UvssmError
 
 TINY = dict(num_feat=16, deformable_groups=2, num_extract_block=1, num_reconstruct_block=2,
             num_modulation_blocks=2, bin_features=8, bin_blocks=1)

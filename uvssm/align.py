@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from uvssm.errors import UvssmError
+from uvssm.base.errors import UvssmError
 
 
 def normalise(frames: np.ndarray) -> np.ndarray:

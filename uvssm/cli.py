@@ -9,7 +9,7 @@ import sys
 import click
 
 from uvssm import __version__
-from uvssm.errors import UvssmError
+from uvssm.base.errors import UvssmError
 
 COMMANDS = {
     "synth-reds": "uvssm.commands.synth_reds:synth_reds",

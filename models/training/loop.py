@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,51 +29,18 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from benchmarks.metrics import VideoScores, psnr, quantize
+from uvssm.base.metrics import VideoScores, psnr, quantize
 from models import checkpoint
 from models.training.config import TrainConfig
 from models.training.data import Clip, WindowPatches, frames_to_tensor
 from models.training.losses import LOSSES
 from models.training.schedule import make_schedule
 from models.windows import evenly_spaced, reflection_circle
-from uvssm import atomic
-from uvssm.errors import UvssmError
+from uvssm.base import atomic
+from uvssm.base.devices import Distributed
+from uvssm.base.errors import UvssmError
 
 Progress = Callable[[str, dict], None]
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: torch.device) -> Distributed:
-    """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on CUDA, Gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Distributed(dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_world_size())
-
-
-def pick_device(name: str | None, local_rank: int = 0) -> torch.device:
-    if name in (None, "auto"):
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UvssmError("--device cuda: no CUDA device is available")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    return device
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -94,7 +59,7 @@ def validate(model: nn.Module, clips: Sequence[Clip], stage: str, device: torch.
     Stage "flow": frame t+1 warped onto frame t by the flow network against frame t (RGB, LQ),
     beside frame t+1 unwarped.
     """
-    from degrade.scalers import imresize
+    from uvssm.base.scalers import imresize
     from models.flow import warp
     from models.inference import Stage, restore_stage
 

@@ -2,57 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-
-def _num(value, fmt: str) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
-
-
-def wide_console() -> Console:
-    """A console whose tables are not squeezed to 80 columns when output goes to a file or pipe."""
-    console = Console(highlight=False, soft_wrap=True)
-    return console if console.is_terminal else Console(highlight=False, soft_wrap=True, width=160)
-
-
-def print_table2(console: Console, table, models=None) -> None:
-    """Our Table 2 beside the paper's values (where the paper has a comparable number)."""
-    out = Table(title="Table 2 (PSNR dB / SSIM; paper values only for full-size models on the paper's own test split)",
-                title_justify="left")
-    with_vmaf = "vmaf" in table and table["vmaf"].notna().any()
-    columns = ("dataset", "setting", "split", "model", "clips", "PSNR", "SSIM", *(("VMAF",) if with_vmaf else ()),
-               "paper", "ΔPSNR", "ΔSSIM")
-    for col in columns:
-        out.add_column(col, no_wrap=True, justify="right" if col in ("clips", "PSNR", "SSIM", "VMAF", "ΔPSNR", "ΔSSIM")
-                       else "left")
-    for r in table.itertuples():
-        paper = "" if math.isnan(r.paper_psnr) else f"{r.paper_psnr:.2f}/{r.paper_ssim:.4f}"
-        vmaf = (_num(r.vmaf, ".2f"),) if with_vmaf else ()
-        out.add_row(r.dataset, r.setting, r.split, r.model, str(r.clips), f"{r.psnr:.2f}", f"{r.ssim:.4f}", *vmaf,
-                    paper, _num(r.delta_psnr, "+.2f"), _num(r.delta_ssim, "+.4f"))
-    console.print(out)
-    from benchmarks.paper import MODEL_COLUMN as paper_models
-
-    notes = {f"{r.model} on {r.dataset} {r.setting} {r.split}: {r.paper_note}" for r in table.itertuples()
-             if getattr(r, "paper_note", "") and r.model in paper_models}
-    for note in sorted(notes):
-        console.print(f"no paper value for {note}")
-    if models is not None and not models.empty:
-        cost = Table(title="cost per output frame", title_justify="left")
-        for col in ("model", "setting", "params", "GMACs", "ms/frame", "peak MiB", "device"):
-            cost.add_column(col, no_wrap=True, justify="left" if col in ("model", "setting", "device") else "right")
-        for r in models.itertuples():
-            macs = getattr(r, "macs_per_frame", None)
-            params = getattr(r, "params", None)
-            cost.add_row(r.model, r.setting, _num(params, ",.0f"), _num(None if macs is None else macs / 1e9, ".1f"),
-                         f"{r.ms_per_frame:.1f}", f"{r.peak_mem_mb:.0f}", f"{r.device} {r.precision}")
-        console.print(cost)
+from uvssm.display import print_table2, wide_console
 
 
 @click.command("bench")

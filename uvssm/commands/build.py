@@ -42,8 +42,8 @@ def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: in
 
     Example: uvssm build --src RAW --out DATASET --platform wechat --frames 100
     """
-    from uvssm.build import BuildOptions, build as run_build
-    from uvssm.ffmpeg import find_ffmpeg
+    from uvssm.pipelines.build import BuildOptions, build as run_build
+    from uvssm.base.ffmpeg import find_ffmpeg
 
     console = Console(highlight=False, soft_wrap=True)
     ffmpeg = find_ffmpeg(ctx.obj["ffmpeg_path"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from uvssm.ffmpeg import find_ffmpeg
+from uvssm.base.ffmpeg import find_ffmpeg
 
 
 @click.command("demo")
@@ -27,9 +27,8 @@ def demo(ctx: click.Context, out: Path, device: str, bench_frames: int, threads:
 
     Example: uvssm demo --out runs/demo
     """
-    from uvssm.commands.bench import print_table2, wide_console
-    from uvssm.commands.report import print_dfm_qp
-    from uvssm.demo import DemoOptions, run_demo
+    from uvssm.display import print_dfm_qp, print_table2, wide_console
+    from uvssm.pipelines.demo import DemoOptions, run_demo
 
     console = wide_console()
     start = time.perf_counter()

@@ -15,8 +15,8 @@ def info(ctx: click.Context) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from uvssm.catalog import load_catalog
-    from uvssm.ffmpeg import find_ffmpeg
+    from uvssm.base.catalog import load_catalog
+    from uvssm.base.ffmpeg import find_ffmpeg
 
     console = Console(highlight=False, soft_wrap=True)
     ff = find_ffmpeg(ctx.obj["ffmpeg_path"])

@@ -23,7 +23,7 @@ def qp_map(video: Path, out: Path | None, frames: int | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from uvssm import qpmaps
+    from uvssm.base import qpmaps
 
     maps = qpmaps.read_qp_maps(video, frames)
     out = out or video.with_name(video.stem + qpmaps.QP_MAP_SUFFIX)

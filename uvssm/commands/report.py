@@ -17,8 +17,8 @@ def report(results: Path) -> None:
     import pandas as pd
 
     from benchmarks.figures import write_figures
-    from uvssm.commands.bench import print_table2, wide_console
-    from uvssm.errors import UvssmError
+    from uvssm.display import print_dfm_qp, print_table2, wide_console
+    from uvssm.base.errors import UvssmError
 
     console = wide_console()
     table_path, models_path = results / "table2.parquet", results / "models.parquet"
@@ -32,26 +32,3 @@ def report(results: Path) -> None:
         console.print(f"figure: {path}")
     if not written:
         console.print("no figures: no saved frames (bench --save-frames) and fewer than two QPs")
-
-
-def print_dfm_qp(console, results: Path) -> None:
-    """Per clip: how VOTES's DFM ranks macroblocks against the bitstream's QP and the restored error."""
-    import math
-
-    import pandas as pd
-
-    from benchmarks.figures import DFM_QP_TABLE
-
-    path = results / DFM_QP_TABLE
-    if not path.is_file():
-        return
-    console.print("What the DFM sees (Spearman ρ over macroblocks of the saved frames; "
-                  "n/a where a map is constant, e.g. a fixed-QP frame's QP):")
-    def rho(v: float) -> str:
-        return "n/a" if math.isnan(v) else f"{v:+.2f}"
-
-    for r in pd.read_parquet(path).itertuples():
-        qps = f"QP {r.qp_min:.0f}" + ("" if r.qp_min == r.qp_max else f"-{r.qp_max:.0f}")
-        console.print(f"  {r.dataset} {r.setting} clip {r.clip} ({r.model}, {r.frames} frames, {r.macroblocks} "
-                      f"macroblocks, {qps}): ρ(DFM, QP) {rho(r.rho_dfm_qp)}, ρ(DFM, error) {rho(r.rho_dfm_error)}, "
-                      f"ρ(QP, error) {rho(r.rho_qp_error)}")

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from uvssm.ffmpeg import find_ffmpeg
+from uvssm.base.ffmpeg import find_ffmpeg
 
 
 @click.command("restore")
@@ -38,7 +38,7 @@ def restore(ctx: click.Context, video: Path, output: Path, model: str, weights: 
 
     Example: uvssm restore shared.mp4 -o restored.mp4 --model votes --weights runs/votes/checkpoints/latest.pt
     """
-    from uvssm.restore import RestoreOptions, restore_video
+    from uvssm.pipelines.restore import RestoreOptions, restore_video
 
     console = Console(highlight=False, soft_wrap=True)
     entries = []
@@ -70,4 +70,4 @@ def restore(ctx: click.Context, video: Path, output: Path, model: str, weights: 
     console.print(f"restored {result['frames']} frames in {result['seconds']:.1f} s: {output}"
                   + (f" (frames in {frames_dir})" if frames_dir else ""))
     if result["qp_map"] is not None:
-        console.print(f"the input's QP maps: {result['qp_map']} (read with uvssm.qpmaps.load)")
+        console.print(f"the input's QP maps: {result['qp_map']} (read with uvssm.base.qpmaps.load)")

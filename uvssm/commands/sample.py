@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from uvssm.ffmpeg import find_ffmpeg
+from uvssm.base.ffmpeg import find_ffmpeg
 
 
 @click.command("sample")
@@ -18,7 +18,7 @@ def sample(ctx: click.Context, out: Path) -> None:
 
     Example: uvssm sample --out data/sample
     """
-    from uvssm.sample import make_sample
+    from uvssm.pipelines.sample import make_sample
 
     path = make_sample(out, find_ffmpeg(ctx.obj["ffmpeg_path"]))
     click.echo(f"sample: {path.resolve()}")

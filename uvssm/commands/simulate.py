@@ -44,8 +44,8 @@ def simulate(ctx, hq: Path, out: Path, platform: str, trim_start: int, fps: floa
 
     Example: uvssm simulate original.mp4 -o shared/001.mp4 --platform wechat --trim 12 --fps 25 --drop 0.01 --crop 4,2,6,4
     """
-    from uvssm.ffmpeg import find_ffmpeg
-    from uvssm.simulate import SimulateOptions, simulate as run_simulate
+    from uvssm.base.ffmpeg import find_ffmpeg
+    from uvssm.pipelines.simulate import SimulateOptions, simulate as run_simulate
 
     console = Console(highlight=False, soft_wrap=True)
     options = SimulateOptions(platform=platform, trim_start=trim_start, fps=fps, drop=drop, duplicate=duplicate,

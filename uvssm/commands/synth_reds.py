@@ -13,8 +13,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.table import Table
 from rich.text import Text
 
-from uvssm.ffmpeg import find_ffmpeg
-from uvssm.synth import SynthOptions, SynthReport, synth_reds as run_synth
+from uvssm.base.ffmpeg import find_ffmpeg
+from uvssm.pipelines.synth import SynthOptions, SynthReport, synth_reds as run_synth
 
 _SAMPLE_SRC = "sample-src"
 
@@ -59,7 +59,7 @@ def _bicubic(console: Console, report: SynthReport, split: str, jobs: int, metri
     import torch
 
     from benchmarks.harness import BenchOptions, run_bench
-    from uvssm.commands.bench import print_table2
+    from uvssm.display import print_table2
 
     torch.set_num_threads(max(1, jobs))
     results = report.out / "results"
@@ -117,7 +117,7 @@ def synth_reds(ctx: click.Context, src: Path | None, out: Path, qps: tuple[int, 
     ffmpeg = find_ffmpeg(ctx.obj["ffmpeg_path"])
     console.print(f"ffmpeg {ffmpeg.version} ({ffmpeg.source}: {ffmpeg.path}), libx264 {ffmpeg.x264}")
     if src is None:
-        from uvssm.sample import make_sample
+        from uvssm.pipelines.sample import make_sample
 
         src = make_sample(out / _SAMPLE_SRC, ffmpeg)
         console.print(f"no --src given: using the built-in sample in {src}")

@@ -58,7 +58,7 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
     """
     console = Console(highlight=False, soft_wrap=True)
     if list_only:
-        from uvssm.commands.bench import wide_console
+        from uvssm.display import wide_console
 
         console = wide_console()
         _list_configs(console)
@@ -66,7 +66,7 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
     if config is None or data_root is None or out is None:
         raise click.UsageError("CONFIG, --data and --out are required (see --list for configs)")
 
-    from uvssm.train import resolve_config, run_training
+    from uvssm.pipelines.train import resolve_config, run_training
 
     cfg = resolve_config(config, overrides, iters, bin_checkpoint, bf16, flow_checkpoint, lq_stage)
     console.print(f"config {cfg.name}: stage {cfg.stage}, model {cfg.model} x{cfg.data.scale}, "

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uvssm.errors import UvssmError
+from uvssm.base.errors import UvssmError
 
 FRAME_PATTERN = "%08d.png"
 _FRAME_NAME = re.compile(r"^(\d{8})\.png$")
@@ -119,7 +119,7 @@ def write_rgb(path: Path, rgb: np.ndarray) -> None:
     """Write an (H, W, 3) uint8 RGB array as PNG, atomically (temp file + rename)."""
     from PIL import Image
 
-    from uvssm.atomic import replacing
+    from uvssm.base.atomic import replacing
 
     with replacing(Path(path)) as tmp:
         Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, format="PNG", compress_level=1)

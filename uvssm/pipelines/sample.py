@@ -16,10 +16,10 @@ import os
 from importlib import metadata
 from pathlib import Path
 
-from uvssm import atomic
-from uvssm.ffmpeg import FFmpeg, run
-from uvssm.frames import FRAME_PATTERN, frame_name
-from uvssm.reds import SAMPLE_MARKER
+from uvssm.base import atomic
+from uvssm.base.ffmpeg import FFmpeg, run
+from uvssm.base.frames import FRAME_PATTERN, frame_name
+from uvssm.base.reds import SAMPLE_MARKER
 
 LAYOUT = {"train_sharp": ["000", "001", "002", "003"], "val_sharp": ["000", "001"]}
 FRAMES_PER_CLIP = 20

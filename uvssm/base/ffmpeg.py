@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from uvssm.errors import UvssmError
+from uvssm.base.errors import UvssmError
 
 ENV_VAR = "UVSSM_FFMPEG"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from uvssm.errors import UvssmError
+from uvssm.base.errors import UvssmError
 
 
 def _tmp_path(target: Path) -> Path:

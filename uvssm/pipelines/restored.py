@@ -19,14 +19,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from benchmarks.metrics import quantize
+from uvssm.base.metrics import quantize
 from models.inference import Stage, restore_stage
 from models.trained import model_from_checkpoint, stage_for
 from models.training.data import frames_to_tensor
-from uvssm import __version__, atomic
-from uvssm.datasets import PairedDataset
-from uvssm.errors import UvssmError
-from uvssm.frames import frame_name, write_rgb
+from uvssm import __version__
+from uvssm.base import atomic
+from uvssm.base.datasets import PairedDataset
+from uvssm.base.errors import UvssmError
+from uvssm.base.frames import frame_name, write_rgb
 
 
 @dataclasses.dataclass

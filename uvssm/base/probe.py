@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from uvssm.errors import UvssmError
+from uvssm.base.errors import UvssmError
 
 # FFmpeg enum values as PyAV returns them (libavutil/pixfmt.h)
 _MATRIX = {0: "gbr", 1: "bt709", 2: "unknown", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",

@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 
 from degrade.platforms import get_preset
-from uvssm import atomic
-from uvssm.errors import UvssmError
-from uvssm.decode import rgb_filter, rgb_frames
-from uvssm.ffmpeg import FFmpeg, popen_failure, popen_writer, run
-from uvssm.probe import frame_times, probe
+from uvssm.base import atomic
+from uvssm.base.errors import UvssmError
+from uvssm.base.decode import rgb_filter, rgb_frames
+from uvssm.base.ffmpeg import FFmpeg, popen_failure, popen_writer, run
+from uvssm.base.probe import frame_times, probe
 
 
 @dataclass(frozen=True)

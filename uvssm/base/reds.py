@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from uvssm.errors import UvssmError
+from uvssm.base.errors import UvssmError
 
 REDS4 = ("000", "011", "015", "020")
 REDS_OFFICIAL = tuple(f"{i:03d}" for i in range(240, 270))
@@ -38,7 +38,7 @@ class SourceClip:
     folder: Path  # where its HQ frames are
 
 
-SAMPLE_MARKER = "sample.json"  # written by uvssm.sample into the built-in sample's root
+SAMPLE_MARKER = "sample.json"  # written by uvssm.pipelines.sample into the built-in sample's root
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from uvssm import atomic
-from uvssm.errors import UvssmError
-from uvssm.ffmpeg import FFmpeg
+from uvssm.base import atomic
+from uvssm.base.errors import UvssmError
+from uvssm.base.ffmpeg import FFmpeg
 
 Progress = Callable[[str, dict], None]
 PLATFORM = "bilibili"  # 1280x720 -> 640x360: an exact x2 pair from the 720p footage
@@ -65,7 +65,7 @@ def _finished(run_dir: Path) -> bool:
 
 
 def _train(name: str, data: Path, out: Path, opts: DemoOptions, progress: Progress, bin_ckpt: Path | None = None):
-    from uvssm.train import resolve_config, run_training
+    from uvssm.pipelines.train import resolve_config, run_training
 
     if _finished(out):
         progress("note", {"text": f"train {name}: already done ({out})"})
@@ -81,9 +81,9 @@ def _train(name: str, data: Path, out: Path, opts: DemoOptions, progress: Progre
 def _platform_pair(src_frames: int, out: Path, ffmpeg: FFmpeg, progress: Progress) -> Path:
     """Step 2: encode sample clip 241's 720p footage as an original, share it through a platform
     preset, build the pair. Returns the built platform folder."""
-    from uvssm.build import BuildOptions, build
-    from uvssm.sample import make_original
-    from uvssm.simulate import SimulateOptions, simulate
+    from uvssm.pipelines.build import BuildOptions, build
+    from uvssm.pipelines.sample import make_original
+    from uvssm.pipelines.simulate import SimulateOptions, simulate
 
     progress("step", {"text": f"2/5 simulate a {PLATFORM} share of sample clip {PAIR_CLIP} (1280x720) and build "
                               "the pair"})
@@ -119,8 +119,8 @@ def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
     from benchmarks.figures import write_figures
     from benchmarks.harness import BenchOptions, gather, run_bench
     from uvssm import __version__
-    from uvssm.sample import make_sample
-    from uvssm.synth import SynthOptions, synth_reds
+    from uvssm.pipelines.sample import make_sample
+    from uvssm.pipelines.synth import SynthOptions, synth_reds
 
     progress = progress or (lambda event, info: None)
     out = Path(out)

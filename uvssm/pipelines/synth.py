@@ -5,7 +5,7 @@ Output layout under OUT:
     HQ/<clip>/                      link to (or copy of) the source clip folder
     LQ_qp28_x2/<clip>/%08d.png      decoded frames of the encoded clip
     LQ_qp28_x2/<clip>.mp4           the encoded clip, kept beside its frames
-    LQ_qp28_x2/<clip>.qp.npz        every frame's macroblock QP map, type and size (uvssm.qpmaps)
+    LQ_qp28_x2/<clip>.qp.npz        every frame's macroblock QP map, type and size (uvssm.base.qpmaps)
     LQ_qp28_x2/manifest.parquet     one row per frame (type, size, pixel hash, paths, split)
     LQ_qp28_x2/clips.parquet        one row per clip (bitrate, sizes, x264 version)
     LQ_qp28_x2/provenance.json      tool versions, recipe, exact commands
@@ -36,13 +36,14 @@ import pandas as pd
 
 from degrade.recipe import CleanTarget, LqTarget, X264Recipe, synth_command
 from degrade.reds import CleanClip, EncodedClip, synthesise_clip
-from uvssm import __version__, atomic, qpmaps
-from uvssm.catalog import check_reds
-from uvssm.errors import UvssmError
-from uvssm.ffmpeg import FFmpeg
-from uvssm.frames import FRAME_PATTERN, ClipFrames, ClipProblem, check_clip, frame_name
-from uvssm.manifests import ClipEntry, write_splits
-from uvssm.reds import RedsSource, discover, reds_split
+from uvssm import __version__
+from uvssm.base import atomic, qpmaps
+from uvssm.base.catalog import check_reds
+from uvssm.base.errors import UvssmError
+from uvssm.base.ffmpeg import FFmpeg
+from uvssm.base.frames import FRAME_PATTERN, ClipFrames, ClipProblem, check_clip, frame_name
+from uvssm.base.manifests import ClipEntry, write_splits
+from uvssm.base.reds import RedsSource, discover, reds_split
 
 Progress = Callable[..., None]  # progress(event, **info); see synth_reds for the events
 

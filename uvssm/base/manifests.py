@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from uvssm import atomic
-from uvssm.frames import frame_name
+from uvssm.base import atomic
+from uvssm.base.frames import frame_name
 
 FORMATS = ("basicsr", "mmagic", "votes")
 

@@ -11,7 +11,7 @@ with slice threads only, never frame threads: with them, the exported tables of 
 zeros) while the pixels were right.
 
 Frames come in presentation order, as every uvssm decode (ffmpeg with passthrough timing) gives them,
-so map i belongs to frame i of `uvssm.decode.rgb_frames`. Coded size is the size of the packet
+so map i belongs to frame i of `uvssm.base.decode.rgb_frames`. Coded size is the size of the packet
 whose timestamp the frame carries. Maps are in coded-frame macroblocks: ceil(W/16) × ceil(H/16)
 of the coded (unrotated) frame, including any rows the encoder padded.
 
@@ -32,8 +32,8 @@ import numpy as np
 from av.sidedata.sidedata import SideDataContainer
 from av.sidedata.sidedata import Type as SideDataType
 
-from uvssm import atomic
-from uvssm.errors import UvssmError
+from uvssm.base import atomic
+from uvssm.base.errors import UvssmError
 
 MB = 16  # H.264 macroblock side
 _PICT = {0: "?", 1: "I", 2: "P", 3: "B", 4: "S", 5: "SI", 6: "SP", 7: "BI"}

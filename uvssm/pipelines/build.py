@@ -7,7 +7,7 @@ Inputs (auto-detected under SRC):
 - frame folders in the UVSSM release layout `SRC/<Platform>/{HQ_frames,LQ_frames}/<clip>/`, which
   are checked and indexed, not re-extracted.
 
-Per video pair: probe both (uvssm.probe), match frames in time and fit the HQ rectangle
+Per video pair: probe both (uvssm.base.probe), match frames in time and fit the HQ rectangle
 (uvssm.align), then decode both with ffmpeg to RGB (display rotation applied, each file's own
 colour matrix and range, BT.709/BT.601 by size when untagged) and write N aligned frames. The HQ
 output is exactly `scale` × the LQ picture: a crop when the fitted scale is an integer within
@@ -31,17 +31,17 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from uvssm import atomic, qpmaps
+from uvssm.base import atomic, qpmaps
 from uvssm.align import (SpatialFit, TemporalMatch, black_bars, coarse_box, resample_box, spatial_fit,
                          temporal_match)
-from uvssm.catalog import load_catalog
-from uvssm.errors import UvssmError
-from uvssm.decode import gray_frames, rgb_frames
-from uvssm.ffmpeg import FFmpeg, popen_failure, popen_writer
-from uvssm.frames import FRAME_PATTERN, ClipProblem, check_clip, frame_name
-from uvssm.manifests import ClipEntry, write_splits
-from uvssm.probe import VideoProbe, frame_times, probe
-from uvssm.synth import tool_versions
+from uvssm.base.catalog import load_catalog
+from uvssm.base.errors import UvssmError
+from uvssm.base.decode import gray_frames, rgb_frames
+from uvssm.base.ffmpeg import FFmpeg, popen_failure, popen_writer
+from uvssm.base.frames import FRAME_PATTERN, ClipProblem, check_clip, frame_name
+from uvssm.base.manifests import ClipEntry, write_splits
+from uvssm.base.probe import VideoProbe, frame_times, probe
+from uvssm.pipelines.synth import tool_versions
 
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".ts", ".3gp")
 PAPER_TEST = {"wechat"}
@@ -394,7 +394,7 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
 
 def index_frame_pair(pair: Pair, out: Path) -> pd.DataFrame:
     """A release-layout clip: check both folders, hash frames, write the parts (no re-extraction)."""
-    from uvssm.frames import read_rgb
+    from uvssm.base.frames import read_rgb
 
     try:
         hq, lq = check_clip(pair.clip, pair.hq), check_clip(pair.clip, pair.lq)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from uvssm import atomic
-from uvssm.errors import UvssmError
-from uvssm.frames import frame_name, read_rgb
+from uvssm.base import atomic
+from uvssm.base.errors import UvssmError
+from uvssm.base.frames import frame_name, read_rgb
 
 
 def default_root() -> Path:

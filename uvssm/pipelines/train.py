@@ -1,6 +1,6 @@
 """The `uvssm train` pipeline: config + dataset folder → model → the training loop → checkpoints.
 
-It reads the dataset (uvssm.datasets), builds the model (models.registry), loads the stage-1
+It reads the dataset (uvssm.base.datasets), builds the model (models.registry), loads the stage-1
 weights of the degradation sensing module for stage 2, and calls `models.training.loop.train`.
 It prints nothing: progress goes to the caller's callback.
 """
@@ -19,10 +19,12 @@ from models.registry import create_model, get_spec, model_kwargs
 from models.training import loop
 from models.training.config import ConfigError, TrainConfig, load_config
 from models.training.init import INITIALISERS
-from uvssm import __version__, atomic
-from uvssm.datasets import PairedDataset, open_dataset, use_frame_store
-from uvssm.framestore import default_root
-from uvssm.errors import UvssmError
+from uvssm import __version__
+from uvssm.base import atomic
+from uvssm.base.devices import setup_device
+from uvssm.base.datasets import PairedDataset, open_dataset, use_frame_store
+from uvssm.base.framestore import default_root
+from uvssm.base.errors import UvssmError
 
 
 def resolve_config(name: str, overrides: list[str] = (), iterations: int | None = None,
@@ -93,9 +95,7 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
     if latest.exists() and not resume:
         raise UvssmError(f"{out}: already holds a training run ({latest}); pass --resume to continue it, "
                          "or choose another --out")
-    dist_info = loop.init_distributed(torch.device("cuda" if device in (None, "auto", "cuda")
-                                                   and torch.cuda.is_available() else "cpu"))
-    dev = loop.pick_device(device, dist_info.local_rank)
+    dist_info, dev = setup_device(device)
     if cfg.bf16 and dev.type == "cpu" and not torch.backends.mkldnn.is_available():
         raise UvssmError("--bf16 on CPU needs oneDNN (mkldnn) support in this torch build")
 
@@ -117,7 +117,7 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
             raise UvssmError(f"config {cfg.name}: trains the SR stage of {cfg.chain}+{cfg.model} on {cfg.chain}'s "
                              f"outputs; train {cfg.chain} first and pass --lq-stage RUN/checkpoints/latest.pt "
                              f"(or --set chain=null to train on the raw LQ frames)")
-        from uvssm.restored import load_first_stage, restore_dataset
+        from uvssm.pipelines.restored import load_first_stage, restore_dataset
 
         first = load_first_stage(cfg.lq_stage, expect=cfg.chain)
         train_ds = restore_dataset(train_ds, first, device=dev, progress=progress)

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from uvssm.ffmpeg import FFmpeg, raw_frames
-from uvssm.probe import VideoProbe
+from uvssm.base.ffmpeg import FFmpeg, raw_frames
+from uvssm.base.probe import VideoProbe
 
 SWS_MATRIX = {"bt709": "bt709", "smpte170m": "bt601", "bt470bg": "bt601", "bt2020nc": "bt2020", "fcc": "fcc",
                "smpte240m": "smpte240m"}

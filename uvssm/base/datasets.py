@@ -11,7 +11,7 @@ Two layouts:
 A clip's frames are decoded on demand and kept in a small in-memory cache (a byte budget, least
 recently used out first), so random training patches do not decode the same PNG again and again.
 For training, `use_frame_store` decodes each clip once into a uint8 array file on disk
-(`uvssm.framestore`) that every loader worker maps, so a patch reads only its crops.
+(`uvssm.base.framestore`) that every loader worker maps, so a patch reads only its crops.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from uvssm.catalog import load_catalog
-from uvssm.errors import UvssmError
-from uvssm.frames import ClipProblem, check_clip, frame_name, read_rgb
+from uvssm.base.catalog import load_catalog
+from uvssm.base.errors import UvssmError
+from uvssm.base.frames import ClipProblem, check_clip, frame_name, read_rgb
 
 LAYOUTS = ("reds", "frames")
 
@@ -68,7 +68,7 @@ class ClipPair:
     scale: int
     lq_size: tuple[int, int]  # (height, width)
     cache: FrameCache | None = None
-    frame_store: Path | None = None  # with a folder: frames come from uvssm.framestore's arrays
+    frame_store: Path | None = None  # with a folder: frames come from uvssm.base.framestore's arrays
 
     def _read(self, path: Path) -> np.ndarray:
         return self.cache.get(path, lambda: read_rgb(path)) if self.cache else read_rgb(path)
@@ -77,7 +77,7 @@ class ClipPair:
         """The clip folder's frames as one mapped array, opened once per process."""
         maps = self.__dict__.setdefault("_maps", {})
         if folder not in maps:
-            from uvssm.framestore import cached_frames
+            from uvssm.base.framestore import cached_frames
 
             maps[folder] = cached_frames(folder, self.n_frames, self.frame_store)
         return maps[folder]
@@ -103,7 +103,7 @@ class ClipPair:
         The targets z of the degradation sensing module's stage-1 training (paper eq. 7).
         """
         def load():
-            from degrade.scalers import imresize
+            from uvssm.base.scalers import imresize
 
             hq = torch.tensor(self.hq(i)).permute(2, 0, 1).to(torch.float64) / 255.0
             return imresize(hq, 1 / self.scale).permute(1, 2, 0).to(torch.float32).contiguous().numpy()
@@ -120,7 +120,7 @@ class BicubicTarget(ClipPair):
 
     def ref(self, i: int) -> np.ndarray:
         def load():
-            from degrade.scalers import imresize
+            from uvssm.base.scalers import imresize
 
             hq = torch.tensor(ClipPair.hq(self, i)).permute(2, 0, 1).to(torch.float64) / 255.0
             return imresize(hq, 1 / self.hq_scale).permute(1, 2, 0).to(torch.float32).contiguous().numpy()
@@ -152,7 +152,7 @@ class PairedDataset:
 def use_frame_store(ds: PairedDataset, root: Path | None) -> None:
     """Serve the clips' frames from decoded arrays under `root` (None: the default cache folder),
     building any that are missing now, in this process, so loader workers only map them."""
-    from uvssm.framestore import default_root
+    from uvssm.base.framestore import default_root
 
     root = Path(root) if root is not None else default_root()
     for clip in ds.clips:
@@ -223,7 +223,7 @@ def _with_target(ds: PairedDataset, target: str, cache) -> PairedDataset:
 
 def _pair(name: str, hq_dir: Path, lq_dir: Path, scale: int, cache, check: bool, n_frames: int | None = None) -> ClipPair:
     if not check and n_frames is not None:
-        from uvssm.frames import read_png_header
+        from uvssm.base.frames import read_png_header
 
         header = read_png_header(lq_dir / frame_name(0))
         return ClipPair(name, hq_dir, lq_dir, n_frames, scale, (header.height, header.width), cache)

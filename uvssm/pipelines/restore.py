@@ -21,12 +21,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from uvssm import atomic, qpmaps
-from uvssm.decode import SWS_MATRIX, rgb_frames
-from uvssm.errors import UvssmError
-from uvssm.ffmpeg import FFmpeg, popen_failure, popen_writer
-from uvssm.frames import frame_name, write_rgb
-from uvssm.probe import VideoProbe, probe
+from uvssm.base import atomic, qpmaps
+from uvssm.base.decode import SWS_MATRIX, rgb_frames
+from uvssm.base.errors import UvssmError
+from uvssm.base.ffmpeg import FFmpeg, popen_failure, popen_writer
+from uvssm.base.frames import frame_name, write_rgb
+from uvssm.base.probe import VideoProbe, probe
 
 
 def output_colour(info: VideoProbe, out_height: int) -> dict[str, str]:
@@ -76,11 +76,11 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
     """Restore video `src` into `dst`. Returns a summary (frames, sizes, fps, seconds)."""
     import time
 
-    from benchmarks.metrics import quantize
+    from uvssm.base.metrics import quantize
     from models.inference import restore_stream
     from models.trained import load_trained
     from models.training.data import frames_to_tensor
-    from models.training.loop import pick_device
+    from uvssm.base.devices import pick_device
 
     progress = progress or (lambda event, info: None)
     src, dst = Path(src), Path(dst)

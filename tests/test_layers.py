@@ -1,0 +1,105 @@
+"""The layer rule of docs/design.md, checked from the imports themselves (every `import` and `from ... import`
+in every module, including those inside functions).
+
+    1 base          uvssm.base (and the package root, which holds only __version__)
+    2 libraries     degrade, models, benchmarks (but its entry points), uvssm.align
+    3 pipelines     uvssm.pipelines
+    4 entry points  uvssm.cli, uvssm.__main__, uvssm.commands, uvssm.display, python -m benchmarks (perf_*)
+
+A module imports only from its own layer or below. Among the libraries, only benchmarks may use another
+library (it runs models); models know no codecs and degrade knows no networks. Nothing below the entry
+points prints or imports rich.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("uvssm", "degrade", "models", "benchmarks")
+ENTRY, PIPELINES, LIBRARIES, BASE = 4, 3, 2, 1
+LIBRARY_USES = {"degrade": set(), "models": set(), "benchmarks": {"models"}, "uvssm.align": set()}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer(module: str) -> int:
+    def under(prefix: str) -> bool:
+        return module == prefix or module.startswith(prefix + ".")
+
+    if (any(under(p) for p in ("uvssm.cli", "uvssm.__main__", "uvssm.commands", "uvssm.display",
+                               "benchmarks.__main__")) or module.startswith("benchmarks.perf_")):
+        return ENTRY
+    if under("uvssm.pipelines"):
+        return PIPELINES
+    if under("uvssm.base") or module == "uvssm":
+        return BASE
+    if any(under(p) for p in ("degrade", "models", "benchmarks", "uvssm.align")):
+        return LIBRARIES
+    raise AssertionError(f"{module} is in no layer: add it to the rule (and to docs/design.md)")
+
+
+def library(module: str) -> str:
+    return "uvssm.align" if module.startswith("uvssm.align") else module.split(".")[0]
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) for every project module `path` imports; `from pkg import mod` names pkg.mod."""
+    found = []
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[:len(package) - node.level + 1] + [node.module or ""]).strip(".") \
+                if node.level else node.module
+            for a in node.names:
+                candidate = f"{base}.{a.name}"
+                is_module = any((ROOT / Path(*candidate.split("."))).with_suffix(s).exists() or
+                                (ROOT / Path(*candidate.split(".")) / "__init__.py").exists() for s in (".py",))
+                found.append((node.lineno, candidate if is_module else base))
+    return [(line, m) for line, m in found if m.split(".")[0] in PACKAGES]
+
+
+SOURCES = sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
+
+
+def test_every_module_is_in_a_layer_and_the_rule_sees_its_imports():
+    assert len(SOURCES) > 80
+    for path in SOURCES:
+        layer(module_name(path))
+    # the checker itself: a known upward arrow would be caught, and relative imports are resolved
+    assert layer("uvssm.pipelines.build") > layer("uvssm.align") > layer("uvssm.base.frames")
+    assert ("uvssm.base.atomic" in {m for _, m in imports(ROOT / "uvssm/base/qpmaps.py")})
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_point_down(path: Path):
+    me = module_name(path)
+    wrong = []
+    for line, other in imports(path):
+        if layer(other) > layer(me):
+            wrong.append(f"line {line}: {other} (layer {layer(other)}) from layer {layer(me)}")
+        elif layer(me) == layer(other) == LIBRARIES and library(me) != library(other) \
+                and library(other) not in LIBRARY_USES[library(me)]:
+            wrong.append(f"line {line}: library {library(me)} uses library {library(other)}")
+    assert not wrong, f"{me}:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("path", [p for p in SOURCES if layer(module_name(p)) < ENTRY],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_entry_points_print(path: Path):
+    tree = ast.parse(path.read_text())
+    prints = [n.lineno for n in ast.walk(tree)
+              if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"]
+    rich = [n.lineno for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+            and any((getattr(n, "module", None) or a.name).split(".")[0] == "rich" for a in n.names)]
+    assert not prints and not rich, f"{path}: print() at lines {prints}, rich imported at lines {rich}"
