@@ -48,8 +48,9 @@ from uvssm.base.datasets import ClipPair, PairedDataset, open_dataset
 from uvssm.base.devices import setup_device
 from uvssm.base.errors import UvssmError
 from uvssm.base.frames import frame_name, write_rgb
+from uvssm.base.progress import Progress, quiet
+from uvssm.base.settings import setting_name
 
-Progress = Callable[[str, dict], None]
 METRIC_BATCH = 8  # output frames scored together on the device
 SAVED_FRAMES = "frames"  # OUT/frames/<setting>/<model>/<clip>/%08d.png (+ .dfm.npy) for `uvssm report`
 
@@ -138,7 +139,7 @@ def count_macs(model: TrainedModel, lq_size: tuple[int, int], probe: int = 64) -
 
 
 def _setting(ds: PairedDataset) -> str:
-    return f"qp{ds.qp}_x{ds.scale}" if ds.qp is not None else f"{(ds.platform or 'frames').lower()}_x{ds.scale}"
+    return setting_name(ds.qp, ds.scale) if ds.qp is not None else f"{(ds.platform or 'frames').lower()}_x{ds.scale}"
 
 
 def _run_key(model: TrainedModel, config: MetricConfig, opts: BenchOptions) -> str:
@@ -353,7 +354,7 @@ def _done(part: Path, run_key: str) -> bool:
 
 def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
     """Benchmark `opts.models` on the dataset; returns {"table2": DataFrame, "models": DataFrame, paths...}."""
-    progress = progress or (lambda event, info: None)
+    progress = progress or quiet
     if opts.batch < 1:
         raise UvssmError(f"--batch must be at least 1, got {opts.batch}")
     if opts.shard_frames < 1:

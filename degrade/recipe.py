@@ -31,6 +31,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
+from uvssm.base.settings import setting_name
+
 
 @dataclass(frozen=True)
 class X264Recipe:
@@ -50,7 +52,7 @@ class X264Recipe:
     @property
     def setting(self) -> str:
         """Folder suffix and short name, e.g. 'qp28_x2'."""
-        return f"qp{self.qp}_x{self.scale}"
+        return setting_name(self.qp, self.scale)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -21,7 +21,7 @@ import contextlib
 import math
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,8 +39,8 @@ from models.windows import evenly_spaced, reflection_circle
 from uvssm.base import atomic
 from uvssm.base.devices import Distributed
 from uvssm.base.errors import UvssmError
+from uvssm.base.progress import Progress, quiet
 
-Progress = Callable[[str, dict], None]
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -174,7 +174,7 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     (each saved alone), stage "restore" the whole model (a flow network's learning rate × 
     `cfg.flow_lr_mul`, frozen for the first `cfg.fix_flow_iter` iterations).
     """
-    progress = progress or (lambda event, info: None)
+    progress = progress or quiet
     out = Path(out)
     ckpt_dir = out / "checkpoints"
     schedule = make_schedule(cfg.schedule, cfg.lr, cfg.periods, cfg.restart_weights, cfg.eta_min, cfg.warmup_iter)

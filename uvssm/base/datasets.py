@@ -28,6 +28,7 @@ import torch
 from uvssm.base.catalog import load_catalog
 from uvssm.base.errors import UvssmError
 from uvssm.base.frames import ClipProblem, check_clip, frame_name, read_rgb
+from uvssm.base.settings import LQ_FOLDER_GLOB, clean_lr_folder, lq_folder
 
 LAYOUTS = ("reds", "frames")
 
@@ -167,7 +168,7 @@ def detect_layout(root: Path, platform: str | None = None) -> str:
     base = root / platform if platform else root
     if (base / "HQ_frames").is_dir() and (base / "LQ_frames").is_dir():
         return "frames"
-    if (root / "HQ").exists() and any(root.glob("LQ_qp*_x*")):
+    if (root / "HQ").exists() and any(root.glob(LQ_FOLDER_GLOB)):
         return "reds"
     raise UvssmError(f"{base}: not a dataset folder (expected HQ_frames/ and LQ_frames/, "
                      "or a `uvssm synth-reds` output with HQ/ and LQ_qp<Q>_x<S>/)")
@@ -206,7 +207,7 @@ def _with_target(ds: PairedDataset, target: str, cache) -> PairedDataset:
     if target == "hq":
         return ds
     if target == "clean_lr":
-        clean = ds.root / f"LR_clean_x{ds.scale}"
+        clean = ds.root / clean_lr_folder(ds.scale)
         if ds.layout != "reds" or not clean.is_dir():
             where = clean if ds.layout == "reds" else ds.root
             raise UvssmError(f"{where}: no clean LR frames (run `uvssm synth-reds --clean-lr`; UVSSM has none: "
@@ -240,10 +241,10 @@ def _pair(name: str, hq_dir: Path, lq_dir: Path, scale: int, cache, check: bool,
 
 
 def _open_reds(root: Path, split: str, scale: int, qp: int, cache, check: bool) -> PairedDataset:
-    unit = root / f"LQ_qp{qp}_x{scale}"
+    unit = root / lq_folder(qp, scale)
     manifest_path = unit / "manifest.parquet"
     if not manifest_path.is_file():
-        have = ", ".join(sorted(p.name for p in root.glob("LQ_qp*_x*"))) or "none"
+        have = ", ".join(sorted(p.name for p in root.glob(LQ_FOLDER_GLOB))) or "none"
         raise UvssmError(f"{manifest_path}: not found (LQ sets here: {have}); "
                          f"run `uvssm synth-reds --qp {qp} --scale {scale}`")
     manifest = pd.read_parquet(manifest_path, columns=["clip", "frame", "split", "lq_path", "hq_path"])

@@ -54,7 +54,7 @@ def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: in
                   TimeElapsedColumn(), console=console) as progress:
         tasks = {}
 
-        def on_event(event: str, **info) -> None:
+        def on_event(event: str, info: dict) -> None:
             if event == "plan":
                 tasks[info["platform"]] = progress.add_task(f"aligning {info['platform']}", total=info["todo"])
             elif event == "pair":

@@ -54,30 +54,29 @@ def _print_report(console: Console, report: SynthReport) -> None:
 
 def _bicubic(console: Console, report: SynthReport, split: str, jobs: int, metrics: tuple[str, ...],
              ffmpeg: str) -> None:
-    """Score bicubic-upsampled LQ against HQ through the benchmark harness (the Table-2 bicubic row)."""
-    import pandas as pd
-    import torch
-
-    from benchmarks.harness import BenchOptions, run_bench
+    """Score the bicubic row of Table 2 with a progress bar per setting, then print Table 2."""
     from uvssm.display import print_table2
+    from uvssm.pipelines.bicubic import score_bicubic
 
-    torch.set_num_threads(max(1, jobs))
-    results = report.out / "results"
-    result = None
-    for unit in report.units:
-        if not unit.name.startswith("LQ_") or unit.manifest is None:
-            continue
-        manifest = pd.read_parquet(unit.manifest, columns=["clip", "split"])
-        chosen = split if split == "all" or (manifest["split"] == split).any() else "all"
-        if chosen != split:
-            console.print(f"[yellow]note:[/yellow] {unit.name} has no {split!r} clips; scoring all clips")
-        n = len(manifest) if chosen == "all" else int((manifest["split"] == chosen).sum())
-        qp, scale = (int(v) for v in unit.name.removeprefix("LQ_qp").split("_x"))
-        opts = BenchOptions(models=["bicubic"], data=report.out, out=results, scale=scale, qp=qp, split=chosen,
-                            device="cpu", save_frames=0, metrics=metrics, ffmpeg=ffmpeg)
-        with _progress(console) as progress:
-            task = progress.add_task(f"bicubic {unit.name}", total=n)
-            result = run_bench(opts, lambda event, info: progress.advance(task) if event == "frame" else None)
+    bars: dict = {}
+
+    def on_event(event: str, info: dict) -> None:
+        if event == "note":
+            console.print(f"[yellow]note:[/yellow] {info['text']}")
+        elif event == "setting":
+            if bars:
+                bars["progress"].stop()
+            bars["progress"] = _progress(console)
+            bars["task"] = bars["progress"].add_task(f"bicubic {info['name']}", total=info["frames"])
+            bars["progress"].start()
+        elif event == "frame":
+            bars["progress"].advance(bars["task"])
+
+    try:
+        result = score_bicubic(report, split, jobs, metrics, ffmpeg, on_event)
+    finally:
+        if bars:
+            bars["progress"].stop()
     if result:
         print_table2(console, result["table2"])
         console.print(f"results: {result['paths']['frames']} (per frame), {result['paths']['table2']} (Table 2 rows)")
@@ -126,7 +125,7 @@ def synth_reds(ctx: click.Context, src: Path | None, out: Path, qps: tuple[int, 
     with _progress(console) as progress:
         task = progress.add_task("encoding", total=None)
 
-        def on_event(event: str, **info) -> None:
+        def on_event(event: str, info: dict) -> None:
             if event == "plan":
                 progress.update(task, total=info["total"], description=f"encoding {', '.join(info['units'])}")
             elif event == "frames":

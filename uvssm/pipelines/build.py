@@ -26,7 +26,6 @@ from fractions import Fraction
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -41,6 +40,7 @@ from uvssm.base.ffmpeg import FFmpeg, popen_failure, popen_writer
 from uvssm.base.frames import FRAME_PATTERN, ClipProblem, check_clip, frame_name
 from uvssm.base.manifests import ClipEntry, write_splits
 from uvssm.base.probe import VideoProbe, frame_times, probe
+from uvssm.base.progress import Progress, quiet
 from uvssm.pipelines.synth import tool_versions
 
 VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".ts", ".3gp")
@@ -448,10 +448,15 @@ def assign_splits(clips: list[str], platform: str, options: BuildOptions) -> tup
 
 
 def build(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: BuildOptions = BuildOptions(),
-          platform: str | None = None, progress: Callable[..., None] | None = None) -> list[PlatformReport]:
-    """Build every platform found under `src` into `out/<Platform>/...`."""
+          platform: str | None = None, progress: Progress | None = None) -> list[PlatformReport]:
+    """Build every platform found under `src` into `out/<Platform>/...`.
+
+    progress(event, info) is called with:
+      "plan" {"platform": name, "total": pairs, "todo": pairs to build}
+      "pair" {"platform": name, "clip": id, "status": "built"|"left out", "message": reason (left out only)}
+    """
     src, out = Path(src), Path(out)
-    progress = progress or (lambda event, **info: None)
+    progress = progress or quiet
     layout, found = discover_pairs(src, platform)
     reports = []
     for name, pairs in found.items():
@@ -459,7 +464,7 @@ def build(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: BuildOption
         report = PlatformReport(name, layout=layout)
         todo = [p for p in pairs if options.force or not (folder / ".parts" / f"{p.clip}.parquet").exists()]
         report.skipped = sorted(p.clip for p in pairs if p not in todo)
-        progress("plan", platform=name, total=len(pairs), todo=len(todo))
+        progress("plan", {"platform": name, "total": len(pairs), "todo": len(todo)})
 
         def job(pair: Pair):
             if layout == "frames":
@@ -473,10 +478,11 @@ def build(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: BuildOption
                 try:
                     future.result()
                     report.built.append(pair.clip)
-                    progress("pair", platform=name, clip=pair.clip, status="built")
+                    progress("pair", {"platform": name, "clip": pair.clip, "status": "built"})
                 except UvssmError as exc:
                     report.left_out[pair.clip] = str(exc)
-                    progress("pair", platform=name, clip=pair.clip, status="left out", message=str(exc))
+                    progress("pair", {"platform": name, "clip": pair.clip, "status": "left out",
+                                      "message": str(exc)})
         shutil.rmtree(folder / ".tmp", ignore_errors=True)
         _finalise(folder, name, report, options, ffmpeg, layout)
         reports.append(report)

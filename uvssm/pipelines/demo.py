@@ -30,13 +30,12 @@ import platform as platform_module
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from uvssm.base import atomic
 from uvssm.base.errors import UvssmError
 from uvssm.base.ffmpeg import FFmpeg
+from uvssm.base.progress import Progress, quiet
 
-Progress = Callable[[str, dict], None]
 PLATFORM = "bilibili"  # 1280x720 -> 640x360: an exact x2 pair from the 720p footage
 PAIR_CLIP = "241"  # the sample clip (a test clip) whose footage becomes the platform pair
 
@@ -95,7 +94,7 @@ def _platform_pair(src_frames: int, out: Path, ffmpeg: FFmpeg, progress: Progres
         simulate(hq_video, lq_video, ffmpeg, SimulateOptions(platform=PLATFORM))
     built = out / "build"
     build(out / "raw", built, ffmpeg, BuildOptions(frames=None, jobs=1),
-          progress=lambda event, **info: progress("build", {"event": event, **info}))
+          progress=lambda event, info: progress("build", {"event": event, **info}))
     platform_dir = next((p for p in built.iterdir() if p.is_dir() and p.name.lower() == PLATFORM), None)
     if platform_dir is None or not (platform_dir / "LQ_frames" / "demo").is_dir():
         raise UvssmError(f"{built}: the demo pair was not built; see {built}/{PLATFORM.capitalize()}/pairs.csv")
@@ -122,7 +121,7 @@ def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
     from uvssm.pipelines.sample import make_sample
     from uvssm.pipelines.synth import SynthOptions, synth_reds
 
-    progress = progress or (lambda event, info: None)
+    progress = progress or quiet
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = make_deterministic(opts.threads)
@@ -139,7 +138,7 @@ def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
                       crop=opts.sample_crop)
     reds = out / "reds"
     report = synth_reds(src, reds, ffmpeg, SynthOptions(qps=(28,), scales=(2,), clean_lr=True),
-                        lambda event, **info: progress("synth", {"event": event, **info}))
+                        lambda event, info: progress("synth", {"event": event, **info}))
     if not report.ok:
         raise UvssmError(f"{reds}: synthesis failed for some clips; rerun `uvssm synth-reds --out {reds}` to see why")
     lap("synthesise")

@@ -19,7 +19,6 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 from uvssm.base import atomic, qpmaps
 from uvssm.base.decode import SWS_MATRIX, rgb_frames
@@ -27,6 +26,7 @@ from uvssm.base.errors import UvssmError
 from uvssm.base.ffmpeg import FFmpeg, popen_failure, popen_writer
 from uvssm.base.frames import frame_name, write_rgb
 from uvssm.base.probe import VideoProbe, probe
+from uvssm.base.progress import Progress, quiet
 
 
 def output_colour(info: VideoProbe, out_height: int) -> dict[str, str]:
@@ -72,7 +72,7 @@ def input_qp_map_path(dst: str | Path) -> Path:
 
 
 def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: RestoreOptions,
-                  progress: Callable[[str, dict], None] | None = None) -> dict:
+                  progress: Progress | None = None) -> dict:
     """Restore video `src` into `dst`. Returns a summary (frames, sizes, fps, seconds)."""
     import time
 
@@ -82,7 +82,7 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
     from models.training.data import frames_to_tensor
     from uvssm.base.devices import pick_device
 
-    progress = progress or (lambda event, info: None)
+    progress = progress or quiet
     src, dst = Path(src), Path(dst)
     if not src.is_file():
         raise UvssmError(f"{src}: input video not found")

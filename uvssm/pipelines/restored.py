@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -28,6 +27,7 @@ from uvssm.base import atomic
 from uvssm.base.datasets import PairedDataset
 from uvssm.base.errors import UvssmError
 from uvssm.base.frames import frame_name, write_rgb
+from uvssm.base.progress import Progress, quiet
 
 
 @dataclasses.dataclass
@@ -54,9 +54,9 @@ def load_first_stage(path: str | Path, expect: str | None = None) -> FirstStage:
 
 
 def restore_dataset(ds: PairedDataset, first: FirstStage, *, device: torch.device | str = "cpu",
-                    progress: Callable[[str, dict], None] | None = None) -> PairedDataset:
+                    progress: Progress | None = None) -> PairedDataset:
     """`ds` with every clip's LQ frames replaced by the first stage's outputs (written if missing)."""
-    progress = progress or (lambda event, info: None)
+    progress = progress or quiet
     base = ds.root / "restored" / first.folder
     base.mkdir(parents=True, exist_ok=True)
     prov = base / "provenance.json"

@@ -30,7 +30,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -44,8 +43,9 @@ from uvssm.base.ffmpeg import FFmpeg
 from uvssm.base.frames import FRAME_PATTERN, ClipFrames, ClipProblem, check_clip, frame_name
 from uvssm.base.manifests import ClipEntry, write_splits
 from uvssm.base.reds import RedsSource, discover, reds_split
+from uvssm.base.progress import Progress, quiet
+from uvssm.base.settings import clean_lr_folder, lq_folder
 
-Progress = Callable[..., None]  # progress(event, **info); see synth_reds for the events
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,8 @@ class UnitReport:
     """What happened to one output folder (a QP/scale setting, or clean LR at a scale)."""
 
     name: str  # folder name, e.g. "LQ_qp28_x2"
+    kind: str  # "lq" (a QP x scale setting) or "clean_lr"
+    recipe: X264Recipe  # its settings (for clean_lr: the scale)
     built: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # already done
     failed: dict[str, str] = field(default_factory=dict)  # clip -> one-line reason
@@ -247,12 +249,12 @@ def synth_reds(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SynthO
                progress: Progress | None = None) -> SynthReport:
     """Build every requested QP x scale setting for the clips under `src`.
 
-    progress(event, **info) is called with:
-      "plan"  total=<frames to encode>, units=[names]
-      "frames" n=<frames just written>
-      "clip"  unit=<name>, clip=<id>, status="done"|"failed"|"skipped", message=<reason or None>
+    progress(event, info) is called with:
+      "plan"   {"total": frames to encode, "units": [names]}
+      "frames" {"n": frames just written}
+      "clip"   {"unit": name, "clip": id, "status": "done"|"failed"|"skipped", "message": reason or None}
     """
-    report_progress = progress or (lambda *a, **k: None)
+    report_progress = progress or quiet
     out = Path(out)
     source = discover(src)
     recipes = recipes_for(options)
@@ -268,10 +270,10 @@ def synth_reds(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SynthO
                                 reds_split)
 
     # Plan: one job per clip, making every unit of that clip that is not already done.
-    units: list[tuple[str, str, X264Recipe]] = [(f"LQ_{r.setting}", "lq", r) for r in recipes]
+    units: list[tuple[str, str, X264Recipe]] = [(lq_folder(r.qp, r.scale), "lq", r) for r in recipes]
     if options.clean_lr:
-        units += [(f"LR_clean_x{s}", "clean_lr", X264Recipe(scale=s)) for s in options.scales]
-    reports = {name: UnitReport(name) for name, _, _ in units}
+        units += [(clean_lr_folder(s), "clean_lr", X264Recipe(scale=s)) for s in options.scales]
+    reports = {name: UnitReport(name, kind, recipe) for name, kind, recipe in units}
     todo: dict[str, list[tuple[str, str, X264Recipe]]] = {}
     for name, kind, recipe in units:
         unit_dir = out / name
@@ -284,10 +286,11 @@ def synth_reds(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SynthO
                 reports[name].skipped.append(clip.name)
             else:
                 todo.setdefault(clip.name, []).append((name, kind, recipe))
-    report_progress("plan", total=sum(good[c].n_frames * len(u) for c, u in todo.items()), units=[u[0] for u in units])
+    report_progress("plan", {"total": sum(good[c].n_frames * len(u) for c, u in todo.items()),
+                             "units": [u[0] for u in units]})
     for name, report in reports.items():
         for clip in report.skipped:
-            report_progress("clip", unit=name, clip=clip, status="skipped", message=None)
+            report_progress("clip", {"unit": name, "clip": clip, "status": "skipped", "message": None})
 
     jobs_n = max(1, min(options.jobs, len(todo)))
     decoder_threads = max(1, (os.cpu_count() or 1) // jobs_n)
@@ -296,7 +299,7 @@ def synth_reds(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SynthO
 
     def on_frames(n: int) -> None:
         with lock:
-            report_progress("frames", n=n)
+            report_progress("frames", {"n": n})
 
     def run_job(clip: ClipFrames, clip_units: list[tuple[str, str, X264Recipe]]) -> None:
         works = {name: out / name / ".tmp" / clip.name for name, _, _ in clip_units}
@@ -329,14 +332,14 @@ def synth_reds(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SynthO
                 for name, _, _ in clip_units:
                     if (name, clip) in committed:  # renamed into place before a later unit failed
                         reports[name].built.append(clip)
-                        report_progress("clip", unit=name, clip=clip, status="done", message=None)
+                        report_progress("clip", {"unit": name, "clip": clip, "status": "done", "message": None})
                     else:
                         reports[name].failed[clip] = str(exc)
-                        report_progress("clip", unit=name, clip=clip, status="failed", message=str(exc))
+                        report_progress("clip", {"unit": name, "clip": clip, "status": "failed", "message": str(exc)})
             else:
                 for name, _, _ in clip_units:
                     reports[name].built.append(clip)
-                    report_progress("clip", unit=name, clip=clip, status="done", message=None)
+                    report_progress("clip", {"unit": name, "clip": clip, "status": "done", "message": None})
 
     for name, kind, recipe in units:
         unit_dir = out / name

@@ -25,6 +25,7 @@ from uvssm.base.devices import setup_device
 from uvssm.base.datasets import PairedDataset, open_dataset, use_frame_store
 from uvssm.base.framestore import default_root
 from uvssm.base.errors import UvssmError
+from uvssm.base.progress import Progress, quiet
 
 
 def resolve_config(name: str, overrides: list[str] = (), iterations: int | None = None,
@@ -87,10 +88,10 @@ def _open(data_root: Path, cfg: TrainConfig, split: str) -> PairedDataset:
 
 
 def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *, device: str | None = None,
-                 resume: bool = False, progress: loop.Progress | None = None) -> dict:
+                 resume: bool = False, progress: Progress | None = None) -> dict:
     """Train by `config` on the dataset at `data_root`; checkpoints and logs go to `out`."""
     cfg, out, data_root = config, Path(out), Path(data_root)
-    progress = progress or (lambda event, info: None)
+    progress = progress or quiet
     latest = out / "checkpoints" / "latest.pt"
     if latest.exists() and not resume:
         raise UvssmError(f"{out}: already holds a training run ({latest}); pass --resume to continue it, "
