@@ -12,6 +12,7 @@ and take frames out. The pieces:
   STDF + X baselines, where the second stage's windows are made of the first stage's outputs).
 - `restore_range`: outputs start..end-1 of `restore_stream` over a whole clip, reading only the
   frames they need (a shard of a clip, for `uvssm bench` on several GPUs).
+- `restore_frames`: a few chosen output frames of one stage (validation during training).
 
 Models with a degradation feature map (VOTES) get it from the whole padded window, one sample at a
 time, before any tiling: so neither `batch` nor `tile` changes the DFM's normalisation.
@@ -228,6 +229,33 @@ def restore_stage(frames: Iterable[Tensor], stage: Stage, *, device: torch.devic
         with _autocast(device, bf16):
             out = run_windows(stage, x, tile=tile, overlap=overlap)
         yield from home(out.float().clamp_(0, 1)).unbind(0)
+
+
+@torch.no_grad()
+def restore_frames(frame_at: Callable[[int], Tensor], n: int, wanted: Iterable[int], stage: Stage, *,
+                   device: torch.device | str = "cpu", bf16: bool = False) -> dict[int, Tensor]:
+    """Outputs {i: (C, s·h, s·w) float32 in [0, 1], on `device`} at the frames `wanted` of a clip of n frames
+    `frame_at(0..n-1)`, for spot checks such as validation during training.
+
+    A window stage runs only the wanted frames' windows (`reflection_circle`, padded by `run_windows`), so each
+    output equals the whole-clip run's; a recurrent stage runs the whole clip as one sequence (its outputs depend
+    on every frame) and keeps the wanted ones.
+    """
+    device = torch.device(device)
+    wanted = sorted(set(wanted))
+    if stage.kind == "recurrent":
+        whole = dataclasses.replace(stage, chunk=n, chunk_overlap=0)
+        keep = set(wanted)
+        frames = (frame_at(i) for i in range(n))
+        return {i: out for i, out in enumerate(restore_stage(frames, whole, device=device, bf16=bf16, on_device=True))
+                if i in keep}
+    stage.model.eval()
+    outputs = {}
+    for c in wanted:
+        window = torch.stack([frame_at(i) for i in reflection_circle(c, n, stage.num_frame)]).unsqueeze(0).to(device)
+        with _autocast(device, bf16):
+            outputs[c] = run_windows(stage, window)[0].float().clamp_(0, 1)
+    return outputs
 
 
 def restore_stream(frames: Iterable[Tensor], stages: list[Stage], **kwargs) -> Iterator[Tensor]:

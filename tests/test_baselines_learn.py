@@ -7,10 +7,13 @@ own runs (tests/test_training.py, `uvssm demo`)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from models.registry import create_model, get_spec
+from models.trained import stage_for
 from models.training import loop
 from models.training.config import load_config
 
@@ -38,9 +41,9 @@ def test_tiny_baseline_beats_bicubic_after_a_short_cpu_training(tmp_path, tiny_r
     spec = get_spec(name)
     torch.manual_seed(0)
     model = create_model(name, 2, **cfg.model_args)
+    runner = dataclasses.replace(stage_for(name, model, cfg.data.model_scale), num_frame=cfg.num_frame or spec.num_frame)
     result = loop.train(model, cfg, [train_part], [held_out], tmp_path / name, meta={"model": name},
-                        device=torch.device("cpu"), num_frame=cfg.num_frame or spec.num_frame,
-                        recurrent=spec.kind == "recurrent")
+                        device=torch.device("cpu"), runner=runner)
     val = result["val"]
     print(f"held-out PSNR-Y: {name} {val['psnr']:.2f} dB, bicubic {val['baseline_psnr']:.2f} dB")
     assert val["baseline"] == "bicubic" and val["psnr"] > val["baseline_psnr"] + margin

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from models import checkpoint
+from models.inference import Stage
 from models.registry import create_model
 from models.training import loop
 from models.training.config import ConfigError, list_configs, load_config
@@ -261,18 +262,21 @@ def test_aux_losses_add_rsdn_detail_structure_and_comisr_warping():
     model = create_model("rsdn-tiny", 2).train()
     cfg = load_config("rsdn-tiny-sample")
     assert cfg.aux_weight == 1.0
-    got = loop._loss(cfg, model, {"lq": lq, "gt": gt}, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    runner = Stage(model, 3, 2, 1, kind="recurrent")
+    got = loop.restoration_stage(model, cfg, runner, cpu).loss(model, {"lq": lq, "gt": gt})
     out, detail, structure = model.forward_all(lq)
     s, d = structure_detail(gt)
     want = charbonnier(out, gt) + charbonnier(detail, d) + charbonnier(structure, s)
     torch.testing.assert_close(got, want)
     cfg.aux_weight = 0.0
-    torch.testing.assert_close(loop._loss(cfg, model, {"lq": lq, "gt": gt}, torch.device("cpu")), charbonnier(out, gt))
+    torch.testing.assert_close(loop.restoration_stage(model, cfg, runner, cpu).loss(model, {"lq": lq, "gt": gt}),
+                               charbonnier(out, gt))
 
     model = create_model("comisr-tiny", 2).train()
     cfg = load_config("comisr-tiny-sample")
     lq = torch.rand(2, 3, 3, 16, 16)
     gt = torch.rand(2, 3, 3, 32, 32)
-    got = loop._loss(cfg, model, {"lq": lq, "gt": gt}, torch.device("cpu"))
+    got = loop.restoration_stage(model, cfg, Stage(model, 3, 2, 1, kind="recurrent"), cpu).loss(model, {"lq": lq, "gt": gt})
     out, [(warped, target)] = model(lq, return_aux=True)
     torch.testing.assert_close(got, charbonnier(out, gt) + 0.05 * charbonnier(warped, target))

@@ -1,14 +1,20 @@
-"""The training loop: one function for both VOTES stages, on CPU, one GPU, or several through torchrun.
+"""The training loop, on CPU, one GPU, or several through torchrun. Three stages share it:
 
-    stage "dsm"      the degradation sensing module alone learns ẑ_{t-1}, ẑ_t, ẑ_{t+1} ≈ z (eq. 7)
-    stage "restore"  the rest of VOTES with the DSM frozen (the official recipe)
+    "dsm"      VOTES's degradation sensing module alone learns ẑ_{t-1}, ẑ_t, ẑ_{t+1} ≈ z (eq. 7)
+    "flow"     a model's flow network (SPyNet) alone, self-supervised on LQ sequences
+    "restore"  the whole model (VOTES: with the DSM frozen, the official recipe; a flow network at its own rate)
 
-Per iteration n (1-based): lr from the schedule, one batch, loss, backward, Adam step. Every
-`log_every` iterations the caller's `progress` callback gets the loss, lr and iterations/s; every
-`val_every` the PSNR on the validation clips; every `save_every` (and at the end) a checkpoint is
-written atomically to `out/checkpoints/latest.pt` (and `iter_<n>.pt`), with the logs beside it as
-parquet. `resume=True` continues from `latest.pt`; because batches are a function of (seed,
-iteration), a resumed run takes exactly the steps an uninterrupted one would.
+Each stage is one small function (`dsm_stage`, `flow_stage`, `restoration_stage`) returning a `StageParts`:
+what is trained and saved, Adam's parameter groups, the loss of a batch and the validation. `train` runs the
+shared steps around it. Per iteration n (1-based): lr from the schedule, one batch, loss, backward, Adam step.
+Every `log_every` iterations the caller's `progress` callback gets the loss, lr and iterations/s; every
+`val_every` the PSNR on the validation clips; every `save_every` (and at the end) a checkpoint is written
+atomically to `out/checkpoints/latest.pt` (and `iter_<n>.pt`), with the logs beside it as parquet.
+`resume=True` continues from `latest.pt`; because batches are a function of (seed, iteration), a resumed run
+takes exactly the steps an uninterrupted one would.
+
+Validation runs restoration through `models.inference.restore_frames` for every model kind (sliding-window
+and recurrent), so a validation PSNR is computed as `uvssm bench` computes its numbers.
 
 Multi-GPU: launch with `torchrun --nproc_per_node N`; each process takes `batch_size` samples per
 iteration (as BasicSR's batch_size_per_gpu), gradients are averaged by DistributedDataParallel, and
@@ -20,17 +26,19 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 
-from uvssm.base.metrics import VideoScores, psnr, quantize
 from models import checkpoint
+from models.flow import warp
+from models.inference import Stage, restore_frames
 from models.training.config import TrainConfig
 from models.training.data import Clip, WindowPatches, frames_to_tensor
 from models.training.losses import LOSSES
@@ -39,83 +47,167 @@ from models.windows import evenly_spaced, reflection_circle
 from uvssm.base import atomic
 from uvssm.base.devices import Distributed
 from uvssm.base.errors import UvssmError
+from uvssm.base.metrics import VideoScores, psnr, quantize
 from uvssm.base.progress import Progress, quiet
+from uvssm.base.scalers import imresize
 
+# PSNR of one validation frame: (ours, baseline) in dB
+FrameScores = Callable[[Clip, int], tuple[float, float]]
+
+
+@dataclass
+class StageParts:
+    """What one training stage adds to the shared steps."""
+
+    trainable: nn.Module  # the module that is optimised and saved (VOTES's `bin`, a `spynet`, or the model)
+    groups: list[dict]  # Adam's parameter groups, each with "lr_mul" and "fixed" (iterations at lr 0)
+    loss: Callable[[nn.Module, dict], Tensor]  # (trainable, maybe DDP-wrapped; batch on the CPU) -> loss
+    validate: Callable[[Sequence[Clip]], dict]  # {"psnr", "baseline_psnr", "baseline", "clips"}
+    with_ref: bool = False  # batches carry the reference frames z (stage "dsm")
+    finish: Callable[[], None] = lambda: None  # after the last iteration
 
 
 def _autocast(device: torch.device, enabled: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
+def _trainable_params(module: nn.Module) -> list[nn.Parameter]:
+    return [p for p in module.parameters() if p.requires_grad]
+
+
 @torch.no_grad()
-def validate(model: nn.Module, clips: Sequence[Clip], stage: str, device: torch.device, frames_per_clip: int = 0,
-             bf16: bool = False, num_frame: int = 5, recurrent: bool = False) -> dict:
-    """Mean PSNR over clips (clip mean first) on whole frames, windows padded by reflection_circle.
-
-    Stage "restore": the model's output against HQ, Y channel, `scale` pixels cropped (the VOTES
-    protocol), beside bicubic-upsampled LQ on the same frames; recurrent models run over the whole
-    clip. Stage "dsm": ẑ_t against the reference z_t (RGB, no crop), beside the LQ frame itself.
-    At scale 1 (STDF towards an LQ-size target) the baseline is the unrestored LQ frame.
-    Stage "flow": frame t+1 warped onto frame t by the flow network against frame t (RGB, LQ),
-    beside frame t+1 unwarped.
-    """
-    from uvssm.base.scalers import imresize
-    from models.flow import warp
-    from models.inference import Stage, restore_stage
-
+def _validation(model: nn.Module, clips: Sequence[Clip], frames_per_clip: int, baseline: str,
+                clip_scores: Callable[[Clip, list[int]], list[tuple[float, float]]]) -> dict:
+    """Mean PSNR over clips (clip mean first) of `clip_scores` on each clip's evenly spaced frames, beside the
+    baseline's; the model is in eval mode meanwhile."""
     was_training = model.training
     model.eval()
-    scores, baseline = VideoScores(), VideoScores()
+    ours, base = VideoScores(), VideoScores()
     for clip in clips:
-        picked = evenly_spaced(clip.n_frames, frames_per_clip)
-        if stage == "restore" and recurrent:
-            frames = (frames_to_tensor(clip.lq(i)) for i in range(clip.n_frames))
-            runner = Stage(model, num_frame, clip.scale, multiple=1, kind="recurrent", chunk=clip.n_frames)
-            wanted = set(picked)
-            outputs = {i: o for i, o in enumerate(restore_stage(frames, runner, device=device, bf16=bf16))
-                       if i in wanted}
-        for c in picked:
-            if stage == "flow":
-                nxt = min(c + 1, clip.n_frames - 1) if c + 1 < clip.n_frames else c - 1
-                ref, supp = (frames_to_tensor(clip.lq(i)).unsqueeze(0).to(device) for i in (c, nxt))
-                with _autocast(device, bf16):
-                    flow = model.spynet(ref, supp)
-                kwargs = dict(crop_border=0, color_space="rgb")
-                scores.update(clip.name, psnr(quantize(warp(supp, flow.float(), padding_mode="border")), quantize(ref),
-                                              **kwargs).tolist())
-                baseline.update(clip.name, psnr(quantize(supp), quantize(ref), **kwargs).tolist())
-                continue
-            indices = reflection_circle(c, clip.n_frames, min(num_frame, 5) if recurrent else num_frame)
-            window = frames_to_tensor(np.stack([clip.lq(i) for i in indices])).unsqueeze(0).to(device)
-            center = window[:, window.shape[1] // 2]
-            if stage == "dsm":
-                with _autocast(device, bf16):
-                    _, z_t = model.bin(window)
-                ref = frames_to_tensor(clip.ref(c)).unsqueeze(0).to(device)
-                kwargs = dict(crop_border=0, color_space="rgb")
-                scores.update(clip.name, psnr(quantize(z_t.float()), quantize(ref), **kwargs).tolist())
-                baseline.update(clip.name, psnr(quantize(center), quantize(ref), **kwargs).tolist())
-            else:
-                if recurrent:
-                    out = outputs[c].unsqueeze(0).to(device)
-                else:
-                    with _autocast(device, bf16):
-                        out = model(window)
-                gt = torch.tensor(clip.hq(c)).permute(2, 0, 1).unsqueeze(0).to(device)
-                kwargs = dict(crop_border=clip.scale, color_space="y")
-                scores.update(clip.name, psnr(quantize(out.float()), gt, **kwargs).tolist())
-                up = imresize(center.double(), clip.scale)
-                baseline.update(clip.name, psnr(quantize(up), gt, **kwargs).tolist())
+        for a, b in clip_scores(clip, evenly_spaced(clip.n_frames, frames_per_clip)):
+            ours.update(clip.name, [a])
+            base.update(clip.name, [b])
     model.train(was_training)
-    base = {"dsm": "lq", "flow": "unwarped"}.get(stage, "bicubic" if all(c.scale > 1 for c in clips) else "unrestored")
-    return {"psnr": scores.compute(), "baseline_psnr": baseline.compute(), "baseline": base, "clips": len(clips)}
+    return {"psnr": ours.compute(), "baseline_psnr": base.compute(), "baseline": baseline, "clips": len(clips)}
+
+
+def _lq(clip: Clip, i: int) -> Tensor:
+    return frames_to_tensor(clip.lq(i))
+
+
+def _rgb_psnr(pred: Tensor, target: Tensor) -> float:
+    return float(psnr(quantize(pred.float()), quantize(target), crop_border=0, color_space="rgb")[0])
+
+
+def dsm_stage(model: nn.Module, cfg: TrainConfig, runner: Stage, device: torch.device) -> StageParts:
+    """Stage 1 of VOTES: the degradation sensing module learns the down-scaled HQ frames t−1, t, t+1 (eq. 7,
+    L1 summed over the three). Validation: ẑ_t against z_t (RGB, no crop), beside the LQ frame itself."""
+    if not hasattr(model, "train_bin"):
+        raise UvssmError(f"stage 'dsm' trains VOTES's degradation sensing module; {type(model).__name__} has none")
+    model.train_bin(True)
+    loss_fn = LOSSES[cfg.loss]
+
+    def loss(net: nn.Module, batch: dict) -> Tensor:
+        lq = batch["lq"].to(device, non_blocking=True)
+        ref = batch["ref"].to(device, non_blocking=True)  # z_{t-1}, z_t, z_{t+1}
+        with _autocast(device, cfg.bf16):
+            pair, z_t = net(lq)  # (B, 2, 3, h, w): ẑ_{t-1}, ẑ_{t+1}; (B, 3, h, w): ẑ_t
+            estimates = (pair[:, 0], z_t, pair[:, 1])
+            return sum(loss_fn(e.float(), ref[:, j], reduction=cfg.loss_reduction) for j, e in enumerate(estimates))
+
+    def clip_scores(clip: Clip, picked: list[int]) -> list[tuple[float, float]]:
+        scores = []
+        for c in picked:
+            window = torch.stack([_lq(clip, i) for i in reflection_circle(c, clip.n_frames, runner.num_frame)])
+            window = window.unsqueeze(0).to(device)
+            with _autocast(device, cfg.bf16):
+                _, z_t = model.bin(window)
+            ref = frames_to_tensor(clip.ref(c)).unsqueeze(0).to(device)
+            scores.append((_rgb_psnr(z_t, ref), _rgb_psnr(window[:, window.shape[1] // 2], ref)))
+        return scores
+
+    return StageParts(model.bin, [{"params": _trainable_params(model.bin), "lr_mul": 1.0, "fixed": 0}], loss,
+                      lambda clips: _validation(model, clips, cfg.val_frames, "lq", clip_scores),
+                      with_ref=True, finish=lambda: model.train_bin(False))
+
+
+def flow_stage(model: nn.Module, cfg: TrainConfig, runner: Stage, device: torch.device) -> StageParts:
+    """Pre-training of a model's flow network on LQ sequences (`flow_loss`). Validation: frame t+1 warped onto
+    frame t against frame t (RGB, LQ size), beside frame t+1 unwarped."""
+    if not hasattr(model, "spynet"):
+        raise UvssmError(f"stage 'flow' pre-trains a flow network; {type(model).__name__} has none")
+    loss_fn = LOSSES[cfg.loss]
+
+    def loss(net: nn.Module, batch: dict) -> Tensor:
+        lq = batch["lq"].to(device, non_blocking=True)
+        with _autocast(device, cfg.bf16):
+            return flow_loss(net, lq.float(), loss_fn, cfg.loss_reduction, cfg.smooth_weight)
+
+    def clip_scores(clip: Clip, picked: list[int]) -> list[tuple[float, float]]:
+        scores = []
+        for c in picked:
+            nxt = c + 1 if c + 1 < clip.n_frames else c - 1
+            ref, supp = (_lq(clip, i).unsqueeze(0).to(device) for i in (c, nxt))
+            with _autocast(device, cfg.bf16):
+                flow = model.spynet(ref, supp)
+            scores.append((_rgb_psnr(warp(supp, flow.float(), padding_mode="border"), ref), _rgb_psnr(supp, ref)))
+        return scores
+
+    return StageParts(model.spynet, [{"params": _trainable_params(model.spynet), "lr_mul": 1.0, "fixed": 0}], loss,
+                      lambda clips: _validation(model, clips, cfg.val_frames, "unwarped", clip_scores))
+
+
+def restoration_stage(model: nn.Module, cfg: TrainConfig, runner: Stage, device: torch.device) -> StageParts:
+    """The whole model against the target frames (plus the weighted auxiliary losses of models that have them,
+    e.g. RSDN's structure/detail); a flow network learns at `flow_lr_mul` × lr and is fixed for the first
+    `fix_flow_iter` iterations. Validation: outputs against HQ, Y channel, `scale` pixels cropped (the VOTES
+    protocol), beside bicubic-upsampled LQ (at scale 1, towards an LQ-size target: the unrestored LQ)."""
+    loss_fn = LOSSES[cfg.loss]
+    params = _trainable_params(model)
+    flow = {id(p) for p in model.spynet.parameters()} if hasattr(model, "spynet") else set()
+    groups = [{"params": [p for p in params if id(p) not in flow], "lr_mul": 1.0, "fixed": 0}]
+    if flow:
+        groups.append({"params": [p for p in params if id(p) in flow], "lr_mul": cfg.flow_lr_mul,
+                       "fixed": cfg.fix_flow_iter})
+    with_aux = bool(cfg.aux_weight) and hasattr(model, "aux_targets")
+
+    def loss(net: nn.Module, batch: dict) -> Tensor:
+        lq = batch["lq"].to(device, non_blocking=True)
+        gt = batch["gt"].to(device, non_blocking=True)
+        with _autocast(device, cfg.bf16):
+            if not with_aux:
+                return loss_fn(net(lq).float(), gt, reduction=cfg.loss_reduction)
+            out, aux = net(lq, return_aux=True)
+            total = loss_fn(out.float(), gt, reduction=cfg.loss_reduction)
+            for pred, target in model.aux_targets(aux, gt):
+                total = total + cfg.aux_weight * loss_fn(pred.float(), target.float(), reduction=cfg.loss_reduction)
+            return total
+
+    def clip_scores(clip: Clip, picked: list[int]) -> list[tuple[float, float]]:
+        outputs = restore_frames(lambda i: _lq(clip, i), clip.n_frames, picked, runner, device=device, bf16=cfg.bf16)
+        scores = []
+        for c in picked:
+            gt = torch.from_numpy(np.ascontiguousarray(clip.hq(c))).permute(2, 0, 1).unsqueeze(0).to(device)
+            up = imresize(_lq(clip, c).unsqueeze(0).to(device).double(), clip.scale)
+            kwargs = dict(crop_border=clip.scale, color_space="y")
+            scores.append((float(psnr(quantize(outputs[c].unsqueeze(0)), gt, **kwargs)[0]),
+                           float(psnr(quantize(up), gt, **kwargs)[0])))
+        return scores
+
+    def validate(clips: Sequence[Clip]) -> dict:
+        baseline = "bicubic" if all(c.scale > 1 for c in clips) else "unrestored"
+        return _validation(model, clips, cfg.val_frames, baseline, clip_scores)
+
+    return StageParts(model, groups, loss, validate)
+
+
+STAGES: dict[str, Callable[[nn.Module, TrainConfig, Stage, torch.device], StageParts]] = {
+    "dsm": dsm_stage, "flow": flow_stage, "restore": restoration_stage}
 
 
 def flow_loss(spynet: nn.Module, lq: torch.Tensor, loss_fn, reduction: str, smooth_weight: float) -> torch.Tensor:
     """Self-supervised flow training on LQ sequences (B, T, 3, h, w): frame t+1 warped by
     spynet(t, t+1) should look like frame t (and the reverse), plus a first-order smoothness term."""
-    from models.flow import warp
-
     b, t, c, h, w = lq.shape
     a, bb = lq[:, :-1].reshape(-1, c, h, w), lq[:, 1:].reshape(-1, c, h, w)
     ref, supp = torch.cat([a, bb]), torch.cat([bb, a])
@@ -124,28 +216,6 @@ def flow_loss(spynet: nn.Module, lq: torch.Tensor, loss_fn, reduction: str, smoo
     smooth = (flow[..., 1:, :] - flow[..., :-1, :]).abs().mean() + (flow[..., 1:] - flow[..., :-1]).abs().mean()
     per_element = {"sum": ref.numel(), "batch": ref.numel() / ref.shape[0]}.get(reduction, 1)  # as the photometric sum
     return photometric + smooth_weight * smooth * per_element
-
-
-def _loss(cfg: TrainConfig, net: nn.Module, batch: dict, device: torch.device) -> torch.Tensor:
-    lq = batch["lq"].to(device, non_blocking=True)
-    loss_fn = LOSSES[cfg.loss]
-    with _autocast(device, cfg.bf16):
-        if cfg.stage == "flow":
-            return flow_loss(net, lq.float(), loss_fn, cfg.loss_reduction, cfg.smooth_weight)
-        if cfg.stage == "dsm":
-            pair, z_t = net(lq)  # (B, 2, 3, h, w): ẑ_{t-1}, ẑ_{t+1}; (B, 3, h, w): ẑ_t
-            ref = batch["ref"].to(device, non_blocking=True)  # z_{t-1}, z_t, z_{t+1}
-            estimates = (pair[:, 0], z_t, pair[:, 1])
-            return sum(loss_fn(e.float(), ref[:, j], reduction=cfg.loss_reduction) for j, e in enumerate(estimates))
-        gt = batch["gt"].to(device, non_blocking=True)
-        core = net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
-        if not (cfg.aux_weight and hasattr(core, "aux_targets")):
-            return loss_fn(net(lq).float(), gt, reduction=cfg.loss_reduction)
-        out, aux = net(lq, return_aux=True)
-        loss = loss_fn(out.float(), gt, reduction=cfg.loss_reduction)
-        for pred, target in core.aux_targets(aux, gt):
-            loss = loss + cfg.aux_weight * loss_fn(pred.float(), target.float(), reduction=cfg.loss_reduction)
-        return loss
 
 
 def _write_logs(out: Path, train_rows: list[dict], val_rows: list[dict]) -> None:
@@ -163,89 +233,83 @@ def _read_logs(out: Path, upto: int) -> tuple[list[dict], list[dict]]:
     return rows[0], rows[1]
 
 
-def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_clips: Sequence[Clip], out: Path,
-          *, meta: dict, device: torch.device, dist_info: Distributed = Distributed(), resume: bool = False,
-          progress: Progress | None = None, num_frame: int = 5, recurrent: bool = False) -> dict:
-    """Train `model` by `cfg`; write checkpoints and logs under `out`. Returns the final state.
+def _resume(latest: Path, parts: StageParts, optimizer: torch.optim.Optimizer, cfg: TrainConfig, meta: dict,
+            out: Path) -> tuple[int, list[dict], list[dict]]:
+    """(iteration, train log rows, val log rows) of the run saved in `latest`, whose weights and Adam state
+    are loaded; refuses a checkpoint of another stage or model."""
+    state = checkpoint.read(latest)
+    saved = state.get("uvssm", {})
+    if saved.get("stage") != cfg.stage or saved.get("model") != meta.get("model"):
+        raise UvssmError(f"{latest}: written by stage {saved.get('stage')!r} of {saved.get('model')!r}, "
+                         f"cannot resume stage {cfg.stage!r} of {meta.get('model')!r}")
+    checkpoint.load_weights(parts.trainable, state, key="params", strict=True)
+    optimizer.load_state_dict(state["optimizer"])
+    start = int(saved["iteration"])
+    return (start, *_read_logs(out, start))
 
-    `meta` (model name, scale, constructor arguments, dataset) goes into every checkpoint. Samples
-    are `num_frame`-frame windows with the centre frame as target, or with `recurrent` sequences
-    with every frame as target. Stage "dsm" trains VOTES's `bin`, stage "flow" a model's `spynet`
-    (each saved alone), stage "restore" the whole model (a flow network's learning rate × 
-    `cfg.flow_lr_mul`, frozen for the first `cfg.fix_flow_iter` iterations).
+
+def _loader(clips: Sequence[Clip], cfg: TrainConfig, runner: Stage, parts: StageParts, start: int,
+            dist_info: Distributed, device: torch.device) -> torch.utils.data.DataLoader:
+    """Batches start+1..total: sample k is a pure function of (seed, rank, k), so no sampler state is saved."""
+    dataset = WindowPatches(clips, num_frame=runner.num_frame, lq_patch=cfg.gt_size // cfg.data.model_scale,
+                            flip=cfg.flip, transpose=cfg.transpose, with_ref=parts.with_ref,
+                            all_targets=runner.kind == "recurrent", seed=cfg.seed, rank=dist_info.rank)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.batch_size, sampler=range(start * cfg.batch_size, cfg.iterations * cfg.batch_size),
+        num_workers=cfg.num_workers, pin_memory=device.type == "cuda", drop_last=False)
+
+
+def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_clips: Sequence[Clip], out: Path,
+          *, meta: dict, device: torch.device, runner: Stage | None = None, dist_info: Distributed = Distributed(),
+          resume: bool = False, progress: Progress | None = None) -> dict:
+    """Train `model` by `cfg` (stage `cfg.stage`); write checkpoints and logs under `out`. Returns the final
+    state: {"iteration", "checkpoint", "val", "loss"}.
+
+    `runner` says how the model runs (its window `num_frame`, kind and size multiple, as
+    `models.trained.stage_for` gives them); default: a 5-frame sliding window at the config's scale. Samples are
+    `num_frame`-frame windows with the centre frame as target, or for recurrent models sequences with every frame
+    as target. `meta` (model name, scale, constructor arguments, dataset) goes into every checkpoint.
     """
     progress = progress or quiet
     out = Path(out)
-    ckpt_dir = out / "checkpoints"
+    runner = runner or Stage(model, 5, cfg.data.model_scale)
+    model.to(device)
+    parts = STAGES[cfg.stage](model, cfg, runner, device)
+    optimizer = torch.optim.Adam(parts.groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     schedule = make_schedule(cfg.schedule, cfg.lr, cfg.periods, cfg.restart_weights, cfg.eta_min, cfg.warmup_iter)
     total = cfg.iterations
 
-    model.to(device)
-    if cfg.stage == "dsm" and not hasattr(model, "train_bin"):
-        raise UvssmError(f"stage 'dsm' trains VOTES's degradation sensing module; {type(model).__name__} has none")
-    if cfg.stage == "flow" and not hasattr(model, "spynet"):
-        raise UvssmError(f"stage 'flow' pre-trains a flow network; {type(model).__name__} has none")
-    trainable = {"dsm": getattr(model, "bin", None), "flow": getattr(model, "spynet", None)}.get(cfg.stage, model)
-    if cfg.stage == "dsm":
-        model.train_bin(True)
-    params = [p for p in trainable.parameters() if p.requires_grad]
-    flow_params = {id(p) for p in model.spynet.parameters()} if cfg.stage == "restore" and hasattr(model, "spynet") \
-        else set()
-    groups = [{"params": [p for p in params if id(p) not in flow_params], "lr_mul": 1.0, "fixed": 0}]
-    if flow_params:
-        groups.append({"params": [p for p in params if id(p) in flow_params], "lr_mul": cfg.flow_lr_mul,
-                       "fixed": cfg.fix_flow_iter})
-    optimizer = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-
-    start = 0
-    train_rows: list[dict] = []
-    val_rows: list[dict] = []
-    latest = ckpt_dir / "latest.pt"
+    latest = out / "checkpoints" / "latest.pt"
+    start, train_rows, val_rows = 0, [], []
     if resume and latest.exists():
-        state = checkpoint.read(latest)
-        saved = state.get("uvssm", {})
-        if saved.get("stage") != cfg.stage or saved.get("model") != meta.get("model"):
-            raise UvssmError(f"{latest}: written by stage {saved.get('stage')!r} of {saved.get('model')!r}, "
-                             f"cannot resume stage {cfg.stage!r} of {meta.get('model')!r}")
-        checkpoint.load_weights(trainable, state, key="params", strict=True)
-        optimizer.load_state_dict(state["optimizer"])
-        start = int(saved["iteration"])
-        train_rows, val_rows = _read_logs(out, start)
+        start, train_rows, val_rows = _resume(latest, parts, optimizer, cfg, meta, out)
     if start >= total:
+        parts.finish()
         progress("done", {"iteration": start, "total": total, "resumed": True})
         return {"iteration": start, "checkpoint": latest, "val": val_rows[-1] if val_rows else None}
 
-    net = trainable
+    net = parts.trainable
     if dist_info.world_size > 1:
-        net = nn.parallel.DistributedDataParallel(
-            trainable, device_ids=[device.index] if device.type == "cuda" else None)
-    dataset = WindowPatches(train_clips, num_frame=num_frame, lq_patch=cfg.gt_size // cfg.data.model_scale, flip=cfg.flip,
-                            transpose=cfg.transpose, with_ref=cfg.stage == "dsm", all_targets=recurrent,
-                            seed=cfg.seed, rank=dist_info.rank)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.batch_size, sampler=range(start * cfg.batch_size, total * cfg.batch_size),
-        num_workers=cfg.num_workers, pin_memory=device.type == "cuda", drop_last=False)
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    loader = _loader(train_clips, cfg, runner, parts, start, dist_info, device)
 
-    def save(iteration: int) -> Path:
-        if not dist_info.main:
-            return latest
-        info = {**meta, "stage": cfg.stage, "iteration": iteration, "total_iter": total, "config": cfg.to_dict()}
-        extra = {"optimizer": optimizer.state_dict()}
-        checkpoint.save(ckpt_dir / f"iter_{iteration:07d}.pt", trainable, info, **extra)
-        checkpoint.save(latest, trainable, info, **extra)
-        _write_logs(out, train_rows, val_rows)
-        progress("save", {"iteration": iteration, "path": latest})
-        return latest
+    def save(iteration: int) -> None:
+        if dist_info.main:
+            info = {**meta, "stage": cfg.stage, "iteration": iteration, "total_iter": total, "config": cfg.to_dict()}
+            for path in (out / "checkpoints" / f"iter_{iteration:07d}.pt", latest):
+                checkpoint.save(path, parts.trainable, info, optimizer=optimizer.state_dict())
+            _write_logs(out, train_rows, val_rows)
+            progress("save", {"iteration": iteration, "path": latest})
 
-    def run_validation(iteration: int) -> None:
+    def validate(iteration: int) -> None:
         if dist_info.main and val_clips:
-            result = validate(model, val_clips, cfg.stage, device, cfg.val_frames, cfg.bf16, num_frame, recurrent)
-            val_rows.append({"iteration": iteration, **result})
+            val_rows.append({"iteration": iteration, **parts.validate(val_clips)})
             progress("val", val_rows[-1])
         if dist_info.world_size > 1:
             dist.barrier()
 
-    progress("start", {"start": start, "total": total, "params": sum(p.numel() for p in params)})
+    progress("start", {"start": start, "total": total, "params": sum(p.numel() for g in parts.groups
+                                                                    for p in g["params"])})
     net.train()
     window_loss, window_n, t_last, it_last = 0.0, 0, time.perf_counter(), start
     iteration = start
@@ -253,7 +317,7 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
         lr = schedule.lr_at(iteration)
         for group in optimizer.param_groups:
             group["lr"] = 0.0 if iteration <= group["fixed"] else lr * group["lr_mul"]
-        loss = _loss(cfg, net, batch, device)
+        loss = parts.loss(net, batch)
         if not torch.isfinite(loss):
             raise UvssmError(f"iteration {iteration}: loss is {loss.item()}; training diverged "
                              f"(last good checkpoint: {latest if latest.exists() else 'none'})")
@@ -271,11 +335,10 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
         else:
             progress("step", {"iteration": iteration, "total": total})
         if iteration % cfg.val_every == 0 or iteration == total:
-            run_validation(iteration)
+            validate(iteration)
         if iteration % cfg.save_every == 0 or iteration == total:
             save(iteration)
-    if cfg.stage == "dsm":
-        model.train_bin(False)
+    parts.finish()
     final = val_rows[-1] if val_rows else None
     progress("done", {"iteration": iteration, "total": total, "val": final, "resumed": False})
     return {"iteration": iteration, "checkpoint": latest, "val": final,

@@ -15,7 +15,8 @@ import torch
 import yaml
 
 from models import checkpoint
-from models.registry import create_model, get_spec, model_kwargs
+from models.registry import create_model, model_kwargs
+from models.trained import stage_for
 from models.training import loop
 from models.training.config import ConfigError, TrainConfig, load_config
 from models.training.init import INITIALISERS
@@ -152,12 +153,11 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
     meta = {"model": cfg.model, "scale": scale, "target": cfg.data.target, "model_kwargs": kwargs,
             "dataset": train_ds.describe(), "data_root": str(data_root), "uvssm_version": __version__,
             "torch_version": str(torch.__version__), "lq_stage": lq_stage}
-    spec = get_spec(cfg.model)
-    recurrent = spec.kind == "recurrent"
-    num_frame = cfg.num_frame or spec.num_frame
+    runner = stage_for(cfg.model, model, scale)
+    if cfg.num_frame:
+        runner = replace(runner, num_frame=cfg.num_frame)
     result = loop.train(model, cfg, train_ds.clips, val_ds.clips if val_ds else [], out, meta=meta, device=dev,
-                        dist_info=dist_info, resume=resume, progress=progress, num_frame=num_frame,
-                        recurrent=recurrent)
+                        runner=runner, dist_info=dist_info, resume=resume, progress=progress)
     if dist_info.main:
         atomic.write_text(out / "result.json", json.dumps(
             {k: (str(v) if isinstance(v, Path) else v) for k, v in result.items()}, indent=2, sort_keys=True) + "\n")
