@@ -10,7 +10,8 @@ The start offset's margin over the next best is the alignment's confidence.
 Spatial: black bars (`black_bars`), a coarse HQ rectangle from time-averaged profiles
 (`coarse_box`, for crops), then the rectangle the LQ picture shows, fitted one axis at a time on
 matched frames near that guess (`spatial_fit`: mean luma profiles compared over a grid of scales
-and sub-pixel offsets) and refined on whole blurred frames.
+and sub-pixel offsets) and refined on whole blurred frames. `exact_geometry` turns the fit into the
+integer-scale cut of the output frames (`Geometry`), and `hq_frame` cuts an original frame by it.
 """
 
 from __future__ import annotations
@@ -375,3 +376,59 @@ def _refine_2d(hq: np.ndarray, pic: np.ndarray, start: tuple[float, float, float
     result = minimize(cost, x0, method="Nelder-Mead",
                       options={"xatol": 1e-3, "fatol": 1e-6, "maxiter": 400, "initial_simplex": simplex})
     return tuple(float(x) for x in result.x)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How a pair's frames are cut: the HQ frame is exactly `scale` × the LQ crop."""
+
+    scale: int
+    hq_resampled: bool  # the HQ rectangle is resampled (Lanczos); False: a plain crop
+    lq_crop: tuple[int, int, int, int]  # x, y, w, h in the decoded LQ frame (bars excluded, even sizes)
+    hq_box: tuple[float, float, float, float]  # x0, y0, x1, y1: the HQ rectangle the LQ crop shows
+
+    @property
+    def lq_size(self) -> tuple[int, int]:
+        return self.lq_crop[2], self.lq_crop[3]
+
+    @property
+    def hq_size(self) -> tuple[int, int]:
+        return self.scale * self.lq_crop[2], self.scale * self.lq_crop[3]
+
+
+def exact_geometry(fit: SpatialFit, pic: tuple[int, int], hq_size: tuple[int, int]) -> Geometry:
+    """The integer-scale cut of a fitted pair (`pic`: the LQ picture size without bars).
+
+    The scale is the nearest integer when the fitted one is within 5% of it, else the integer below
+    (HQ is never upsampled much). A plain crop when the fitted extent is within 0.1% or one HQ pixel of
+    the integer scale's, else a resample. LQ columns and rows whose HQ footprint lies inside the HQ
+    frame (half an HQ pixel of slack) are kept, in even numbers.
+    """
+    sx, sy = fit.scale
+    mean = (sx + sy) / 2
+    scale = max(1, round(mean) if abs(mean - round(mean)) <= 0.05 * round(mean) else int(mean))
+    exact = all(abs(f - scale) * n <= max(1.0, 1e-3 * scale * n) for f, n in ((sx, pic[0]), (sy, pic[1])))
+    x0, y0 = fit.hq_box[0], fit.hq_box[1]
+    u0 = max(0, int(np.ceil((-x0 - 0.5) / sx)))
+    v0 = max(0, int(np.ceil((-y0 - 0.5) / sy)))
+    u1 = min(pic[0], int(np.floor((hq_size[0] + 0.5 - x0) / sx)))
+    v1 = min(pic[1], int(np.floor((hq_size[1] + 0.5 - y0) / sy)))
+    w, h = u1 - u0, v1 - v0
+    w, h = w - w % 2, h - h % 2
+    box = (x0 + u0 * sx, y0 + v0 * sy, x0 + (u0 + w) * sx, y0 + (v0 + h) * sy)
+    return Geometry(scale, not exact, (u0 + fit.bars[0], v0 + fit.bars[1], w, h), box)
+
+
+def hq_frame(rgb: np.ndarray, geo: Geometry) -> np.ndarray:
+    """The HQ output frame (H, W, 3) of a decoded original frame: its crop, or its rectangle resampled."""
+    from PIL import Image
+
+    s, (w, h) = geo.scale, geo.lq_size
+    x0, y0, x1, y1 = geo.hq_box
+    if not geo.hq_resampled:
+        x = min(max(int(round(x0)), 0), rgb.shape[1] - s * w)
+        y = min(max(int(round(y0)), 0), rgb.shape[0] - s * h)
+        return rgb[y:y + s * h, x:x + s * w]
+    # the fitted box may overshoot the frame by up to half an HQ pixel (see exact_geometry); PIL wants it inside
+    box = (max(0.0, x0), max(0.0, y0), min(float(rgb.shape[1]), x1), min(float(rgb.shape[0]), y1))
+    return np.asarray(Image.fromarray(rgb).resize((s * w, s * h), Image.Resampling.LANCZOS, box=box))

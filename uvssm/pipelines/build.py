@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from uvssm.base import atomic, qpmaps
-from uvssm.align import (SpatialFit, TemporalMatch, black_bars, coarse_box, resample_box, spatial_fit,
-                         temporal_match)
+from uvssm.align import (Geometry, SpatialFit, TemporalMatch, black_bars, coarse_box, exact_geometry, hq_frame,
+                         resample_box, spatial_fit, temporal_match)
 from uvssm.base.catalog import load_catalog
 from uvssm.base.errors import UvssmError
 from uvssm.base.decode import gray_frames, rgb_frames
@@ -140,6 +140,46 @@ class PairAlignment:
     fit: SpatialFit
     pic: tuple[int, int]  # LQ picture size without bars
     timing: str  # where the timestamps came from
+
+
+@dataclass(frozen=True)
+class PairReport:
+    """What `build` records of one aligned pair: `.parts/<clip>.json`, then a row of pairs.parquet/csv."""
+
+    pair: Pair
+    alignment: PairAlignment
+    geometry: Geometry
+    n_frames: int  # frames written
+    psnr_mean: float  # BT.601 luma PSNR of LQ against HQ box-averaged to LQ size: the codec's damage,
+    psnr_median: float  # not the alignment's (a report column)
+    psnr_min: float
+    qp_maps: str | None  # the LQ's QP maps, relative to the platform folder (None: not H.264)
+    mean_qp: float | None
+
+    def to_dict(self) -> dict:
+        """The flat record (probe fields prefixed hq_/lq_, the match's confidence, the cut)."""
+        a, m, geo, pair = self.alignment, self.alignment.match, self.geometry, self.pair
+        return {
+            "platform": pair.platform, "clip": pair.clip, "hq_path": str(pair.hq), "lq_path": str(pair.lq),
+            **{f"hq_{k}": val for k, val in a.hq.to_dict().items() if k != "path"},
+            **{f"lq_{k}": val for k, val in a.lq.to_dict().items() if k != "path"},
+            "hq_decode_matrix": "/".join(a.hq.decode_matrix()), "lq_decode_matrix": "/".join(a.lq.decode_matrix()),
+            "timing": a.timing, "offset_frames": m.offset_frames, "offset_seconds": m.offset_seconds,
+            "fps_ratio": a.hq.avg_fps / a.lq.avg_fps if a.lq.avg_fps else float("nan"),
+            # the alignment's confidence: how distinct the chosen match is from its alternatives
+            "offset_margin": m.offset_margin, "offset_cost": m.offset_cost, "next_offset_cost": m.next_offset_cost,
+            "content_agreement": m.agreement, "motion_contrast": m.motion_contrast,
+            "frames_off_timing": m.off_timing, "duplicated_frames": m.repeated, "dropped_frames": m.dropped,
+            "lq_frames_past_hq_end": m.unmatched_tail,
+            "bars_ltrb": list(a.fit.bars), "hq_box": [float(x) for x in a.fit.hq_box],
+            "fitted_scale_x": a.fit.scale[0], "fitted_scale_y": a.fit.scale[1], "scale": geo.scale,
+            "hq_resampled": geo.hq_resampled, "lq_crop_xywh": list(geo.lq_crop),
+            "hq_out_box": [float(x) for x in geo.hq_box],
+            "align_psnr_mean": self.psnr_mean, "align_psnr_median": self.psnr_median,
+            "align_psnr_min": self.psnr_min, "n_lq_frames": a.lq.n_frames, "n_frames": self.n_frames,
+            "hq_size": list(geo.hq_size), "lq_size": list(geo.lq_size),
+            "lq_qp_maps": self.qp_maps, "lq_mean_qp": self.mean_qp,
+        }
 
 
 THUMB = (64, 36)  # compared in time
@@ -251,41 +291,6 @@ class _PngWriter:
         self.err.close()
 
 
-def _exact_geometry(fit, pic: tuple[int, int], hq_size: tuple[int, int]) -> dict:
-    sx, sy = fit.scale
-    mean = (sx + sy) / 2
-    # the nearest integer when within 5% (small crops), else round down: HQ is never upsampled much
-    scale = max(1, round(mean) if abs(mean - round(mean)) <= 0.05 * round(mean) else int(mean))
-    # exact (a plain crop) when the fitted extent is within 0.1% or one HQ pixel of the integer scale's
-    exact = all(abs(f - scale) * n <= max(1.0, 1e-3 * scale * n) for f, n in ((sx, pic[0]), (sy, pic[1])))
-    x0, y0 = fit.hq_box[0], fit.hq_box[1]
-    # LQ picture columns u whose HQ footprint lies inside the HQ frame (half an HQ pixel of slack)
-    u0 = max(0, int(np.ceil((-x0 - 0.5) / sx)))
-    v0 = max(0, int(np.ceil((-y0 - 0.5) / sy)))
-    u1 = min(pic[0], int(np.floor((hq_size[0] + 0.5 - x0) / sx)))
-    v1 = min(pic[1], int(np.floor((hq_size[1] + 0.5 - y0) / sy)))
-    w, h = u1 - u0, v1 - v0
-    w, h = w - w % 2, h - h % 2
-    box = (x0 + u0 * sx, y0 + v0 * sy, x0 + (u0 + w) * sx, y0 + (v0 + h) * sy)
-    return {"scale": scale, "hq_resampled": not exact, "lq_crop": (u0 + fit.bars[0], v0 + fit.bars[1], w, h),
-            "hq_box": box}
-
-
-def _hq_frame(rgb: np.ndarray, geo: dict) -> np.ndarray:
-    from PIL import Image
-
-    s = geo["scale"]
-    w, h = geo["lq_crop"][2:]
-    x0, y0, x1, y1 = geo["hq_box"]
-    if not geo["hq_resampled"]:
-        x = min(max(int(round(x0)), 0), rgb.shape[1] - s * w)
-        y = min(max(int(round(y0)), 0), rgb.shape[0] - s * h)
-        return rgb[y:y + s * h, x:x + s * w]
-    # the fitted box may overshoot the frame by up to half an HQ pixel (see _exact_geometry); PIL wants it inside
-    box = (max(0.0, x0), max(0.0, y0), min(float(rgb.shape[1]), x1), min(float(rgb.shape[0]), y1))
-    return np.asarray(Image.fromarray(rgb).resize((s * w, s * h), Image.Resampling.LANCZOS, box=box))
-
-
 def _lq_qp_maps(pair: Pair, lq: VideoProbe, n: int, lq_crop) -> qpmaps.QPMaps | None:
     """The bitstream's QP maps of the LQ frames written (source frames 0..n-1), or None when the LQ
     video is not H.264 (its decoder exports no per-block quantisers)."""
@@ -306,11 +311,11 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
     backwards), so one HQ and one LQ frame are held at a time whatever the clip's length."""
     a = align_pair(pair, ffmpeg, options)
     m = a.match
-    geo = _exact_geometry(a.fit, a.pic, a.hq.display_size)
+    geo = exact_geometry(a.fit, a.pic, a.hq.display_size)
     n = len(m.mapping) if options.frames is None else min(options.frames, len(m.mapping))
     if options.frames is not None and len(m.mapping) < options.frames:
         raise UvssmError(f"{pair.lq}: only {len(m.mapping)} aligned frames, {options.frames} wanted")
-    u, v, w, h = geo["lq_crop"]
+    u, v, w, h = geo.lq_crop
     work = out / ".tmp" / pair.clip
     atomic.remove(work)
     (work / "HQ").mkdir(parents=True)
@@ -320,8 +325,8 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
     hq_stream = enumerate(hq_decoder)
     hq_index, hq_rgb = -1, None
     lq_stream = rgb_frames(ffmpeg, a.lq)
-    s = geo["scale"]
-    writers = [_PngWriter(ffmpeg, work / "HQ", (s * w, s * h)), _PngWriter(ffmpeg, work / "LQ", (w, h))]
+    s = geo.scale
+    writers = [_PngWriter(ffmpeg, work / "HQ", geo.hq_size), _PngWriter(ffmpeg, work / "LQ", geo.lq_size)]
     try:
         for j, lq_rgb in enumerate(lq_stream):
             if j >= n:
@@ -333,7 +338,7 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
                 except StopIteration:
                     raise UvssmError(f"{pair.hq}: ended at frame {hq_index}, frame {i} needed") from None
             lq = np.ascontiguousarray(lq_rgb[v:v + h, u:u + w])
-            hq = np.ascontiguousarray(_hq_frame(hq_rgb, geo))
+            hq = np.ascontiguousarray(hq_frame(hq_rgb, geo))
             writers[0].write(hq)
             writers[1].write(lq)
             rows.append({"clip": pair.clip, "frame": j, "lq_source_frame": j, "hq_source_frame": i,
@@ -350,7 +355,7 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
         writer.close()
     if len(rows) < n:
         raise UvssmError(f"{pair.lq}: decoded {len(rows)} frames, {n} expected")
-    maps = _lq_qp_maps(pair, a.lq, n, geo["lq_crop"])
+    maps = _lq_qp_maps(pair, a.lq, n, geo.lq_crop)
     if maps is not None:
         for row, mean_qp, kind, size in zip(rows, maps.mean_qp, maps.pict_type, maps.packet_bytes):
             row.update(lq_mean_qp=float(mean_qp), lq_pict_type=str(kind), lq_packet_bytes=int(size))
@@ -362,31 +367,13 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
         os.replace(work / folder, target)
     shutil.rmtree(work, ignore_errors=True)
     psnr = np.array([r["psnr_y_lq_size"] for r in rows])
-    report = {
-        "platform": pair.platform, "clip": pair.clip, "hq_path": str(pair.hq), "lq_path": str(pair.lq),
-        **{f"hq_{k}": val for k, val in a.hq.to_dict().items() if k != "path"},
-        **{f"lq_{k}": val for k, val in a.lq.to_dict().items() if k != "path"},
-        "hq_decode_matrix": "/".join(a.hq.decode_matrix()), "lq_decode_matrix": "/".join(a.lq.decode_matrix()),
-        "timing": a.timing, "offset_frames": m.offset_frames, "offset_seconds": m.offset_seconds,
-        "fps_ratio": a.hq.avg_fps / a.lq.avg_fps if a.lq.avg_fps else float("nan"),
-        # the alignment's confidence: how distinct the chosen match is from its alternatives
-        "offset_margin": m.offset_margin, "offset_cost": m.offset_cost, "next_offset_cost": m.next_offset_cost,
-        "content_agreement": m.agreement, "motion_contrast": m.motion_contrast,
-        "frames_off_timing": m.off_timing, "duplicated_frames": m.repeated, "dropped_frames": m.dropped,
-        "lq_frames_past_hq_end": m.unmatched_tail,
-        "bars_ltrb": list(a.fit.bars), "hq_box": [float(x) for x in a.fit.hq_box],
-        "fitted_scale_x": a.fit.scale[0], "fitted_scale_y": a.fit.scale[1], "scale": geo["scale"],
-        "hq_resampled": geo["hq_resampled"], "lq_crop_xywh": list(geo["lq_crop"]),
-        "hq_out_box": [float(x) for x in geo["hq_box"]],
-        # the codec's damage, not the alignment's: kept as a report column
-        "align_psnr_mean": float(psnr.mean()), "align_psnr_median": float(np.median(psnr)),
-        "align_psnr_min": float(psnr.min()), "n_lq_frames": a.lq.n_frames, "n_frames": n,
-        "hq_size": [geo["scale"] * w, geo["scale"] * h], "lq_size": [w, h],
-        "lq_qp_maps": f"{qpmaps.BUILD_FOLDER}/{pair.clip}{qpmaps.QP_MAP_SUFFIX}" if maps is not None else None,
-        "lq_mean_qp": float(maps.mean_qp.mean()) if maps is not None else None,
-    }
+    report = PairReport(pair, a, geo, n, psnr_mean=float(psnr.mean()), psnr_median=float(np.median(psnr)),
+                        psnr_min=float(psnr.min()),
+                        qp_maps=f"{qpmaps.BUILD_FOLDER}/{pair.clip}{qpmaps.QP_MAP_SUFFIX}" if maps is not None else None,
+                        mean_qp=float(maps.mean_qp.mean()) if maps is not None else None)
     parts = out / ".parts"
-    atomic.write_text(parts / f"{pair.clip}.json", json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+    atomic.write_text(parts / f"{pair.clip}.json",
+                      json.dumps(report.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
     frames = pd.DataFrame(rows)
     atomic.write_parquet(parts / f"{pair.clip}.parquet", frames)
     return frames
