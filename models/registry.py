@@ -31,6 +31,9 @@ class ModelSpec:
     scales: tuple[int, ...] = (2, 4)
     multiple: int = 4  # input height and width must be multiples of this (callers pad)
     kind: str = "window"  # "window": num_frame frames in, the centre frame out; "recurrent": a sequence in and out
+    # parameters at each scale: the official model's count where one exists (cited beside the entry), else
+    # ours (a x2 head the official code lacks, the tiny variants), recorded so a change to a layer shows
+    params: dict[int, int] = field(default_factory=dict)
 
 
 # Every part of config L, at a size for CPU demos: 16 features, and a 16-channel output head (the
@@ -45,36 +48,58 @@ _TINY_TGA = dict(nf=16, ng=4, head_feat=32, up_feat=16, bn_momentum=0.1)
 
 _TINY_COMISR = dict(num_feat=16, num_block=2, fnet_feats=(8, 16, 32))
 
+# Official parameter counts, as the released architectures build them: VOTES config L x2 and x4
+# (luohongming/VOTES, archs/VOTES_arch.py), EDVR-L/M x4 (BasicSR options/test/EDVR), BasicVSR x4 (BasicSR
+# basicvsr_arch.py, SPyNet included), RSDN9_128 x4 (junpan19/RSDN), VSR-TGA x4 (junpan19/VSR_TGA),
+# COMISR x4 (google-research/comisr, the TF inference graph), STDF-R3 (RyanXingQL/STDF-PyTorch); the x2 heads
+# the papers did not release and the tiny variants are ours.
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
-    ModelSpec("votes", VOTES, {}, "VOTES config L (128 features, 5/40/10 blocks, 8 deformable groups)"),
-    ModelSpec("votes-wo-dfm", VOTES, {"dfm": "zero"}, "VOTES config L with the DFM set to zero (the paper's ablation)"),
-    ModelSpec("votes-tiny", VOTES, _TINY_VOTES, "a small VOTES for CPU demos and tests (ours)"),
+    ModelSpec("votes", VOTES, {}, "VOTES config L (128 features, 5/40/10 blocks, 8 deformable groups)",
+              params={2: 24_200_937, 4: 24_791_273}),
+    ModelSpec("votes-wo-dfm", VOTES, {"dfm": "zero"}, "VOTES config L with the DFM set to zero (the paper's ablation)",
+              params={2: 24_200_937, 4: 24_791_273}),
+    ModelSpec("votes-tiny", VOTES, _TINY_VOTES, "a small VOTES for CPU demos and tests (ours)",
+              params={2: 547_585, 4: 556_865}),
     ModelSpec("votes-wo-dfm-tiny", VOTES, {**_TINY_VOTES, "dfm": "zero"},
-              "votes-tiny with the DFM set to zero (the paper's ablation, small; ours)"),
+              "votes-tiny with the DFM set to zero (the paper's ablation, small; ours)",
+              params={2: 547_585, 4: 556_865}),
     ModelSpec("edvr-l", EDVR, dict(num_feat=128, num_reconstruct_block=40),
-              "EDVR-L (128 features, 5/40 blocks, TSA); x2 is the VOTES repository's head"),
+              "EDVR-L (128 features, 5/40 blocks, TSA); x2 is the VOTES repository's head",
+              params={2: 20_043_491, 4: 20_633_827}),
     ModelSpec("edvr-m", EDVR, dict(num_feat=64, num_reconstruct_block=10),
-              "EDVR-M (64 features, 5/10 blocks, TSA); x2 head labelled as ours"),
+              "EDVR-M (64 features, 5/10 blocks, TSA); x2 head labelled as ours",
+              params={2: 3_152_419, 4: 3_300_131}),
     ModelSpec("basicvsr", BasicVSR, {}, "BasicVSR (SPyNet + 2x30 residual blocks); x2 drops one pixel shuffle (ours)",
-              num_frame=15, multiple=1, kind="recurrent"),
+              num_frame=15, multiple=1, kind="recurrent",
+              params={2: 6_143_599, 4: 6_291_311}),
     ModelSpec("basicvsr-tiny", BasicVSR, dict(num_feat=16, num_block=2), "a small BasicVSR for CPU demos and tests (ours)",
-              num_frame=15, multiple=1, kind="recurrent"),
+              num_frame=15, multiple=1, kind="recurrent",
+              params={2: 1_540_671, 4: 1_549_951}),
     ModelSpec("rsdn", RSDN, {}, "RSDN9_128 (structure-detail recurrent, hidden-state adaptation); x2 heads ours",
-              num_frame=10, multiple=1, kind="recurrent"),
+              num_frame=10, multiple=1, kind="recurrent",
+              params={2: 5_975_360, 4: 6_180_236}),
     ModelSpec("rsdn-tiny", RSDN, dict(nf=16, num_blocks=2), "a small RSDN for CPU demos and tests (ours)",
-              num_frame=10, multiple=1, kind="recurrent"),
+              num_frame=10, multiple=1, kind="recurrent",
+              params={2: 39_360, 4: 99_084}),
     ModelSpec("tga", TGA, {}, "VSR-TGA, the released model without alignment (7 frames in 3 groups); x2 head ours",
-              num_frame=7, multiple=1),
-    ModelSpec("tga-tiny", TGA, _TINY_TGA, "a small VSR-TGA for CPU demos and tests (ours)", num_frame=7, multiple=1),
+              num_frame=7, multiple=1,
+              params={2: 7_056_692, 4: 7_057_853}),
+    ModelSpec("tga-tiny", TGA, _TINY_TGA, "a small VSR-TGA for CPU demos and tests (ours)", num_frame=7, multiple=1,
+              params={2: 363_728, 4: 363_881}),
     ModelSpec("comisr", COMISR, {}, "COMISR (frame-recurrent, FNet + HR flow, Laplacian enhancement); x2 ours",
-              num_frame=10, multiple=1, kind="recurrent"),
+              num_frame=10, multiple=1, kind="recurrent",
+              params={2: 2_533_799, 4: 2_628_391}),
     ModelSpec("comisr-tiny", COMISR, _TINY_COMISR, "a small COMISR for CPU demos and tests (ours)",
-              num_frame=10, multiple=1, kind="recurrent"),
-    ModelSpec("edvr-tiny", EDVR, _TINY_EDVR, "a small EDVR (TSA) for CPU demos and tests (ours)"),
+              num_frame=10, multiple=1, kind="recurrent",
+              params={2: 124_591, 4: 134_415}),
+    ModelSpec("edvr-tiny", EDVR, _TINY_EDVR, "a small EDVR (TSA) for CPU demos and tests (ours)",
+              params={2: 142_987, 4: 152_267}),
     ModelSpec("stdf", STDF, dict(in_nc=3), "STDF-R3 on RGB (7 frames; restores at LQ size)", num_frame=7, scales=(1,),
-              multiple=8),
+              multiple=8,
+              params={1: 486_714}),
     ModelSpec("stdf-y", STDF, dict(in_nc=1), "STDF-R3 on the Y channel (as STDF-PyTorch's recipe)", num_frame=7,
-              scales=(1,), multiple=8),
+              scales=(1,), multiple=8,
+              params={1: 364_510}),
 )}
 
 

@@ -11,15 +11,13 @@ from models.comisr import (TransposedConvSame, bicubic_up, corner_aligned_matrix
 from models.registry import create_model
 
 
-def test_parameter_counts_match_the_spec():
+def test_part_parameter_counts_match_the_spec():  # the whole model's: tests/test_registry.py
     def count(m):
         return sum(p.numel() for p in m.parameters())
     model = create_model("comisr", 4)
-    assert count(model) == 2_628_391
     assert count(model.generator) == 843_587
     assert count(model.fnet.autoencode_unit) == 1_745_506
     assert count(model.fnet) - count(model.fnet.autoencode_unit) == 39_298
-    assert count(create_model("comisr", 2)) == 2_533_799
 
 
 @pytest.mark.parametrize("scale", [2, 4])

@@ -11,12 +11,6 @@ from models.registry import create_model
 TINY = dict(num_feat=16, num_extract_block=1, num_reconstruct_block=1, deformable_groups=2)
 
 
-@pytest.mark.parametrize("name, scale, expected", [("edvr-l", 4, 20_633_827), ("edvr-l", 2, 20_043_491),
-                                                   ("edvr-m", 4, 3_300_131), ("edvr-m", 2, 3_152_419)])
-def test_parameter_counts_match_the_spec(name, scale, expected):
-    assert sum(p.numel() for p in create_model(name, scale).parameters()) == expected
-
-
 def test_basicsr_key_names():
     sd = create_model("edvr-m", 4).state_dict()
     for key in ("fusion.temporal_attn1.weight", "fusion.spatial_attn_l2.weight", "fusion.spatial_attn_add2.bias",

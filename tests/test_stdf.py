@@ -9,11 +9,6 @@ from models.registry import create_model
 from models.stdf import STDF
 
 
-@pytest.mark.parametrize("name, expected", [("stdf", 486_714), ("stdf-y", 364_510)])
-def test_parameter_counts_match_the_spec(name, expected):
-    assert sum(p.numel() for p in create_model(name, 1).parameters()) == expected
-
-
 def test_key_names_and_shapes():
     sd = create_model("stdf", 1).state_dict()
     assert sd["ffnet.offset_mask.weight"].shape == (21 * 27, 32, 3, 3)  # one offset/mask set per plane

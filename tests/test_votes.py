@@ -29,8 +29,7 @@ def full_x2():
     return VOTES(scale=2)
 
 
-def test_parameter_counts_match_the_spec(full_x2):
-    assert _count(full_x2) == 24_200_937
+def test_part_parameter_counts_match_the_spec(full_x2):  # the whole model's at x2/x4: tests/test_registry.py
     assert _count(full_x2.bin) == 2_270_854
     assert _count(full_x2.bin.model.model1_1) == _count(full_x2.bin.model.model2_1) == 1_135_427
     assert _count(full_x2) - _count(full_x2.bin) == 21_930_083
@@ -39,7 +38,6 @@ def test_parameter_counts_match_the_spec(full_x2):
     assert _count(full_x2.reconstruction) == 11_806_720
     assert _count(full_x2.feature_extraction) == 1_475_840
     assert _count(full_x2.pcd_align.dcn_pack["l1"]) == 396_632
-    assert _count(VOTES(scale=4)) == 24_791_273
     assert _count(VOTES(scale=3)) == 24_569_897
 
 
