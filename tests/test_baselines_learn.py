@@ -30,7 +30,8 @@ CASES = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_tiny_baseline_beats_bicubic_after_a_short_cpu_training(tmp_path, tiny_reds, name):
-    from uvssm.base.datasets import FrameRange, open_dataset
+    from tests.frame_range import FrameRange
+    from uvssm.base.datasets import open_dataset
 
     config, iterations, overrides, margin = CASES[name]
     clip = next(c for c in open_dataset(tiny_reds, split="all", qp=28).clips if c.name == "001")

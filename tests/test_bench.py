@@ -217,6 +217,16 @@ def test_bench_end_to_end_schema_aggregation_resume_and_tiles(tmp_path, tiny_red
     assert names == ["crops_qp28_x2_240_00000003.png", "crops_qp28_x2_241_00000003.png",
                      "dfm_qp28_x2_240_00000003.png", "dfm_qp28_x2_241_00000003.png",
                      "dfm_qp_qp28_x2_240_00000003.png", "dfm_qp_qp28_x2_241_00000003.png"]  # one QP: no PSNR-QP plot
+    from PIL import Image
+
+    models_saved = sorted(p.name for p in (tmp_path / "res" / "frames" / "qp28_x2").iterdir())
+    for name in names:
+        with Image.open(tmp_path / "res" / name) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 200, f"{name}: next to blank"
+        if name.startswith("crops_"):  # LQ, every saved model, GT: 2.4 x 2.9 inches a panel
+            panels = len(models_saved) + 2
+            assert rgb.shape[1] / rgb.shape[0] == pytest.approx(2.4 * panels / 2.9, rel=0.2), name
     # the DFM/QP table: one row per clip; a fixed-QP frame has one QP, so no rank correlation with it
     corr = pd.read_parquet(tmp_path / "res" / "dfm_qp.parquet")
     assert corr["clip"].tolist() == ["240", "241"] and corr["rho_dfm_qp"].isna().all()

@@ -175,10 +175,10 @@ def test_diverging_loss_stops_with_a_clear_error(tmp_path):
     clips = [_array_clip("a", seed=1)]
     from uvssm.base.errors import UvssmError
 
-    with pytest.raises(UvssmError, match="iteration 1: loss is nan"):
+    with pytest.raises(UvssmError, match="iteration 1: loss is nan.*last good checkpoint: none"):
         _train(tmp_path, "nan", _tiny_cfg(), clips,
                model=_nan_model())
-    assert clips
+    assert not (tmp_path / "nan" / "checkpoints").exists()  # nothing written from a diverged step
 
 
 def _nan_model():
@@ -204,11 +204,52 @@ def test_ddp_with_torchrun_on_cpu(tmp_path, tiny_reds):
     assert not any(k.startswith("module.") for k in saved["params"])
 
 
+_DDP_SCRIPT = """
+import sys, torch
+sys.path.insert(0, {root!r})
+from models.registry import create_model
+from models.training import loop
+from tests.test_training import _array_clip, _tiny_cfg
+from uvssm.base.devices import setup_device
+
+dist_info, device = setup_device("cpu")
+torch.manual_seed(0)
+model = create_model("votes-tiny", 2, dfm="zero")
+loop.train(model, _tiny_cfg(periods="[3]", val_every=100, save_every=100), [_array_clip("a", seed=1)], [],
+           {out!r}, meta={{"model": "votes-tiny"}}, device=device, dist_info=dist_info)
+torch.save(model.state_dict(), {out!r} + f"/rank{{dist_info.rank}}.pt")
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo, tested on Linux")
+def test_ddp_averages_gradients_across_ranks(tmp_path):
+    """Each rank draws its own samples; with gradients averaged, both ranks take the same steps and end with
+    the same weights, which differ from what rank 0's samples alone give."""
+    from pathlib import Path
+
+    out = str(tmp_path / "run")
+    script = tmp_path / "ddp.py"
+    script.write_text(_DDP_SCRIPT.format(root=str(Path(__file__).resolve().parent.parent), out=out))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29521",
+           str(script)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0, rank1 = (torch.load(f"{out}/rank{r}.pt") for r in (0, 1))
+    alone, _ = _train(tmp_path, "alone", _tiny_cfg(periods="[3]", val_every=100, save_every=100),
+                      [_array_clip("a", seed=1)])
+    trained = [k for k in rank0 if not torch.equal(rank0[k], alone.state_dict()[k])]
+    assert trained  # rank 0's steps used rank 1's gradients too
+    for k in rank0:
+        assert torch.equal(rank0[k], rank1[k]), k
+
+
 def test_tiny_votes_beats_bicubic_after_a_short_cpu_training(tmp_path, tiny_reds):
     """Both stages of votes-tiny on the first 11 frames of a synthesised clip (QP 28, x2); scored on
     its last 5 frames, which training never saw. The assertion is on the measured PSNR."""
     from models.training.init import INITIALISERS
-    from uvssm.base.datasets import FrameRange, open_dataset
+    from tests.frame_range import FrameRange
+    from uvssm.base.datasets import open_dataset
     from uvssm.pipelines.train import load_dsm
 
     clip = next(c for c in open_dataset(tiny_reds, split="all", qp=28).clips if c.name == "001")
