@@ -36,11 +36,11 @@ class PlatformPreset:
         w, h = round(width * factor / 2) * 2, round(height * factor / 2) * 2
         return max(w, 2), max(h, 2)
 
-    def encode_args(self, fps: float) -> list[str]:
-        """libx264 arguments (after the filters)."""
-        return ["-c:v", "libx264", "-preset", self.x264_preset, "-crf", f"{self.crf:g}",
-                "-maxrate", f"{self.maxrate_kbps}k", "-bufsize", f"{self.bufsize_kbps}k",
-                "-g", str(max(1, round(self.gop_seconds * fps))), "-pix_fmt", "yuv420p", "-threads", "1"]
+    def encode_options(self, fps: float) -> dict:
+        """libx264 output options, as ffmpeg option names without the dash."""
+        return {"c:v": "libx264", "preset": self.x264_preset, "crf": f"{self.crf:g}",
+                "maxrate": f"{self.maxrate_kbps}k", "bufsize": f"{self.bufsize_kbps}k",
+                "g": str(max(1, round(self.gop_seconds * fps))), "pix_fmt": "yuv420p", "threads": "1"}
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
+from uvssm.base.ffmpeg import command
 from uvssm.base.settings import setting_name
 
 
@@ -83,13 +84,13 @@ class X264Recipe:
 
     def official_commands(self, src_pattern: str, size: str, mp4: str, out_pattern: str,
                           pinned: bool = True) -> list[list[str]]:
-        """The VOTES README's two commands (argv after the binary), optionally with the thread pin."""
-        encode = ["-f", "image2", "-i", src_pattern, "-vcodec", self.codec, "-r", str(self.fps),
-                  "-qp", str(self.qp), "-y", "-s", size, "-pix_fmt", self.pix_fmt]
+        """The VOTES README's two commands (argv after the binary, compiled by ffmpeg-python), optionally
+        with the thread pin."""
+        encode = {"vcodec": self.codec, "r": self.fps, "qp": self.qp, "s": size, "pix_fmt": self.pix_fmt}
         if pinned:
-            encode += ["-threads", str(self.x264_threads)]
-        decode = ["-i", mp4, "-f", "image2", "-start_number", "0", out_pattern]
-        return [encode + [mp4], decode]
+            encode["threads"] = self.x264_threads
+        return [command(src_pattern, mp4, before={"f": "image2"}, after=encode, overwrite=True),
+                command(mp4, out_pattern, after={"f": "image2", "start_number": 0})]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from uvssm.base.ffmpeg import FFmpeg, raw_frames
+from uvssm.base.ffmpeg import FFmpeg, command, raw_frames
 from uvssm.base.probe import VideoProbe
 
 SWS_MATRIX = {"bt709": "bt709", "smpte170m": "bt601", "bt470bg": "bt601", "bt2020nc": "bt2020", "fcc": "fcc",
@@ -26,8 +26,9 @@ def rgb_frames(ffmpeg: FFmpeg, info: VideoProbe) -> Iterator[np.ndarray]:
     """Every frame of the video in order, (H, W, 3) uint8 RGB at the display size, one at a time.
     Closing the generator early stops ffmpeg."""
     width, height = info.display_size
-    for data in raw_frames(ffmpeg, ["-i", info.path, "-map", "0:v:0", "-vf", rgb_filter(info),
-                                    "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+    args = command(info.path, "-", after={"map": "0:v:0", "vf": rgb_filter(info), "fps_mode": "passthrough",
+                                          "f": "rawvideo", "pix_fmt": "rgb24"})
+    for data in raw_frames(ffmpeg, args,
                            width * height * 3, context=f"{info.path}: decoding failed"):
         yield np.frombuffer(data, np.uint8).reshape(height, width, 3)
 
@@ -46,8 +47,9 @@ def gray_frames(ffmpeg: FFmpeg, info: VideoProbe, size: tuple[int, int] | None =
     scale = f"crop={dw - l - r}:{dh - t - b}:{l}:{t}," if any(crop) else ""
     scale += f"scale={width}:{height}:flags=area," if size else ""
     last = max(indices) if indices else None
-    stream = raw_frames(ffmpeg, ["-i", info.path, "-map", "0:v:0", "-vf", f"{scale}format=gray",
-                                 "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+    args = command(info.path, "-", after={"map": "0:v:0", "vf": f"{scale}format=gray", "fps_mode": "passthrough",
+                                          "f": "rawvideo", "pix_fmt": "gray"})
+    stream = raw_frames(ffmpeg, args,
                         width * height, context=f"{info.path}: decoding failed")
     try:
         for i, data in enumerate(stream):

