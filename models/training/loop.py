@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
@@ -187,7 +186,7 @@ def restoration_stage(model: nn.Module, cfg: TrainConfig, runner: Stage, device:
         outputs = restore_frames(lambda i: _lq(clip, i), clip.n_frames, picked, runner, device=device, bf16=cfg.bf16)
         scores = []
         for c in picked:
-            gt = torch.from_numpy(np.ascontiguousarray(clip.hq(c))).permute(2, 0, 1).unsqueeze(0).to(device)
+            gt = torch.tensor(clip.hq(c)).permute(2, 0, 1).unsqueeze(0).to(device)  # a copy: frames may be read-only maps
             up = imresize(_lq(clip, c).unsqueeze(0).to(device).double(), clip.scale)
             kwargs = dict(crop_border=clip.scale, color_space="y")
             scores.append((float(psnr(quantize(outputs[c].unsqueeze(0)), gt, **kwargs)[0]),
