@@ -50,8 +50,8 @@ from uvssm.base.metrics import VideoScores, psnr, quantize
 from uvssm.base.progress import Progress, quiet
 from uvssm.base.scalers import imresize
 
-# PSNR of one validation frame: (ours, baseline) in dB
-FrameScores = Callable[[Clip, int], tuple[float, float]]
+# the PSNRs (ours, baseline) in dB of a clip's chosen validation frames
+ClipScores = Callable[[Clip, list[int]], list[tuple[float, float]]]
 
 
 @dataclass
@@ -76,7 +76,7 @@ def _trainable_params(module: nn.Module) -> list[nn.Parameter]:
 
 @torch.no_grad()
 def _validation(model: nn.Module, clips: Sequence[Clip], frames_per_clip: int, baseline: str,
-                clip_scores: Callable[[Clip, list[int]], list[tuple[float, float]]]) -> dict:
+                clip_scores: ClipScores) -> dict:
     """Mean PSNR over clips (clip mean first) of `clip_scores` on each clip's evenly spaced frames, beside the
     baseline's; the model is in eval mode meanwhile."""
     was_training = model.training
