@@ -63,8 +63,8 @@ def imports(path: Path) -> list[tuple[int, str]]:
                 if node.level else node.module
             for a in node.names:
                 candidate = f"{base}.{a.name}"
-                is_module = any((ROOT / Path(*candidate.split("."))).with_suffix(s).exists() or
-                                (ROOT / Path(*candidate.split(".")) / "__init__.py").exists() for s in (".py",))
+                where = ROOT / Path(*candidate.split("."))
+                is_module = where.with_suffix(".py").exists() or (where / "__init__.py").exists()
                 found.append((node.lineno, candidate if is_module else base))
     return [(line, m) for line, m in found if m.split(".")[0] in PACKAGES]
 

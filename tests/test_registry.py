@@ -18,7 +18,7 @@ def _count(model: torch.nn.Module) -> int:
 def _input(name: str) -> torch.Tensor:
     """One sample: a window (1, num_frame, C, 16, 16) or a sequence of 3 frames (recurrent)."""
     spec = MODELS[name]
-    channels = create_model(name, spec.scales[0]).in_nc if name == "stdf-y" else 3
+    channels = spec.defaults.get("in_nc", 3)  # STDF on the Y channel takes one
     frames = 3 if spec.kind == "recurrent" else spec.num_frame
     return torch.rand(1, frames, channels, 16, 16)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -59,6 +58,8 @@ def print_table2(console: Console, table, models=None) -> None:
 
 def print_dfm_qp(console, results: Path) -> None:
     """Per clip: how VOTES's DFM ranks macroblocks against the bitstream's QP and the restored error."""
+    import pandas as pd
+
     from benchmarks.figures import DFM_QP_TABLE
 
     path = results / DFM_QP_TABLE

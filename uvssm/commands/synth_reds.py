@@ -58,25 +58,18 @@ def _bicubic(console: Console, report: SynthReport, split: str, jobs: int, metri
     from uvssm.display import print_table2
     from uvssm.pipelines.bicubic import score_bicubic
 
-    bars: dict = {}
+    with _progress(console) as bars:
+        tasks: list = []  # one bar per setting; frames advance the newest
 
-    def on_event(event: str, info: dict) -> None:
-        if event == "note":
-            console.print(f"[yellow]note:[/yellow] {info['text']}")
-        elif event == "setting":
-            if bars:
-                bars["progress"].stop()
-            bars["progress"] = _progress(console)
-            bars["task"] = bars["progress"].add_task(f"bicubic {info['name']}", total=info["frames"])
-            bars["progress"].start()
-        elif event == "frame":
-            bars["progress"].advance(bars["task"])
+        def on_event(event: str, info: dict) -> None:
+            if event == "note":
+                bars.console.print(f"[yellow]note:[/yellow] {info['text']}")
+            elif event == "setting":
+                tasks.append(bars.add_task(f"bicubic {info['name']}", total=info["frames"]))
+            elif event == "frame":
+                bars.advance(tasks[-1])
 
-    try:
         result = score_bicubic(report, split, jobs, metrics, ffmpeg, on_event)
-    finally:
-        if bars:
-            bars["progress"].stop()
     if result:
         print_table2(console, result["table2"])
         console.print(f"results: {result['paths']['frames']} (per frame), {result['paths']['table2']} (Table 2 rows)")
