@@ -49,8 +49,10 @@ def _costs(a: np.ndarray, b: np.ndarray, rows: np.ndarray, cols: np.ndarray, chu
 class TemporalMatch:
     """Which HQ frame each LQ frame shows, and how sure the content is of it.
 
-    mapping[j]: HQ index of LQ frame j (non-decreasing), for the LQ frames that fall inside the HQ
-    video (`len(mapping)` may be below the LQ frame count when the share runs past the original).
+    mapping[j]: HQ index of LQ frame lq_first + j (non-decreasing), for the LQ frames that show the
+    HQ video: LQ frames before `lq_first` (an intro, or a share that starts before the original) and
+    the `unmatched_tail` after the last mapped one (an outro, or a share that runs past the original)
+    are left out.
     """
 
     mapping: np.ndarray
@@ -66,11 +68,13 @@ class TemporalMatch:
     repeated: int  # LQ frames that repeat an HQ frame although the timestamps say it moved on
     unmatched_tail: int  # LQ frames past the end of the HQ video (not mapped)
     motion_contrast: float  # median cost change between neighbouring HQ frames (the penalty's unit)
+    lq_first: int = 0  # LQ frame that mapping[0] belongs to: the LQ frames before it show no HQ frame (an intro)
 
 
 def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_times: np.ndarray, *,
                    max_offset_s: float = 4.0, band: int = 12, change_penalty: float = 2.0, off_penalty: float = 0.5,
-                   time_bases: tuple[float, float] = (0.0, 0.0), offset_frames_used: int = 150) -> TemporalMatch:
+                   time_bases: tuple[float, float] = (0.0, 0.0), offset_seconds_used: float = 6.0,
+                   unmatched_cost: float = 0.8) -> TemporalMatch:
     """Map LQ frames to HQ frames: timestamps first, content to find the start and to confirm.
 
     hq, lq: thumbnails (N, h, w) of one size; *_times: each frame's presentation time (seconds).
@@ -107,21 +111,36 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
         step = (hq_times[-1] - hq_times[-2]) if n_hq > 1 else 1.0
         return np.where(t > hq_times[-1], hq_index[-1] + (t - hq_times[-1]) / max(step, 1e-9), pos)
 
-    # 1. the start offset, by content
-    candidates = [k for k in range(n_hq) if hq_times[k] <= max_offset_s + 1e-9] or [0]
-    used = np.arange(min(len(a), offset_frames_used))
+    # 1. the start offset, by content. Candidates: HQ frame k at LQ time 0 (a share that starts k
+    # frames into the original), or LQ frame m at HQ time 0 (an intro before the original's first
+    # frame). Each is scored on the same number of LQ frames from the first one inside the original:
+    # the mean of the better 60% of their costs, so that cards and cuts weigh little.
+    window = max(8, int(np.count_nonzero(lq_times - lq_times[0] <= offset_seconds_used + 1e-9)))
+    candidates = [float(hq_times[k]) for k in range(n_hq) if hq_times[k] <= max_offset_s + 1e-9] or [0.0]
+    candidates += [-float(t) for t in lq_times[1:] if t <= max_offset_s + 1e-9]
     scores = []
-    for k in candidates:
-        idx = np.rint(positions(hq_times[k])[used]).astype(np.int64)[:, None]
+    for offset in candidates:
+        pos_all = positions(offset)
+        first = int(np.searchsorted(pos_all, -0.5))
+        used = np.arange(first, min(len(a), first + window))
+        if len(used) < 4:
+            scores.append(np.inf)
+            continue
+        idx = np.rint(pos_all[used]).astype(np.int64)[:, None]
         c = _costs(a, b, used, idx)[:, 0]
-        c = c[np.isfinite(c)]
-        scores.append(float(c.mean()) if len(c) else np.inf)
+        c = np.sort(c[np.isfinite(c)])
+        scores.append(float(c[:max(1, int(0.6 * len(c)))].mean()) if len(c) >= 4 else np.inf)
     scores = np.array(scores)
     best = int(np.argmin(scores))
-    others = [s for k, s in enumerate(scores) if abs(k - best) >= 2 and np.isfinite(s)]
+    offset_s = candidates[best]
+    interval0 = float(np.median(np.diff(hq_times))) if n_hq > 1 else 1.0
+    others = [sc for o, sc in zip(candidates, scores) if abs(o - offset_s) >= 1.5 * interval0 and np.isfinite(sc)]
     next_best = min(others) if others else np.inf
     margin = 1.0 if not np.isfinite(next_best) else float((next_best - scores[best]) / max(next_best, 1e-9))
-    offset_s = float(hq_times[candidates[best]])
+
+    # LQ frames before the original's first frame (an intro) are not matched
+    lead = int(np.searchsorted(positions(offset_s), -0.5))
+    a, lq_times = a[lead:], lq_times[lead:]
 
     # 2. the banded programme around the timestamp prior
     pos = positions(offset_s)
@@ -130,7 +149,7 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
     n = int(np.count_nonzero(pos <= n_hq - 1 + band - 1))
     if n == 0:
         raise UvssmError("no LQ frame falls inside the HQ video after the start offset")
-    pos = pos[:n]
+    pos = np.maximum(pos[:n], 0.0)
     interval = float(np.median(np.diff(hq_times))) if n_hq > 1 else 1.0
     rounding = timestamp_rounding(hq_times, time_bases[0]) + timestamp_rounding(lq_times, time_bases[1])
     tolerance = 0.002 + rounding / max(interval, 1e-9)  # in HQ frames
@@ -159,15 +178,23 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
     typical = float(np.median(total_cost))
     while n > 1 and chosen[n - 1] == n_hq - 1 and chosen[n - 2] == n_hq - 1 and total_cost[n - 1] > 2 * typical + lam:
         n -= 1
-    mapping, cost, drift, rows = chosen[:n], total_cost[:n], drift[:n], rows[:n]
+    # cards: leading and trailing LQ frames that look like no HQ frame the band allows
+    unlike = total_cost[:n] > max(unmatched_cost, 3 * typical + lam)
+    head = int(np.argmin(unlike)) if not unlike.all() else n
+    tail = int(np.argmin(unlike[::-1])) if not unlike.all() else 0
+    if head >= n - tail:
+        raise UvssmError("no LQ frame looks like the HQ frames its timing allows")
+    keep = slice(head, n - tail)
+    mapping, cost, drift, rows = chosen[keep], total_cost[keep], drift[keep], rows[keep]
     mid = _costs(a, b, rows, np.stack([mapping - 1, mapping, mapping + 1], axis=1))
     agree = float(np.mean(mid[:, 1] <= np.minimum(mid[:, 0], mid[:, 2]) + 1e-6))
     change = np.diff(drift)
     return TemporalMatch(
-        mapping=mapping, cost=cost, offset_frames=int(candidates[best]), offset_seconds=offset_s,
+        mapping=mapping, cost=cost, offset_frames=int(np.rint(offset_s / max(interval0, 1e-9))), offset_seconds=offset_s,
         offset_margin=margin, offset_cost=float(scores[best]), next_offset_cost=float(next_best),
         agreement=agree, off_timing=int(np.count_nonzero(drift)), dropped=int(change[change > 0].sum()),
-        repeated=int(-change[change < 0].sum()), unmatched_tail=len(lq) - n, motion_contrast=contrast)
+        repeated=int(-change[change < 0].sum()), unmatched_tail=len(lq) - lead - n + tail, motion_contrast=contrast,
+        lq_first=lead + head)
 
 
 def timestamp_rounding(times: np.ndarray, time_base: float) -> float:
@@ -317,10 +344,12 @@ class SpatialFit:
     scale: tuple[float, float]  # HQ pixels per LQ pixel (x, y)
 
 
-def spatial_fit(hq: np.ndarray, lq: np.ndarray, guess: tuple[float, float, float, float] | None = None) -> SpatialFit:
+def spatial_fit(hq: np.ndarray, lq: np.ndarray, guess: tuple[float, float, float, float] | None = None,
+                bars: tuple[int, int, int, int] | None = None) -> SpatialFit:
     """Fit the HQ rectangle that matched frames hq (N, H, W) and lq (N, h, w) show (full resolution
-    luma), searching near `guess` (an HQ box, e.g. from `coarse_box`) when given."""
-    bars = black_bars(lq)
+    luma), searching near `guess` (an HQ box of the picture, e.g. from `locate_picture`) when given;
+    the picture is the LQ frame less `bars` (left, top, right, bottom; default: its black bars)."""
+    bars = black_bars(lq) if bars is None else bars
     l, t, r, b = bars
     pic = lq[:, t:lq.shape[1] - b, l:lq.shape[2] - r]
     if pic.shape[1] < 8 or pic.shape[2] < 8:
@@ -432,3 +461,367 @@ def hq_frame(rgb: np.ndarray, geo: Geometry) -> np.ndarray:
     # the fitted box may overshoot the frame by up to half an HQ pixel (see exact_geometry); PIL wants it inside
     box = (max(0.0, x0), max(0.0, y0), min(float(rgb.shape[1]), x1), min(float(rgb.shape[0]), y1))
     return np.asarray(Image.fromarray(rgb).resize((s * w, s * h), Image.Resampling.LANCZOS, box=box))
+
+
+# --- the picture's place by content -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FrameMap:
+    """Where the LQ frame lies in the original: the HQ rectangle (x0, y0, x1, y1, HQ display pixels)
+    that the *whole* LQ frame (w, h LQ display pixels) would show. The part of the LQ frame that shows
+    the original is where that rectangle overlaps the HQ frame (`picture`), less what content trims."""
+
+    box: tuple[float, float, float, float]
+    lq_size: tuple[int, int]
+    score: float = float("nan")  # the content search's correlation
+
+    @property
+    def scale(self) -> tuple[float, float]:  # HQ pixels per LQ pixel
+        x0, y0, x1, y1 = self.box
+        return (x1 - x0) / self.lq_size[0], (y1 - y0) / self.lq_size[1]
+
+    def picture(self, hq_size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) LQ pixels outside the HQ frame's image (whole pixels, rounded inward)."""
+        (sx, sy), (x0, y0, _, _) = self.scale, self.box
+        w, h = self.lq_size
+        left = max(0, int(np.ceil(-x0 / sx - 0.25)))
+        top = max(0, int(np.ceil(-y0 / sy - 0.25)))
+        right = max(0, w - int(np.floor((hq_size[0] - x0) / sx + 0.25)))
+        bottom = max(0, h - int(np.floor((hq_size[1] - y0) / sy + 0.25)))
+        return left, top, right, bottom
+
+    def hq_box(self, bars: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
+        """The HQ rectangle the LQ picture inside `bars` shows."""
+        (sx, sy), (x0, y0, _, _) = self.scale, self.box
+        l, t, r, b = bars
+        w, h = self.lq_size
+        return x0 + l * sx, y0 + t * sy, x0 + (w - r) * sx, y0 + (h - b) * sy
+
+
+def _band_pass(x, sigma: float = 1.0):
+    """Frames (N, h, w) torch float minus their Gaussian blur: edges and texture, not fills or blur."""
+    import torch
+    from torch.nn import functional as F
+
+    radius = max(1, int(3 * sigma))
+    k = torch.exp(-(torch.arange(-radius, radius + 1, dtype=torch.float32) ** 2) / (2 * sigma**2))
+    k = k / k.sum()
+    y = F.pad(x[:, None], (radius, radius, radius, radius), mode="replicate")
+    y = F.conv2d(F.conv2d(y, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))[:, 0]
+    return x - y
+
+
+def _masked_ncc(fixed, moving, min_overlap: float):
+    """Normalised cross-correlation of one fixed image (h, w) with moving images (C, hm, wm) at every
+    placement of their top-left corner (dy, dx) ∈ [−hm+1, h−1] × [−wm+1, w−1], over their overlap
+    only (Padfield's masked NCC, by FFT). Placements whose overlap is under `min_overlap` of the
+    smaller image are −1. Returns (C, h + hm − 1, w + wm − 1), index (dy + hm − 1, dx + wm − 1)."""
+    import torch
+
+    h, w = fixed.shape
+    c, hm, wm = moving.shape
+    P, Q = h + hm - 1, w + wm - 1
+    fft, ifft = torch.fft.rfft2, torch.fft.irfft2
+
+    def corr(a_hat, b):  # Σ_u A(u) B(u − d), for d laid out as in the docstring
+        full = ifft(a_hat * torch.conj(fft(b, s=(P, Q))), s=(P, Q))
+        return torch.roll(full, shifts=(hm - 1, wm - 1), dims=(-2, -1))
+
+    ones_f, ones_m = torch.ones_like(fixed), torch.ones((1, hm, wm))
+    f_hat, f2_hat, one_hat = fft(fixed, s=(P, Q)), fft(fixed * fixed, s=(P, Q)), fft(ones_f, s=(P, Q))
+    overlap = corr(one_hat, ones_m)
+    sum_f, sum_f2 = corr(f_hat, ones_m), corr(f2_hat, ones_m)
+    sum_m, sum_m2 = corr(one_hat, moving), corr(one_hat, moving * moving)
+    sum_fm = corr(f_hat, moving)
+    n = overlap.clamp(min=1.0)
+    num = sum_fm - sum_f * sum_m / n
+    den = ((sum_f2 - sum_f**2 / n).clamp(min=0) * (sum_m2 - sum_m**2 / n).clamp(min=0)).sqrt()
+    ncc = num / (den + 1e-3 * n)
+    return torch.where(overlap >= min_overlap * min(h * w, hm * wm), ncc, torch.full_like(ncc, -1.0))
+
+
+def _place(fixed, movers, hq_size, fractions, keep: bool = False):
+    """Best (score, fraction, dx, dy, per-frame best candidate) of scaled HQ frames in LQ frames.
+
+    fixed (F, h, w): band-passed LQ frames; movers: per LQ frame, HQ thumbnails (C, H', W') torch."""
+    import torch
+    from torch.nn import functional as F
+
+    lh, lw = fixed.shape[1:]
+    hw, hh = hq_size
+    base = min(lw / hw, lh / hh)
+    best = (-np.inf, None, 0, 0, None)
+    for f in fractions:
+        wm, hm = max(4, int(round(hw * base * f))), max(4, int(round(hh * base * f)))
+        total, which = None, []
+        for row, hq in enumerate(movers):
+            mode = {"mode": "area"} if wm <= hq.shape[2] and hm <= hq.shape[1] else {"mode": "bilinear",
+                                                                                      "align_corners": False}
+            moving = _band_pass(F.interpolate(hq[:, None], size=(hm, wm), **mode)[:, 0])
+            ncc = _masked_ncc(fixed[row], moving, 0.6)
+            top, arg = ncc.max(dim=0)
+            total = top if total is None else total + top
+            which.append(arg)
+        score = float(total.max())
+        if score > best[0]:
+            flat = int(total.argmax())
+            dy, dx = divmod(flat, total.shape[1])
+            per_frame = [int(a.view(-1)[flat]) for a in which]
+            best = (score, (wm, hm), dx - (wm - 1), dy - (hm - 1), per_frame, f)
+    return best
+
+
+def locate_picture(hq: np.ndarray, hq_times: np.ndarray, lq: np.ndarray, lq_times: np.ndarray,
+                   hq_size: tuple[int, int], lq_size: tuple[int, int], max_offset_s: float = 4.0,
+                   frames: int = 4, candidates: int = 16, fill: tuple[float, float] = (0.45, 1.75)) -> FrameMap:
+    """Where the original's picture lies in the share, by content, whatever surrounds it (black bars,
+    a colour, a blurred enlarged copy) and whether it is cropped.
+
+    hq (N, H', W') and lq (M, h', w'): thumbnails of the whole display frames (any sizes); *_times their
+    presentation times. For `frames` LQ frames spread over the first seconds, HQ frames the start
+    offset allows (`max_offset_s` either way, `candidates` of them) are scaled so that they fill `fill`
+    of the LQ frame (the larger of the two fractions) and correlated with the LQ frame at every
+    placement, band-passed (a blurred copy correlates little) and over their overlap only. Each LQ
+    frame's best candidate at each placement counts; the placement with the best sum over the LQ
+    frames wins. Coarse first (LQ frames at 64 pixels, 5% scale steps), then finer around it (the
+    given thumbnails, 1.5% steps, the coarse stage's best candidates and their neighbours). Aspect
+    ratio is kept (per-axis differences are the fine fit's)."""
+    import torch
+    from torch.nn import functional as F
+
+    hq_t = torch.from_numpy(np.ascontiguousarray(hq, dtype=np.float32))
+    window = min(float(lq_times[-1]), 10.0)
+    picks = sorted({int(np.argmin(np.abs(lq_times - window * q))) for q in np.linspace(0.15, 0.9, frames)})
+    lq_t = torch.from_numpy(np.ascontiguousarray(lq[picks], dtype=np.float32))
+    lh, lw = lq.shape[1:]
+    near = []
+    for j in picks:
+        allowed = np.flatnonzero(np.abs(hq_times - lq_times[j]) <= max_offset_s + 1e-6)
+        near.append(allowed if len(allowed) else np.array([int(np.argmin(np.abs(hq_times - lq_times[j])))]))
+    # coarse
+    k = 64 / max(lh, lw)
+    small = F.interpolate(lq_t[:, None], size=(max(8, round(lh * k)), max(8, round(lw * k))), mode="area")[:, 0]
+    sub = [n[np.linspace(0, len(n) - 1, min(candidates, len(n))).round().astype(int)] for n in near]
+    steps = np.exp(np.arange(np.log(fill[0]), np.log(fill[1]) + 1e-9, 0.05))
+    _, _, _, _, per_frame, f = _place(_band_pass(small), [hq_t[s] for s in sub], hq_size, steps)
+    # fine, around the coarse answer
+    fine = []
+    for n, s, c in zip(near, sub, per_frame):
+        at = int(np.searchsorted(n, s[c]))
+        fine.append(n[max(0, at - 3):at + 4])
+    steps = f * np.exp(np.arange(-0.06, 0.06 + 1e-9, 0.015))
+    score, (wm, hm), dx, dy, _, _ = _place(_band_pass(lq_t), [hq_t[s] for s in fine], hq_size, steps)
+    # LQ thumbnail pixel u (centre u + 0.5) shows scaled-HQ pixel u − dx, i.e. HQ x = (u − dx)·hw/wm
+    hw, hh = hq_size
+    sx_t, sy_t = hw / wm, hh / hm  # HQ pixels per LQ thumbnail pixel
+    box = (-dx * sx_t, -dy * sy_t, (lw - dx) * sx_t, (lh - dy) * sy_t)
+    return FrameMap(box, lq_size, score / len(picks))
+
+
+# --- checking each pairing at LQ resolution ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """What comparing each LQ picture with its HQ frame and that frame's neighbours, at LQ size, says."""
+
+    frames: int  # LQ frames checked
+    moved: int  # pairings moved to a neighbour that fits clearly better (timing ties, rounding)
+    neighbour_better: float  # after that: share of frames where the next or previous HQ frame still fits better
+    residual: float  # median over frames of 1 − corr(LQ picture, HQ box at LQ size): how well the box fits
+    ratio: float = 0.85  # "clearly better": an error at most this fraction of the chosen one's
+
+
+def _pic_luma(frame: np.ndarray, bars: tuple[int, int, int, int]) -> np.ndarray:
+    l, t, r, b = bars
+    return frame[t:frame.shape[0] - b, l:frame.shape[1] - r].astype(np.float32)
+
+
+def hq_at_lq_size(frame: np.ndarray, box: tuple[float, float, float, float], size: tuple[int, int]) -> np.ndarray:
+    """An HQ luma frame's `box` area-averaged to `size` (w, h): what the share's scaler made of it."""
+    from PIL import Image
+
+    h, w = frame.shape
+    x0, y0, x1, y1 = box
+    clipped = (max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1))
+    return np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BOX, box=clipped), np.float32)
+
+
+def _error(lq: np.ndarray, hq: np.ndarray, margin: int = 2) -> float:
+    a = lq[margin:lq.shape[0] - margin, margin:lq.shape[1] - margin]
+    b = hq[margin:hq.shape[0] - margin, margin:hq.shape[1] - margin]
+    return float(np.mean(((a - a.mean()) - (b - b.mean())) ** 2))
+
+
+def _residual(lq: np.ndarray, hq: np.ndarray) -> float:
+    a, b = lq - lq.mean(), hq - hq.mean()
+    return float(1.0 - (a * b).sum() / (np.sqrt((a * a).sum() * (b * b).sum()) + 1e-6))
+
+
+def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box, bars,
+                   ratio: float = 0.85) -> tuple[np.ndarray, SelfCheck]:
+    """Check, and where the content is clear correct, each pairing at LQ resolution.
+
+    hq_frames / lq_frames: iterators of (index, full-resolution luma) in display order (both videos
+    decoded once, side by side; five HQ frames are held). For LQ frame lq_first + j, the HQ frames
+    mapping[j] − 2 … + 2 are cut to `box` and area-averaged to the LQ picture (the frame less `bars`);
+    each is compared with the LQ picture (mean removed, squared error). Where mapping[j] ± 1 fits
+    clearly better (error ≤ `ratio` × its own) and keeps the mapping non-decreasing, it is taken
+    (timing that falls between two frames, a platform's rounding). Then the share of frames whose
+    chosen HQ frame still has a neighbour fitting clearly better is the pair's self-check: near 0 for
+    a right pairing; a wrong start offset or frame rate shows on most frames."""
+    mapping = np.asarray(mapping, np.int64).copy()
+    cache: dict[int, np.ndarray] = {}
+    hq_iter = iter(hq_frames)
+    next_hq, exhausted = 0, False
+    size = None
+    moved = flagged = 0
+    residuals = []
+    previous = -1
+    last = lq_first + len(mapping) - 1
+    for i, lq in lq_frames:
+        if i < lq_first:
+            continue
+        if i > last:
+            break
+        j = i - lq_first
+        pic = _pic_luma(lq, bars)
+        size = (pic.shape[1], pic.shape[0])
+        m = int(mapping[j])
+        while not exhausted and next_hq <= m + 2:
+            try:
+                k, frame = next(hq_iter)
+            except StopIteration:
+                exhausted = True
+                break
+            cache[k] = hq_at_lq_size(frame, box, size)
+            next_hq = k + 1
+        for k in [k for k in cache if k < m - 2]:
+            del cache[k]
+        err = {k: _error(pic, cache[k]) for k in range(m - 2, m + 3) if k in cache}
+        if m not in err:
+            raise UvssmError(f"HQ frame {m} is not in the HQ video")
+        choice = m
+        for k in (m - 1, m + 1):
+            if k in err and k >= previous and err[k] <= ratio * err[choice]:
+                choice = k
+        if choice != m:
+            moved += 1
+        mapping[j] = previous = choice
+        if any(k in err and err[k] <= ratio * err[choice] for k in (choice - 1, choice + 1)):
+            flagged += 1
+        residuals.append(_residual(pic, cache[choice]))
+    if hasattr(hq_frames, "close"):
+        hq_frames.close()
+    checked = len(residuals)
+    if checked < len(mapping):
+        raise UvssmError(f"{checked} LQ frames decoded for the check, {len(mapping)} expected")
+    return mapping, SelfCheck(checked, moved, flagged / max(checked, 1), float(np.median(residuals)), ratio)
+
+
+# --- one pair, end to end ---------------------------------------------------------------------------
+
+THUMB = (64, 36)  # compared in time
+HQ_THUMB = (128, 72)  # kept per HQ frame: the picture's place is searched in these, the match resampled from them
+LQ_THUMB = 160  # the LQ frames' longer side, aspect kept (the picture may be a part of the frame)
+
+
+@dataclass(frozen=True)
+class PairAlignment:
+    hq: "VideoProbe"
+    lq: "VideoProbe"
+    match: TemporalMatch
+    fit: SpatialFit
+    pic: tuple[int, int]  # LQ picture size without bars
+    timing: str  # where the timestamps came from
+    frame_map: FrameMap  # where the content search put the picture (before the fine fit)
+    check: SelfCheck | None = None  # None: not checked
+    rounds: int = 1  # offset/box rounds until both were stable
+
+
+def timestamps(info, n_decoded: int) -> tuple[np.ndarray, str]:
+    """Presentation times of the decoded frames: the container's, or a constant rate where they disagree."""
+    from uvssm.base.probe import frame_times
+
+    times = frame_times(info.path)
+    if len(times) == n_decoded:
+        return times, "container timestamps"
+    rate = info.avg_fps or info.real_fps or 25.0
+    return np.arange(n_decoded) / rate, f"constant {rate:.3f} fps ({len(times)} timestamps for {n_decoded} frames)"
+
+
+def _thumb_box(box, size_from: tuple[int, int], size_to: tuple[int, int]):
+    fx, fy = size_to[0] / size_from[0], size_to[1] / size_from[1]
+    return box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy
+
+
+def align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames: int | None = None,
+                 check: bool = True, rounds: int = 4) -> PairAlignment:
+    """Match an original (HQ) and its share (LQ) in time and space (raises UvssmError when it fails).
+
+    1. One streaming pass per video keeps thumbnails (HQ 128×72, LQ at 160 pixels, aspect kept).
+    2. `locate_picture`: where the picture lies in the share and at what scale, by content.
+    3. Rounds of: the temporal match on thumbnails of that rectangle (`temporal_match`), then the
+       fine spatial fit on full-resolution matched frames (`spatial_fit`) and the picture's extent
+       from it, until the start offset and the rectangle stop changing: the offset never rests on a
+       rectangle found before it.
+    4. `refine_mapping` on the frames to be written (`frames`; None: all), at LQ size: ties moved to
+       the clearly better neighbour, and the self-check.
+    """
+    from fractions import Fraction
+
+    from uvssm.base.decode import gray_frames
+
+    hq_size, lq_size = hq_info.display_size, lq_info.display_size
+    k = LQ_THUMB / max(lq_size)
+    lq_thumb_size = (max(8, round(lq_size[0] * k)), max(8, round(lq_size[1] * k)))
+    hq_big = np.stack([f for _, f in gray_frames(ffmpeg, hq_info, HQ_THUMB)])
+    lq_big = np.stack([f for _, f in gray_frames(ffmpeg, lq_info, lq_thumb_size)])
+    hq_times, hq_timing = timestamps(hq_info, len(hq_big))
+    lq_times, lq_timing = timestamps(lq_info, len(lq_big))
+    frame_map = locate_picture(hq_big, hq_times, lq_big, lq_times, hq_size, lq_size, max_offset_s)
+    bars = frame_map.picture(hq_size)
+    if lq_size[0] - bars[0] - bars[2] < 16 or lq_size[1] - bars[1] - bars[3] < 16:
+        raise UvssmError(f"{lq_info.path}: the picture found is only {lq_size[0] - bars[0] - bars[2]}x"
+                         f"{lq_size[1] - bars[1] - bars[3]} LQ pixels: too small to align")
+    box = frame_map.hq_box(bars)
+    time_bases = (float(Fraction(hq_info.time_base)), float(Fraction(lq_info.time_base)))
+    seen = []
+    for round_ in range(1, rounds + 1):
+        l, t, r, b = bars
+        hq_thumb = resample_box(hq_big, _thumb_box(box, hq_size, HQ_THUMB), THUMB)
+        lq_thumb = resample_box(lq_big, _thumb_box((l, t, lq_size[0] - r, lq_size[1] - b), lq_size, lq_thumb_size),
+                                THUMB)
+        match = temporal_match(hq_thumb, lq_thumb, hq_times, lq_times, max_offset_s=max_offset_s,
+                               time_bases=time_bases)
+        n = len(match.mapping) if frames is None else min(frames, len(match.mapping))
+        sample = sorted(set(np.linspace(0, n - 1, min(8, n)).round().astype(int).tolist()))
+        hq_full = dict(gray_frames(ffmpeg, hq_info, None, {int(match.mapping[j]) for j in sample}))
+        lq_full = dict(gray_frames(ffmpeg, lq_info, None, {match.lq_first + j for j in sample}))
+        fit = spatial_fit(np.stack([hq_full[int(match.mapping[j])] for j in sample]).astype(np.float32),
+                          np.stack([lq_full[match.lq_first + j] for j in sample]).astype(np.float32), box, bars)
+        # the whole LQ frame's rectangle, from the fit of the picture; the picture's extent from it
+        (sx, sy), (x0, y0, _, _) = fit.scale, fit.hq_box
+        whole = FrameMap((x0 - l * sx, y0 - t * sy, x0 + (lq_size[0] - l) * sx, y0 + (lq_size[1] - t) * sy),
+                         lq_size, frame_map.score)
+        new_bars = whole.picture(hq_size)
+        state = (match.offset_seconds, match.lq_first, new_bars)
+        if state in seen or round_ == rounds:
+            break
+        seen.append(state)
+        bars, box = new_bars, whole.hq_box(new_bars)
+    pic = (lq_size[0] - fit.bars[0] - fit.bars[2], lq_size[1] - fit.bars[1] - fit.bars[3])
+    result = PairAlignment(hq_info, lq_info, match, fit, pic, f"HQ: {hq_timing}; LQ: {lq_timing}", frame_map,
+                           None, round_)
+    if not check:
+        return result
+    n = len(match.mapping) if frames is None else min(frames, len(match.mapping))
+    last = match.lq_first + n - 1
+    mapping, report = refine_mapping(gray_frames(ffmpeg, hq_info, None), gray_frames(ffmpeg, lq_info, None,
+                                                                                      set(range(match.lq_first, last + 1))),
+                                     match.mapping[:n], match.lq_first, fit.hq_box, fit.bars)
+    full = match.mapping.copy()
+    full[:n] = mapping
+    full = np.maximum.accumulate(full)
+    from dataclasses import replace
+
+    return replace(result, match=replace(match, mapping=full), check=report)

@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import shutil
-from fractions import Fraction
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -31,15 +30,14 @@ import numpy as np
 import pandas as pd
 
 from uvssm.base import atomic, qpmaps
-from uvssm.align import (Geometry, SpatialFit, TemporalMatch, black_bars, coarse_box, exact_geometry, hq_frame,
-                         resample_box, spatial_fit, temporal_match)
+from uvssm.align import PairAlignment, align_videos, exact_geometry, hq_frame
 from uvssm.base.catalog import load_catalog
 from uvssm.base.errors import UvssmError
-from uvssm.base.decode import gray_frames, rgb_frames
+from uvssm.base.decode import rgb_frames
 from uvssm.base.ffmpeg import FFmpeg, command, popen_failure, popen_writer
 from uvssm.base.frames import FRAME_PATTERN, ClipProblem, check_clip, frame_name
 from uvssm.base.manifests import ClipEntry, write_splits
-from uvssm.base.probe import VideoProbe, frame_times, probe
+from uvssm.base.probe import VideoProbe, probe
 from uvssm.base.progress import Progress, quiet
 from uvssm.pipelines.synth import tool_versions
 
@@ -53,6 +51,8 @@ class BuildOptions:
     frames: int | None = 100  # aligned frames per clip (None: all)
     jobs: int = 1
     min_margin: float = 0.10  # alignment confidence: the start offset's cost margin over the next best
+    max_neighbour_better: float = 0.05  # self-check: share of frames a neighbouring HQ frame may fit better
+    max_residual: float = 0.5  # self-check: 1 − correlation of the LQ picture with its HQ box (median)
     max_offset_s: float = 4.0  # the share may start this many seconds into the original
     allow_hdr: bool = False  # accept 10-bit / HDR sources
     folds: int = 5
@@ -133,16 +133,6 @@ def _check_probe(info: VideoProbe, allow_hdr: bool) -> str | None:
 
 
 @dataclass(frozen=True)
-class PairAlignment:
-    hq: VideoProbe
-    lq: VideoProbe
-    match: TemporalMatch
-    fit: SpatialFit
-    pic: tuple[int, int]  # LQ picture size without bars
-    timing: str  # where the timestamps came from
-
-
-@dataclass(frozen=True)
 class PairReport:
     """What `build` records of one aligned pair: `.parts/<clip>.json`, then a row of pairs.parquet/csv."""
 
@@ -170,7 +160,12 @@ class PairReport:
             "offset_margin": m.offset_margin, "offset_cost": m.offset_cost, "next_offset_cost": m.next_offset_cost,
             "content_agreement": m.agreement, "motion_contrast": m.motion_contrast,
             "frames_off_timing": m.off_timing, "duplicated_frames": m.repeated, "dropped_frames": m.dropped,
-            "lq_frames_past_hq_end": m.unmatched_tail,
+            "lq_frames_before_hq_start": m.lq_first, "lq_frames_past_hq_end": m.unmatched_tail,
+            "align_rounds": a.rounds, "located_score": a.frame_map.score,
+            "located_frame_box": [float(x) for x in a.frame_map.box],
+            "check_frames": a.check.frames if a.check else 0, "check_moved": a.check.moved if a.check else 0,
+            "check_neighbour_better": a.check.neighbour_better if a.check else float("nan"),
+            "check_box_residual": a.check.residual if a.check else float("nan"),
             "bars_ltrb": list(a.fit.bars), "hq_box": [float(x) for x in a.fit.hq_box],
             "fitted_scale_x": a.fit.scale[0], "fitted_scale_y": a.fit.scale[1], "scale": geo.scale,
             "hq_resampled": geo.hq_resampled, "lq_crop_xywh": list(geo.lq_crop),
@@ -182,67 +177,33 @@ class PairReport:
         }
 
 
-THUMB = (64, 36)  # compared in time
-BIG_THUMB = (128, 72)  # kept per frame to find the share's rectangle first
-
-
-def _timestamps(info: VideoProbe, n_decoded: int) -> tuple[np.ndarray, str]:
-    """Presentation times of the decoded frames: the container's, or a constant rate where they disagree."""
-    times = frame_times(info.path)
-    if len(times) == n_decoded:
-        return times, "container timestamps"
-    rate = info.avg_fps or info.real_fps or 25.0
-    return np.arange(n_decoded) / rate, f"constant {rate:.3f} fps ({len(times)} timestamps for {n_decoded} frames)"
-
-
 def align_pair(pair: Pair, ffmpeg: FFmpeg, options: BuildOptions) -> PairAlignment:
-    """Probe, match in time and fit in space one video pair (raises UvssmError when it fails)."""
+    """Probe, match in time and fit in space one video pair, then check it; raises UvssmError naming
+    the measured cause when the pairing is not distinct or does not hold up at LQ resolution."""
     hq_info, lq_info = probe(pair.hq), probe(pair.lq)
     for info in (hq_info, lq_info):
         problem = _check_probe(info, options.allow_hdr)
         if problem:
             raise UvssmError(problem)
-    # black bars of the share, from its opening frames, are left out of its thumbnails
-    opening = np.stack([f for _, f in gray_frames(ffmpeg, lq_info, None, set(range(48)))]).astype(np.float32)
-    bars = black_bars(opening)
-    if lq_info.display_size[0] - bars[0] - bars[2] < 16 or lq_info.display_size[1] - bars[1] - bars[3] < 16:
-        bars = (0, 0, 0, 0)  # a black opening, not bars: the spatial fit looks again on matched frames
-    # one streaming pass per video: thumbnails (128x72 luma, 9.2 kB a frame) and timestamps
-    hq_big = np.stack([f for _, f in gray_frames(ffmpeg, hq_info, BIG_THUMB)])
-    lq_big = np.stack([f for _, f in gray_frames(ffmpeg, lq_info, BIG_THUMB, crop=bars)])
-    # where the share's picture lies in the original (crops), from the first seconds of both, so the
-    # thumbnails compared in time show the same rectangle
-    seconds = min(10.0, len(lq_big) / max(lq_info.avg_fps, 1.0), len(hq_big) / max(hq_info.avg_fps, 1.0))
-    box = coarse_box(hq_big[:max(1, int(seconds * max(hq_info.avg_fps, 1.0)))].astype(np.float32),
-                     lq_big[:max(1, int(seconds * max(lq_info.avg_fps, 1.0)))].astype(np.float32))
-    hq_thumb = resample_box(hq_big, box, THUMB)
-    lq_thumb = resample_box(lq_big, (0, 0, BIG_THUMB[0], BIG_THUMB[1]), THUMB)
-    del hq_big, lq_big
-    hq_times, hq_timing = _timestamps(hq_info, len(hq_thumb))
-    lq_times, lq_timing = _timestamps(lq_info, len(lq_thumb))
-    match = temporal_match(hq_thumb, lq_thumb, hq_times, lq_times, max_offset_s=options.max_offset_s,
-                           time_bases=(float(Fraction(hq_info.time_base)), float(Fraction(lq_info.time_base))))
-    del hq_thumb, lq_thumb
-    if match.offset_margin < options.min_margin:
+    a = align_videos(ffmpeg, hq_info, lq_info, max_offset_s=options.max_offset_s, frames=options.frames)
+    m, box = a.match, ", ".join(f"{x:.1f}" for x in a.fit.hq_box)
+    found = f"picture {a.pic[0]}x{a.pic[1]} at LQ bars {a.fit.bars} showing HQ box ({box}), start offset {m.offset_seconds:+.3f} s"
+    if m.offset_margin < options.min_margin:
         raise UvssmError(
-            f"{pair.lq}: alignment not distinct: the chosen start offset (HQ frame {match.offset_frames}, cost "
-            f"{match.offset_cost:.3f}) is only {match.offset_margin:.1%} better than the next best "
-            f"({match.next_offset_cost:.3f}); --min-margin is {options.min_margin:.0%} (other content, or a picture "
-            "that barely changes)")
-    # spatial fit on full-resolution luma of a few matched frames among those that will be written
-    n = len(match.mapping) if options.frames is None else min(options.frames, len(match.mapping))
-    sample = sorted(set(np.linspace(0, n - 1, min(8, n)).round().astype(int).tolist()))
-    hq_want = {int(match.mapping[j]) for j in sample}
-    hq_full = dict(gray_frames(ffmpeg, hq_info, None, hq_want))
-    lq_full = dict(gray_frames(ffmpeg, lq_info, None, set(sample)))
-    hw, hh = hq_info.display_size
-    guess = (box[0] * hw / BIG_THUMB[0], box[1] * hh / BIG_THUMB[1], box[2] * hw / BIG_THUMB[0],
-             box[3] * hh / BIG_THUMB[1])
-    fit = spatial_fit(np.stack([hq_full[int(match.mapping[j])] for j in sample]).astype(np.float32),
-                      np.stack([lq_full[j] for j in sample]).astype(np.float32), guess)
-    lw, lh = lq_info.display_size
-    pic = (lw - fit.bars[0] - fit.bars[2], lh - fit.bars[1] - fit.bars[3])
-    return PairAlignment(hq_info, lq_info, match, fit, pic, f"HQ: {hq_timing}; LQ: {lq_timing}")
+            f"{pair.lq}: alignment not distinct: the chosen start offset ({m.offset_seconds:+.3f} s, cost "
+            f"{m.offset_cost:.3f}) is only {m.offset_margin:.1%} better than the next best "
+            f"({m.next_offset_cost:.3f}); --min-margin is {options.min_margin:.0%} ({found})")
+    c = a.check
+    if c is not None and c.neighbour_better > options.max_neighbour_better:
+        raise UvssmError(
+            f"{pair.lq}: self-check failed: in {c.neighbour_better:.1%} of {c.frames} frames a neighbouring HQ frame "
+            f"fits the LQ frame better than the chosen one (limit {options.max_neighbour_better:.0%}; box residual "
+            f"{c.residual:.3f}; {found})")
+    if c is not None and c.residual > options.max_residual:
+        raise UvssmError(
+            f"{pair.lq}: self-check failed: the HQ box fits the LQ picture with residual {c.residual:.3f} "
+            f"(1 − correlation, median over {c.frames} frames; limit {options.max_residual}; {found})")
+    return a
 
 
 _LUMA = np.array([65.481, 128.553, 24.966], np.float32) / 255.0
@@ -292,14 +253,15 @@ class _PngWriter:
         self.err.close()
 
 
-def _lq_qp_maps(pair: Pair, lq: VideoProbe, n: int, lq_crop) -> qpmaps.QPMaps | None:
-    """The bitstream's QP maps of the LQ frames written (source frames 0..n-1), or None when the LQ
-    video is not H.264 (its decoder exports no per-block quantisers)."""
+def _lq_qp_maps(pair: Pair, lq: VideoProbe, first: int, n: int, lq_crop) -> qpmaps.QPMaps | None:
+    """The bitstream's QP maps of the LQ frames written (source frames first..first+n-1), or None when
+    the LQ video is not H.264 (its decoder exports no per-block quantisers)."""
     if lq.codec != "h264":
         return None
-    maps = qpmaps.read_qp_maps(pair.lq, frames=n)
-    if len(maps) < n:
-        raise UvssmError(f"{pair.lq}: {len(maps)} frames decoded for QP maps, {n} expected")
+    maps = qpmaps.read_qp_maps(pair.lq, frames=first + n)
+    if len(maps) < first + n:
+        raise UvssmError(f"{pair.lq}: {len(maps)} frames decoded for QP maps, {first + n} expected")
+    maps = maps.select(range(first, first + n))
     # LQ frames are cut from the decoded frame at its coded size (rotation applied), so without a
     # rotation their pixels are the coded frame's
     return replace(maps, crop=tuple(int(c) for c in lq_crop) if lq.rotation == 0 else None, rotation=lq.rotation)
@@ -329,7 +291,10 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
     s = geo.scale
     writers = [_PngWriter(ffmpeg, work / "HQ", geo.hq_size), _PngWriter(ffmpeg, work / "LQ", geo.lq_size)]
     try:
-        for j, lq_rgb in enumerate(lq_stream):
+        for source, lq_rgb in enumerate(lq_stream):
+            j = source - m.lq_first
+            if j < 0:
+                continue
             if j >= n:
                 break
             i = int(m.mapping[j])
@@ -342,7 +307,7 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
             hq = np.ascontiguousarray(hq_frame(hq_rgb, geo))
             writers[0].write(hq)
             writers[1].write(lq)
-            rows.append({"clip": pair.clip, "frame": j, "lq_source_frame": j, "hq_source_frame": i,
+            rows.append({"clip": pair.clip, "frame": j, "lq_source_frame": source, "hq_source_frame": i,
                          "psnr_y_lq_size": _psnr_lq_size(hq, lq, s), "match_cost": float(m.cost[j]),
                          "hq_sha256": _sha256(hq), "lq_sha256": _sha256(lq)})
     except BaseException:
@@ -356,7 +321,7 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
         writer.close()
     if len(rows) < n:
         raise UvssmError(f"{pair.lq}: decoded {len(rows)} frames, {n} expected")
-    maps = _lq_qp_maps(pair, a.lq, n, geo.lq_crop)
+    maps = _lq_qp_maps(pair, a.lq, m.lq_first, n, geo.lq_crop)
     if maps is not None:
         for row, mean_qp, kind, size in zip(rows, maps.mean_qp, maps.pict_type, maps.packet_bytes):
             row.update(lq_mean_qp=float(mean_qp), lq_pict_type=str(kind), lq_packet_bytes=int(size))

