@@ -10,6 +10,7 @@
     python -m benchmarks reuse [--frames 7]
     python -m benchmarks gpu [--device cuda] [--quick]
     python -m benchmarks vmaf
+    python -m benchmarks align-corpus [--work runs/align-corpus] [--seed 0] [--shares 48] [--only NAMES]
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks import (perf_bitstream, perf_build, perf_data, perf_gpu, perf_harness, perf_models, perf_reuse,
+from benchmarks import (perf_align, perf_bitstream, perf_build, perf_data, perf_gpu, perf_harness, perf_models, perf_reuse,
                         perf_synth, perf_votes)
 
 BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe: 100- and 30-frame 720p clips, one and four settings",
@@ -28,7 +29,8 @@ BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe: 100- and 
               "gpu": "every GPU path in one table: VOTES fp32/bf16, bench end to end, metrics, training, CUDA-vs-CPU agreement",
               "reuse": "full-size VOTES over a stream with and without shared frame features (CPU speed-up)",
               "data": "training batches (16 x GT-128) per second from PNGs and from the decoded-frame store",
-              "vmaf": "VMAF frames/s at 720p, and what QP-map extraction adds to a PyAV decode"}
+              "vmaf": "VMAF frames/s at 720p, and what QP-map extraction adds to a PyAV decode",
+              "align-corpus": "build's alignment on a seeded corpus of shares with hash truth: accuracy per transformation class"}
 
 
 def main() -> None:
@@ -43,7 +45,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20, help="data: timed batches per case")
     parser.add_argument("--quick", action="store_true", help="gpu: tiny sizes and models (to try the script anywhere)")
     parser.add_argument("--minutes", type=float, default=10.0, help="build: length of the generated pair")
-    parser.add_argument("--work", type=Path, default=Path("runs/bench-build"), help="build: where the pair is cached")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="build: where the pair is cached (runs/bench-build); align-corpus: where the shares are "
+                             "(runs/align-corpus)")
+    parser.add_argument("--seed", type=int, default=0, help="align-corpus: the corpus generator's seed")
+    parser.add_argument("--shares", type=int, default=48, help="align-corpus: shares drawn")
+    parser.add_argument("--only", help="align-corpus: only shares whose names contain one of these (comma-separated)")
     args = parser.parse_args()
     for name in args.names or list(BENCHMARKS):
         if name == "synth":
@@ -57,7 +64,7 @@ def main() -> None:
                 parser.error(f"--models: {exc}")
             perf_models.print_table(rows)
         elif name == "build":
-            perf_build.print_table(perf_build.run(args.minutes, args.work))
+            perf_build.print_table(perf_build.run(args.minutes, args.work or Path("runs/bench-build")))
         elif name == "data":
             perf_data.print_table(perf_data.run(args.batches))
         elif name == "harness":
@@ -73,6 +80,9 @@ def main() -> None:
             perf_reuse.print_table(perf_reuse.run(args.frames or 7))
         elif name == "vmaf":
             perf_bitstream.print_table(perf_bitstream.run())
+        elif name == "align-corpus":
+            perf_align.print_table(perf_align.run(args.work or Path("runs/align-corpus"), args.seed, args.shares,
+                                                  args.only))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ class Original:
     path: Path
     size: tuple[int, int]
     rate: float
+    duration: float
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,8 @@ def originals(ffmpeg: str, cache: Path) -> dict[str, Original]:
     except metadata.PackageNotFoundError:
         data = None
     if data and (data / "bikes.mp4").is_file():
-        found["bikes"] = Original("bikes", data / "bikes.mp4", (640, 272), 25.0)
-        found["carphone"] = Original("carphone", data / "carphone_pristine.mp4", (176, 144), 25.0)
+        found["bikes"] = Original("bikes", data / "bikes.mp4", (640, 272), 25.0, 10.0)
+        found["carphone"] = Original("carphone", data / "carphone_pristine.mp4", (176, 144), 25.0, 4.8)
         cut = cache / "bikes_cut.mp4"
         if not cut.exists():  # an edit with a cut: 0-4 s, then 6.5-10 s
             run(ffmpeg, ["-i", str(data / "bikes.mp4"), "-filter_complex",
@@ -121,14 +122,18 @@ def originals(ffmpeg: str, cache: Path) -> dict[str, Original]:
                          "-c:v", "libx264", "-crf", "14", "-preset", "veryfast", "-pix_fmt", "yuv420p",
                          "-y", str(cut.with_suffix(".part.mp4"))])
             cut.with_suffix(".part.mp4").rename(cut)
-        found["bikes_cut"] = Original("bikes_cut", cut, (640, 272), 25.0)
+        found["bikes_cut"] = Original("bikes_cut", cut, (640, 272), 25.0, 7.5)
     if OPENCV_DOC.is_file():
-        box = cache / "box.mp4"
+        raw, box = cache / "box_raw.mp4", cache / "box.mp4"
         if not box.exists():
-            with gzip.open(OPENCV_DOC) as src, open(box.with_suffix(".part"), "wb") as dst:
+            with gzip.open(OPENCV_DOC) as src, open(raw.with_suffix(".part"), "wb") as dst:
                 shutil.copyfileobj(src, dst)
-            box.with_suffix(".part").rename(box)
-        found["box"] = Original("box", box, (640, 480), 30000 / 1001)
+            raw.with_suffix(".part").rename(raw)
+            # its first GOP is broken (frames decode out of order); from 0.5 s on it is sound
+            run(ffmpeg, ["-ss", "0.5", "-i", str(raw), "-map", "0:v", "-c:v", "libx264", "-crf", "14", "-preset",
+                         "veryfast", "-pix_fmt", "yuv420p", "-y", str(box.with_suffix(".part.mp4"))])
+            box.with_suffix(".part.mp4").rename(box)
+        found["box"] = Original("box", box, (640, 480), 30000 / 1001, 14.6)
     return found
 
 
@@ -137,7 +142,8 @@ def _graph(gen: Generation, size: tuple[int, int], rate: float) -> str:
     timing = ",".join(gen.timing) or "null"
     chain = f"[0:v]{timing},setsar=1,format=yuv420p[main]"
     parts, cards = [chain], []
-    r = f"{rate:.6f}"
+    rates = [f.split("=", 1)[1].split(":")[0] for f in gen.timing if f.startswith("fps=")]
+    r = rates[-1] if rates else f"{rate:.6f}"  # cards at the picture's rate
     if gen.intro_s:
         parts.append(f"gradients=s={w}x{h}:r={r}:d={gen.intro_s}:seed=3,format=yuv420p,setsar=1[intro]")
         cards.append("[intro]")
@@ -165,6 +171,9 @@ def _probe_size_rate(ffmpeg: str, path: Path) -> tuple[tuple[int, int], float]:
 
 def make(ffmpeg: str, share: Share, origs: dict[str, Original], folder: Path) -> Made:
     """Make one share (cached by name in `folder`) and its truth."""
+    import hashlib
+
+    folder = folder / hashlib.sha1(repr(share).encode()).hexdigest()[:10]  # a changed recipe is made anew
     folder.mkdir(parents=True, exist_ok=True)
     orig = origs[share.original]
     hq_hashes = index(framemd5(ffmpeg, orig.path))
@@ -174,10 +183,13 @@ def make(ffmpeg: str, share: Share, origs: dict[str, Original], folder: Path) ->
         md5 = folder / f"{share.name}.g{g}.md5"
         size, rate = _probe_size_rate(ffmpeg, source)
         if not (out.exists() and md5.exists()):
-            rate_args = ["-r", gen.out_rate] if gen.out_rate else []
+            rate_args = ["-r", gen.out_rate] if gen.out_rate else ["-fps_mode", "passthrough"]
+            part, part_md5 = out.with_suffix(".part" + gen.ext), md5.with_suffix(".part.md5")
             run(ffmpeg, [*gen.pre_input, "-i", str(source), "-filter_complex", _graph(gen, size, rate),
-                         "-map", "[out]", *rate_args, *gen.encoder, "-y", str(out),
-                         "-map", "[hash]", *rate_args, "-f", "framemd5", "-y", str(md5)])
+                         "-map", "[out]", *rate_args, *gen.encoder, "-y", str(part),
+                         "-map", "[hash]", *rate_args, "-f", "framemd5", "-y", str(part_md5)])
+            part.rename(out)
+            part_md5.rename(md5)
         shown = read_md5(md5.read_text())
         if truth is None:
             truth = [hq_hashes.get(h, frozenset()) for h in shown]
@@ -195,7 +207,9 @@ def make(ffmpeg: str, share: Share, origs: dict[str, Original], folder: Path) ->
                                                                                   "-c", "copy"]
             if share.start_offset_s is not None:
                 args += ["-output_ts_offset", str(share.start_offset_s)]
-            run(ffmpeg, [*args, "-y", str(out)])
+            part = out.with_suffix(".part" + out.suffix)
+            run(ffmpeg, [*args, "-y", str(part)])
+            part.rename(out)
         before = index(framemd5(ffmpeg, source))
         truth = [frozenset().union(*(truth[k] for k in before.get(h, ()))) for h in framemd5(ffmpeg, out)]
         source = out
@@ -260,8 +274,8 @@ def _spatial(rng: random.Random, kind: str, size: tuple[int, int]) -> str:
         return (f"scale={sw}:{sh},drawbox=x={rng.randint(4, 40)}:y={rng.randint(4, 20)}:w={sw // 5}:h={sh // 10}"
                 ":color=white@0.6:t=fill")
     if kind == "moving-watermark":
-        return (f"scale={sw}:{sh},drawbox=x='mod(n*3,{sw - sw // 5})':y='{sh - sh // 8}':w={sw // 5}:h={sh // 12}"
-                ":color=yellow@0.5:t=fill")
+        return (f"scale={sw}:{sh}[base];color=c=yellow@0.5:s={sw // 5}x{max(2, sh // 12)},format=rgba[mark];"
+                f"[base][mark]overlay=x='mod(n*3,{sw - sw // 5})':y={sh - sh // 8}:shortest=1:eval=frame,format=yuv420p")
     if kind == "enhance":
         return (f"scale={sw}:{sh},eq=contrast={rng.uniform(1.05, 1.3):.2f}:brightness={rng.uniform(-0.05, 0.08):.2f}"
                 f":saturation={rng.uniform(1.0, 1.4):.2f},unsharp=5:5:{rng.uniform(0.5, 1.5):.2f}")
@@ -284,7 +298,7 @@ def corpus(origs: dict[str, Original], seed: int = 0, n: int = 48) -> list[Share
         classes = []
         timing = []
         pre = ()
-        start = rng.choice([0.0, 0.0, round(rng.uniform(0.2, 3.0), 2)])
+        start = rng.choice([0.0, 0.0, round(rng.uniform(0.2, min(3.0, 0.3 * orig.duration)), 2)])
         if start:
             if rng.random() < 0.5:
                 timing.append(f"trim=start={start},setpts=PTS-STARTPTS")
@@ -301,9 +315,9 @@ def corpus(origs: dict[str, Original], seed: int = 0, n: int = 48) -> list[Share
         elif rate_kind == "-r":
             out_rate = rng.choice(RATES)
             classes.append("output -r")
-        elif rate_kind == "select":  # drop every k-th frame (a platform's frame drops)
+        elif rate_kind == "select":  # drop every k-th frame (a platform's frame drops; the timing shows the gap)
             k = rng.randint(5, 12)
-            timing.append(f"select='not(eq(mod(n\\,{k})\\,{k - 1}))',setpts=N/FRAME_RATE/TB")
+            timing.append(f"select='not(eq(mod(n\\,{k})\\,{k - 1}))'")
             classes.append("dropped frames")
         else:
             classes.append("same rate")
@@ -326,7 +340,8 @@ def corpus(origs: dict[str, Original], seed: int = 0, n: int = 48) -> list[Share
             second_rate = rng.choice(["24", "30000/1001", "25", "15"])
             enc2, ext2 = _encoder(rng, "h264-crf")
             gens.append(Generation((f"fps={second_rate}:round={rng.choice(['near', 'down'])}",), spatial=
-                                   f"scale=trunc(iw*{rng.uniform(0.5, 0.8):.2f}/2)*2:-2", encoder=enc2, ext=ext2))
+                                   f"scale=trunc(max(96\\,iw*{rng.uniform(0.5, 0.8):.2f})/2)*2:-2", encoder=enc2,
+                                   ext=ext2))
             classes.append("two generations")
         cut = offset = None
         if i % 9 == 4 and gens[-1].ext in (".mp4", ".mkv"):

@@ -69,12 +69,16 @@ class TemporalMatch:
     unmatched_tail: int  # LQ frames past the end of the HQ video (not mapped)
     motion_contrast: float  # median cost change between neighbouring HQ frames (the penalty's unit)
     lq_first: int = 0  # LQ frame that mapping[0] belongs to: the LQ frames before it show no HQ frame (an intro)
+    # per mapped frame, where its time falls between two HQ frames: the earlier (−1: it falls on one) and
+    # the fraction of a frame interval past it (NaN)
+    tie_low: np.ndarray | None = None
+    tie_phase: np.ndarray | None = None
 
 
 def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_times: np.ndarray, *,
                    max_offset_s: float = 4.0, band: int = 12, change_penalty: float = 2.0, off_penalty: float = 0.5,
                    time_bases: tuple[float, float] = (0.0, 0.0), offset_seconds_used: float = 6.0,
-                   unmatched_cost: float = 0.8) -> TemporalMatch:
+                   unmatched_cost: float = 0.8, lead_slack: float = 3.0) -> TemporalMatch:
     """Map LQ frames to HQ frames: timestamps first, content to find the start and to confirm.
 
     hq, lq: thumbnails (N, h, w) of one size; *_times: each frame's presentation time (seconds).
@@ -109,6 +113,8 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
         t = lq_times + offset_s
         pos = np.interp(t, hq_times, hq_index)
         step = (hq_times[-1] - hq_times[-2]) if n_hq > 1 else 1.0
+        first = (hq_times[1] - hq_times[0]) if n_hq > 1 else 1.0
+        pos = np.where(t < hq_times[0], (t - hq_times[0]) / max(first, 1e-9), pos)  # before the original
         return np.where(t > hq_times[-1], hq_index[-1] + (t - hq_times[-1]) / max(step, 1e-9), pos)
 
     # 1. the start offset, by content. Candidates: HQ frame k at LQ time 0 (a share that starts k
@@ -126,8 +132,8 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
         if len(used) < 4:
             scores.append(np.inf)
             continue
-        idx = np.rint(pos_all[used]).astype(np.int64)[:, None]
-        c = _costs(a, b, used, idx)[:, 0]
+        p = pos_all[used]  # either neighbour where the time falls between two frames (resamplers differ)
+        c = _costs(a, b, used, np.stack([np.floor(p + 1e-6), np.ceil(p - 1e-6)], axis=1).astype(np.int64)).min(axis=1)
         c = np.sort(c[np.isfinite(c)])
         scores.append(float(c[:max(1, int(0.6 * len(c)))].mean()) if len(c) >= 4 else np.inf)
     scores = np.array(scores)
@@ -138,8 +144,9 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
     next_best = min(others) if others else np.inf
     margin = 1.0 if not np.isfinite(next_best) else float((next_best - scores[best]) / max(next_best, 1e-9))
 
-    # LQ frames before the original's first frame (an intro) are not matched
-    lead = int(np.searchsorted(positions(offset_s), -0.5))
+    # LQ frames well before the original's first frame (an intro) are not matched; those just before
+    # it go to the programme (the offset is known to a frame or two), and content decides below
+    lead = int(np.searchsorted(positions(offset_s), -0.5 - lead_slack))
     a, lq_times = a[lead:], lq_times[lead:]
 
     # 2. the banded programme around the timestamp prior
@@ -186,6 +193,9 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
         raise UvssmError("no LQ frame looks like the HQ frames its timing allows")
     keep = slice(head, n - tail)
     mapping, cost, drift, rows = chosen[keep], total_cost[keep], drift[keep], rows[keep]
+    # where the timestamps fall between two HQ frames: the earlier one (with the drift) and how far past it
+    tie_low = np.where(tie[keep], base[keep] + drift, -1)
+    tie_phase = np.where(tie[keep], pos[keep] - base[keep], np.nan)
     mid = _costs(a, b, rows, np.stack([mapping - 1, mapping, mapping + 1], axis=1))
     agree = float(np.mean(mid[:, 1] <= np.minimum(mid[:, 0], mid[:, 2]) + 1e-6))
     change = np.diff(drift)
@@ -194,7 +204,7 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
         offset_margin=margin, offset_cost=float(scores[best]), next_offset_cost=float(next_best),
         agreement=agree, off_timing=int(np.count_nonzero(drift)), dropped=int(change[change > 0].sum()),
         repeated=int(-change[change < 0].sum()), unmatched_tail=len(lq) - lead - n + tail, motion_contrast=contrast,
-        lq_first=lead + head)
+        lq_first=lead + head, tie_low=tie_low, tie_phase=tie_phase)
 
 
 def timestamp_rounding(times: np.ndarray, time_base: float) -> float:
@@ -628,7 +638,9 @@ class SelfCheck:
     moved: int  # pairings moved to a neighbour that fits clearly better (timing ties, rounding)
     neighbour_better: float  # after that: share of frames where the next or previous HQ frame still fits better
     residual: float  # median over frames of 1 − corr(LQ picture, HQ box at LQ size): how well the box fits
+    distinct: float  # median over frames of how much worse the chosen frame's better neighbour fits (relative)
     ratio: float = 0.85  # "clearly better": an error at most this fraction of the chosen one's
+    rounding: float = 0.5  # the phase past which the share's resampler shows the later of two frames
 
 
 def _pic_luma(frame: np.ndarray, bars: tuple[int, int, int, int]) -> np.ndarray:
@@ -646,76 +658,139 @@ def hq_at_lq_size(frame: np.ndarray, box: tuple[float, float, float, float], siz
     return np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BOX, box=clipped), np.float32)
 
 
-def _error(lq: np.ndarray, hq: np.ndarray, margin: int = 2) -> float:
-    a = lq[margin:lq.shape[0] - margin, margin:lq.shape[1] - margin]
-    b = hq[margin:hq.shape[0] - margin, margin:hq.shape[1] - margin]
-    return float(np.mean(((a - a.mean()) - (b - b.mean())) ** 2))
+def _soften(picture: np.ndarray, margin: int = 2) -> np.ndarray:
+    """A picture slightly blurred, its border cut, its mean removed: what differs between neighbouring
+    frames (motion) stays; the codec's noise and the scaler's kernel weigh less."""
+    from scipy.ndimage import gaussian_filter
+
+    a = gaussian_filter(picture, 0.7)[margin:picture.shape[0] - margin, margin:picture.shape[1] - margin]
+    return a - a.mean()
 
 
-def _residual(lq: np.ndarray, hq: np.ndarray) -> float:
-    a, b = lq - lq.mean(), hq - hq.mean()
+def _error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean((a - b) ** 2))
+
+
+def _residual(a: np.ndarray, b: np.ndarray) -> float:
     return float(1.0 - (a * b).sum() / (np.sqrt((a * a).sum() * (b * b).sum()) + 1e-6))
 
 
+def _rounding_threshold(phase: np.ndarray, later: np.ndarray) -> float:
+    """The phase θ past which a resampler shows the later of two frames, fitted to the ties the
+    content decides clearly (phase: fraction of an interval past the earlier frame; later: whether
+    the later one fits). Nearest-frame rounding is 0.5; a resampler that shows the frame on screen is
+    1; one that shows the next frame is near 0. The θ with fewest disagreements, the middle of its
+    run; 0.5 when no tie is clear."""
+    if not len(phase):
+        return 0.5
+    grid = np.unique(np.concatenate([[0.0, 1.0], phase]))
+    cuts = (grid[:-1] + grid[1:]) / 2
+    cuts = np.concatenate([[0.0], cuts, [1.0]])
+    wrong = np.array([np.count_nonzero((phase > c) != later) for c in cuts])
+    best = np.flatnonzero(wrong == wrong.min())
+    if 0.5 >= cuts[best[0]] and 0.5 <= cuts[best[-1]] and np.all(np.diff(best) == 1):
+        return 0.5
+    return float(cuts[best[len(best) // 2]])
+
+
 def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box, bars,
-                   ratio: float = 0.85) -> tuple[np.ndarray, SelfCheck]:
+                   tie_low: np.ndarray | None = None, tie_phase: np.ndarray | None = None,
+                   ratio: float = 0.85, sure: float = 0.5) -> tuple[np.ndarray, SelfCheck]:
     """Check, and where the content is clear correct, each pairing at LQ resolution.
 
     hq_frames / lq_frames: iterators of (index, full-resolution luma) in display order (both videos
     decoded once, side by side; five HQ frames are held). For LQ frame lq_first + j, the HQ frames
     mapping[j] − 2 … + 2 are cut to `box` and area-averaged to the LQ picture (the frame less `bars`);
-    each is compared with the LQ picture (mean removed, squared error). Where mapping[j] ± 1 fits
-    clearly better (error ≤ `ratio` × its own) and keeps the mapping non-decreasing, it is taken
-    (timing that falls between two frames, a platform's rounding). Then the share of frames whose
-    chosen HQ frame still has a neighbour fitting clearly better is the pair's self-check: near 0 for
-    a right pairing; a wrong start offset or frame rate shows on most frames."""
+    each is compared with the LQ picture (mean removed, squared error). Then, in order:
+    - where the timestamps fall between two HQ frames (`tie_low`, `tie_phase`), the pair's resampler
+      shows the later frame past a phase θ fitted to the ties whose content is clear (error ≤ `ratio`
+      × the other's; `_rounding_threshold`), and every tie follows θ unless its content is sure
+      (error ≤ `sure` × the other's): a heavily compressed share lags, so its new frame still looks a
+      little like the previous one, and near-duplicate frames look alike;
+    - elsewhere mapping[j] ± 1 is taken only where it fits clearly better (a drop or repeat the
+      timestamps do not show);
+    - the mapping stays non-decreasing.
+    Then the share of frames whose chosen HQ frame still has a neighbour fitting clearly better is
+    the pair's self-check: near 0 for a right pairing; a wrong start offset or frame rate shows on
+    most frames."""
     mapping = np.asarray(mapping, np.int64).copy()
+    n = len(mapping)
     cache: dict[int, np.ndarray] = {}
     hq_iter = iter(hq_frames)
     next_hq, exhausted = 0, False
-    size = None
-    moved = flagged = 0
-    residuals = []
-    previous = -1
-    last = lq_first + len(mapping) - 1
-    for i, lq in lq_frames:
-        if i < lq_first:
-            continue
-        if i > last:
-            break
-        j = i - lq_first
-        pic = _pic_luma(lq, bars)
-        size = (pic.shape[1], pic.shape[0])
-        m = int(mapping[j])
-        while not exhausted and next_hq <= m + 2:
-            try:
-                k, frame = next(hq_iter)
-            except StopIteration:
-                exhausted = True
+    errors, residuals = [], []
+    last = lq_first + n - 1
+    try:
+        for i, lq in lq_frames:
+            if i < lq_first:
+                continue
+            if i > last:
                 break
-            cache[k] = hq_at_lq_size(frame, box, size)
-            next_hq = k + 1
-        for k in [k for k in cache if k < m - 2]:
-            del cache[k]
-        err = {k: _error(pic, cache[k]) for k in range(m - 2, m + 3) if k in cache}
-        if m not in err:
-            raise UvssmError(f"HQ frame {m} is not in the HQ video")
+            pic = _pic_luma(lq, bars)
+            size = (pic.shape[1], pic.shape[0])
+            pic = _soften(pic)
+            m = int(mapping[i - lq_first])
+            while not exhausted and next_hq <= m + 2:
+                try:
+                    k, frame = next(hq_iter)
+                except StopIteration:
+                    exhausted = True
+                    break
+                cache[k] = _soften(hq_at_lq_size(frame, box, size))
+                next_hq = k + 1
+            for k in [k for k in cache if k < m - 2]:
+                del cache[k]
+            if m not in cache:
+                raise UvssmError(f"HQ frame {m} is not in the HQ video")
+            candidates = [k for k in range(m - 2, m + 3) if k in cache]
+            errors.append({k: _error(pic, cache[k]) for k in candidates})
+            residuals.append({k: _residual(pic, cache[k]) for k in candidates})
+    finally:
+        for stream in (hq_frames, lq_frames):
+            if hasattr(stream, "close"):
+                stream.close()
+    if len(errors) < n:
+        raise UvssmError(f"{len(errors)} LQ frames decoded for the check, {n} expected")
+    low = np.full(n, -1) if tie_low is None else np.asarray(tie_low[:n])
+    phase = np.full(n, np.nan) if tie_phase is None else np.asarray(tie_phase[:n])
+    # the resampler's rounding, from the ties the content decides clearly
+    clear_phase, clear_later = [], []
+    for j in range(n):
+        e = errors[j]
+        if low[j] >= 0 and low[j] in e and low[j] + 1 in e:
+            a, b = e[low[j]], e[low[j] + 1]
+            if min(a, b) <= ratio * max(a, b):
+                clear_phase.append(phase[j])
+                clear_later.append(b < a)
+    theta = _rounding_threshold(np.array(clear_phase), np.array(clear_later, bool))
+    moved = flagged = 0
+    previous = -1
+    margins = []
+    for j in range(n):
+        e, m = errors[j], int(mapping[j])
         choice = m
-        for k in (m - 1, m + 1):
-            if k in err and k >= previous and err[k] <= ratio * err[choice]:
+        if low[j] >= 0 and low[j] in e and low[j] + 1 in e:
+            a, b = e[low[j]], e[low[j] + 1]
+            if min(a, b) <= sure * max(a, b):
+                choice = int(low[j]) + int(b < a)
+            elif choice in (low[j], low[j] + 1):
+                choice = int(low[j]) + int(phase[j] > theta)
+        for k in (choice - 1, choice + 1):
+            if k in e and e[k] <= ratio * e[choice] and not (low[j] >= 0 and k in (low[j], low[j] + 1)):
                 choice = k
-        if choice != m:
-            moved += 1
+        choice = max(choice, previous)
+        if choice not in e:
+            choice = min(e, key=lambda k: (k < previous, abs(k - choice)))
+        moved += choice != m
         mapping[j] = previous = choice
-        if any(k in err and err[k] <= ratio * err[choice] for k in (choice - 1, choice + 1)):
+        if any(k in e and e[k] <= ratio * e[choice] for k in (choice - 1, choice + 1)):
             flagged += 1
-        residuals.append(_residual(pic, cache[choice]))
-    if hasattr(hq_frames, "close"):
-        hq_frames.close()
-    checked = len(residuals)
-    if checked < len(mapping):
-        raise UvssmError(f"{checked} LQ frames decoded for the check, {len(mapping)} expected")
-    return mapping, SelfCheck(checked, moved, flagged / max(checked, 1), float(np.median(residuals)), ratio)
+        near = [e[k] for k in (choice - 1, choice + 1) if k in e]
+        if near:
+            margins.append((min(near) - e[choice]) / max(e[choice], 1e-6))
+    residual = float(np.median([residuals[j][int(mapping[j])] for j in range(n)]))
+    distinct = float(np.median(margins)) if margins else float("nan")
+    return mapping, SelfCheck(n, moved, flagged / max(n, 1), residual, distinct, ratio, theta)
 
 
 # --- one pair, end to end ---------------------------------------------------------------------------
@@ -740,11 +815,14 @@ class PairAlignment:
 
 def timestamps(info, n_decoded: int) -> tuple[np.ndarray, str]:
     """Presentation times of the decoded frames: the container's, or a constant rate where they disagree."""
-    from uvssm.base.probe import frame_times
+    from uvssm.base.probe import decoded_frame_times, frame_times
 
     times = frame_times(info.path)
     if len(times) == n_decoded:
         return times, "container timestamps"
+    decoded = decoded_frame_times(info.path)  # some packets decode to nothing: the frames' own times
+    if len(decoded) == n_decoded and np.isfinite(decoded).all() and np.all(np.diff(decoded) > 0):
+        return decoded, f"decoded frames' timestamps ({len(times)} packets for {n_decoded} frames)"
     rate = info.avg_fps or info.real_fps or 25.0
     return np.arange(n_decoded) / rate, f"constant {rate:.3f} fps ({len(times)} timestamps for {n_decoded} frames)"
 
@@ -818,7 +896,8 @@ def align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames:
     last = match.lq_first + n - 1
     mapping, report = refine_mapping(gray_frames(ffmpeg, hq_info, None), gray_frames(ffmpeg, lq_info, None,
                                                                                       set(range(match.lq_first, last + 1))),
-                                     match.mapping[:n], match.lq_first, fit.hq_box, fit.bars)
+                                     match.mapping[:n], match.lq_first, fit.hq_box, fit.bars,
+                                     match.tie_low, match.tie_phase)
     full = match.mapping.copy()
     full[:n] = mapping
     full = np.maximum.accumulate(full)

@@ -129,3 +129,20 @@ def frame_times(path: str | Path) -> np.ndarray:
     if not len(times):
         raise UvssmError(f"{path}: the video stream has no frames")
     return times - times[0]
+
+
+def decoded_frame_times(path: str | Path) -> np.ndarray:
+    """Presentation time (seconds from the first) of every frame the decoder outputs, by decoding
+    with PyAV: for streams where some packets decode to nothing (a broken first GOP), so the packet
+    timestamps outnumber the frames. Frames without a timestamp get NaN."""
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            base = float(stream.time_base)
+            pts = [np.nan if f.pts is None else f.pts * base for f in container.decode(stream)]
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise UvssmError(f"{path}: cannot decode for frame timestamps ({str(exc).splitlines()[0]})") from None
+    times = np.asarray(pts, dtype=np.float64)
+    return times - np.nanmin(times) if len(times) and np.isfinite(times).any() else times

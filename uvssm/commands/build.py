@@ -25,7 +25,16 @@ from rich.table import Table
               help="Leave a pair out when its start offset is less than this much (relative cost) better than "
                    "the next best: the alignment is not distinct (0: trust the timestamps).")
 @click.option("--max-offset", type=click.FloatRange(0), default=4.0, show_default=True,
-              help="Seconds into the original the share may start.")
+              help="Seconds into the original the share may start (or of intro before the original's first frame).")
+@click.option("--max-neighbour-better", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="Self-check: leave a pair out when, at LQ size, a neighbouring HQ frame fits more than this share "
+                   "of its LQ frames better than the chosen one.")
+@click.option("--max-residual", type=click.FloatRange(0, 2), default=0.5, show_default=True,
+              help="Self-check: leave a pair out when its LQ pictures fit their HQ box worse than this "
+                   "(1 - correlation, median over frames).")
+@click.option("--min-distinct", type=click.FloatRange(0), default=0.03, show_default=True,
+              help="Self-check: leave a pair out when, at LQ size, its chosen HQ frames fit less than this much "
+                   "(relative error, median) better than their neighbours: frames that barely change cannot be paired.")
 @click.option("--allow-hdr", is_flag=True, help="Accept 10-bit and HDR sources.")
 @click.option("--folds", type=click.IntRange(1), default=5, show_default=True, help="K of the seeded K-fold splits.")
 @click.option("--fold", type=click.IntRange(0), default=0, show_default=True, help="Fold written as splits/{train,val,test}.txt.")
@@ -33,7 +42,7 @@ from rich.table import Table
 @click.option("--force", is_flag=True, help="Redo pairs that are already built.")
 @click.pass_context
 def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: int, min_margin: float, max_offset: float,
-          allow_hdr: bool,
+          max_neighbour_better: float, max_residual: float, min_distinct: float, allow_hdr: bool,
           folds: int, fold: int, seed: int, force: bool) -> None:
     """Align real original/shared pairs in time and space and extract HQ/LQ frames whose sizes are
     exactly scale × each other; write a report per pair, frame rows with pixel hashes, splits
@@ -48,7 +57,8 @@ def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: in
     console = Console(highlight=False, soft_wrap=True)
     ffmpeg = find_ffmpeg(ctx.obj["ffmpeg_path"])
     options = BuildOptions(frames=frames or None, jobs=jobs, min_margin=min_margin, max_offset_s=max_offset,
-                           allow_hdr=allow_hdr, folds=folds,
+                           max_neighbour_better=max_neighbour_better, max_residual=max_residual,
+                           min_distinct=min_distinct, allow_hdr=allow_hdr, folds=folds,
                            fold=fold, seed=seed, force=force)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:

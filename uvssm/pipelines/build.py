@@ -41,7 +41,9 @@ from uvssm.base.probe import VideoProbe, probe
 from uvssm.base.progress import Progress, quiet
 from uvssm.pipelines.synth import tool_versions
 
-VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".ts", ".3gp")
+VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".ts", ".m2ts", ".mts", ".3gp", ".mpg", ".mpeg",
+              ".vob", ".ogv", ".wmv", ".asf", ".y4m", ".mxf", ".dv", ".ivf", ".h264", ".264", ".hevc", ".265")
+NOT_VIDEO = (".txt", ".csv", ".json", ".md", ".srt", ".vtt", ".ass", ".nfo", ".jpg", ".jpeg", ".png", ".parquet")
 PAPER_TEST = {"wechat"}
 PLATFORM_FOLDERS = {"wechat": "WeChat", "bilibili": "Bilibili", "twitter": "Twitter", "youtube": "YouTube"}  # platforms whose paper test split is in the catalogue
 
@@ -53,6 +55,7 @@ class BuildOptions:
     min_margin: float = 0.10  # alignment confidence: the start offset's cost margin over the next best
     max_neighbour_better: float = 0.05  # self-check: share of frames a neighbouring HQ frame may fit better
     max_residual: float = 0.5  # self-check: 1 − correlation of the LQ picture with its HQ box (median)
+    min_distinct: float = 0.03  # self-check: how much better chosen frames must fit than their neighbours (median)
     max_offset_s: float = 4.0  # the share may start this many seconds into the original
     allow_hdr: bool = False  # accept 10-bit / HDR sources
     folds: int = 5
@@ -69,6 +72,52 @@ class Pair:
     clip: str
     hq: Path
     lq: Path
+    problem: str | None = None  # why the pair cannot be built (e.g. its other video is missing)
+
+
+def _is_video(path: Path) -> bool:
+    """A file ffmpeg reads as video: a known extension, or anything else (not a known non-video) that
+    probing opens with a video stream."""
+    if path.name.startswith(".") or not path.is_file():
+        return False
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTS:
+        return True
+    if suffix in NOT_VIDEO:
+        return False
+    try:
+        probe(path)
+    except UvssmError:
+        return False
+    return True
+
+
+def _video_pairs(folder: Path) -> list[Pair]:
+    """Pairs of <folder>/HQ/<id>.<ext> and <folder>/LQ/<id>.<ext> by file stem (any container)."""
+    name = folder.name.lower()
+    listed = {kind: sorted(p for p in (folder / kind).iterdir() if _is_video(p)) for kind in ("HQ", "LQ")}
+    pairs = []
+    for kind, other in (("HQ", "LQ"), ("LQ", "HQ")):
+        stems: dict[str, list[Path]] = {}
+        for p in listed[kind]:
+            stems.setdefault(p.stem, []).append(p)
+        for stem, paths in stems.items():
+            if len(paths) > 1:
+                pairs.append(Pair(name, stem, paths[0], paths[0], f"{folder / kind}: several videos named {stem}: "
+                                  + ", ".join(p.name for p in paths)))
+    by_stem = {kind: {p.stem: p for p in listed[kind]} for kind in ("HQ", "LQ")}
+    bad = {p.clip for p in pairs}
+    for stem in sorted((set(by_stem["HQ"]) | set(by_stem["LQ"])) - bad):
+        hq, lq = by_stem["HQ"].get(stem), by_stem["LQ"].get(stem)
+        if hq and lq:
+            pairs.append(Pair(name, stem, hq, lq))
+            continue
+        have, missing = ("HQ", "LQ") if hq else ("LQ", "HQ")
+        there = ", ".join(p.name for p in listed[missing][:6]) or "no videos"
+        more = f" and {len(listed[missing]) - 6} more" if len(listed[missing]) > 6 else ""
+        pairs.append(Pair(name, stem, hq or lq, lq or hq,
+                          f"{(hq or lq)}: no {missing} video named {stem}.* in {folder / missing} (it has {there}{more})"))
+    return sorted(pairs, key=lambda p: p.clip)
 
 
 @dataclass
@@ -106,12 +155,7 @@ def discover_pairs(src: Path, platform: str | None = None) -> tuple[str, dict[st
                                                    folder / "LQ_frames" / c) for c in clips]
             elif (folder / "HQ").is_dir() and (folder / "LQ").is_dir():
                 layout = layout or "videos"
-                hq = {p.stem: p for p in (folder / "HQ").iterdir() if p.suffix.lower() in VIDEO_EXTS}
-                lq = {p.stem: p for p in (folder / "LQ").iterdir() if p.suffix.lower() in VIDEO_EXTS}
-                found[folder.name.lower()] = [Pair(folder.name.lower(), c, hq[c], lq.get(c, folder / "LQ" / f"{c}.mp4"))
-                                              for c in sorted(hq)]
-                for c in sorted(set(lq) - set(hq)):
-                    found[folder.name.lower()].append(Pair(folder.name.lower(), c, folder / "HQ" / f"{c}.mp4", lq[c]))
+                found[folder.name.lower()] = _video_pairs(folder)
         if layout is None:
             raise UvssmError(f"{src}: no pairs found (expected <platform>/HQ + <platform>/LQ videos, pairs.csv, "
                              "or <Platform>/HQ_frames + LQ_frames)")
@@ -166,6 +210,8 @@ class PairReport:
             "check_frames": a.check.frames if a.check else 0, "check_moved": a.check.moved if a.check else 0,
             "check_neighbour_better": a.check.neighbour_better if a.check else float("nan"),
             "check_box_residual": a.check.residual if a.check else float("nan"),
+            "check_distinct": a.check.distinct if a.check else float("nan"),
+            "check_rounding": a.check.rounding if a.check else float("nan"),
             "bars_ltrb": list(a.fit.bars), "hq_box": [float(x) for x in a.fit.hq_box],
             "fitted_scale_x": a.fit.scale[0], "fitted_scale_y": a.fit.scale[1], "scale": geo.scale,
             "hq_resampled": geo.hq_resampled, "lq_crop_xywh": list(geo.lq_crop),
@@ -199,6 +245,11 @@ def align_pair(pair: Pair, ffmpeg: FFmpeg, options: BuildOptions) -> PairAlignme
             f"{pair.lq}: self-check failed: in {c.neighbour_better:.1%} of {c.frames} frames a neighbouring HQ frame "
             f"fits the LQ frame better than the chosen one (limit {options.max_neighbour_better:.0%}; box residual "
             f"{c.residual:.3f}; {found})")
+    if c is not None and not c.distinct >= options.min_distinct:
+        raise UvssmError(
+            f"{pair.lq}: self-check failed: at LQ size the chosen HQ frames fit only {c.distinct:.1%} better than "
+            f"their neighbours (median over {c.frames} frames; limit {options.min_distinct:.0%}): the frames barely "
+            f"change, so the pairing cannot be told from its neighbours ({found})")
     if c is not None and c.residual > options.max_residual:
         raise UvssmError(
             f"{pair.lq}: self-check failed: the HQ box fits the LQ picture with residual {c.residual:.3f} "
@@ -272,6 +323,8 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
 
     Extraction streams: both videos are decoded once, in order, side by side (the mapping never goes
     backwards), so one HQ and one LQ frame are held at a time whatever the clip's length."""
+    if pair.problem:
+        raise UvssmError(pair.problem)
     a = align_pair(pair, ffmpeg, options)
     m = a.match
     geo = exact_geometry(a.fit, a.pic, a.hq.display_size)

