@@ -69,10 +69,8 @@ class TemporalMatch:
     unmatched_tail: int  # LQ frames past the end of the HQ video (not mapped)
     motion_contrast: float  # median cost change between neighbouring HQ frames (the penalty's unit)
     lq_first: int = 0  # LQ frame that mapping[0] belongs to: the LQ frames before it show no HQ frame (an intro)
-    # per mapped frame, where its time falls between two HQ frames: the earlier (−1: it falls on one) and
-    # the fraction of a frame interval past it (NaN)
-    tie_low: np.ndarray | None = None
-    tie_phase: np.ndarray | None = None
+    # per mapped frame: its fractional HQ position by the timestamps, plus the programme's drift
+    position: np.ndarray | None = None
 
 
 def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_times: np.ndarray, *,
@@ -194,8 +192,7 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
     keep = slice(head, n - tail)
     mapping, cost, drift, rows = chosen[keep], total_cost[keep], drift[keep], rows[keep]
     # where the timestamps fall between two HQ frames: the earlier one (with the drift) and how far past it
-    tie_low = np.where(tie[keep], base[keep] + drift, -1)
-    tie_phase = np.where(tie[keep], pos[keep] - base[keep], np.nan)
+    position = pos[keep] + drift  # where the timestamps (and the programme's drift) put each frame
     mid = _costs(a, b, rows, np.stack([mapping - 1, mapping, mapping + 1], axis=1))
     agree = float(np.mean(mid[:, 1] <= np.minimum(mid[:, 0], mid[:, 2]) + 1e-6))
     change = np.diff(drift)
@@ -204,7 +201,7 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
         offset_margin=margin, offset_cost=float(scores[best]), next_offset_cost=float(next_best),
         agreement=agree, off_timing=int(np.count_nonzero(drift)), dropped=int(change[change > 0].sum()),
         repeated=int(-change[change < 0].sum()), unmatched_tail=len(lq) - lead - n + tail, motion_contrast=contrast,
-        lq_first=lead + head, tie_low=tie_low, tie_phase=tie_phase)
+        lq_first=lead + head, position=position)
 
 
 def timestamp_rounding(times: np.ndarray, time_base: float) -> float:
@@ -639,8 +636,8 @@ class SelfCheck:
     neighbour_better: float  # after that: share of frames where the next or previous HQ frame still fits better
     residual: float  # median over frames of 1 − corr(LQ picture, HQ box at LQ size): how well the box fits
     distinct: float  # median over frames of how much worse the chosen frame's better neighbour fits (relative)
-    ratio: float = 0.85  # "clearly better": an error at most this fraction of the chosen one's
-    rounding: float = 0.5  # the phase past which the share's resampler shows the later of two frames
+    ratio: float = 0.7  # "clearly better": an error at most this fraction of the chosen one's
+    rounding: float = 0.5  # θ: LQ frame j shows HQ frame floor(position_j + 1 − θ) (see fit_rounding)
 
 
 def _pic_luma(frame: np.ndarray, bars: tuple[int, int, int, int]) -> np.ndarray:
@@ -675,44 +672,44 @@ def _residual(a: np.ndarray, b: np.ndarray) -> float:
     return float(1.0 - (a * b).sum() / (np.sqrt((a * a).sum() * (b * b).sum()) + 1e-6))
 
 
-def _rounding_threshold(phase: np.ndarray, later: np.ndarray) -> float:
-    """The phase θ past which a resampler shows the later of two frames, fitted to the ties the
-    content decides clearly (phase: fraction of an interval past the earlier frame; later: whether
-    the later one fits). Nearest-frame rounding is 0.5; a resampler that shows the frame on screen is
-    1; one that shows the next frame is near 0. The θ with fewest disagreements, the middle of its
-    run; 0.5 when no tie is clear."""
-    if not len(phase):
+def fit_rounding(gaps: np.ndarray) -> float:
+    """The share's rounding θ ∈ [0, 2): LQ frame j shows HQ frame floor(p_j + 1 − θ), p_j its
+    fractional position by the timestamps. Nearest-frame resampling is θ = 0.5, the frame on screen
+    θ = 1, the next frame θ near 0, and ffmpeg's constant-rate output (`-r`), which drops a frame only
+    once it is 1.1 frames late, θ a little above 1.
+
+    gaps: p_j − k_j for the frames whose HQ frame k_j the content tells clearly; each allows
+    θ ∈ (gap, gap + 1]. The θ inside the most of those intervals, the middle of that run (0.5 when the
+    run contains it, or when nothing is clear)."""
+    if not len(gaps):
         return 0.5
-    grid = np.unique(np.concatenate([[0.0, 1.0], phase]))
-    cuts = (grid[:-1] + grid[1:]) / 2
-    cuts = np.concatenate([[0.0], cuts, [1.0]])
-    wrong = np.array([np.count_nonzero((phase > c) != later) for c in cuts])
-    best = np.flatnonzero(wrong == wrong.min())
-    if 0.5 >= cuts[best[0]] and 0.5 <= cuts[best[-1]] and np.all(np.diff(best) == 1):
-        return 0.5
-    return float(cuts[best[len(best) // 2]])
+    edges = np.unique(np.clip(np.concatenate([gaps, gaps + 1, [0.0, 2.0]]), 0.0, 2.0))
+    mids = (edges[:-1] + edges[1:]) / 2
+    inside = np.array([np.count_nonzero((gaps < m) & (m <= gaps + 1)) for m in mids])
+    best = np.flatnonzero(inside == inside.max())
+    run = best[:np.argmax(np.diff(np.concatenate([best, [best[-1] + 2]])) > 1) + 1]  # the first run
+    lo, hi = edges[run[0]], edges[run[-1] + 1]
+    return 0.5 if lo < 0.5 <= hi else float((lo + hi) / 2)
 
 
 def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box, bars,
-                   tie_low: np.ndarray | None = None, tie_phase: np.ndarray | None = None,
-                   ratio: float = 0.85, sure: float = 0.5) -> tuple[np.ndarray, SelfCheck]:
+                   position: np.ndarray | None = None, ratio: float = 0.7) -> tuple[np.ndarray, SelfCheck]:
     """Check, and where the content is clear correct, each pairing at LQ resolution.
 
     hq_frames / lq_frames: iterators of (index, full-resolution luma) in display order (both videos
     decoded once, side by side; five HQ frames are held). For LQ frame lq_first + j, the HQ frames
     mapping[j] − 2 … + 2 are cut to `box` and area-averaged to the LQ picture (the frame less `bars`);
-    each is compared with the LQ picture (mean removed, squared error). Then, in order:
-    - where the timestamps fall between two HQ frames (`tie_low`, `tie_phase`), the pair's resampler
-      shows the later frame past a phase θ fitted to the ties whose content is clear (error ≤ `ratio`
-      × the other's; `_rounding_threshold`), and every tie follows θ unless its content is sure
-      (error ≤ `sure` × the other's): a heavily compressed share lags, so its new frame still looks a
-      little like the previous one, and near-duplicate frames look alike;
-    - elsewhere mapping[j] ± 1 is taken only where it fits clearly better (a drop or repeat the
-      timestamps do not show);
-    - the mapping stays non-decreasing.
-    Then the share of frames whose chosen HQ frame still has a neighbour fitting clearly better is
-    the pair's self-check: near 0 for a right pairing; a wrong start offset or frame rate shows on
-    most frames."""
+    each is compared with the LQ picture (slightly blurred, mean removed, squared error). Then:
+    - the share's rounding θ (`fit_rounding`) from the frames whose best HQ frame is clear (error ≤
+      `ratio` × the next best's), and every frame at floor(position + 1 − θ): where a time falls
+      between two HQ frames the share's resampler decides, consistently, and the frames whose content
+      cannot tell (a heavily compressed share lags and looks a little like the previous frame;
+      near-duplicate frames look alike) follow that rule;
+    - a neighbour that fits clearly better (error ≤ `ratio` × the chosen one's) is taken (a drop or
+      repeat the timestamps do not show), the mapping kept non-decreasing.
+    The share of frames whose chosen HQ frame still has a neighbour fitting clearly better is the
+    pair's self-check: near 0 for a right pairing; a wrong start offset or frame rate shows on most
+    frames."""
     mapping = np.asarray(mapping, np.int64).copy()
     n = len(mapping)
     cache: dict[int, np.ndarray] = {}
@@ -751,33 +748,25 @@ def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box
                 stream.close()
     if len(errors) < n:
         raise UvssmError(f"{len(errors)} LQ frames decoded for the check, {n} expected")
-    low = np.full(n, -1) if tie_low is None else np.asarray(tie_low[:n])
-    phase = np.full(n, np.nan) if tie_phase is None else np.asarray(tie_phase[:n])
-    # the resampler's rounding, from the ties the content decides clearly
-    clear_phase, clear_later = [], []
+    pos = mapping.astype(np.float64) if position is None else np.asarray(position[:n], np.float64)
+    gaps = []
     for j in range(n):
         e = errors[j]
-        if low[j] >= 0 and low[j] in e and low[j] + 1 in e:
-            a, b = e[low[j]], e[low[j] + 1]
-            if min(a, b) <= ratio * max(a, b):
-                clear_phase.append(phase[j])
-                clear_later.append(b < a)
-    theta = _rounding_threshold(np.array(clear_phase), np.array(clear_later, bool))
+        ranked = sorted((e[k], k) for k in range(int(np.floor(pos[j])) - 1, int(np.floor(pos[j])) + 2) if k in e)
+        if len(ranked) >= 2 and ranked[0][0] <= ratio * ranked[1][0]:
+            gaps.append(pos[j] - ranked[0][1])
+    theta = fit_rounding(np.array(gaps))
     moved = flagged = 0
     previous = -1
     margins = []
     for j in range(n):
         e, m = errors[j], int(mapping[j])
-        choice = m
-        if low[j] >= 0 and low[j] in e and low[j] + 1 in e:
-            a, b = e[low[j]], e[low[j] + 1]
-            if min(a, b) <= sure * max(a, b):
-                choice = int(low[j]) + int(b < a)
-            elif choice in (low[j], low[j] + 1):
-                choice = int(low[j]) + int(phase[j] > theta)
-        for k in (choice - 1, choice + 1):
-            if k in e and e[k] <= ratio * e[choice] and not (low[j] >= 0 and k in (low[j], low[j] + 1)):
-                choice = k
+        choice = int(np.floor(pos[j] + 1 - theta + 1e-9))
+        if choice not in e:
+            choice = m
+        better = [k for k in (choice - 1, choice + 1) if k in e and e[k] <= ratio * e[choice]]
+        if better:
+            choice = min(better, key=e.get)
         choice = max(choice, previous)
         if choice not in e:
             choice = min(e, key=lambda k: (k < previous, abs(k - choice)))
@@ -897,7 +886,7 @@ def align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames:
     mapping, report = refine_mapping(gray_frames(ffmpeg, hq_info, None), gray_frames(ffmpeg, lq_info, None,
                                                                                       set(range(match.lq_first, last + 1))),
                                      match.mapping[:n], match.lq_first, fit.hq_box, fit.bars,
-                                     match.tie_low, match.tie_phase)
+                                     match.position)
     full = match.mapping.copy()
     full[:n] = mapping
     full = np.maximum.accumulate(full)
