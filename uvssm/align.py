@@ -69,8 +69,9 @@ class TemporalMatch:
     unmatched_tail: int  # LQ frames past the end of the HQ video (not mapped)
     motion_contrast: float  # median cost change between neighbouring HQ frames (the penalty's unit)
     lq_first: int = 0  # LQ frame that mapping[0] belongs to: the LQ frames before it show no HQ frame (an intro)
-    # per mapped frame: its fractional HQ position by the timestamps, plus the programme's drift
+    # per mapped frame: its fractional HQ position by the timestamps, plus the programme's lasting drift
     position: np.ndarray | None = None
+    timing: np.ndarray | None = None  # the same by the timestamps alone
 
 
 def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_times: np.ndarray, *,
@@ -117,8 +118,9 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
 
     # 1. the start offset, by content. Candidates: HQ frame k at LQ time 0 (a share that starts k
     # frames into the original), or LQ frame m at HQ time 0 (an intro before the original's first
-    # frame). Each is scored on the same number of LQ frames from the first one inside the original:
-    # the mean of the better 60% of their costs, so that cards and cuts weigh little.
+    # frame). Each is scored by its mean cost over the same number of LQ frames from the first one
+    # inside the original (where a time falls between two HQ frames, the better of the two), each
+    # cost capped at `unmatched_cost`: frames that match nothing (cards) weigh the same everywhere.
     window = max(8, int(np.count_nonzero(lq_times - lq_times[0] <= offset_seconds_used + 1e-9)))
     candidates = [float(hq_times[k]) for k in range(n_hq) if hq_times[k] <= max_offset_s + 1e-9] or [0.0]
     candidates += [-float(t) for t in lq_times[1:] if t <= max_offset_s + 1e-9]
@@ -132,8 +134,8 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
             continue
         p = pos_all[used]  # either neighbour where the time falls between two frames (resamplers differ)
         c = _costs(a, b, used, np.stack([np.floor(p + 1e-6), np.ceil(p - 1e-6)], axis=1).astype(np.int64)).min(axis=1)
-        c = np.sort(c[np.isfinite(c)])
-        scores.append(float(c[:max(1, int(0.6 * len(c)))].mean()) if len(c) >= 4 else np.inf)
+        c = np.minimum(c[np.isfinite(c)], unmatched_cost)  # a card costs every candidate the same
+        scores.append(float(c.mean()) if len(c) >= 4 else np.inf)
     scores = np.array(scores)
     best = int(np.argmin(scores))
     offset_s = candidates[best]
@@ -142,42 +144,54 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
     next_best = min(others) if others else np.inf
     margin = 1.0 if not np.isfinite(next_best) else float((next_best - scores[best]) / max(next_best, 1e-9))
 
-    # LQ frames well before the original's first frame (an intro) are not matched; those just before
-    # it go to the programme (the offset is known to a frame or two), and content decides below
-    lead = int(np.searchsorted(positions(offset_s), -0.5 - lead_slack))
-    a, lq_times = a[lead:], lq_times[lead:]
+    a_all, lq_all = a, lq_times
 
-    # 2. the banded programme around the timestamp prior
-    pos = positions(offset_s)
-    # LQ frames the band can still place inside the HQ video (repeats that the timestamps do not
-    # show make a share run past the original's end by timing, not by content)
-    n = int(np.count_nonzero(pos <= n_hq - 1 + band - 1))
-    if n == 0:
-        raise UvssmError("no LQ frame falls inside the HQ video after the start offset")
-    pos = np.maximum(pos[:n], 0.0)
-    interval = float(np.median(np.diff(hq_times))) if n_hq > 1 else 1.0
-    rounding = timestamp_rounding(hq_times, time_bases[0]) + timestamp_rounding(lq_times, time_bases[1])
-    tolerance = 0.002 + rounding / max(interval, 1e-9)  # in HQ frames
-    near_integer = np.abs(pos - np.rint(pos)) <= tolerance
-    base = np.where(near_integer, np.rint(pos), np.floor(pos)).astype(np.int64)
-    tie = ~near_integer
-    alt = base + 1  # where the position falls between base and base + 1
+    def programme(offset_s: float):
+        """Section 2 for one start offset: (lead, n, pos, drift, chosen, cost, contrast, lam)."""
+        nonlocal a, lq_times
+        # LQ frames well before the original's first frame (an intro) are not matched; those just
+        # before it go to the programme (the offset is known to a frame or two), and content decides
+        lead = int(np.searchsorted(positions(offset_s), -0.5 - lead_slack))
+        a, lq_times = a_all[lead:], lq_all[lead:]
+        # the banded programme around the timestamp prior
+        pos = positions(offset_s)
+        # LQ frames the band can still place inside the HQ video (repeats that the timestamps do not
+        # show make a share run past the original's end by timing, not by content)
+        n = int(np.count_nonzero(pos <= n_hq - 1 + band - 1))
+        if n == 0:
+            raise UvssmError("no LQ frame falls inside the HQ video after the start offset")
+        pos = np.maximum(pos[:n], 0.0)
+        interval = float(np.median(np.diff(hq_times))) if n_hq > 1 else 1.0
+        rounding = timestamp_rounding(hq_times, time_bases[0]) + timestamp_rounding(lq_times, time_bases[1])
+        tolerance = 0.002 + rounding / max(interval, 1e-9)  # in HQ frames
+        near_integer = np.abs(pos - np.rint(pos)) <= tolerance
+        base = np.where(near_integer, np.rint(pos), np.floor(pos)).astype(np.int64)
+        tie = ~near_integer
+        alt = base + 1  # where the position falls between base and base + 1
+        rows = np.arange(n)
+        # the contrast unit: how much worse the cost gets one HQ frame off, in the clearer direction (a
+        # heavily compressed share lags: it looks almost as much like the previous frame as like its own)
+        neighbour = _costs(a, b, rows, np.stack([base - 1, base, base + 1], axis=1))
+        sides = [neighbour[:, k] - neighbour[:, 1] for k in (0, 2)]
+        medians = [float(np.median(d[np.isfinite(d)])) for d in sides if np.isfinite(d).any()]
+        contrast = max(max(medians, default=0.0), 1e-4)
+        lam, mu = change_penalty * contrast, off_penalty * contrast
+        centre = np.zeros(n, dtype=np.int64)
+        for _ in range(8):
+            drift, chosen, total_cost = _banded_path(a, b, base, alt, tie, centre, band, lam, mu)
+            if np.abs(drift - centre).max() < band or band >= n_hq:
+                break
+            centre = np.rint(_running_median(drift)).astype(np.int64)
+        return lead, n, pos, drift, chosen, total_cost, contrast, lam
+
+    lead, n, pos, drift, chosen, total_cost, contrast, lam = programme(offset_s)
+    # the offset candidates lie on the frame grids; where the content moves the opening stretch off
+    # the timestamps by whole frames, the offset was that far off: move it and run again
+    opening = np.rint(np.median(drift[:15])) if len(drift) else 0
+    if opening:
+        offset_s += float(opening) * interval0
+        lead, n, pos, drift, chosen, total_cost, contrast, lam = programme(offset_s)
     rows = np.arange(n)
-    # the contrast unit: how much worse the cost gets one HQ frame off, in the clearer direction (a
-    # heavily compressed share lags: it looks almost as much like the previous frame as like its own)
-    neighbour = _costs(a, b, rows, np.stack([base - 1, base, base + 1], axis=1))
-    sides = [neighbour[:, k] - neighbour[:, 1] for k in (0, 2)]
-    medians = [float(np.median(d[np.isfinite(d)])) for d in sides if np.isfinite(d).any()]
-    contrast = max(max(medians, default=0.0), 1e-4)
-    lam, mu = change_penalty * contrast, off_penalty * contrast
-
-    centre = np.zeros(n, dtype=np.int64)
-    for _ in range(8):
-        drift, chosen, total_cost = _banded_path(a, b, base, alt, tie, centre, band, lam, mu)
-        rel = drift - centre
-        if np.abs(rel).max() < band or band >= n_hq:
-            break
-        centre = np.rint(_running_median(drift)).astype(np.int64)
     # a share that runs past the original: trailing frames held on its last frame that the content
     # does not support are left unmatched
     typical = float(np.median(total_cost))
@@ -192,7 +206,9 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
     keep = slice(head, n - tail)
     mapping, cost, drift, rows = chosen[keep], total_cost[keep], drift[keep], rows[keep]
     # where the timestamps fall between two HQ frames: the earlier one (with the drift) and how far past it
-    position = pos[keep] + drift  # where the timestamps (and the programme's drift) put each frame
+    # where the timestamps put each frame, with the programme's drift where it lasts (a drop or repeat
+    # the timestamps do not show); a blip of a frame or two is the thumbnails' noise, not the share's
+    position = pos[keep] + np.rint(_running_median(drift, 5))
     mid = _costs(a, b, rows, np.stack([mapping - 1, mapping, mapping + 1], axis=1))
     agree = float(np.mean(mid[:, 1] <= np.minimum(mid[:, 0], mid[:, 2]) + 1e-6))
     change = np.diff(drift)
@@ -201,7 +217,7 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
         offset_margin=margin, offset_cost=float(scores[best]), next_offset_cost=float(next_best),
         agreement=agree, off_timing=int(np.count_nonzero(drift)), dropped=int(change[change > 0].sum()),
         repeated=int(-change[change < 0].sum()), unmatched_tail=len(lq) - lead - n + tail, motion_contrast=contrast,
-        lq_first=lead + head, position=position)
+        lq_first=lead + head, position=position, timing=pos[keep])
 
 
 def timestamp_rounding(times: np.ndarray, time_base: float) -> float:
@@ -547,7 +563,13 @@ def _masked_ncc(fixed, moving, min_overlap: float):
     return torch.where(overlap >= min_overlap * min(h * w, hm * wm), ncc, torch.full_like(ncc, -1.0))
 
 
-def _place(fixed, movers, hq_size, fractions, keep: bool = False):
+# the share shows the original's picture wholly inside its frame, or its frame wholly inside the
+# picture (a crop), give or take a little of both: placements that overlap less are not considered
+# (the correlation of a small overlap is noisy, and a pattern repeats)
+MIN_OVERLAP = 0.85
+
+
+def _place(fixed, movers, hq_size, fractions):
     """Best (score, fraction, dx, dy, per-frame best candidate) of scaled HQ frames in LQ frames.
 
     fixed (F, h, w): band-passed LQ frames; movers: per LQ frame, HQ thumbnails (C, H', W') torch."""
@@ -565,7 +587,7 @@ def _place(fixed, movers, hq_size, fractions, keep: bool = False):
             mode = {"mode": "area"} if wm <= hq.shape[2] and hm <= hq.shape[1] else {"mode": "bilinear",
                                                                                       "align_corners": False}
             moving = _band_pass(F.interpolate(hq[:, None], size=(hm, wm), **mode)[:, 0])
-            ncc = _masked_ncc(fixed[row], moving, 0.6)
+            ncc = _masked_ncc(fixed[row], moving, MIN_OVERLAP)
             top, arg = ncc.max(dim=0)
             total = top if total is None else total + top
             which.append(arg)
@@ -617,7 +639,20 @@ def locate_picture(hq: np.ndarray, hq_times: np.ndarray, lq: np.ndarray, lq_time
         at = int(np.searchsorted(n, s[c]))
         fine.append(n[max(0, at - 3):at + 4])
     steps = f * np.exp(np.arange(-0.06, 0.06 + 1e-9, 0.015))
-    score, (wm, hm), dx, dy, _, _ = _place(_band_pass(lq_t), [hq_t[s] for s in fine], hq_size, steps)
+    fixed = _band_pass(lq_t)
+    score, (wm, hm), dx, dy, _, _ = _place(fixed, [hq_t[s] for s in fine], hq_size, steps)
+    # the plainest hypothesis, scored alike: the whole original fills the frame inside its black bars
+    # (kept unless the search found clearly better: a pattern can repeat at another scale)
+    l, t, r, b = black_bars(lq[picks].astype(np.float32))
+    pw, ph = lw - l - r, lh - t - b
+    if pw >= 8 and ph >= 8:
+        plain = 0.0
+        for row, n in enumerate(fine):
+            moving = _band_pass(F.interpolate(hq_t[n][:, None], size=(ph, pw), mode="area" if pw <= hq.shape[2]
+                                              else "bilinear")[:, 0])
+            plain += float(_masked_ncc(fixed[row], moving, MIN_OVERLAP)[:, t + ph - 1, l + pw - 1].max())
+        if plain >= score - 0.02 * len(picks):
+            score, wm, hm, dx, dy = plain, pw, ph, l, t
     # LQ thumbnail pixel u (centre u + 0.5) shows scaled-HQ pixel u − dx, i.e. HQ x = (u − dx)·hw/wm
     hw, hh = hq_size
     sx_t, sy_t = hw / wm, hh / hm  # HQ pixels per LQ thumbnail pixel
@@ -821,8 +856,18 @@ def _thumb_box(box, size_from: tuple[int, int], size_to: tuple[int, int]):
     return box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy
 
 
-def align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames: int | None = None,
-                 check: bool = True, rounds: int = 4) -> PairAlignment:
+def align_videos(ffmpeg, hq_info, lq_info, **options) -> PairAlignment:
+    """`_align_videos` (its docstring says how), with every failure naming the share's file."""
+    try:
+        return _align_videos(ffmpeg, hq_info, lq_info, **options)
+    except UvssmError as exc:
+        if str(exc).startswith((str(lq_info.path), str(hq_info.path))):
+            raise
+        raise UvssmError(f"{lq_info.path}: {exc}") from None
+
+
+def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames: int | None = None,
+                  check: bool = True, rounds: int = 4) -> PairAlignment:
     """Match an original (HQ) and its share (LQ) in time and space (raises UvssmError when it fails).
 
     1. One streaming pass per video keeps thumbnails (HQ 128×72, LQ at 160 pixels, aspect kept).
@@ -834,6 +879,7 @@ def align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames:
     4. `refine_mapping` on the frames to be written (`frames`; None: all), at LQ size: ties moved to
        the clearly better neighbour, and the self-check.
     """
+    from dataclasses import replace
     from fractions import Fraction
 
     from uvssm.base.decode import gray_frames
@@ -876,6 +922,11 @@ def align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames:
             break
         seen.append(state)
         bars, box = new_bars, whole.hq_box(new_bars)
+    x0, y0, x1, y1 = fit.hq_box
+    hw, hh = hq_size
+    if not (x1 - x0 > 8 and y1 - y0 > 8 and x0 < hw and y0 < hh and x1 > 0 and y1 > 0):
+        raise UvssmError(f"{lq_info.path}: the spatial fit failed: the LQ picture would show HQ box "
+                         f"({x0:.1f}, {y0:.1f}, {x1:.1f}, {y1:.1f}) of a {hw}x{hh} frame")
     pic = (lq_size[0] - fit.bars[0] - fit.bars[2], lq_size[1] - fit.bars[1] - fit.bars[3])
     result = PairAlignment(hq_info, lq_info, match, fit, pic, f"HQ: {hq_timing}; LQ: {lq_timing}", frame_map,
                            None, round_)
@@ -890,6 +941,10 @@ def align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames:
     full = match.mapping.copy()
     full[:n] = mapping
     full = np.maximum.accumulate(full)
-    from dataclasses import replace
-
+    # how the final pairing departs from the timestamps under the share's rounding
+    rule = np.floor(match.timing[:n] + 1 - report.rounding + 1e-9).astype(np.int64)
+    departs = mapping - rule
+    change = np.diff(departs)
+    match = replace(match, off_timing=int(np.count_nonzero(departs)), dropped=int(change[change > 0].sum()),
+                    repeated=int(-change[change < 0].sum()))
     return replace(result, match=replace(match, mapping=full), check=report)

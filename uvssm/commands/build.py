@@ -32,7 +32,7 @@ from rich.table import Table
 @click.option("--max-residual", type=click.FloatRange(0, 2), default=0.5, show_default=True,
               help="Self-check: leave a pair out when its LQ pictures fit their HQ box worse than this "
                    "(1 - correlation, median over frames).")
-@click.option("--min-distinct", type=click.FloatRange(0), default=0.03, show_default=True,
+@click.option("--min-distinct", type=float, default=0.0, show_default=True,
               help="Self-check: leave a pair out when, at LQ size, its chosen HQ frames fit less than this much "
                    "(relative error, median) better than their neighbours: frames that barely change cannot be paired.")
 @click.option("--allow-hdr", is_flag=True, help="Accept 10-bit and HDR sources.")

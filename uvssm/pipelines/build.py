@@ -55,7 +55,7 @@ class BuildOptions:
     min_margin: float = 0.10  # alignment confidence: the start offset's cost margin over the next best
     max_neighbour_better: float = 0.05  # self-check: share of frames a neighbouring HQ frame may fit better
     max_residual: float = 0.5  # self-check: 1 − correlation of the LQ picture with its HQ box (median)
-    min_distinct: float = 0.03  # self-check: how much better chosen frames must fit than their neighbours (median)
+    min_distinct: float = 0.0  # self-check: how much better chosen frames must fit than their neighbours (median)
     max_offset_s: float = 4.0  # the share may start this many seconds into the original
     allow_hdr: bool = False  # accept 10-bit / HDR sources
     folds: int = 5
@@ -247,9 +247,9 @@ def align_pair(pair: Pair, ffmpeg: FFmpeg, options: BuildOptions) -> PairAlignme
             f"{c.residual:.3f}; {found})")
     if c is not None and not c.distinct >= options.min_distinct:
         raise UvssmError(
-            f"{pair.lq}: self-check failed: at LQ size the chosen HQ frames fit only {c.distinct:.1%} better than "
-            f"their neighbours (median over {c.frames} frames; limit {options.min_distinct:.0%}): the frames barely "
-            f"change, so the pairing cannot be told from its neighbours ({found})")
+            f"{pair.lq}: self-check failed: at LQ size the chosen HQ frames fit their LQ frames by {c.distinct:+.1%} "
+            f"better than their neighbours (median over {c.frames} frames; at least {options.min_distinct:.0%} "
+            f"needed): the pairing cannot be told from its neighbours ({found})")
     if c is not None and c.residual > options.max_residual:
         raise UvssmError(
             f"{pair.lq}: self-check failed: the HQ box fits the LQ picture with residual {c.residual:.3f} "
