@@ -642,7 +642,7 @@ def locate_picture(hq: np.ndarray, hq_times: np.ndarray, lq: np.ndarray, lq_time
     fixed = _band_pass(lq_t)
     score, (wm, hm), dx, dy, _, _ = _place(fixed, [hq_t[s] for s in fine], hq_size, steps)
     # the plainest hypothesis, scored alike: the whole original fills the frame inside its black bars
-    # (kept unless the search found clearly better: a pattern can repeat at another scale)
+    # (kept unless the search found clearly better: a pattern can repeat at another place or scale)
     l, t, r, b = black_bars(lq[picks].astype(np.float32))
     pw, ph = lw - l - r, lh - t - b
     if pw >= 8 and ph >= 8:
@@ -651,7 +651,7 @@ def locate_picture(hq: np.ndarray, hq_times: np.ndarray, lq: np.ndarray, lq_time
             moving = _band_pass(F.interpolate(hq_t[n][:, None], size=(ph, pw), mode="area" if pw <= hq.shape[2]
                                               else "bilinear")[:, 0])
             plain += float(_masked_ncc(fixed[row], moving, MIN_OVERLAP)[:, t + ph - 1, l + pw - 1].max())
-        if plain >= score - 0.02 * len(picks):
+        if plain >= score - 0.15 * len(picks):  # crops score the plain hypothesis near 0
             score, wm, hm, dx, dy = plain, pw, ph, l, t
     # LQ thumbnail pixel u (centre u + 0.5) shows scaled-HQ pixel u − dx, i.e. HQ x = (u − dx)·hw/wm
     hw, hh = hq_size
