@@ -172,7 +172,8 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
         # the contrast unit: how much worse the cost gets one HQ frame off, in the clearer direction (a
         # heavily compressed share lags: it looks almost as much like the previous frame as like its own)
         neighbour = _costs(a, b, rows, np.stack([base - 1, base, base + 1], axis=1))
-        sides = [neighbour[:, k] - neighbour[:, 1] for k in (0, 2)]
+        with np.errstate(invalid="ignore"):  # inf − inf at the video's ends
+            sides = [neighbour[:, k] - neighbour[:, 1] for k in (0, 2)]
         medians = [float(np.median(d[np.isfinite(d)])) for d in sides if np.isfinite(d).any()]
         contrast = max(max(medians, default=0.0), 1e-4)
         lam, mu = change_penalty * contrast, off_penalty * contrast
