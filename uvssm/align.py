@@ -3,15 +3,18 @@ which HQ rectangle the LQ picture covers.
 
 Temporal (`temporal_match`): timestamps first, content to confirm. Every frame's presentation time
 places each LQ frame in the original; content (luma thumbnails normalised per frame) picks the
-start offset, and a monotonic dynamic programme banded around the timestamps moves a frame off
-them only where the content clearly disagrees (drops and repeats the timestamps do not show).
-The start offset's margin over the next best is the alignment's confidence.
+start offset (a late start, or an intro before the original), and a monotonic dynamic programme
+banded around the timestamps moves a frame off them only where the content clearly disagrees. The
+start offset's margin over the next best is the alignment's confidence.
 
-Spatial: black bars (`black_bars`), a coarse HQ rectangle from time-averaged profiles
-(`coarse_box`, for crops), then the rectangle the LQ picture shows, fitted one axis at a time on
-matched frames near that guess (`spatial_fit`: mean luma profiles compared over a grid of scales
-and sub-pixel offsets) and refined on whole blurred frames. `exact_geometry` turns the fit into the
-integer-scale cut of the output frames (`Geometry`), and `hq_frame` cuts an original frame by it.
+Spatial: the picture located by content whatever surrounds it (`locate_picture`: masked
+correlation over scales and placements), then the rectangle it shows, fitted one axis at a time on
+matched frames near that guess (`spatial_fit`) and refined on whole blurred frames. `exact_geometry`
+turns the fit into the integer-scale cut of the output frames (`Geometry`), and `hq_frame` cuts an
+original frame by it.
+
+Check (`refine_mapping`): every pairing to be written, compared at LQ size with its neighbours,
+under the share's own rounding rule. `align_videos` runs all of it for one pair.
 """
 
 from __future__ import annotations
@@ -81,10 +84,11 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
     """Map LQ frames to HQ frames: timestamps first, content to find the start and to confirm.
 
     hq, lq: thumbnails (N, h, w) of one size; *_times: each frame's presentation time (seconds).
-    1. Start offset: for each HQ frame k within `max_offset_s`, LQ frame j is put at HQ time
-       t_hq[k] + t_lq[j]; the mean thumbnail cost over the first `offset_frames_used` LQ frames
-       scores k. The chosen offset's margin over the best one at least 2 frames away is the
-       offset confidence.
+    1. Start offset: candidates are each HQ frame k within `max_offset_s` at LQ time 0 (a late
+       start) and each LQ frame m within it at HQ time 0 (an intro); LQ frame j is put at HQ time
+       t_lq[j] + offset; the mean thumbnail cost (capped at `unmatched_cost`) over
+       `offset_seconds_used` of LQ frames from the first one inside the original scores it. The
+       chosen offset's margin over the best one at least 1.5 frames away is the offset confidence.
     2. Each LQ frame's fractional HQ position p_j follows from the timestamps. Where p_j is an
        integer (to within the timestamps' rounding, see `timestamp_rounding`; equal rates), the
        timestamps name one HQ frame; where it
@@ -329,19 +333,6 @@ def _fit_axis(lq_profile: np.ndarray, hq_profile: np.ndarray, nominal: float,
         best = min(candidates)
         _, offset, scale = best
     return offset, scale, best[0]
-
-
-def coarse_box(hq: np.ndarray, lq: np.ndarray) -> tuple[float, float, float, float]:
-    """The HQ rectangle (x0, y0, x1, y1, in hq's pixels) that the LQ picture shows, from frames of one
-    stretch of both videos, hq (N, H, W) and lq (M, h, w), not matched frame for frame: their mean row
-    and column profiles barely depend on the start offset. Crops of up to 40% of an axis are found."""
-    boxes = []
-    for axis in (1, 0):  # x from column profiles, then y from row profiles
-        h_prof, l_prof = hq.mean(axis=(0, 1 + (1 - axis))), lq.mean(axis=(0, 1 + (1 - axis)))
-        offset, scale, _ = _fit_axis(l_prof, h_prof, len(h_prof) / len(l_prof), scale_range=(0.6, 1.03))
-        boxes.append((offset, offset + len(l_prof) * scale))
-    (x0, x1), (y0, y1) = boxes
-    return x0, y0, x1, y1
 
 
 def resample_box(frames: np.ndarray, box: tuple[float, float, float, float], size: tuple[int, int]) -> np.ndarray:
