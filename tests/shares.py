@@ -26,7 +26,7 @@ import gzip
 import random
 import shutil
 import subprocess
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from uvssm.base.errors import UvssmError
+from uvssm.base.probe import VideoProbe
 
 
 def normalise(frames: np.ndarray) -> np.ndarray:
@@ -565,7 +566,6 @@ def _place(fixed, movers, hq_size, fractions):
     """Best (score, fraction, dx, dy, per-frame best candidate) of scaled HQ frames in LQ frames.
 
     fixed (F, h, w): band-passed LQ frames; movers: per LQ frame, HQ thumbnails (C, H', W') torch."""
-    import torch
     from torch.nn import functional as F
 
     lh, lw = fixed.shape[1:]
@@ -818,8 +818,8 @@ LQ_THUMB = 160  # the LQ frames' longer side, aspect kept (the picture may be a 
 
 @dataclass(frozen=True)
 class PairAlignment:
-    hq: "VideoProbe"
-    lq: "VideoProbe"
+    hq: VideoProbe
+    lq: VideoProbe
     match: TemporalMatch
     fit: SpatialFit
     pic: tuple[int, int]  # LQ picture size without bars

@@ -166,6 +166,53 @@ def popen_writer(ffmpeg: FFmpeg, args: list[str], stderr) -> subprocess.Popen:
     return subprocess.Popen(_argv(ffmpeg, args), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr)
 
 
+class FrameWriter:
+    """An ffmpeg process that reads raw frames on stdin (`args` name the raw input and the output).
+
+    Use it as a context manager: on leaving normally the input is closed and ffmpeg waited for, and a
+    failure raises UvssmError("<context>: <why ffmpeg failed>") in one line; on an exception ffmpeg is
+    killed and the exception goes on. `write` returns False once ffmpeg has stopped reading (it failed
+    or has all it wants), so the caller can stop feeding it."""
+
+    def __init__(self, ffmpeg: FFmpeg, args: list[str], context: str):
+        self.context = context
+        self.err = tempfile.TemporaryFile()
+        self.proc = popen_writer(ffmpeg, args, self.err)
+
+    def write(self, frame) -> bool:
+        """One frame: bytes, or an array (written in C order)."""
+        try:
+            self.proc.stdin.write(frame if isinstance(frame, (bytes, bytearray, memoryview)) else frame.tobytes())
+        except BrokenPipeError:
+            return False
+        return True
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        code = self.proc.wait()
+        failure = popen_failure(code, self.err) if code else None
+        self.err.close()
+        if failure:
+            raise UvssmError(f"{self.context}: {failure}")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self.err.close()
+
+    def __enter__(self) -> "FrameWriter":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.kill()
+
+
 def raw_frames(ffmpeg: FFmpeg, args: list[str], frame_bytes: int, *, context: str):
     """Run ffmpeg with `args` (ending in a rawvideo output to stdout) and yield each frame's bytes.
 

@@ -30,20 +30,18 @@ import numpy as np
 import pandas as pd
 
 from uvssm.base import atomic, qpmaps
-from uvssm.align import PairAlignment, align_videos, exact_geometry, hq_frame
+from uvssm.align import Geometry, PairAlignment, align_videos, exact_geometry, hq_frame
 from uvssm.base.catalog import load_catalog
 from uvssm.base.errors import UvssmError
 from uvssm.base.decode import rgb_frames
-from uvssm.base.ffmpeg import FFmpeg, command, popen_failure, popen_writer
+from uvssm.base.ffmpeg import FFmpeg, FrameWriter, command
 from uvssm.base.frames import FRAME_PATTERN, ClipProblem, check_clip, frame_name
 from uvssm.base.manifests import ClipEntry, write_splits
+from uvssm.base.pairs import Pair, discover_pairs
 from uvssm.base.probe import VideoProbe, probe
 from uvssm.base.progress import Progress, quiet
 from uvssm.pipelines.synth import tool_versions
 
-VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".flv", ".ts", ".m2ts", ".mts", ".3gp", ".mpg", ".mpeg",
-              ".vob", ".ogv", ".wmv", ".asf", ".y4m", ".mxf", ".dv", ".ivf", ".h264", ".264", ".hevc", ".265")
-NOT_VIDEO = (".txt", ".csv", ".json", ".md", ".srt", ".vtt", ".ass", ".nfo", ".jpg", ".jpeg", ".png", ".parquet")
 PAPER_TEST = {"wechat"}
 PLATFORM_FOLDERS = {"wechat": "WeChat", "bilibili": "Bilibili", "twitter": "Twitter", "youtube": "YouTube"}  # platforms whose paper test split is in the catalogue
 
@@ -66,60 +64,6 @@ class BuildOptions:
     force: bool = False
 
 
-@dataclass(frozen=True)
-class Pair:
-    platform: str
-    clip: str
-    hq: Path
-    lq: Path
-    problem: str | None = None  # why the pair cannot be built (e.g. its other video is missing)
-
-
-def _is_video(path: Path) -> bool:
-    """A file ffmpeg reads as video: a known extension, or anything else (not a known non-video) that
-    probing opens with a video stream."""
-    if path.name.startswith(".") or not path.is_file():
-        return False
-    suffix = path.suffix.lower()
-    if suffix in VIDEO_EXTS:
-        return True
-    if suffix in NOT_VIDEO:
-        return False
-    try:
-        probe(path)
-    except UvssmError:
-        return False
-    return True
-
-
-def _video_pairs(folder: Path) -> list[Pair]:
-    """Pairs of <folder>/HQ/<id>.<ext> and <folder>/LQ/<id>.<ext> by file stem (any container)."""
-    name = folder.name.lower()
-    listed = {kind: sorted(p for p in (folder / kind).iterdir() if _is_video(p)) for kind in ("HQ", "LQ")}
-    pairs = []
-    for kind, other in (("HQ", "LQ"), ("LQ", "HQ")):
-        stems: dict[str, list[Path]] = {}
-        for p in listed[kind]:
-            stems.setdefault(p.stem, []).append(p)
-        for stem, paths in stems.items():
-            if len(paths) > 1:
-                pairs.append(Pair(name, stem, paths[0], paths[0], f"{folder / kind}: several videos named {stem}: "
-                                  + ", ".join(p.name for p in paths)))
-    by_stem = {kind: {p.stem: p for p in listed[kind]} for kind in ("HQ", "LQ")}
-    bad = {p.clip for p in pairs}
-    for stem in sorted((set(by_stem["HQ"]) | set(by_stem["LQ"])) - bad):
-        hq, lq = by_stem["HQ"].get(stem), by_stem["LQ"].get(stem)
-        if hq and lq:
-            pairs.append(Pair(name, stem, hq, lq))
-            continue
-        have, missing = ("HQ", "LQ") if hq else ("LQ", "HQ")
-        there = ", ".join(p.name for p in listed[missing][:6]) or "no videos"
-        more = f" and {len(listed[missing]) - 6} more" if len(listed[missing]) > 6 else ""
-        pairs.append(Pair(name, stem, hq or lq, lq or hq,
-                          f"{(hq or lq)}: no {missing} video named {stem}.* in {folder / missing} (it has {there}{more})"))
-    return sorted(pairs, key=lambda p: p.clip)
-
-
 @dataclass
 class PlatformReport:
     platform: str
@@ -129,41 +73,6 @@ class PlatformReport:
     splits: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     layout: str = "videos"
-
-
-def discover_pairs(src: Path, platform: str | None = None) -> tuple[str, dict[str, list[Pair]]]:
-    """Find the pairs under `src`: ("videos", {platform: [Pair]}) or ("frames", {...})."""
-    if not src.is_dir():
-        raise UvssmError(f"{src}: source folder does not exist")
-    csv = src / "pairs.csv"
-    found: dict[str, list[Pair]] = {}
-    if csv.is_file():
-        table = pd.read_csv(csv, dtype=str, keep_default_na=False)
-        missing = {"platform", "id", "hq", "lq"} - set(table.columns)
-        if missing:
-            raise UvssmError(f"{csv}: missing column(s) {', '.join(sorted(missing))}")
-        for row in table.itertuples():
-            found.setdefault(row.platform.lower(), []).append(Pair(row.platform.lower(), row.id, src / row.hq, src / row.lq))
-        layout = "videos"
-    else:
-        layout = None
-        for folder in sorted(p for p in src.iterdir() if p.is_dir()):
-            if (folder / "HQ_frames").is_dir() and (folder / "LQ_frames").is_dir():
-                layout = "frames"
-                clips = sorted(p.name for p in (folder / "LQ_frames").iterdir() if p.is_dir())
-                found[folder.name.lower()] = [Pair(folder.name.lower(), c, folder / "HQ_frames" / c,
-                                                   folder / "LQ_frames" / c) for c in clips]
-            elif (folder / "HQ").is_dir() and (folder / "LQ").is_dir():
-                layout = layout or "videos"
-                found[folder.name.lower()] = _video_pairs(folder)
-        if layout is None:
-            raise UvssmError(f"{src}: no pairs found (expected <platform>/HQ + <platform>/LQ videos, pairs.csv, "
-                             "or <Platform>/HQ_frames + LQ_frames)")
-    if platform:
-        found = {k: v for k, v in found.items() if k == platform.lower()}
-        if not found:
-            raise UvssmError(f"{src}: no pairs for platform {platform!r}")
-    return layout, found
 
 
 def _sha256(rgb: np.ndarray) -> str:
@@ -269,39 +178,13 @@ def _psnr_lq_size(hq: np.ndarray, lq: np.ndarray, scale: int) -> float:
     return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
-class _PngWriter:
+def _png_writer(ffmpeg: FFmpeg, folder: Path, size: tuple[int, int]) -> FrameWriter:
     """An ffmpeg process that writes the RGB frames piped to it as folder/%08d.png (ffmpeg's PNG
     encoder, compression level 1: lossless, so the pixels and their hashes are the arrays'), in
     parallel with the decoding and matching in this process."""
-
-    def __init__(self, ffmpeg: FFmpeg, folder: Path, size: tuple[int, int]):
-        import tempfile
-
-        self.err = tempfile.TemporaryFile()
-        self.folder = folder
-        args = command("-", str(folder / FRAME_PATTERN),
-                       before={"f": "rawvideo", "pix_fmt": "rgb24", "s": f"{size[0]}x{size[1]}"},
-                       after={"compression_level": 1, "start_number": 0, "f": "image2"})
-        self.proc = popen_writer(ffmpeg, args, self.err)
-
-    def write(self, rgb: np.ndarray) -> None:
-        self.proc.stdin.write(np.ascontiguousarray(rgb).tobytes())
-
-    def close(self) -> None:
-        try:
-            self.proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        code = self.proc.wait()
-        failure = popen_failure(code, self.err) if code else None
-        self.err.close()
-        if failure:
-            raise UvssmError(f"{self.folder}: writing PNGs failed: {failure}")
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        self.err.close()
+    args = command("-", str(folder / FRAME_PATTERN), before={"f": "rawvideo", "pix_fmt": "rgb24", "s": f"{size[0]}x{size[1]}"},
+                   after={"compression_level": 1, "start_number": 0, "f": "image2"})
+    return FrameWriter(ffmpeg, args, f"{folder}: writing PNGs failed")
 
 
 def _lq_qp_maps(pair: Pair, lq: VideoProbe, first: int, n: int, lq_crop) -> qpmaps.QPMaps | None:
@@ -342,7 +225,7 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
     hq_index, hq_rgb = -1, None
     lq_stream = rgb_frames(ffmpeg, a.lq)
     s = geo.scale
-    writers = [_PngWriter(ffmpeg, work / "HQ", geo.hq_size), _PngWriter(ffmpeg, work / "LQ", geo.lq_size)]
+    writers = [_png_writer(ffmpeg, work / "HQ", geo.hq_size), _png_writer(ffmpeg, work / "LQ", geo.lq_size)]
     try:
         for source, lq_rgb in enumerate(lq_stream):
             j = source - m.lq_first
@@ -358,8 +241,8 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
                     raise UvssmError(f"{pair.hq}: ended at frame {hq_index}, frame {i} needed") from None
             lq = np.ascontiguousarray(lq_rgb[v:v + h, u:u + w])
             hq = np.ascontiguousarray(hq_frame(hq_rgb, geo))
-            writers[0].write(hq)
-            writers[1].write(lq)
+            if not (writers[0].write(hq) and writers[1].write(lq)):
+                break  # a writer stopped: its failure is raised on closing
             rows.append({"clip": pair.clip, "frame": j, "lq_source_frame": source, "hq_source_frame": i,
                          "psnr_y_lq_size": _psnr_lq_size(hq, lq, s), "match_cost": float(m.cost[j]),
                          "hq_sha256": _sha256(hq), "lq_sha256": _sha256(lq)})

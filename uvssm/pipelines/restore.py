@@ -15,7 +15,6 @@ an HD decoder then reads as BT.709 (a visible hue shift).
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 from uvssm.base import atomic, qpmaps
 from uvssm.base.decode import SWS_MATRIX, rgb_frames
 from uvssm.base.errors import UvssmError
-from uvssm.base.ffmpeg import FFmpeg, popen_failure, popen_writer
+from uvssm.base.ffmpeg import FFmpeg, FrameWriter
 from uvssm.base.frames import frame_name, write_rgb
 from uvssm.base.probe import VideoProbe, probe
 from uvssm.base.progress import Progress, quiet
@@ -119,35 +118,20 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
             yield frames_to_tensor(frame)
 
     start, count = time.perf_counter(), 0
-    with tempfile.TemporaryFile() as err:
-        proc = popen_writer(ffmpeg, ["-y", *args], err)
-        try:
+    try:
+        with FrameWriter(ffmpeg, ["-y", *args], f"{dst}: encoding failed") as writer:
             for out in restore_stream(lq(), model.stages, device=device, batch=opts.batch, bf16=opts.bf16,
                                       tile=opts.tile, overlap=opts.overlap):
                 rgb = quantize(out).permute(1, 2, 0).contiguous().numpy()
-                try:
-                    proc.stdin.write(rgb.tobytes())
-                except BrokenPipeError:
-                    break
+                if not writer.write(rgb):
+                    break  # the encoder stopped: its failure is raised on closing
                 if opts.frames_dir is not None:
                     write_rgb(Path(opts.frames_dir) / frame_name(count), rgb)
                 count += 1
                 progress("frame", {"index": count})
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            atomic.remove(tmp)
-            raise
-        finally:
-            if proc.stdin and not proc.stdin.closed:
-                try:
-                    proc.stdin.close()
-                except BrokenPipeError:
-                    pass
-        code = proc.wait()
-        if code != 0:
-            atomic.remove(tmp)
-            raise UvssmError(f"{dst}: encoding failed: {popen_failure(code, err)}")
+    except BaseException:
+        atomic.remove(tmp)
+        raise
     if count == 0:
         atomic.remove(tmp)
         raise UvssmError(f"{src}: no frames could be decoded")

@@ -12,7 +12,6 @@ writes `OUT.mapping.parquet` (for each LQ frame, the HQ frame it was made from) 
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from degrade.platforms import get_preset
 from uvssm.base import atomic
 from uvssm.base.errors import UvssmError
 from uvssm.base.decode import rgb_filter, rgb_frames
-from uvssm.base.ffmpeg import FFmpeg, command, popen_failure, popen_writer, run
+from uvssm.base.ffmpeg import FFmpeg, FrameWriter, command, run
 from uvssm.base.probe import frame_times, probe
 
 
@@ -110,29 +109,25 @@ def simulate(hq_path: str | Path, out: str | Path, ffmpeg: FFmpeg, options: Simu
                                           "r": f"{fps_out:g}"},
                    after={"vf": vf, **preset.encode_options(fps_out), "color_range": rng_tag, "colorspace": "bt709",
                           "color_primaries": "bt709", "color_trc": "bt709"}, overwrite=True)
-    with tempfile.TemporaryFile() as err:
-        enc = popen_writer(ffmpeg, args, err)
-        wanted = iter(mapping)
-        target = next(wanted)
-        try:
+    try:
+        with FrameWriter(ffmpeg, args, f"{out}: encoding failed") as enc:
+            wanted = iter(mapping)
+            target = next(wanted)
             # every decoded frame once (passthrough timing, not resampled to a constant rate), in
             # the source's own colour matrix and range, rotation applied
             frames = rgb_frames(ffmpeg, info)
             for index, frame in enumerate(frames):
                 while target == index:
-                    enc.stdin.write(np.ascontiguousarray(frame[top:top + crop_h, left:left + crop_w]).tobytes())
+                    if not enc.write(np.ascontiguousarray(frame[top:top + crop_h, left:left + crop_w])):
+                        target = None  # the encoder stopped: its failure is raised on closing
+                        break
                     target = next(wanted, None)
                 if target is None:
                     frames.close()
                     break
-        except BrokenPipeError:
-            pass
-        finally:
-            enc.stdin.close()
-            code = enc.wait()
-        if code != 0:
-            tmp.unlink(missing_ok=True)
-            raise UvssmError(f"{out}: encoding failed ({popen_failure(code, err)})")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     if options.rotate:
         rotated = out.with_name(f".{out.stem}.rot.mp4")
         run(ffmpeg, command(str(tmp), str(rotated), before={"display_rotation": options.rotate}, after={"c": "copy"},
