@@ -138,8 +138,10 @@ def test_unrelated_content_is_refused_with_the_measure_that_failed(tmp_path, ffm
     lq = encode(ffmpeg, other[:100], tmp_path / "other.mp4", "25", ["-c:v", "libx264", "-pix_fmt", "yuv420p"])
     from uvssm.base.errors import UvssmError
 
-    # refused by whichever measure fails first: the fine fit (no rectangle fits) or the start's margin
+    # refused by whichever measure fails first: the fine fit (no rectangle fits, or none is left inside
+    # the bars it implies) or the start's margin
     with pytest.raises(UvssmError, match=r"other.mp4: (the spatial fit failed: the LQ picture would show HQ box \(|"
+                                         r"the LQ picture inside bars \(.*\) is \d+x\d+ pixels: too small|"
                                          r"alignment not distinct.*better than the next best)"):
         align_pair(Pair("x", "other", hq, lq), ffmpeg, BuildOptions())
 

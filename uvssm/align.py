@@ -369,7 +369,8 @@ def spatial_fit(hq: np.ndarray, lq: np.ndarray, guess: tuple[float, float, float
     l, t, r, b = bars
     pic = lq[:, t:lq.shape[1] - b, l:lq.shape[2] - r]
     if pic.shape[1] < 8 or pic.shape[2] < 8:
-        raise UvssmError("the LQ picture is black or too small to align")
+        raise UvssmError(f"the LQ picture inside bars {tuple(bars)} (left, top, right, bottom) is "
+                         f"{pic.shape[2]}x{pic.shape[1]} pixels: too small to align")
     if guess is None:
         guess = (0.0, 0.0, float(hq.shape[2]), float(hq.shape[1]))
     fits = []
