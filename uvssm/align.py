@@ -925,7 +925,6 @@ def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames
                            None, round_)
     if not check:
         return result
-    n = len(match.mapping) if frames is None else min(frames, len(match.mapping))
     last = match.lq_first + n - 1
     mapping, report = refine_mapping(gray_frames(ffmpeg, hq_info, None), gray_frames(ffmpeg, lq_info, None,
                                                                                       set(range(match.lq_first, last + 1))),
