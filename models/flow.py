@@ -15,13 +15,24 @@ from torch.nn import functional as F
 
 
 def warp(x: Tensor, flow: Tensor, mode: str = "bilinear", padding_mode: str = "zeros") -> Tensor:
-    """Sample x (B, C, H, W) at p + flow(p); flow (B, 2, H, W) in pixels, channel 0 = x, 1 = y."""
+    """Sample x (B, C, H, W) at p + flow(p); flow (B, 2, H, W) in pixels, channel 0 = x, 1 = y.
+
+    The sampling grid is built in float32 (float64 for float64 inputs) whatever the dtype of x and the flow,
+    and grid_sample runs in that dtype outside autocast: in bfloat16 (8 significant bits) a normalised
+    position between 0.5 and 1 has a step of 1/256, so columns past 512 of a 960-wide map would land up to a
+    pixel off even for a zero flow. The result has the dtype of x.
+    """
     b, _, h, w = x.shape
-    ys, xs = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype),
-                            torch.arange(w, device=x.device, dtype=x.dtype), indexing="ij")
-    gx = 2.0 * (xs + flow[:, 0]) / max(w - 1, 1) - 1.0
-    gy = 2.0 * (ys + flow[:, 1]) / max(h - 1, 1) - 1.0
-    return F.grid_sample(x, torch.stack((gx, gy), dim=-1), mode=mode, padding_mode=padding_mode, align_corners=True)
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    with torch.autocast(x.device.type, enabled=False):
+        ys, xs = torch.meshgrid(torch.arange(h, device=x.device, dtype=dtype),
+                                torch.arange(w, device=x.device, dtype=dtype), indexing="ij")
+        flow = flow.to(dtype)
+        gx = 2.0 * (xs + flow[:, 0]) / max(w - 1, 1) - 1.0
+        gy = 2.0 * (ys + flow[:, 1]) / max(h - 1, 1) - 1.0
+        out = F.grid_sample(x.to(dtype), torch.stack((gx, gy), dim=-1), mode=mode, padding_mode=padding_mode,
+                            align_corners=True)
+    return out.to(x.dtype)
 
 
 class SpyNetLevel(nn.Module):

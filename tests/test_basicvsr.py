@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.nn import functional as F
 
@@ -55,6 +56,25 @@ def test_warp_follows_the_flow_convention():
     flow = torch.tensor([3.0, -2.0]).view(1, 2, 1, 1).expand(1, 2, 20, 24)
     out = warp(x, flow)
     assert torch.allclose(out[..., 2:, :-3], x[..., :-2, 3:], atol=1e-5)
+
+
+@pytest.mark.parametrize("flow_dtype", [torch.float32, torch.bfloat16])
+def test_a_zero_flow_returns_a_wide_bf16_map_under_autocast(flow_dtype):
+    """BasicVSR and COMISR warp bf16 features under bf16 autocast. A zero flow must return the input (to a
+    bf16 rounding), at every column of a 960-wide map: a grid built in bf16 lands columns past 512 on the
+    neighbouring pixel (an error of up to 1.0 on values in [0, 1])."""
+    g = torch.Generator().manual_seed(0)
+    feat = torch.rand(1, 4, 8, 960, generator=g).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = warp(feat, torch.zeros(1, 2, 8, 960, dtype=flow_dtype))
+    assert out.dtype == torch.bfloat16
+    # bf16's rtol; atol 1e-4: the float32 grid puts column 511 at 511 ± 3e-5, so a value near 0 beside a
+    # value near 1 picks up ~3e-5 of it (the bf16 grid's error was a whole pixel)
+    torch.testing.assert_close(out, feat, atol=1e-4, rtol=1.6e-2)
+    # a whole-pixel flow moves the map by whole pixels at every column, too
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        shifted = warp(feat, torch.tensor([1.0, 0.0], dtype=flow_dtype).view(1, 2, 1, 1).expand(1, 2, 8, 960))
+    torch.testing.assert_close(shifted[..., :-1], feat[..., 1:], atol=1e-4, rtol=1.6e-2)
 
 
 def test_untrained_spynet_predicts_zero_flow():
