@@ -7,6 +7,7 @@ supp)`, `warp(supp, flow)` looks like `ref`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -24,7 +25,9 @@ def warp(x: Tensor, flow: Tensor, mode: str = "bilinear", padding_mode: str = "z
     """
     b, _, h, w = x.shape
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    with torch.autocast(x.device.type, enabled=False):
+    plain = torch.autocast(x.device.type, enabled=False) if torch.amp.is_autocast_available(x.device.type) \
+        else contextlib.nullcontext()  # e.g. the meta device, which has no autocast
+    with plain:
         ys, xs = torch.meshgrid(torch.arange(h, device=x.device, dtype=dtype),
                                 torch.arange(w, device=x.device, dtype=dtype), indexing="ij")
         flow = flow.to(dtype)

@@ -321,3 +321,30 @@ def test_aux_losses_add_rsdn_detail_structure_and_comisr_warping():
     got = loop.restoration_stage(model, cfg, Stage(model, 3, 2, 1, kind="recurrent"), cpu).loss(model, {"lq": lq, "gt": gt})
     out, [(warped, target)] = model(lq, return_aux=True)
     torch.testing.assert_close(got, charbonnier(out, gt) + 0.05 * charbonnier(warped, target))
+
+
+def test_the_loss_window_averages_on_the_device_and_names_the_first_bad_iteration(tmp_path):
+    from uvssm.base.errors import UvssmError
+
+    window = loop.LossWindow(torch.device("cpu"))
+    for it, value in zip((1, 2, 3), (1.0, 2.0, 6.0)):
+        window.add(it, torch.tensor(value))
+    assert window.read(tmp_path / "latest.pt") == 3.0  # (1 + 2 + 6) / 3
+    for it, value in zip((4, 5, 6, 7), (1.0, float("inf"), float("nan"), 2.0)):
+        window.add(it, torch.tensor(value))
+    with pytest.raises(UvssmError, match=r"^iteration 5: loss is nan; .*last good checkpoint: none"):
+        window.check(tmp_path / "latest.pt")
+
+
+def test_loader_workers_auto_is_none_on_the_cpu_and_some_per_gpu(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert loop.loader_workers("auto", cpu) == 0
+    assert loop.loader_workers("auto", gpu) == 4  # min(4, 16 - 1)
+    assert loop.loader_workers("auto", gpu, local_world=8) == 1  # 16 // 8 - 1: a core each for the ranks
+    assert loop.loader_workers(3, cpu) == 3
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert loop.loader_workers("auto", gpu) == 1
+    assert load_config("votes-tiny-sample").num_workers == "auto"
+    with pytest.raises(ConfigError, match="num_workers must be 'auto' or >= 0"):
+        load_config("votes-tiny-sample", ["num_workers=-1"])

@@ -103,7 +103,7 @@ class TrainConfig:
     save_every: int = 5_000
     log_every: int = 100
     seed: int = 10
-    num_workers: int = 0
+    num_workers: int | str = "auto"  # data-loading processes per rank; "auto": 0 on the CPU, up to 4 on a GPU
     cache_mb: int = 2048  # decoded frames kept in memory, per data-loading process
     frame_cache: str = "auto"  # training clips decoded once into mapped arrays: "auto" (~/.cache/uvssm/frames), "off", or a folder
     bf16: bool = False  # autocast to bfloat16 (CUDA, or CPU with bf16 support)
@@ -116,8 +116,12 @@ class TrainConfig:
                 raise ConfigError("data.qp: an empty list")
             self.data.qp = [_number("data.qp", q, int) for q in self.data.qp]
         for name in ("batch_size", "gt_size", "val_every", "val_frames", "save_every", "log_every", "seed",
-                     "num_workers", "cache_mb", "fix_flow_iter", "warmup_iter"):
+                     "cache_mb", "fix_flow_iter", "warmup_iter"):
             setattr(self, name, _number(name, getattr(self, name), int))
+        if self.num_workers != "auto":
+            self.num_workers = _number("num_workers", self.num_workers, int)
+            if self.num_workers < 0:
+                raise ConfigError(f"num_workers must be 'auto' or >= 0, got {self.num_workers}")
         if self.total_iter is not None:
             self.total_iter = _number("total_iter", self.total_iter, int)
         if self.num_frame is not None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,12 +251,74 @@ def _resume(latest: Path, parts: StageParts, optimizer: torch.optim.Optimizer, c
 def _loader(clips: Sequence[Clip], cfg: TrainConfig, runner: Stage, parts: StageParts, start: int,
             dist_info: Distributed, device: torch.device) -> torch.utils.data.DataLoader:
     """Batches start+1..total: sample k is a pure function of (seed, rank, k), so no sampler state is saved."""
+    workers = loader_workers(cfg.num_workers, device, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     dataset = WindowPatches(clips, num_frame=runner.num_frame, lq_patch=cfg.gt_size // cfg.data.model_scale,
                             flip=cfg.flip, transpose=cfg.transpose, with_ref=parts.with_ref,
                             all_targets=runner.kind == "recurrent", seed=cfg.seed, rank=dist_info.rank)
     return torch.utils.data.DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=range(start * cfg.batch_size, cfg.iterations * cfg.batch_size),
-        num_workers=cfg.num_workers, pin_memory=device.type == "cuda", drop_last=False)
+        num_workers=workers, pin_memory=device.type == "cuda", drop_last=False, persistent_workers=workers > 0,
+        prefetch_factor=4 if workers else None)
+
+
+def loader_workers(setting: int | str, device: torch.device, local_world: int = 1) -> int:
+    """Data-loading processes per rank for the config's `num_workers`: a number is taken as it is; "auto" is 0 on
+    the CPU (the model's threads use every core; a worker would take one from them) and on a GPU up to 4 per rank,
+    within the cores each rank has (decoding and cropping then overlap the GPU's work)."""
+    if setting != "auto":
+        return int(setting)
+    if device.type == "cpu":
+        return 0
+    return max(0, min(4, (os.cpu_count() or 1) // max(1, local_world) - 1))
+
+
+def train_step(net: nn.Module, parts: StageParts, optimizer: torch.optim.Optimizer, batch: dict) -> Tensor:
+    """One optimisation step on `batch`; returns its loss, detached, on the device. Nothing is read back to the
+    host (on a GPU every read waits for the queued work): `LossWindow` checks and averages the losses later."""
+    loss = parts.loss(net, batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+class LossWindow:
+    """The losses since the last read, summed on the device with the first iteration whose loss was not finite.
+
+    `read` is the one host read per `log_every` iterations (and before a validation or a save): it returns the
+    mean loss of the window, or raises the divergence error naming that first iteration. A step with a non-finite
+    loss leaves non-finite weights, so the read comes before anything is saved.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._reset()
+
+    def _reset(self) -> None:
+        self.total = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.first_bad = torch.zeros((), dtype=torch.int64, device=self.device)  # 0: every loss finite
+        self.count = 0
+
+    def add(self, iteration: int, loss: Tensor) -> None:
+        loss = loss.to(torch.float64)
+        self.total += loss
+        bad = ~torch.isfinite(loss) & (self.first_bad == 0)
+        self.first_bad = torch.where(bad, iteration, self.first_bad)
+        self.count += 1
+
+    def check(self, latest: Path) -> float:
+        """The window's summed loss; raises the divergence error if a loss in it was not finite."""
+        total, first_bad = torch.stack((self.total, self.first_bad.to(torch.float64))).tolist()
+        if first_bad:
+            raise UvssmError(f"iteration {int(first_bad)}: loss is {total}; training diverged "
+                             f"(last good checkpoint: {latest if latest.exists() else 'none'})")
+        return total
+
+    def read(self, latest: Path) -> float:
+        """The window's mean loss (after `check`); starts a new window."""
+        mean = self.check(latest) / max(self.count, 1)
+        self._reset()
+        return mean
 
 
 def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_clips: Sequence[Clip], out: Path,
@@ -310,32 +373,31 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     progress("start", {"start": start, "total": total, "params": sum(p.numel() for g in parts.groups
                                                                     for p in g["params"])})
     net.train()
-    window_loss, window_n, t_last, it_last = 0.0, 0, time.perf_counter(), start
+    window = LossWindow(device)
+    t_last, it_last = time.perf_counter(), start
     iteration = start
     for iteration, batch in enumerate(loader, start=start + 1):
         lr = schedule.lr_at(iteration)
         for group in optimizer.param_groups:
             group["lr"] = 0.0 if iteration <= group["fixed"] else lr * group["lr_mul"]
-        loss = parts.loss(net, batch)
-        if not torch.isfinite(loss):
-            raise UvssmError(f"iteration {iteration}: loss is {loss.item()}; training diverged "
-                             f"(last good checkpoint: {latest if latest.exists() else 'none'})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        window_loss += loss.item()
-        window_n += 1
-        if iteration % cfg.log_every == 0 or iteration == total:
+        window.add(iteration, train_step(net, parts, optimizer, batch))
+        logs = iteration % cfg.log_every == 0 or iteration == total
+        validates = iteration % cfg.val_every == 0 or iteration == total
+        saves = iteration % cfg.save_every == 0 or iteration == total
+        if logs:  # the window's one host read
+            mean_loss = window.read(latest)
             now = time.perf_counter()
-            row = {"iteration": iteration, "loss": window_loss / window_n, "lr": lr, "seconds": now - t_last}
+            row = {"iteration": iteration, "loss": mean_loss, "lr": lr, "seconds": now - t_last}
             train_rows.append(row)
             progress("iter", {**row, "its": (iteration - it_last) / max(now - t_last, 1e-9), "total": total})
-            window_loss, window_n, t_last, it_last = 0.0, 0, now, iteration
+            t_last, it_last = now, iteration
         else:
+            if validates or saves:  # a diverged run stops before it validates or saves
+                window.check(latest)
             progress("step", {"iteration": iteration, "total": total})
-        if iteration % cfg.val_every == 0 or iteration == total:
+        if validates:
             validate(iteration)
-        if iteration % cfg.save_every == 0 or iteration == total:
+        if saves:
             save(iteration)
     parts.finish()
     final = val_rows[-1] if val_rows else None
