@@ -36,8 +36,9 @@ import torch
 from benchmarks import tables
 from benchmarks.memory import PeakMemory
 from uvssm.base.metrics import MetricConfig, psnr_ssim, quantize
-from models.inference import restore_range, shard_unit
+from models.inference import choose_dcn_backend, fit_chunk, restore_range, shard_unit
 from models.layers import warn_large_offsets
+from models.ops.deform_conv import backend_for
 from models.padding import pad_to_multiple
 from models.trained import TrainedModel, load_trained
 from models.training.data import frames_to_tensor
@@ -45,11 +46,12 @@ from models.windows import evenly_spaced, reflection_circle
 from uvssm import __version__
 from uvssm.base import atomic
 from uvssm.base.datasets import ClipPair, PairedDataset, open_dataset
-from uvssm.base.devices import setup_device
+from uvssm.base.devices import cudnn_autotune, setup_device
 from uvssm.base.errors import UvssmError
 from uvssm.base.frames import frame_name, write_rgb
 from uvssm.base.progress import Progress, quiet
 from uvssm.base.settings import setting_name
+from uvssm.base.timing import SectionClock
 
 METRIC_BATCH = 8  # output frames scored together on the device
 SAVED_FRAMES = "frames"  # OUT/frames/<setting>/<model>/<clip>/%08d.png (+ .dfm.npy) for `uvssm report`
@@ -74,11 +76,13 @@ class BenchOptions:
     crop_border: int | None = None  # default: the scale (VOTES)
     max_frames: int = 0  # per clip, from its start; 0 = every frame
     save_frames: int = 1  # frames per clip kept as PNG for `uvssm report`
-    chunk: int = 100  # recurrent models: output frames per chunk (100: a whole REDS clip)
+    chunk: int = 100  # recurrent models: output frames per chunk (100: a whole REDS clip; shortened on a GPU
+    # whose free memory would not hold it, see models.inference.fit_chunk)
     chunk_overlap: int = 8  # recurrent models: context frames on each side of a chunk
     shard_frames: int = 25  # frames per shard of a clip (window models; recurrent: the chunk)
     channels_last: bool = False  # convolution weights in channels-last memory format (tensor cores like it)
     compile: str = ""  # torch.compile backend ("inductor"); empty: eager
+    dcn_backend: str = "auto"  # deformable convolutions: "auto" (the faster here, measured), "torch", "torchvision"
     metrics: tuple[str, ...] = ("psnr", "ssim")  # "vmaf" adds libvmaf's score (needs an ffmpeg with libvmaf)
     vmaf_model: str = "vmaf_v0.6.1"
     ffmpeg: str | None = None  # the binary for VMAF (default: uvssm's usual search)
@@ -116,7 +120,8 @@ def plan_shards(model: TrainedModel, clips: list[ClipPair], opts: BenchOptions) 
 def count_macs(model: TrainedModel, lq_size: tuple[int, int], probe: int = 64) -> int | None:
     """Multiply-accumulates per output frame at LQ size `lq_size`, counted with torch's
     FlopCounterMode on a `probe`-pixel window and scaled by area (convolutions scale exactly; the
-    deformable convolution counts as the dense conv it computes; grid sampling is not counted)."""
+    deformable convolution counts as the dense conv it computes, through its pure-torch path whatever backend
+    the run uses: the counter does not see inside torchvision's op; grid sampling is not counted)."""
     if not model.stages:
         return None
     from torch.utils.flop_counter import FlopCounterMode
@@ -129,7 +134,7 @@ def count_macs(model: TrainedModel, lq_size: tuple[int, int], probe: int = 64) -
         x = torch.rand(1, stage.num_frame, getattr(stage.model, "in_nc", 3), side, side, device=param.device,
                        dtype=param.dtype)
         counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
+        with torch.no_grad(), backend_for(stage.model, "torch"), counter:
             stage.model.eval()
             stage.model(x)
         per_output = stage.num_frame if stage.kind == "recurrent" else 1  # a sequence gives one frame per input
@@ -145,8 +150,9 @@ def _setting(ds: PairedDataset) -> str:
 def _run_key(model: TrainedModel, config: MetricConfig, opts: BenchOptions) -> str:
     what = {"model": model.name, "sha": model.checkpoint_sha256, "metric": asdict(config), "bf16": opts.bf16,
             "tile": opts.tile, "overlap": opts.overlap if opts.tile else 0, "max_frames": opts.max_frames,
-            "chunk": [opts.chunk, opts.chunk_overlap] if any(s.kind == "recurrent" for s in model.stages) else None,
-            "channels_last": opts.channels_last, "compile": opts.compile}
+            "chunk": [model.stages[0].chunk if model.stages else opts.chunk, opts.chunk_overlap]
+            if any(s.kind == "recurrent" for s in model.stages) else None,
+            "channels_last": opts.channels_last, "compile": opts.compile, "dcn_backend": opts.dcn_backend}
     if "vmaf" in opts.metrics:  # parts without VMAF are redone when it is asked for
         what["vmaf"] = opts.vmaf_model
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
@@ -158,7 +164,7 @@ class FramesAhead:
     asked in mostly increasing order; the last `keep` frames served are kept for re-reads (a
     recurrent chunk's context)."""
 
-    def __init__(self, load: Callable[[int], np.ndarray], n: int, device: torch.device, clock: dict,
+    def __init__(self, load: Callable[[int], np.ndarray], n: int, device: torch.device, clock: SectionClock,
                  dtype: torch.dtype = torch.float32, scale: bool = True, depth: int = 8, keep: int = 24,
                  clock_key: str = "load"):
         from concurrent.futures import ThreadPoolExecutor
@@ -185,7 +191,7 @@ class FramesAhead:
         x = self.pending.pop(i).result().to(self.device, non_blocking=True).to(self.dtype)
         if self.scale:
             x = x.div_(255.0)
-        self.clock[self.clock_key] += time.perf_counter() - t0
+        self.clock.add_host(self.clock_key, time.perf_counter() - t0)  # the host waited: its clock is right
         self.served[i] = x
         for old in [k for k in self.served if k < i - self.keep]:
             del self.served[old]
@@ -198,7 +204,7 @@ class FramesAhead:
 
 
 def _outputs(model: TrainedModel, clip: ClipPair, start: int, end: int, device: torch.device, opts: BenchOptions,
-             clock: dict) -> Iterator[torch.Tensor]:
+             clock: SectionClock) -> Iterator[torch.Tensor]:
     """Outputs start..end-1 on `device` (windows near the end see the frames after it, as without
     max_frames)."""
     frames = FramesAhead(clip.lq, clip.n_frames, device, clock,
@@ -271,7 +277,9 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
     if clip.n_frames < need:
         raise UvssmError(f"{clip.lq_dir}: {clip.n_frames} frames, fewer than the {need}-frame window of {model.name}")
     keep = set(evenly_spaced(n, opts.save_frames)) if save_dir is not None and opts.save_frames > 0 else set()
-    clock = {"load": 0.0, "metric": 0.0}
+    dcn_backend = model.dcn_backend
+    recurrent_chunk = next((st.chunk for st in model.stages if st.kind == "recurrent"), None)
+    clock = SectionClock(device, ("load", "metric"))  # the metric's device work timed by CUDA events on a GPU
     t_start = time.perf_counter()
     # HQ frames: waiting for one counts as metric time (the HQ decode belongs to scoring, as before)
     targets = FramesAhead(clip.hq, clip.n_frames, device, clock, dtype=torch.uint8, scale=False, clock_key="metric")
@@ -281,12 +289,11 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
     vmaf = _vmaf_stream(clip, opts, start, end)
 
     def score_pending() -> None:
-        t0 = time.perf_counter()
-        p, s = psnr_ssim(torch.stack([o for _, o, _ in pending]), torch.stack([g for _, _, g in pending]), config)
-        device_scores.append(torch.stack([p, s], dim=1))
+        with clock.section("metric"):
+            p, s = psnr_ssim(torch.stack([o for _, o, _ in pending]), torch.stack([g for _, _, g in pending]), config)
+            device_scores.append(torch.stack([p, s], dim=1))
         scored_frames.extend(i for i, _, _ in pending)
         pending.clear()
-        clock["metric"] += time.perf_counter() - t0
 
     with PeakMemory(device) as mem:
         try:
@@ -299,7 +306,7 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
                 if vmaf is not None:
                     t0 = time.perf_counter()
                     vmaf.add(quantize(out).permute(1, 2, 0).cpu().numpy(), gt.permute(1, 2, 0).cpu().numpy())
-                    clock["metric"] += time.perf_counter() - t0
+                    clock.add_host("metric", time.perf_counter() - t0)  # host work (the copies wait for the GPU)
                 if len(pending) == METRIC_BATCH:
                     score_pending()
                 if i in keep:
@@ -312,30 +319,34 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
             if vmaf is not None:
                 t0 = time.perf_counter()
                 vmaf_scores, vmaf_version = _vmaf_finish(vmaf, clip, end)
-                clock["metric"] += time.perf_counter() - t0
+                clock.add_host("metric", time.perf_counter() - t0)
         finally:
             targets.close()
             if vmaf is not None:
                 vmaf.close()
         values = torch.cat(device_scores).cpu().tolist() if device_scores else []  # the one read back
         scores = [(i, p, s, v) for i, (p, s), v in zip(scored_frames, values, vmaf_scores)]
-    total = time.perf_counter() - t_start
+    total = time.perf_counter() - t_start  # the read back above waited for every queued kernel
+    spent = clock.totals()
     computed = end - start  # outputs the model produced: a recurrent stage runs whole chunks even when fewer are scored
     for st in model.stages:
         if st.kind == "recurrent":
             computed = max(computed, min(clip.n_frames, start + -(-(end - start) // st.chunk) * st.chunk) - start)
     scored = end - start
-    model_seconds = max(total - clock["load"] - clock["metric"], 0.0) / computed
+    model_seconds = max(total - spent["load"] - spent["metric"], 0.0) / computed
     rows = [{"dataset": ds.name, "split": opts.split, "setting": _setting(ds), "scale": ds.scale, "qp": ds.qp,
              "platform": ds.platform, "model": model.name, "clip": clip.name, "frame": i, "psnr": p, "ssim": s,
              "vmaf": v, "metric_vmaf_model": opts.vmaf_model if vmaf_version else None,
              "metric_vmaf_version": vmaf_version, **config.columns(), "checkpoint_sha256": model.checkpoint_sha256, "device": device.type,
-             "precision": "bf16" if opts.bf16 and model.stages else "fp32", "tile": opts.tile,
-             "seconds": model_seconds, "load_seconds": clock["load"] / scored,
-             "metric_seconds": clock["metric"] / scored,
+             "precision": "bf16" if opts.bf16 and model.stages else "fp32", "dcn_backend": dcn_backend,
+             "chunk": recurrent_chunk, "tile": opts.tile,
+             "seconds": model_seconds, "load_seconds": spent["load"] / scored,
+             "metric_seconds": spent["metric"] / scored,
              "peak_mem_mb": mem.peak_mb, "run_key": run_key}
             for i, p, s, v in scores]
-    return pd.DataFrame(rows, columns=tables.FRAME_COLUMNS)
+    frame = pd.DataFrame(rows, columns=tables.FRAME_COLUMNS)
+    frame["chunk"] = frame["chunk"].astype("Int64")  # none for window models and bicubic
+    return frame
 
 
 def _part_dir(out: Path, ds: PairedDataset, split: str, model: str) -> Path:
@@ -350,6 +361,84 @@ def _done(part: Path, run_key: str) -> bool:
     except Exception:  # an unreadable part is redone
         return False
     return list(keys) == [run_key]
+
+
+def _agreed_min(value: int, dist_info, device: torch.device) -> int:
+    """`value` as every rank agrees on it: the smallest over the ranks (shards must be cut alike on all)."""
+    if dist_info.world_size <= 1:
+        return value
+    t = torch.tensor([value], device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+    return int(t.item())
+
+
+def _run_model(model: TrainedModel, mine: list[Shard], ds: PairedDataset, split_name: str, opts: BenchOptions,
+               config: MetricConfig, device: torch.device, run_key: str, dist_info, out: Path, planned: list[Shard],
+               progress: Progress) -> None:
+    """This rank's shards of one model (already on `device`), each written as a part; the model goes back to
+    the CPU at the end."""
+    parts = _part_dir(out, ds, split_name, model.name)
+    if dist_info.main:
+        names = {sh.part_name for sh in planned}
+        for stale in parts.glob("*.parquet") if parts.is_dir() else []:
+            if stale.name not in names:  # cut another way by an earlier run: would count twice
+                stale.unlink()
+        info = {"model": model.name, "params": model.params, "checkpoints": model.checkpoints,
+                "checkpoint_sha256": model.checkpoint_sha256, "dcn_backend": model.dcn_backend,
+                "macs_per_frame": count_macs(model, ds.clips[0].lq_size), "lq_size": list(ds.clips[0].lq_size)}
+        atomic.write_text(parts / "model.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+    progress("model", {"model": model.name, "frames": sum(sh.end - sh.start for sh in mine), "params": model.params,
+                       "dcn_backend": model.dcn_backend})
+    eager = [stage.model for stage in model.stages]
+    if opts.compile:  # after count_macs, which runs the eager model under a FLOP counter
+        for stage in model.stages:
+            stage.model = torch.compile(stage.model, backend=opts.compile, dynamic=False)
+            stage.fixed_batch = opts.batch  # a clip's last, shorter batch is padded: one shape per clip size
+    try:
+        with _loud_recompile_limit(opts.compile):
+            for shard in mine:
+                clip, part = shard.clip, parts / shard.part_name
+                if _done(part, run_key):
+                    progress("skip", {"model": model.name, "clip": clip.name, "frames": shard.end - shard.start})
+                    continue
+                save_dir = out / SAVED_FRAMES / _setting(ds) / model.name if opts.save_frames else None
+                rows = _compiled_run(model, shard, lambda: bench_clip(
+                    model, clip, ds, opts, config, device, run_key, save_dir,
+                    on_frame=lambda: progress("frame", {"model": model.name}), start=shard.start, end=shard.end))
+                atomic.write_parquet(part, rows)
+                for stage in model.stages:  # read once per shard, outside the forward: no sync per DCN
+                    warn_large_offsets(stage.model)
+                progress("clip", {"model": model.name, "clip": clip.name if shard.whole else shard.describe(),
+                                  "psnr": rows["psnr"].mean(), "ssim": rows["ssim"].mean()})
+    finally:
+        for stage, module in zip(model.stages, eager):
+            stage.model = module.cpu()
+            stage.fixed_batch = 0
+
+
+def _loud_recompile_limit(compiling: str):
+    """While a compiled model runs: meeting dynamo's recompile limit is an error, not a silent fall-back to eager
+    for the rest of the run (which a benchmark would then time as if compiled)."""
+    import contextlib
+
+    if not compiling:
+        return contextlib.nullcontext()
+    import torch._dynamo
+
+    return torch._dynamo.config.patch(fail_on_recompile_limit_hit=True)
+
+
+def _compiled_run(model: TrainedModel, shard: Shard, run: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    try:
+        return run()
+    except Exception as exc:
+        if type(exc).__name__ != "FailOnRecompileLimitHit":
+            raise
+        import torch._dynamo
+
+        raise UvssmError(f"{shard.clip.lq_dir}: --compile: {model.name} met more input shapes than "
+                         f"torch.compile's recompile limit ({torch._dynamo.config.recompile_limit}) by "
+                         f"{shard.describe()}; bench clips of fewer sizes per run, or run without --compile") from None
 
 
 def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
@@ -375,51 +464,28 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
         raise UvssmError("--bf16 on CPU needs oneDNN (mkldnn) support in this torch build")
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    plans = {model.name: plan_shards(model, ds.clips, opts) for model in models}
-    mine = {name: shards[dist_info.rank::dist_info.world_size] for name, shards in plans.items()}
     progress("data", {"text": ds.describe(), "device": str(device), "rank": dist_info.rank,
                       "world": dist_info.world_size})
+    lq_hw = ds.clips[0].lq_size
+    plans: dict[str, list[Shard]] = {}
     run_keys = {}
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # every window of a run has the same size
-    for model in models:
-        for stage in model.stages:
-            stage.model.to(device)
-            if opts.channels_last:
-                stage.model.to(memory_format=torch.channels_last)
-        run_key = run_keys[model.name] = _run_key(model, config, opts)
-        parts = _part_dir(out, ds, split_name, model.name)
-        if dist_info.main:
-            planned = {sh.part_name for sh in plans[model.name]}
-            for stale in parts.glob("*.parquet") if parts.is_dir() else []:
-                if stale.name not in planned:  # cut another way by an earlier run: would count twice
-                    stale.unlink()
-            info = {"model": model.name, "params": model.params, "checkpoints": model.checkpoints,
-                    "checkpoint_sha256": model.checkpoint_sha256,
-                    "macs_per_frame": count_macs(model, ds.clips[0].lq_size), "lq_size": list(ds.clips[0].lq_size)}
-            atomic.write_text(parts / "model.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
-        progress("model", {"model": model.name, "frames": sum(sh.end - sh.start for sh in mine[model.name]),
-                           "params": model.params})
-        eager = [stage.model for stage in model.stages]
-        if opts.compile:  # after count_macs, which runs the eager model under a FLOP counter
+    with cudnn_autotune(device):  # every window of a run has the same size; the caller's setting comes back
+        for model in models:
             for stage in model.stages:
-                stage.model = torch.compile(stage.model, backend=opts.compile, dynamic=False)
-        for shard in mine[model.name]:
-            clip, part = shard.clip, parts / shard.part_name
-            if _done(part, run_key):
-                progress("skip", {"model": model.name, "clip": clip.name, "frames": shard.end - shard.start})
-                continue
-            save_dir = out / SAVED_FRAMES / _setting(ds) / model.name if opts.save_frames else None
-            rows = bench_clip(model, clip, ds, opts, config, device, run_key, save_dir,
-                              on_frame=lambda: progress("frame", {"model": model.name}),
-                              start=shard.start, end=shard.end)
-            atomic.write_parquet(part, rows)
-            for stage in model.stages:  # read once per shard, outside the forward: no sync per DCN
-                warn_large_offsets(stage.model)
-            progress("clip", {"model": model.name, "clip": clip.name if shard.whole else shard.describe(),
-                              "psnr": rows["psnr"].mean(), "ssim": rows["ssim"].mean()})
-        for stage, module in zip(model.stages, eager):
-            stage.model = module.cpu()
+                stage.model.to(device)
+                if opts.channels_last:
+                    stage.model.to(memory_format=torch.channels_last)
+                stage.chunk = _agreed_min(fit_chunk(stage, (lq_hw[1], lq_hw[0]), device, opts.bf16), dist_info, device)
+            try:
+                model.dcn_backend = choose_dcn_backend(model.stages, device, opts.bf16, (lq_hw[1], lq_hw[0]),
+                                                       opts.dcn_backend)
+            except ValueError as exc:
+                raise UvssmError(f"--dcn-backend: {exc}") from None
+            plans[model.name] = plan_shards(model, ds.clips, opts)  # after the chunk: recurrent shards are chunks
+            mine = plans[model.name][dist_info.rank::dist_info.world_size]
+            run_keys[model.name] = _run_key(model, config, opts)
+            _run_model(model, mine, ds, split_name, opts, config, device, run_keys[model.name], dist_info, out,
+                       plans[model.name], progress)
     if dist_info.world_size > 1:
         torch.distributed.barrier()
     if not dist_info.main:

@@ -9,7 +9,7 @@ from benchmarks import paper
 # Columns every per-frame result row carries, so results from different runs concatenate safely.
 FRAME_COLUMNS = ["dataset", "split", "setting", "scale", "qp", "platform", "model", "clip", "frame", "psnr", "ssim",
                  "vmaf", "metric_vmaf_model", "metric_vmaf_version", "metric_color_space", "metric_crop_border", "metric_quantize", "metric_ssim_window",
-                 "metric_aggregate", "checkpoint_sha256", "device", "precision", "tile", "seconds", "load_seconds",
+                 "metric_aggregate", "checkpoint_sha256", "device", "precision", "dcn_backend", "chunk", "tile", "seconds", "load_seconds",
                  "metric_seconds", "peak_mem_mb", "run_key"]
 GROUP_KEYS = ["dataset", "split", "setting", "scale", "qp", "platform", "model", "metric_color_space",
               "metric_crop_border"]
@@ -82,6 +82,7 @@ def model_stats(frames: pd.DataFrame, info: pd.DataFrame) -> pd.DataFrame:
                    load_ms_per_frame=("load_seconds", lambda s: 1000 * s.mean()),
                    metric_ms_per_frame=("metric_seconds", lambda s: 1000 * s.mean()),
                    peak_mem_mb=("peak_mem_mb", "max"), device=("device", "first"), precision=("precision", "first"),
+                   dcn_backend=("dcn_backend", "first"),
                    frames=("frame", "count"))
               .reset_index())
     if info.empty:

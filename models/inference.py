@@ -49,6 +49,7 @@ class Stage:
     chunk: int = 100
     chunk_overlap: int = 8
     share_features: bool = True  # EDVR family, untiled: each frame's feature pyramid computed once
+    fixed_batch: int = 0  # > 0: a short batch of windows is padded to this size (a compiled model sees one shape)
 
 
 class _ReadAhead:
@@ -174,6 +175,12 @@ def _batched(windows: Iterator[tuple[int, list[Tensor]]], batch: int) -> Iterato
         yield group
 
 
+def _pad_batch(x: Tensor, size: int) -> Tensor:
+    """x with its last item repeated until it holds `size` items along dim 0 (unchanged if it holds as many)."""
+    short = size - x.shape[0]
+    return x if short <= 0 else torch.cat([x, x[-1:].expand(short, *x.shape[1:])])
+
+
 def _autocast(device: torch.device, bf16: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
@@ -195,10 +202,11 @@ def _shared_feature_windows(frames: Iterable[Tensor], stage: Stage, device: torc
                 g, t = where[i]  # one frame per call: a frame's features never depend on which others came along
                 levels[i] = [level[0] for level in model.frame_pyramid(x[g, t:t + 1])]
             pyramid = [torch.stack([torch.stack([levels[i][k] for i in idx]) for _, _, idx in group]) for k in range(3)]
+            x, pyramid = _pad_batch(x, stage.fixed_batch), [_pad_batch(p, stage.fixed_batch) for p in pyramid]
             kwargs = {"pyramid": pyramid}
             if hasattr(model, "estimate_dfm"):
                 kwargs["dfm"] = _per_sample_dfm(model, x)
-            out = model(x, **kwargs)[..., : s * h, : s * w]
+            out = model(x, **kwargs)[: len(group), ..., : s * h, : s * w]
         yield from home(out.float().clamp_(0, 1)).unbind(0)
         oldest = group[-1][0] + 1 - reach  # the next window uses no frame before this
         for i in [i for i in levels if i < oldest]:
@@ -225,9 +233,9 @@ def restore_stage(frames: Iterable[Tensor], stage: Stage, *, device: torch.devic
         yield from _shared_feature_windows(frames, stage, device, batch, bf16, home)
         return
     for group in _batched(sliding_windows(frames, stage.num_frame), batch):
-        x = torch.stack([torch.stack(w) for _, w in group]).to(device)
+        x = _pad_batch(torch.stack([torch.stack(w) for _, w in group]).to(device), stage.fixed_batch)
         with _autocast(device, bf16):
-            out = run_windows(stage, x, tile=tile, overlap=overlap)
+            out = run_windows(stage, x, tile=tile, overlap=overlap)[: len(group)]
         yield from home(out.float().clamp_(0, 1)).unbind(0)
 
 
@@ -313,3 +321,64 @@ def restore_range(frame_at: Callable[[int], Tensor], n: int, start: int, end: in
     else:
         out = restore_stream((frame_at(i) for i in range(n)), stages, **kwargs)
         yield from itertools.islice(out, start, end)
+
+
+def choose_dcn_backend(stages: list[Stage], device: torch.device, bf16: bool, lq_size: tuple[int, int],
+                       requested: str = "auto") -> str | None:
+    """Set the deformable convolutions of every stage to one backend and return its name (None: no stage has
+    one). `requested` "torch" or "torchvision" is taken as it is; "auto" times the first stage's first DCN (in
+    the EDVR family the largest) at `lq_size`, (width, height), with each backend that runs on
+    `device` and keeps the faster (nothing is timed where one backend runs: the pure-torch one)."""
+    from models.ops.deform_conv import available_backends, first_dcn, measure_backends, set_backend
+
+    dcns = [(stage, first_dcn(stage.model)) for stage in stages]
+    dcns = [(stage, m) for stage, m in dcns if m is not None]
+    if not dcns:
+        return None
+    if requested == "auto":
+        stage, m = dcns[0]
+        if len(available_backends(device)) == 1:
+            requested = available_backends(device)[0]
+        else:
+            timings = measure_backends(m, lq_size, device, bf16)
+            requested = min(timings, key=timings.get)
+    elif requested not in available_backends(device):
+        raise ValueError(f"DCN backend {requested!r} does not run here (available: {', '.join(available_backends(device))})")
+    for stage in stages:
+        set_backend(stage.model, requested)
+    return requested
+
+
+def chunk_that_fits(want: int, overlap: int, free_bytes: float, fixed_bytes: float, per_frame_bytes: float,
+                    headroom: float = 0.9) -> int:
+    """The longest recurrent chunk, at most `want` output frames, whose sequence (the chunk plus `overlap` context
+    frames on each side) fits in `headroom` of `free_bytes`, at `fixed_bytes` plus `per_frame_bytes` a frame."""
+    frames = int((headroom * free_bytes - fixed_bytes) // max(per_frame_bytes, 1.0))
+    chunk = min(want, frames - 2 * overlap)
+    if chunk < 1:
+        raise MemoryError(f"{free_bytes / 2**30:.1f} GiB free holds {max(frames, 0)} frames of the sequence "
+                          f"({per_frame_bytes / 2**20:.0f} MiB a frame), fewer than one output frame with "
+                          f"{overlap} context frames on each side")
+    return chunk
+
+
+def fit_chunk(stage: Stage, lq_size: tuple[int, int], device: torch.device, bf16: bool) -> int:
+    """`stage.chunk`, shortened where its sequence would not fit the GPU's free memory (measured: the peak of
+    2- and 4-frame sequences at `lq_size`, (width, height), gives the memory per frame). On the CPU: unchanged."""
+    if stage.kind != "recurrent" or device.type != "cuda":
+        return stage.chunk
+    w, h = lq_size
+    peaks = []
+    for n in (2, 4):
+        x = torch.rand(1, n, getattr(stage.model, "in_nc", 3), h, w, device=device)
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        with torch.no_grad(), _autocast(device, bf16):
+            run_windows(stage, x)
+        torch.cuda.synchronize(device)
+        peaks.append(torch.cuda.max_memory_allocated(device) - base)
+        del x
+    per_frame = max((peaks[1] - peaks[0]) / 2, 1.0)
+    free, _ = torch.cuda.mem_get_info(device)
+    return chunk_that_fits(stage.chunk, stage.chunk_overlap, free, max(peaks[0] - 2 * per_frame, 0.0), per_frame)

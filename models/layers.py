@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from models.ops import deform_conv2d
+from models.ops.deform_conv import DeformConvBackend, deform_conv2d, torchvision_deform_conv2d
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def residual_blocks(num_blocks: int, num_feat: int) -> nn.Sequential:
     return nn.Sequential(*(ResidualBlockNoBN(num_feat) for _ in range(num_blocks)))
 
 
-class DCNv2Pack(nn.Module):
+class DCNv2Pack(nn.Module, DeformConvBackend):
     """Modulated deformable conv whose offsets and masks are predicted from a separate feature map.
 
     `conv_offset` maps the offset features to G·3·k² channels: two chunks of G·k² that are
@@ -87,6 +87,8 @@ class DCNv2Pack(nn.Module):
                  offset_channels: int | None = None):
         super().__init__()
         self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.deformable_groups = deformable_groups
+        torchvision_deform_conv2d()  # looked up now, never inside a (compiled) forward
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels))
         self.conv_offset = nn.Conv2d(offset_channels or out_channels,
@@ -109,4 +111,4 @@ class DCNv2Pack(nn.Module):
             # kept on the device (no host sync inside the forward); `warn_large_offsets` reads it later
             self.offset_magnitude = offset.detach().abs().mean()
         return deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                             torch.sigmoid(mask))
+                             torch.sigmoid(mask), backend=self.dcn_backend)

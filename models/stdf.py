@@ -15,16 +15,18 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from models.ops import deform_conv2d
+from models.ops.deform_conv import DeformConvBackend, deform_conv2d, torchvision_deform_conv2d
 from models.padding import pad_to_multiple
 
 
-class ModulatedDeformConv(nn.Module):
+class ModulatedDeformConv(nn.Module, DeformConvBackend):
     """A DCNv2 whose offsets and masks come from outside (STDF predicts them with its U-Net)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1):
         super().__init__()
         self.padding = padding
+        self.deformable_groups = in_channels  # STDF: each input frame's channel has its own offsets
+        torchvision_deform_conv2d()  # looked up now, never inside a (compiled) forward
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         with torch.no_grad():
@@ -32,7 +34,8 @@ class ModulatedDeformConv(nn.Module):
             self.weight.uniform_(-bound, bound)
 
     def forward(self, x: Tensor, offset: Tensor, mask: Tensor) -> Tensor:
-        return deform_conv2d(x, offset, self.weight, self.bias, padding=self.padding, mask=mask)
+        return deform_conv2d(x, offset, self.weight, self.bias, padding=self.padding, mask=mask,
+                             backend=self.dcn_backend)
 
 
 def _conv_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:

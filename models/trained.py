@@ -30,6 +30,7 @@ class TrainedModel:
     stages: list[Stage]
     checkpoints: list[str]
     checkpoint_sha256: str | None
+    dcn_backend: str | None = None  # what its deformable convolutions run on, once chosen (None: it has none)
 
     @property
     def params(self) -> int:

@@ -13,6 +13,7 @@ import torch
 
 from benchmarks import paper, tables
 from benchmarks.harness import BenchOptions, run_bench
+from uvssm.base.timing import SectionClock
 from models.trained import load_trained
 from uvssm.base.metrics import MetricConfig, psnr_ssim, quantize
 from uvssm.base.scalers import imresize
@@ -117,6 +118,8 @@ def test_shards_of_a_clip_give_the_whole_clip_results_and_rank0_checks_them(tmp_
     cols = ["model", "clip", "frame", "psnr", "ssim"]
     assert len(runs[3]) == 3 * 2 * 7
     pd.testing.assert_frame_equal(runs[3][cols], runs[100][cols])
+    chunks = runs[3].groupby("model")["chunk"].unique()  # the recurrent chunk each row was computed in
+    assert list(chunks["basicvsr-tiny"]) == [3] and pd.isna(chunks["votes-tiny"][0])
     parts = tmp_path / "s3" / ".parts" / "sample" / "qp28_x2" / "test"
     assert sorted(p.name for p in (parts / "votes-tiny").glob("240*.parquet")) == \
         ["240@00000.parquet", "240@00003.parquet", "240@00006.parquet"]
@@ -180,6 +183,9 @@ def test_bench_end_to_end_schema_aggregation_resume_and_tiles(tmp_path, tiny_red
     assert set(frames["metric_color_space"]) == {"y_bt601_limited"} and set(frames["metric_crop_border"]) == {2}
     assert frames.loc[frames["model"] == "votes-tiny", "checkpoint_sha256"].iloc[0] == \
         checkpoint.file_sha256(weights / "votes-tiny.pt")
+    # what the deformable convolutions ran on (the only backend without torchvision); bicubic has none
+    by_model = frames.groupby("model")["dcn_backend"].unique()
+    assert list(by_model["votes-tiny"]) == ["torch"] and pd.isna(by_model["bicubic"][0])
 
     # Table 2 = mean over clips of each clip's frame mean, computed by hand here.
     for model in ("bicubic", "votes-tiny"):
@@ -199,6 +205,7 @@ def test_bench_end_to_end_schema_aggregation_resume_and_tiles(tmp_path, tiny_red
     stats = result["models"].set_index("model")
     assert stats.loc["votes-tiny", "params"] == sum(p.numel() for p in create_model("votes-tiny", 2).parameters())
     assert stats.loc["votes-tiny", "macs_per_frame"] > 1e9 and stats.loc["votes-tiny", "ms_per_frame"] > 0
+    assert stats.loc["votes-tiny", "dcn_backend"] == "torch"
 
     # Tiled: a different run key, so it is recomputed, and equal to the untiled scores.
     tiled = run_bench(BenchOptions(["votes-tiny"], tiny_reds, tmp_path / "tiled", qp=28, weights=[str(weights)],
@@ -316,7 +323,7 @@ def test_frames_ahead_decodes_each_frame_once_and_serves_re_reads():
         loads.append(i)
         return frames[i]
 
-    ahead = FramesAhead(load, 12, torch.device("cpu"), {"load": 0.0}, depth=3, keep=4)
+    ahead = FramesAhead(load, 12, torch.device("cpu"), SectionClock("cpu"), depth=3, keep=4)
     try:
         order = [0, 1, 2, 3, 4, 2, 3, 5, 6, 7, 8, 9, 10, 11]  # a recurrent chunk's context re-read
         for i in order:

@@ -17,7 +17,7 @@ How it is computed: one `F.grid_sample` (bilinear, zero padding, align_corners=F
 the samples of every tap and group (an im2col matrix), the mask multiplies them, and one matrix
 product with the weight gives the output. With gradients on, this happens in one piece (autograd
 keeps the samples for the backward pass, as every im2col DCN does). Without gradients it runs in
-bands of output rows whose samples take at most half the input's memory, so a full 960×540 frame
+bands of output rows whose samples take at most half the input's memory (or 4 MB), so a full 960×540 frame
 with 128 channels never holds the 9×-sized matrix; the peak is about 1.3 feature maps besides
 the output (tested).
 
@@ -27,27 +27,73 @@ function is differentiable in input, offset, mask, weight and bias (tested with 
 
 from __future__ import annotations
 
-import functools
+import contextlib
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["deform_conv2d", "torchvision_deform_conv2d"]
+__all__ = ["BACKENDS", "available_backends", "deform_conv2d", "measure_backends", "set_backend",
+           "torchvision_deform_conv2d"]
+
+BACKENDS = ("torch", "torchvision")
+_torchvision_op = None  # torchvision.ops.deform_conv2d, once `torchvision_deform_conv2d` has looked
+_looked = False
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-@functools.cache
 def torchvision_deform_conv2d():
-    """torchvision.ops.deform_conv2d if torchvision imports, else None."""
+    """torchvision.ops.deform_conv2d if torchvision imports, else None. It is looked up once per process, by the
+    first DCN module built (DCNv2Pack, STDF's ModulatedDeformConv), so a compiled forward only reads the result: an import
+    inside the traced code broke `torch.compile`'s graph at every deformable convolution."""
+    global _torchvision_op, _looked
+    if not _looked:
+        try:
+            from torchvision.ops import deform_conv2d as op
+        except Exception:  # not installed, or built for another torch
+            op = None
+        _torchvision_op, _looked = op, True
+    return _torchvision_op
+
+
+def available_backends(device: torch.device | str) -> tuple[str, ...]:
+    """The backends that run on `device`: "torch" everywhere, "torchvision" where it imports."""
+    return BACKENDS if torchvision_deform_conv2d() is not None else ("torch",)
+
+
+class DeformConvBackend:
+    """Mixin of the modules that call `deform_conv2d`: their `dcn_backend` ("auto", "torch" or "torchvision"),
+    set for a whole model by `set_backend`."""
+
+    dcn_backend: str = "auto"
+
+
+def set_backend(model: torch.nn.Module, backend: str) -> int:
+    """Set the backend of every deformable convolution in `model`; returns how many there are."""
+    if backend not in ("auto", *BACKENDS):
+        raise ValueError(f"DCN backend must be 'auto', 'torch' or 'torchvision', got {backend!r}")
+    found = [m for m in model.modules() if isinstance(m, DeformConvBackend)]
+    for m in found:
+        m.dcn_backend = backend
+    return len(found)
+
+
+@contextlib.contextmanager
+def _tf32_matmul(enabled: bool):
+    """TF32 for float32 matrix products while the block runs (on CUDA's tensor cores: ~8x fp32's speed, 10
+    mantissa bits: more than bfloat16's 7), then the caller's setting again."""
+    if not enabled:
+        yield
+        return
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
     try:
-        from torchvision.ops import deform_conv2d as tv_deform_conv2d
-    except Exception:  # not installed, or built for another torch
-        return None
-    return tv_deform_conv2d
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def deform_conv2d(
@@ -73,19 +119,54 @@ def deform_conv2d(
         mask: (B, G·kh·kw, H_out, W_out) modulation scalars, or None for all ones.
         backend: "auto" uses torchvision's op for CUDA tensors when torchvision imports, and the
             pure-torch path otherwise; "torch" always uses the pure-torch path; "torchvision"
-            requires torchvision.
+            requires torchvision. (`measure_backends` says which is faster on a device.)
+
+    Under bf16 autocast the pure-torch path gathers in float32 and multiplies in bfloat16; torchvision's op
+    casts everything to float32 (its autocast rule), and its matrix product then runs in TF32 on CUDA.
 
     Returns:
         (B, C_out, H_out, W_out).
     """
-    if backend not in ("auto", "torch", "torchvision"):
+    if backend not in ("auto", *BACKENDS):
         raise ValueError(f"backend must be 'auto', 'torch' or 'torchvision', got {backend!r}")
     tv = torchvision_deform_conv2d() if backend != "torch" else None
     if backend == "torchvision" and tv is None:
         raise RuntimeError("backend='torchvision' but torchvision.ops.deform_conv2d does not import")
     if tv is not None and (backend == "torchvision" or input.is_cuda):
-        return tv(input, offset, weight, bias, stride=stride, padding=padding, dilation=dilation, mask=mask)
+        fast = input.is_cuda and torch.is_autocast_enabled("cuda") and not torch.compiler.is_compiling()
+        with _tf32_matmul(fast):
+            return tv(input, offset, weight, bias, stride=stride, padding=padding, dilation=dilation, mask=mask)
     return _deform_conv2d_torch(input, offset, weight, bias, _pair(stride), _pair(padding), _pair(dilation), mask)
+
+
+def measure_backends(module: torch.nn.Module, size: tuple[int, int], device: torch.device | str, bf16: bool,
+                     repeat: int = 3) -> dict[str, float]:
+    """Seconds per call (median of `repeat`, after a warm-up) of the deformable convolution `module` (its weight,
+    `deformable_groups` and padding; random offsets of ~2 px) on a (width, height) map of its input, in inference,
+    for each backend that runs on `device`. Where only one runs, nothing is timed and its value is 0."""
+    from uvssm.base.timing import median_seconds
+
+    names = available_backends(device)
+    if len(names) == 1:
+        return {names[0]: 0.0}
+    device = torch.device(device)
+    w, h = size
+    c_out, c_in, kh, kw = module.weight.shape
+    dg = module.deformable_groups
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, c_in, h, w, generator=g).to(device)
+    offset = (torch.randn(1, 2 * dg * kh * kw, h, w, generator=g) * 2).to(device)
+    mask = torch.rand(1, dg * kh * kw, h, w, generator=g).to(device)
+    weight = module.weight.detach().to(device)
+    if bf16:
+        x, offset, mask = x.bfloat16(), offset.bfloat16(), mask.bfloat16()
+    timings = {}
+    for name in names:
+        def call(name=name):
+            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                return deform_conv2d(x, offset, weight, None, padding=module.padding, mask=mask, backend=name)
+        timings[name] = median_seconds(call, device, repeat)
+    return timings
 
 
 def _deform_conv2d_torch(input, offset, weight, bias, stride, padding, dilation, mask) -> Tensor:
@@ -108,8 +189,10 @@ def _deform_conv2d_torch(input, offset, weight, bias, stride, padding, dilation,
 
     grad = torch.is_grad_enabled()
     # Rows of output per chunk: with gradients, one chunk (autograd keeps every sample anyway);
-    # without, chunks whose samples take at most half the input's memory.
-    rows = h_out if grad else max(1, min(h_out, input.numel() // (2 * c_in * taps * w_out)))
+    # without, chunks whose samples take at most half the input's memory, or 2^20 samples (4 MB in float32)
+    # where that is more: a small map is one chunk, not dozens of one-row chunks.
+    budget = max(input.numel() // 2, 1 << 20)
+    rows = h_out if grad else max(1, min(h_out, budget // (c_in * taps * w_out)))
     offset = offset.view(b, dg, taps, 2, h_out, w_out)  # [:, :, :, 0] is Δy, [:, :, :, 1] is Δx
     if mask is not None:
         mask = mask.view(b, dg, 1, taps, h_out, w_out)
@@ -150,3 +233,21 @@ def _deform_conv2d_torch(input, offset, weight, bias, stride, padding, dilation,
         out[:, :, r0:r1] = band
         del samples, grid, x, y, band
     return out
+
+
+@contextlib.contextmanager
+def backend_for(model: torch.nn.Module, backend: str):
+    """Every deformable convolution of `model` on `backend` while the block runs, then as before."""
+    modules = [m for m in model.modules() if isinstance(m, DeformConvBackend)]
+    before = [m.dcn_backend for m in modules]
+    set_backend(model, backend)
+    try:
+        yield
+    finally:
+        for m, b in zip(modules, before):
+            m.dcn_backend = b
+
+
+def first_dcn(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The model's first deformable convolution (in the EDVR family, PCD's L1 pack: the largest map), or None."""
+    return next((m for m in model.modules() if isinstance(m, DeformConvBackend)), None)

@@ -29,12 +29,17 @@ from uvssm.display import print_table2, wide_console
 @click.option("--tile", type=int, default=0, show_default=True, help="Run in tiles of this many LQ pixels (0: whole frames).")
 @click.option("--overlap", type=int, default=32, show_default=True, help="Context pixels around each tile.")
 @click.option("--chunk", type=int, default=100, show_default=True,
-              help="Recurrent models: frames per chunk (each with --chunk-overlap frames of context per side).")
+              help="Recurrent models: frames per chunk (each with --chunk-overlap frames of context per side); "
+                   "shortened on a GPU whose free memory would not hold it (recorded per row).")
 @click.option("--chunk-overlap", type=int, default=8, show_default=True)
 @click.option("--shard-frames", type=int, default=25, show_default=True,
               help="Frames per shard of a clip (the unit of resume and of torchrun's work; results do not depend on it).")
 @click.option("--channels-last", is_flag=True, help="Convolution weights in channels-last memory format.")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile each model (inductor; slow to start).")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile each model (inductor; slow to start; one compile per frame size).")
+@click.option("--dcn-backend", type=click.Choice(["auto", "torch", "torchvision"]), default="auto", show_default=True,
+              help="Deformable convolutions: auto times both where torchvision imports and keeps the faster "
+                   "(recorded per row).")
 @click.option("--color-space", type=click.Choice(["y", "rgb"]), default="y", show_default=True)
 @click.option("--crop-border", type=int, help="Pixels cropped before scoring (default: the scale, as VOTES).")
 @click.option("--max-frames", type=int, default=0, help="Score only the first N frames of each clip (0: all).")
@@ -46,7 +51,7 @@ from uvssm.display import print_table2, wide_console
 def bench(ctx: click.Context, model_names: str, data: Path, qp: int | None, scale: int, platform: str | None, split: str,
           weights: tuple[str, ...], out: Path, device: str, bf16: bool, batch: int, tile: int, overlap: int,
           chunk: int, chunk_overlap: int, shard_frames: int,
-          channels_last: bool, compile_: bool, color_space: str, crop_border: int | None, max_frames: int,
+          channels_last: bool, compile_: bool, dcn_backend: str, color_space: str, crop_border: int | None, max_frames: int,
           save_frames: int, metrics: str) -> None:
     """Benchmark models on a dataset's clips: one parquet row per frame, Table 2 beside the paper.
 
@@ -67,7 +72,7 @@ def bench(ctx: click.Context, model_names: str, data: Path, qp: int | None, scal
                         color_space=color_space, crop_border=crop_border, max_frames=max_frames,
                         save_frames=save_frames, chunk=chunk, chunk_overlap=chunk_overlap,
                         shard_frames=shard_frames, channels_last=channels_last,
-                        compile="inductor" if compile_ else "", metrics=parse_metrics(metrics),
+                        compile="inductor" if compile_ else "", dcn_backend=dcn_backend, metrics=parse_metrics(metrics),
                         ffmpeg=ctx.obj["ffmpeg_path"])
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console)

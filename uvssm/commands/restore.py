@@ -20,6 +20,8 @@ from uvssm.base.ffmpeg import find_ffmpeg
 @click.option("--scale", type=int, default=2, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--bf16", is_flag=True, help="bfloat16 autocast.")
+@click.option("--dcn-backend", type=click.Choice(["auto", "torch", "torchvision"]), default="auto", show_default=True,
+              help="Deformable convolutions: auto times both where torchvision imports and keeps the faster.")
 @click.option("--batch", type=int, default=1, show_default=True, help="Windows per model call.")
 @click.option("--tile", type=int, default=0, show_default=True, help="Tiles of this many input pixels (0: whole frames).")
 @click.option("--overlap", type=int, default=32, show_default=True, help="Context pixels around each tile.")
@@ -32,7 +34,7 @@ from uvssm.base.ffmpeg import find_ffmpeg
               help="Also save the input's per-macroblock QP maps, frame types and sizes (H.264) as OUTPUT_STEM.src.qp.npz.")
 @click.pass_context
 def restore(ctx: click.Context, video: Path, output: Path, model: str, weights: tuple[str, ...], scale: int,
-            device: str, bf16: bool, batch: int, tile: int, overlap: int, crf: int, preset: str,
+            device: str, bf16: bool, dcn_backend: str, batch: int, tile: int, overlap: int, crf: int, preset: str,
             frames_dir: Path | None, qp_map: bool) -> None:
     """Restore VIDEO (a shared video, no ground truth needed) into --output, frame by frame.
 
@@ -49,9 +51,9 @@ def restore(ctx: click.Context, video: Path, output: Path, model: str, weights: 
             raise click.UsageError(f"--weights {w}: a two-stage model needs a weights folder or NAME=PATH per stage")
         else:
             entries.append(f"{model}={w}")
-    opts = RestoreOptions(model=model, weights=entries, scale=scale, device=device, bf16=bf16, batch=batch, tile=tile,
-                          overlap=overlap, crf=crf, preset=preset, frames_dir=frames_dir,
-                          qp_map=qp_map)
+    opts = RestoreOptions(model=model, weights=entries, scale=scale, device=device, bf16=bf16,
+                          dcn_backend=dcn_backend, batch=batch, tile=tile, overlap=overlap, crf=crf, preset=preset,
+                          frames_dir=frames_dir, qp_map=qp_map)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console)
     task = progress.add_task("restoring", total=None)

@@ -55,6 +55,7 @@ class RestoreOptions:
     scale: int = 2
     device: str = "auto"
     bf16: bool = False
+    dcn_backend: str = "auto"  # deformable convolutions: "auto" (the faster here, measured), "torch", "torchvision"
     batch: int = 1
     tile: int = 0
     overlap: int = 32
@@ -79,7 +80,8 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
     from models.inference import restore_stream
     from models.trained import load_trained
     from models.training.data import frames_to_tensor
-    from uvssm.base.devices import pick_device
+    from models.inference import choose_dcn_backend, fit_chunk
+    from uvssm.base.devices import cudnn_autotune, pick_device
 
     progress = progress or quiet
     src, dst = Path(src), Path(dst)
@@ -97,9 +99,14 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
             raise UvssmError(f"{src}: {info.n_frames} frame(s); {model.name} needs at least {stage.num_frame} "
                              f"(its window)")
     device = pick_device(opts.device)
+    width, height = info.display_size
     for stage in model.stages:
         stage.model.to(device)
-    width, height = info.display_size
+        stage.chunk = fit_chunk(stage, (width, height), device, opts.bf16)
+    try:
+        dcn_backend = choose_dcn_backend(model.stages, device, opts.bf16, (width, height), opts.dcn_backend)
+    except ValueError as exc:
+        raise UvssmError(f"--dcn-backend: {exc}") from None
     out_w, out_h = width * opts.scale, height * opts.scale
     fps = Fraction(info.avg_fps or info.real_fps or 25).limit_denominator(1001)
     colour = output_colour(info, out_h)
@@ -119,7 +126,7 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
 
     start, count = time.perf_counter(), 0
     try:
-        with FrameWriter(ffmpeg, ["-y", *args], f"{dst}: encoding failed") as writer:
+        with cudnn_autotune(device), FrameWriter(ffmpeg, ["-y", *args], f"{dst}: encoding failed") as writer:
             for out in restore_stream(lq(), model.stages, device=device, batch=opts.batch, bf16=opts.bf16,
                                       tile=opts.tile, overlap=opts.overlap):
                 rgb = quantize(out).permute(1, 2, 0).contiguous().numpy()
@@ -139,4 +146,4 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
     qp_path = qpmaps.save(maps, input_qp_map_path(dst)) if maps is not None else None
     return {"qp_map": qp_path, "frames": count, "size": (width, height), "out_size": (out_w, out_h), "fps": float(fps), "colour": colour,
             "seconds": time.perf_counter() - start, "model": model.name, "checkpoints": model.checkpoints,
-            "device": str(device)}
+            "device": str(device), "dcn_backend": dcn_backend}
