@@ -33,3 +33,22 @@ def test_upscale_by_two_keeps_linear_ramps():
     up = imresize(ramp, 2)
     expected = (torch.arange(32, dtype=torch.float64) + 0.5) / 2 - 0.5
     assert torch.allclose(up[4, 4:-4], expected[4:-4], atol=1e-12)
+
+
+def test_each_size_builds_its_matrices_once_per_device(monkeypatch):
+    """A frame loop builds (and on a GPU uploads) the two matrices once, not once per frame: three 20x30 frames
+    and one 40x30 cost 2 + 1 matrices (the 30-wide one is shared), and a second device its own."""
+    from uvssm.base import scalers
+
+    scalers._MATRICES.clear()
+    built = []
+    real = scalers.resize_matrix
+    monkeypatch.setattr(scalers, "resize_matrix", lambda *a, **k: built.append(a[:2]) or real(*a, **k))
+    frames = [torch.rand(3, 20, 30, dtype=torch.float64) for _ in range(3)]
+    outs = [imresize(f, 2) for f in frames]
+    imresize(torch.rand(3, 40, 30, dtype=torch.float64), 2)
+    assert built == [(20, 40), (30, 60), (40, 80)]
+    for f, out in zip(frames, outs):  # the cached matrices give what freshly built ones give
+        torch.testing.assert_close(out, real(20, 40, 2) @ f @ real(30, 60, 2).T, rtol=0, atol=0)
+    imresize(torch.rand(3, 20, 30, dtype=torch.float64, device="meta"), 2)
+    assert built[3:] == [(20, 40), (30, 60)]

@@ -45,6 +45,26 @@ def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = Tru
     return matrix.to(dtype)
 
 
+_MATRICES: dict[tuple, torch.Tensor] = {}  # (in, out, scale, antialias, dtype, device) -> matrix on that device
+_MATRICES_MAX = 64
+
+
+def _matrix_on(in_len: int, out_len: int, scale: float, antialias: bool, dtype: torch.dtype,
+               device: torch.device) -> torch.Tensor:
+    """`resize_matrix` on `device`, built and uploaded once per size and device (a frame loop on a GPU would
+    otherwise build it on the CPU and upload it, a synchronising copy, for every frame). Inside a compiled
+    graph it is built in the graph instead."""
+    if torch.compiler.is_compiling():
+        return resize_matrix(in_len, out_len, scale, antialias, dtype).to(device)
+    key = (in_len, out_len, float(scale), antialias, dtype, device)
+    matrix = _MATRICES.get(key)
+    if matrix is None:
+        if len(_MATRICES) >= _MATRICES_MAX:
+            _MATRICES.pop(next(iter(_MATRICES)))  # the oldest
+        matrix = _MATRICES[key] = resize_matrix(in_len, out_len, scale, antialias, dtype).to(device)
+    return matrix
+
+
 def imresize(img: torch.Tensor, scale: float, antialias: bool = True) -> torch.Tensor:
     """Resize (..., H, W) float images by `scale` as MATLAB's `imresize(img, scale, 'bicubic')`.
 
@@ -53,7 +73,7 @@ def imresize(img: torch.Tensor, scale: float, antialias: bool = True) -> torch.T
     h, w = img.shape[-2:]
     out_h, out_w = math.ceil(h * scale), math.ceil(w * scale)
     dtype = img.dtype if img.is_floating_point() else torch.float64
-    mh = resize_matrix(h, out_h, scale, antialias, dtype).to(img.device)
-    mw = resize_matrix(w, out_w, scale, antialias, dtype).to(img.device)
+    mh = _matrix_on(h, out_h, scale, antialias, dtype, img.device)
+    mw = _matrix_on(w, out_w, scale, antialias, dtype, img.device)
     x = img.to(dtype)
     return mh @ x @ mw.T
