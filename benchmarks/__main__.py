@@ -26,7 +26,7 @@ BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe: 100- and 
               "models": "forward time per output frame of every full-size model at LQ 320x180 (CPU, or --device cuda)",
               "harness": "uvssm bench's overhead (PNG loading, metrics) as a fraction of full-size VOTES time",
               "build": "uvssm build on a generated long 1080p pair: time and peak memory against decoding + PNG writes",
-              "gpu": "every GPU path in one table: VOTES fp32/bf16, bench end to end, metrics, training, CUDA-vs-CPU agreement",
+              "gpu": "every GPU path in one table: VOTES fp32/bf16, restore_range vs bench end to end, DCN backends, metrics vs BasicSR's CPU code, training, CUDA-vs-CPU agreement",
               "reuse": "full-size VOTES over a stream with and without shared frame features (CPU speed-up)",
               "data": "training batches (16 x GT-128) per second from PNGs and from the decoded-frame store",
               "vmaf": "VMAF frames/s at 720p, and what QP-map extraction adds to a PyAV decode",

@@ -90,3 +90,55 @@ def test_cudnn_autotune_is_on_while_the_block_runs_then_as_before():
                 assert torch.backends.cudnn.benchmark is start
     finally:
         torch.backends.cudnn.benchmark = before
+
+
+# ---- on a GPU only (the device check runs this file): what the CPU tests above could only patch
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@cuda
+def test_cuda_section_clock_times_the_kernels_not_their_launch():
+    """A queued 4096² matmul chain: the host returns at once, the events see the work (as a synced host clock)."""
+    import time
+
+    from uvssm.base.timing import SectionClock
+
+    a = torch.rand(4096, 4096, device="cuda")
+    (a @ a).sum().item()
+    clock = SectionClock("cuda", ("metric",))
+    t0 = time.perf_counter()
+    with clock.section("metric"):
+        for _ in range(20):
+            a = (a @ a).clamp_(0, 1)
+    launched = time.perf_counter() - t0
+    torch.cuda.synchronize()
+    synced = time.perf_counter() - t0
+    spent = clock.totals()["metric"]
+    assert 0.5 * synced <= spent <= 1.1 * synced and spent > launched
+
+
+@cuda
+def test_cuda_dcn_backend_choice_runs_and_tf32_is_restored():
+    from models.inference import Stage, choose_dcn_backend
+    from models.ops.deform_conv import available_backends, deform_conv2d
+    from models.registry import create_model
+
+    model = create_model("votes-tiny", 2).eval().cuda()
+    chosen = choose_dcn_backend([Stage(model, 5, 2)], torch.device("cuda"), True, (128, 72))
+    assert chosen in available_backends("cuda")
+    before = torch.backends.cuda.matmul.allow_tf32
+    x = torch.rand(1, 16, 24, 32, device="cuda")
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        out = deform_conv2d(x, torch.zeros(1, 18, 24, 32, device="cuda"), torch.rand(16, 16, 3, 3, device="cuda"),
+                            padding=1)
+    assert torch.isfinite(out).all() and torch.backends.cuda.matmul.allow_tf32 == before
+
+
+@cuda
+def test_cuda_recurrent_chunk_fits_the_free_memory():
+    from models.inference import Stage, fit_chunk
+    from models.registry import create_model
+
+    stage = Stage(create_model("basicvsr-tiny", 2).eval().cuda(), 3, 2, kind="recurrent", chunk=100)
+    assert fit_chunk(stage, (96, 64), torch.device("cuda"), True) == 100  # a tiny model: the whole clip fits
