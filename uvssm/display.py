@@ -51,8 +51,10 @@ def print_table2(console: Console, table, models=None) -> None:
         for r in models.itertuples():
             macs = getattr(r, "macs_per_frame", None)
             params = getattr(r, "params", None)
+            dcn = getattr(r, "dcn_backend", None)
+            dcn = f", DCN {dcn}" if isinstance(dcn, str) else ""  # absent for models without one, and old results
             cost.add_row(r.model, r.setting, _num(params, ",.0f"), _num(None if macs is None else macs / 1e9, ".1f"),
-                         f"{r.ms_per_frame:.1f}", f"{r.peak_mem_mb:.0f}", f"{r.device} {r.precision}")
+                         f"{r.ms_per_frame:.1f}", f"{r.peak_mem_mb:.0f}", f"{r.device} {r.precision}{dcn}")
         console.print(cost)
 
 

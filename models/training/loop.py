@@ -7,7 +7,8 @@
 Each stage is one small function (`dsm_stage`, `flow_stage`, `restoration_stage`) returning a `StageParts`:
 what is trained and saved, Adam's parameter groups, the loss of a batch and the validation. `train` runs the
 shared steps around it. Per iteration n (1-based): lr from the schedule, one batch, loss, backward, Adam step.
-Every `log_every` iterations the caller's `progress` callback gets the loss, lr and iterations/s; every
+A step reads nothing back from the device (`train_step`, `LossWindow`): the loss is read once per `log_every`
+iterations, when the caller's `progress` callback gets the mean loss, lr and iterations/s; every
 `val_every` the PSNR on the validation clips; every `save_every` (and at the end) a checkpoint is written
 atomically to `out/checkpoints/latest.pt` (and `iter_<n>.pt`), with the logs beside it as parquet.
 `resume=True` continues from `latest.pt`; because batches are a function of (seed, iteration), a resumed run
@@ -285,9 +286,10 @@ def train_step(net: nn.Module, parts: StageParts, optimizer: torch.optim.Optimiz
 class LossWindow:
     """The losses since the last read, summed on the device with the first iteration whose loss was not finite.
 
-    `read` is the one host read per `log_every` iterations (and before a validation or a save): it returns the
-    mean loss of the window, or raises the divergence error naming that first iteration. A step with a non-finite
-    loss leaves non-finite weights, so the read comes before anything is saved.
+    `read` (every `log_every` iterations) returns the mean loss of the window and starts a new one; `check`
+    (before a validation or a save between logs) only verifies it. Each is one host read, and each raises the
+    divergence error naming that first iteration: a step with a non-finite loss leaves non-finite weights, so the
+    check comes before anything is validated or saved.
     """
 
     def __init__(self, device: torch.device):
