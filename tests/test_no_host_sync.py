@@ -129,15 +129,16 @@ def test_a_bench_shard_reads_its_scores_back_once(name, tiny_reds, tmp_path):
 
 
 def _tiny_training(device):
+    """TGA-tiny's restoration stage (no deformable convolution: quick on `meta`)."""
     from models.inference import Stage
     from models.training import loop
     from models.training.config import load_config
 
-    cfg = load_config("votes-tiny-sample", ["batch_size=2", "gt_size=16", "periods=[6]", "log_every=3",
-                                            "val_every=100", "save_every=100", "cache_mb=0"])
+    cfg = load_config("tga-tiny-sample", ["batch_size=2", "gt_size=16", "periods=[6]", "log_every=3",
+                                          "val_every=100", "save_every=100", "cache_mb=0", "warmup_iter=0"])
     torch.manual_seed(0)
-    model = create_model("votes-tiny", 2).to(device)
-    return cfg, model, loop.restoration_stage(model, cfg, Stage(model, 5, 2), device)
+    model = create_model("tga-tiny", 2).to(device)
+    return cfg, model, loop.restoration_stage(model, cfg, Stage(model, 7, 2, 1), device)
 
 
 def test_a_training_step_reads_nothing_back():
@@ -146,7 +147,7 @@ def test_a_training_step_reads_nothing_back():
     meta = torch.device("meta")
     cfg, model, parts = _tiny_training(meta)
     optimizer = torch.optim.Adam(parts.groups, lr=1e-4)
-    batch = {"lq": torch.rand(2, 5, 3, 8, 8), "gt": torch.rand(2, 3, 16, 16)}
+    batch = {"lq": torch.rand(2, 7, 3, 8, 8), "gt": torch.rand(2, 3, 16, 16)}
     with DeviceReads() as mode:
         for _ in range(2):
             loss = loop.train_step(model, parts, optimizer, batch)
@@ -155,6 +156,7 @@ def test_a_training_step_reads_nothing_back():
 
 def test_the_training_loop_reads_the_loss_once_per_log_window(tmp_path):
     """Six iterations logged every three: two reads in all (the loop read the loss twice per iteration)."""
+    from models.inference import Stage
     from models.training import loop
     from tests.test_training import _array_clip
 
@@ -164,6 +166,6 @@ def test_the_training_loop_reads_the_loss_once_per_log_window(tmp_path):
         def progress(event, info):
             if event == "iter":
                 seen.append((info["iteration"], len(mode.reads)))
-        loop.train(model, cfg, [_array_clip("a", seed=1)], [], tmp_path, meta={"model": "votes-tiny"},
-                   device=torch.device("meta"), progress=progress)
+        loop.train(model, cfg, [_array_clip("a", seed=1)], [], tmp_path, meta={"model": "tga-tiny"},
+                   device=torch.device("meta"), progress=progress, runner=Stage(model, 7, 2, 1))
     assert seen == [(3, 1), (6, 2)]

@@ -205,7 +205,7 @@ def test_ddp_with_torchrun_on_cpu(tmp_path, tiny_reds):
 
 
 _DDP_SCRIPT = """
-import sys, torch
+import os, sys, torch
 sys.path.insert(0, {root!r})
 from models.registry import create_model
 from models.training import loop
@@ -217,6 +217,7 @@ torch.manual_seed(0)
 model = create_model("votes-tiny", 2, dfm="zero")
 loop.train(model, _tiny_cfg(periods="[3]", val_every=100, save_every=100), [_array_clip("a", seed=1)], [],
            {out!r}, meta={{"model": "votes-tiny"}}, device=device, dist_info=dist_info)
+os.makedirs({out!r}, exist_ok=True)  # rank 0 makes it when it saves; this rank may get here first
 torch.save(model.state_dict(), {out!r} + f"/rank{{dist_info.rank}}.pt")
 """
 
