@@ -150,8 +150,7 @@ def _setting(ds: PairedDataset) -> str:
 def _run_key(model: TrainedModel, config: MetricConfig, opts: BenchOptions) -> str:
     what = {"model": model.name, "sha": model.checkpoint_sha256, "metric": asdict(config), "bf16": opts.bf16,
             "tile": opts.tile, "overlap": opts.overlap if opts.tile else 0, "max_frames": opts.max_frames,
-            "chunk": [model.stages[0].chunk if model.stages else opts.chunk, opts.chunk_overlap]
-            if any(s.kind == "recurrent" for s in model.stages) else None,
+            "chunk": next(([s.chunk, s.chunk_overlap] for s in model.stages if s.kind == "recurrent"), None),
             "channels_last": opts.channels_last, "compile": opts.compile, "dcn_backend": opts.dcn_backend}
     if "vmaf" in opts.metrics:  # parts without VMAF are redone when it is asked for
         what["vmaf"] = opts.vmaf_model
@@ -429,6 +428,7 @@ def _loud_recompile_limit(compiling: str):
 
 
 def _compiled_run(model: TrainedModel, shard: Shard, run: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """`run()`, with dynamo's recompile-limit failure turned into a one-line error naming the shard."""
     try:
         return run()
     except Exception as exc:

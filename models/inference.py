@@ -336,14 +336,15 @@ def choose_dcn_backend(stages: list[Stage], device: torch.device, bf16: bool, lq
     if not dcns:
         return None
     if requested == "auto":
-        stage, m = dcns[0]
+        _, m = dcns[0]
         if len(available_backends(device)) == 1:
             requested = available_backends(device)[0]
         else:
             timings = measure_backends(m, lq_size, device, bf16)
             requested = min(timings, key=timings.get)
     elif requested not in available_backends(device):
-        raise ValueError(f"DCN backend {requested!r} does not run here (available: {', '.join(available_backends(device))})")
+        raise ValueError(f"DCN backend {requested!r} does not run here "
+                         f"(available: {', '.join(available_backends(device))})")
     for stage in stages:
         set_backend(stage.model, requested)
     return requested

@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["BACKENDS", "available_backends", "deform_conv2d", "measure_backends", "set_backend",
-           "torchvision_deform_conv2d"]
+__all__ = ["BACKENDS", "DeformConvBackend", "available_backends", "backend_for", "deform_conv2d", "first_dcn",
+           "measure_backends", "set_backend", "torchvision_deform_conv2d"]
 
 BACKENDS = ("torch", "torchvision")
 _torchvision_op = None  # torchvision.ops.deform_conv2d, once `torchvision_deform_conv2d` has looked
@@ -47,8 +47,8 @@ def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
 
 def torchvision_deform_conv2d():
     """torchvision.ops.deform_conv2d if torchvision imports, else None. It is looked up once per process, by the
-    first DCN module built (DCNv2Pack, STDF's ModulatedDeformConv), so a compiled forward only reads the result: an import
-    inside the traced code broke `torch.compile`'s graph at every deformable convolution."""
+    first DCN module built (DCNv2Pack, STDF's ModulatedDeformConv), so a compiled forward only reads the result:
+    an import inside the traced code broke `torch.compile`'s graph at every deformable convolution."""
     global _torchvision_op, _looked
     if not _looked:
         try:
@@ -83,8 +83,8 @@ def set_backend(model: torch.nn.Module, backend: str) -> int:
 
 @contextlib.contextmanager
 def _tf32_matmul(enabled: bool):
-    """TF32 for float32 matrix products while the block runs (on CUDA's tensor cores: ~8x fp32's speed, 10
-    mantissa bits: more than bfloat16's 7), then the caller's setting again."""
+    """TF32 for float32 matrix products while the block runs (CUDA's tensor cores, several times fp32's speed;
+    10 mantissa bits, more than bfloat16's 7), then the caller's setting again."""
     if not enabled:
         yield
         return
