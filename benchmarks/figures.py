@@ -55,8 +55,14 @@ def _runs(results: Path) -> dict:
 
 
 def _dataset(run: dict):
+    """The dataset a bench run read, opened as bench opened it: `platform_folder` is the --platform it was
+    given (None when --data was the platform's folder itself, whose name is then the run's platform)."""
     split = "val" if run["split"] == "reds4" else run["split"]
-    return open_dataset(run["data"], split=split, scale=run["scale"], qp=run["qp"], platform=run["platform"],
+    if "platform_folder" in run:
+        folder = run["platform_folder"]
+    else:  # runs.json of earlier versions: the platform is a subfolder only if --platform named it
+        folder = run["platform"] if run["platform"] and (Path(run["data"]) / run["platform"]).is_dir() else None
+    return open_dataset(run["data"], split=split, scale=run["scale"], qp=run["qp"], platform=folder,
                         layout=run["layout"], cache_mb=0, check_frames=False)
 
 

@@ -492,7 +492,8 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
         return {}
     check_parts(out, ds, split_name, plans, run_keys)
     meta = {"data": str(Path(opts.data).resolve()), "layout": ds.layout, "dataset": ds.name, "split": split_name,
-            "scale": ds.scale, "qp": ds.qp, "platform": ds.platform, "setting": _setting(ds),
+            "scale": ds.scale, "qp": ds.qp, "platform": ds.platform, "platform_folder": opts.platform,
+            "setting": _setting(ds),
             "uvssm_version": __version__, "torch_version": str(torch.__version__)}
     runs_path = out / "runs.json"
     runs = json.loads(runs_path.read_text()) if runs_path.is_file() else {}

@@ -61,11 +61,37 @@ def save(path: str | os.PathLike, model: nn.Module, meta: dict, **extra) -> Path
     return path
 
 
+def _not_torch_file(path: Path) -> str | None:
+    """Why `path` cannot be a `torch.save` file, from its first bytes (None if it may be one)."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save's zip, or a legacy pickle
+        return None
+    if head.startswith(b"\x89HDF"):
+        return "an HDF5 file (a Keras/TensorFlow checkpoint?), not a torch.save file"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:  # a multi-byte character cut at 64 bytes is still text: check what decodes
+        text = head.decode("utf-8", errors="ignore")
+    if not text or not all(c.isprintable() or c in "\t\r\n" for c in text):
+        return f"unknown binary data (starts {head[:8].hex(' ')}), not a torch.save file"
+    first = text.strip().splitlines()[0][:40] if text.strip() else ""
+    return f"a text file (starts {first!r}), not a torch.save file"
+
+
 def read(path: str | os.PathLike) -> dict:
     """Load a checkpoint file onto the CPU. Raises UvssmError naming the file if it cannot be read."""
     path = Path(path)
     if not path.is_file():
         raise UvssmError(f"{path}: checkpoint not found")
+    try:
+        why = _not_torch_file(path)
+    except OSError as exc:
+        raise UvssmError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if why:
+        raise UvssmError(f"{path}: not a PyTorch checkpoint: {why}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, pickle error, not a torch file
@@ -95,7 +121,7 @@ def state_dict_of(data: dict, key: str | None = None) -> tuple[dict, str | None]
 
 
 def load_weights(model: nn.Module, source: str | os.PathLike | dict, key: str | None = None,
-                 strict: bool = True, prefix: str = "") -> LoadReport:
+                 strict: bool = True, prefix: str = "", name: str | None = None) -> LoadReport:
     """Load weights into `model` and report what matched.
 
     Args:
@@ -105,8 +131,10 @@ def load_weights(model: nn.Module, source: str | os.PathLike | dict, key: str | 
         strict: raise UvssmError unless every key matches in name and shape. When False, matching
             tensors are loaded and the report lists the rest; nothing is skipped silently.
         prefix: load into the sub-module of this name (e.g. "bin" for a DSM-only checkpoint).
+        name: what messages call the weights (default: the path; give the file's name when `source`
+            is a dict already read from it).
     """
-    name = str(source) if not isinstance(source, dict) else "<state dict>"
+    name = name or (str(source) if not isinstance(source, dict) else "<state dict>")
     data = read(source) if not isinstance(source, dict) else source
     try:
         sd, used_key = state_dict_of(data, key)

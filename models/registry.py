@@ -7,9 +7,11 @@ papers'.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
 from models.basicvsr import BasicVSR
@@ -111,7 +113,29 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
+        close = difflib.get_close_matches(name, list_models(), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise ValueError(f"unknown model {name!r}; {hint}known: {', '.join(list_models())}") from None
+
+
+def fitting_models(state_dict: dict) -> list[str]:
+    """The registered models (as "name x<scale>") whose every parameter and buffer has the name and shape
+    of one in `state_dict`, and no more: what a checkpoint that does not fit its model would fit.
+    Each candidate is built on the `meta` device, so no memory is spent."""
+    shapes = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+    found = []
+    for name in list_models():
+        spec = MODELS[name]
+        for scale in spec.scales:
+            try:
+                with torch.device("meta"):
+                    model = create_model(name, scale)
+            except Exception:  # a plugin's constructor that cannot build on meta is skipped, not fatal
+                continue
+            own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+            if own == shapes:
+                found.append(f"{name} x{scale}")
+    return found
 
 
 def chain_parts(name: str) -> list[str]:

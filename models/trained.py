@@ -18,7 +18,7 @@ from torch import nn
 
 from models import checkpoint
 from models.inference import Stage
-from models.registry import chain_parts, get_spec
+from models.registry import chain_parts, fitting_models, get_spec
 from uvssm.base.errors import UvssmError
 
 
@@ -81,7 +81,12 @@ def model_from_checkpoint(path: str | Path, scale: int, name: str | None = None)
         raise UvssmError(f"{path}: a x{kwargs['scale']} {stored} checkpoint, but x{scale} was asked for")
     kwargs["scale"] = scale
     model = spec.cls(**kwargs)
-    checkpoint.load_weights(model, data, strict=True)
+    try:
+        checkpoint.load_weights(model, data, strict=True, name=str(path))
+    except UvssmError as exc:
+        fits = fitting_models(checkpoint.state_dict_of(data)[0])
+        hint = f"; they fit {', '.join(fits)}" if fits else "; they fit no registered model"
+        raise UvssmError(f"{exc} (as {stored} x{scale}){hint}") from None
     return stored, model, checkpoint.file_sha256(path)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 
@@ -12,8 +14,9 @@ from models import checkpoint
 FAST = ["--set", "batch_size=2", "--set", "val_frames=1", "--set", "log_every=1"]
 
 
-def _uvssm(*args):
-    return subprocess.run([sys.executable, "-m", "uvssm", *args], capture_output=True, text=True, timeout=600)
+def _uvssm(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "uvssm", *args], capture_output=True, text=True, timeout=600,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def _one_error_line(done) -> str:
@@ -44,9 +47,14 @@ def test_both_stages_then_resume_and_reruns(tmp_path, tiny_reds):
     args = ["train", "votes-tiny-sample", "--data", str(tiny_reds), "--out", str(tmp_path / "votes"),
             "--bin", str(tmp_path / "dsm" / "checkpoints" / "latest.pt"), "--set", "val_every=2",
             "--set", "save_every=2", *FAST]
-    first = _uvssm(*args, "--iters", "2")
+    first = _uvssm(*args, "--iters", "2", env={"UVSSM_PROGRESS_EVERY": "0"})
     assert first.returncode == 0, first.stderr
     assert "val PSNR-Y" in first.stdout and "bicubic" in first.stdout
+    # a log (stdout is a pipe here) gets plain progress lines with the loss, not only a final bar
+    logged = re.findall(r"^training: (\d)/2 \(\d+%\), \d\d:\d\d:\d\d elapsed, loss ([0-9.e-]+), lr ", first.stdout, re.M)
+    assert [it for it, _ in logged] == ["1", "2"], first.stdout
+    log = pd.read_parquet(tmp_path / "votes" / "train_log.parquet")
+    assert [float(loss) for _, loss in logged] == [float(f"{v:.4g}") for v in log["loss"]]
 
     again = _uvssm(*args, "--iters", "4")
     assert "already holds a training run" in _one_error_line(again) and again.returncode == 2
@@ -71,7 +79,12 @@ def test_bad_inputs_give_one_line_errors(tmp_path, tiny_reds):
     junk.write_bytes(b"\x00" * 100)
     line = _one_error_line(_uvssm("train", "votes-tiny-sample", "--data", str(tiny_reds), "--out",
                                   str(tmp_path / "o"), "--bin", str(junk)))
-    assert f"{junk}: not a readable PyTorch checkpoint" in line
+    assert f"{junk}: not a PyTorch checkpoint: unknown binary data (starts 00 00" in line
+    text = tmp_path / "notes.pt"  # torch.load itself says "KeyError: 101" of a text file
+    text.write_text("weights are on the shared drive\n")
+    line = _one_error_line(_uvssm("train", "votes-tiny-sample", "--data", str(tiny_reds), "--out",
+                                  str(tmp_path / "o"), "--bin", str(text)))
+    assert f"{text}: not a PyTorch checkpoint: a text file (starts 'weights are on the shared drive')" in line
 
     line = _one_error_line(_uvssm("train", "votes-tiny-sample", "--data", str(tiny_reds), "--out",
                                   str(tmp_path / "o"), "--set", "batch_sise=2"))

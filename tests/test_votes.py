@@ -217,7 +217,7 @@ def test_official_layouts_load_and_mismatches_are_reported(tmp_path):
     with pytest.raises(UvssmError, match="shape mismatch"):
         checkpoint.load_weights(VOTES(**{**TINY, "num_feat": 8}), tmp_path / "ema.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(UvssmError, match="junk.pth: not a readable"):
+    with pytest.raises(UvssmError, match="junk.pth: not a PyTorch checkpoint: a text file"):
         checkpoint.load_weights(model, tmp_path / "junk.pth")
 
 

@@ -6,10 +6,15 @@ Commands own the screen; pipelines return dataframes and this module turns them 
 from __future__ import annotations
 
 import math
+import os
+import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import Progress, TaskID
 from rich.table import Table
+
+PROGRESS_EVERY_ENV = "UVSSM_PROGRESS_EVERY"  # seconds between plain progress lines in a log (default 30)
 
 
 def _num(value, fmt: str) -> str:
@@ -20,6 +25,59 @@ def wide_console() -> Console:
     """A console whose tables are not squeezed to 80 columns when output goes to a file or pipe."""
     console = Console(highlight=False, soft_wrap=True)
     return console if console.is_terminal else Console(highlight=False, soft_wrap=True, width=160)
+
+
+class LineProgress(Progress):
+    """rich's Progress for a log file (a cluster job, a pipe), where a live bar prints only its last state:
+    one plain line per task that moved, at most every `every` seconds, and a last one when it closes.
+    The line holds the count, the elapsed time and the task's fields (a training run's loss and lr)."""
+
+    def __init__(self, *columns, console: Console, every: float) -> None:
+        super().__init__(*columns, console=console, disable=True)
+        self.every = every
+        self._last_print = time.monotonic()
+        self._printed: dict[TaskID, tuple] = {}
+
+    def update(self, task_id: TaskID, **kwargs) -> None:
+        super().update(task_id, **kwargs)
+        self._maybe_print()
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._maybe_print()
+
+    def stop(self) -> None:
+        self._print_lines()
+        super().stop()
+
+    def _maybe_print(self) -> None:
+        if time.monotonic() - self._last_print >= self.every:
+            self._print_lines()
+
+    def _print_lines(self) -> None:
+        self._last_print = time.monotonic()
+        for task in self.tasks:
+            state = (task.description, task.completed, task.total, tuple(task.fields.items()))
+            if self._printed.get(task.id) == state:
+                continue
+            self._printed[task.id] = state
+            self.console.print(progress_line(task.description, task.completed, task.total, task.elapsed or 0.0,
+                                             task.fields), highlight=False, soft_wrap=True)
+
+
+def progress_line(description: str, completed: float, total: float | None, elapsed: float, fields: dict) -> str:
+    """"training: 120/1,000 (12%), 0:01:05 elapsed, loss 0.0123, lr 1.00e-04" (fields that are "" or "-" left out)."""
+    count = f"{completed:,.0f}" + (f"/{total:,.0f} ({100 * completed / total:.0f}%)" if total else "")
+    clock = time.strftime("%H:%M:%S", time.gmtime(elapsed))
+    extra = "".join(f", {k} {v}" for k, v in fields.items() if v not in ("", "-", None))
+    return f"{description}: {count}, {clock} elapsed{extra}"
+
+
+def progress_display(console: Console, *columns) -> Progress:
+    """Live bars on a terminal; elsewhere (a log) plain lines every $UVSSM_PROGRESS_EVERY seconds (default 30)."""
+    if console.is_terminal:
+        return Progress(*columns, console=console)
+    return LineProgress(*columns, console=console, every=float(os.environ.get(PROGRESS_EVERY_ENV, "30")))
 
 
 def print_table2(console: Console, table, models=None) -> None:

@@ -243,7 +243,7 @@ def _resume(latest: Path, parts: StageParts, optimizer: torch.optim.Optimizer, c
     if saved.get("stage") != cfg.stage or saved.get("model") != meta.get("model"):
         raise UvssmError(f"{latest}: written by stage {saved.get('stage')!r} of {saved.get('model')!r}, "
                          f"cannot resume stage {cfg.stage!r} of {meta.get('model')!r}")
-    checkpoint.load_weights(parts.trainable, state, key="params", strict=True)
+    checkpoint.load_weights(parts.trainable, state, key="params", strict=True, name=str(latest))
     optimizer.load_state_dict(state["optimizer"])
     start = int(saved["iteration"])
     return (start, *_read_logs(out, start))

@@ -23,6 +23,28 @@ def _tmp_path(target: Path) -> Path:
     return Path(name)
 
 
+def current_umask() -> int:
+    """The process's umask (read from /proc where it can be, so no other thread sees it change)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _file_mode(target: Path) -> int:
+    """The mode a plain `open(target, "w")` would give: the old file's mode when it is replaced, else
+    0666 less the umask (mkstemp's temporary files are 0600, which colleagues could not read)."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
 def _write_failed(target: Path, exc: OSError) -> UvssmError:
     return UvssmError(f"{target}: cannot write ({exc.strerror or exc})")
 
@@ -35,6 +57,7 @@ def replacing(target: Path):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = _tmp_path(target)
         yield tmp
+        os.chmod(tmp, _file_mode(target))
         os.replace(tmp, target)
     except OSError as exc:
         raise _write_failed(target, exc) from None

@@ -195,8 +195,14 @@ def open_dataset(root: str | Path, *, split: str = "train", scale: int = 2, qp: 
     if layout == "reds":
         if qp is None:
             raise UvssmError(f"{root}: a synth-reds dataset needs a QP (e.g. --qp 28)")
+        if platform:
+            raise UvssmError(f"{root}: a synth-reds dataset has no platforms; --platform {platform} does not apply "
+                             "(it names a folder of a UVSSM / `uvssm build` dataset)")
         ds = _open_reds(root, split, scale, qp, cache, check_frames)
     elif layout == "frames":
+        if qp is not None:
+            raise UvssmError(f"{root}: a frames dataset (HQ_frames/LQ_frames) has no QP settings; --qp {qp} does not "
+                             "apply (it chooses an LQ set of a `uvssm synth-reds` output)")
         ds = _open_frames(root, split, scale, platform, cache, check_frames)
     else:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")

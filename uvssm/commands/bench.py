@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from uvssm.display import print_table2, wide_console
+from uvssm.display import print_table2, progress_display, wide_console
 
 
 @click.command("bench")
@@ -74,8 +74,8 @@ def bench(ctx: click.Context, model_names: str, data: Path, qp: int | None, scal
                         shard_frames=shard_frames, channels_last=channels_last,
                         compile="inductor" if compile_ else "", dcn_backend=dcn_backend, metrics=parse_metrics(metrics),
                         ffmpeg=ctx.obj["ffmpeg_path"])
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=console)
+    progress = progress_display(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), TimeRemainingColumn())
     tasks: dict[str, int] = {}
 
     def on_event(event: str, info: dict) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from uvssm.display import progress_display
 
 
 @click.command("build")
@@ -60,8 +62,8 @@ def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: in
                            max_neighbour_better=max_neighbour_better, max_residual=max_residual,
                            min_distinct=min_distinct, allow_hdr=allow_hdr, folds=folds,
                            fold=fold, seed=seed, force=force)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as progress:
+    with progress_display(console, SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn()) as progress:
         tasks = {}
 
         def on_event(event: str, info: dict) -> None:

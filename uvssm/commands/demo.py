@@ -6,9 +6,10 @@ import time
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from uvssm.base.ffmpeg import find_ffmpeg
+from uvssm.display import progress_display
 
 
 @click.command("demo")
@@ -32,8 +33,8 @@ def demo(ctx: click.Context, out: Path, device: str, bench_frames: int, threads:
 
     console = wide_console()
     start = time.perf_counter()
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console)
+    progress = progress_display(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn())
     state: dict = {}
 
     def task(description: str, total) -> None:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from uvssm.base.ffmpeg import find_ffmpeg
+from uvssm.display import progress_display
 
 
 @click.command("restore")
@@ -54,8 +55,8 @@ def restore(ctx: click.Context, video: Path, output: Path, model: str, weights: 
     opts = RestoreOptions(model=model, weights=entries, scale=scale, device=device, bf16=bf16,
                           dcn_backend=dcn_backend, batch=batch, tile=tile, overlap=overlap, crf=crf, preset=preset,
                           frames_dir=frames_dir, qp_map=qp_map)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=console)
+    progress = progress_display(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), TimeRemainingColumn())
     task = progress.add_task("restoring", total=None)
 
     def on_event(event: str, info: dict) -> None:

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, TextColumn,
+from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 from rich.text import Text
 
 from uvssm.base.ffmpeg import find_ffmpeg
 from uvssm.pipelines.synth import SynthOptions, SynthReport, synth_reds as run_synth
+from uvssm.display import progress_display
 
 _SAMPLE_SRC = "sample-src"
 
@@ -26,8 +27,8 @@ class FramesPerSecond(ProgressColumn):
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    FramesPerSecond(), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+    return progress_display(console, SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            FramesPerSecond(), TimeElapsedColumn(), TimeRemainingColumn())
 
 
 def _print_report(console: Console, report: SynthReport) -> None:

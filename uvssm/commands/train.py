@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+from uvssm.display import progress_display
 
 
 def _list_configs(console: Console) -> None:
@@ -71,9 +73,9 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
     cfg = resolve_config(config, overrides, iters, bin_checkpoint, bf16, flow_checkpoint, lq_stage)
     console.print(f"config {cfg.name}: stage {cfg.stage}, model {cfg.model} x{cfg.data.scale}, "
                   f"{cfg.iterations} iterations, batch {cfg.batch_size}, patch {cfg.gt_size}")
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[its]} it/s"),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+    progress = progress_display(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[its]} it/s"),
+                                TimeElapsedColumn(), TimeRemainingColumn())
     task = progress.add_task("training", total=cfg.iterations, loss="-", lr="-", its="-")
 
     def on_event(event: str, info: dict) -> None:
@@ -88,10 +90,11 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
             progress.update(task, completed=info["start"], description="training" if not info["start"]
                             else f"resumed at {info['start']}")
             progress.console.print(f"{info['params']:,} trainable parameters")
-        elif event in ("step", "iter"):
+        elif event == "step":
             progress.update(task, completed=info["iteration"])
-            if event == "iter":
-                progress.update(task, loss=f"{info['loss']:.4g}", lr=f"{info['lr']:.2e}", its=f"{info['its']:.2f}")
+        elif event == "iter":  # one update, so a log's progress line carries this iteration's loss
+            progress.update(task, completed=info["iteration"], loss=f"{info['loss']:.4g}", lr=f"{info['lr']:.2e}",
+                            its=f"{info['its']:.2f}")
         elif event == "val":
             what = {"bicubic": "PSNR-Y", "lq": "PSNR-RGB of z_t", "unwarped": "PSNR-RGB of the warped frame",
                     "unrestored": "PSNR-Y"}[

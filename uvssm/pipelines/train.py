@@ -57,10 +57,7 @@ def load_part(model, path: str | Path, prefix: str) -> checkpoint.LoadReport:
     sd, _ = checkpoint.state_dict_of(checkpoint.read(path))
     if any(k.startswith(f"{prefix}.") for k in sd):
         sd = {k[len(prefix) + 1:]: v for k, v in sd.items() if k.startswith(f"{prefix}.")}
-    try:
-        return checkpoint.load_weights(model, {"params": sd}, key="params", strict=True, prefix=prefix)
-    except UvssmError as exc:
-        raise UvssmError(f"{path}: {exc}".replace("<state dict>: ", "")) from None
+    return checkpoint.load_weights(model, {"params": sd}, key="params", strict=True, prefix=prefix, name=str(path))
 
 
 def load_dsm(model, path: str | Path) -> checkpoint.LoadReport:
