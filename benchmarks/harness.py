@@ -85,7 +85,8 @@ class BenchOptions:
     dcn_backend: str = "auto"  # deformable convolutions: "auto" (the faster here, measured), "torch", "torchvision"
     metrics: tuple[str, ...] = ("psnr", "ssim")  # "vmaf" adds libvmaf's score (needs an ffmpeg with libvmaf)
     vmaf_model: str = "vmaf_v0.6.1"
-    ffmpeg: str | None = None  # the binary for VMAF (default: uvssm's usual search)
+    ffmpeg: str | None = None  # the binary for VMAF and video outputs (default: uvssm's usual search)
+    outputs: list[tuple[str, Path]] = field(default_factory=list)  # (name, DIR): outputs made elsewhere, scored
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,22 @@ def _setting(ds: PairedDataset) -> str:
     return setting_name(ds.qp, ds.scale) if ds.qp is not None else f"{(ds.platform or 'frames').lower()}_x{ds.scale}"
 
 
+def _precision(model: TrainedModel, opts: BenchOptions) -> str:
+    if model.outputs is not None:
+        return "external"  # made elsewhere: uvssm does not know
+    return "bf16" if opts.bf16 and model.stages else "fp32"
+
+
+def _foreign(name: str, folder: Path, ds: PairedDataset, opts: BenchOptions) -> TrainedModel:
+    """Outputs made elsewhere as a model with no stages: read from `folder`, scored like the others."""
+    from benchmarks.outputs import open_outputs
+
+    if name in opts.models or name == "bicubic":
+        raise UvssmError(f"--outputs {name}={folder}: {name} is also a model of --models; name the outputs otherwise")
+    outputs = open_outputs(name, Path(folder), ds.clips, opts.ffmpeg)
+    return TrainedModel(name, [], [str(Path(folder).resolve())], None, outputs=outputs)
+
+
 def _run_key(model: TrainedModel, config: MetricConfig, opts: BenchOptions) -> str:
     what = {"model": model.name, "sha": model.checkpoint_sha256, "metric": asdict(config), "bf16": opts.bf16,
             "tile": opts.tile, "overlap": opts.overlap if opts.tile else 0, "max_frames": opts.max_frames,
@@ -154,6 +171,8 @@ def _run_key(model: TrainedModel, config: MetricConfig, opts: BenchOptions) -> s
             "channels_last": opts.channels_last, "compile": opts.compile, "dcn_backend": opts.dcn_backend}
     if "vmaf" in opts.metrics:  # parts without VMAF are redone when it is asked for
         what["vmaf"] = opts.vmaf_model
+    if model.outputs is not None:  # changed output files are rescored
+        what["outputs"] = model.outputs.fingerprint()
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -206,6 +225,14 @@ def _outputs(model: TrainedModel, clip: ClipPair, start: int, end: int, device: 
              clock: SectionClock) -> Iterator[torch.Tensor]:
     """Outputs start..end-1 on `device` (windows near the end see the frames after it, as without
     max_frames)."""
+    if model.outputs is not None:  # made elsewhere: read, as float64 like bicubic's (exact once quantised)
+        frames = FramesAhead(model.outputs.clips[clip.name].frame, clip.n_frames, device, clock, dtype=torch.float64)
+        try:
+            for i in range(start, end):
+                yield frames(i)
+        finally:
+            frames.close()
+        return
     frames = FramesAhead(clip.lq, clip.n_frames, device, clock,
                          dtype=torch.float64 if not model.stages else torch.float32)
     try:
@@ -337,7 +364,7 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
              "platform": ds.platform, "model": model.name, "clip": clip.name, "frame": i, "psnr": p, "ssim": s,
              "vmaf": v, "metric_vmaf_model": opts.vmaf_model if vmaf_version else None,
              "metric_vmaf_version": vmaf_version, **config.columns(), "checkpoint_sha256": model.checkpoint_sha256, "device": device.type,
-             "precision": "bf16" if opts.bf16 and model.stages else "fp32", "dcn_backend": dcn_backend,
+             "precision": _precision(model, opts), "dcn_backend": dcn_backend,
              "chunk": recurrent_chunk, "tile": opts.tile,
              "seconds": model_seconds, "load_seconds": spent["load"] / scored,
              "metric_seconds": spent["metric"] / scored,
@@ -382,7 +409,9 @@ def _run_model(model: TrainedModel, mine: list[Shard], ds: PairedDataset, split_
         for stale in parts.glob("*.parquet") if parts.is_dir() else []:
             if stale.name not in names:  # cut another way by an earlier run: would count twice
                 stale.unlink()
-        info = {"model": model.name, "params": model.params, "checkpoints": model.checkpoints,
+        info = {"model": model.name, "params": model.params if model.outputs is None else None,
+                "checkpoints": model.checkpoints,
+                "outputs": None if model.outputs is None else str(Path(model.outputs.root).resolve()),
                 "checkpoint_sha256": model.checkpoint_sha256, "dcn_backend": model.dcn_backend,
                 "macs_per_frame": count_macs(model, ds.clips[0].lq_size), "lq_size": list(ds.clips[0].lq_size)}
         atomic.write_text(parts / "model.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
@@ -455,7 +484,10 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
     ds = open_dataset(opts.data, split=split, scale=opts.scale, qp=opts.qp, platform=opts.platform, cache_mb=512)
     split_name = opts.split
     config = MetricConfig(opts.color_space, opts.scale if opts.crop_border is None else opts.crop_border)
+    if not opts.models and not opts.outputs:
+        raise UvssmError("nothing to score: give --models, --outputs NAME=DIR, or both")
     models = [load_trained(name, opts.scale, opts.weights) for name in opts.models]  # fail before any work
+    models += [_foreign(name, folder, ds, opts) for name, folder in opts.outputs]
     for model in models:
         for stage in model.stages:
             stage.chunk, stage.chunk_overlap = opts.chunk, opts.chunk_overlap
@@ -484,8 +516,12 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
             plans[model.name] = plan_shards(model, ds.clips, opts)  # after the chunk: recurrent shards are chunks
             mine = plans[model.name][dist_info.rank::dist_info.world_size]
             run_keys[model.name] = _run_key(model, config, opts)
-            _run_model(model, mine, ds, split_name, opts, config, device, run_keys[model.name], dist_info, out,
-                       plans[model.name], progress)
+            try:
+                _run_model(model, mine, ds, split_name, opts, config, device, run_keys[model.name], dist_info, out,
+                           plans[model.name], progress)
+            finally:
+                if model.outputs is not None:
+                    model.outputs.close()  # video decoders
     if dist_info.world_size > 1:
         torch.distributed.barrier()
     if not dist_info.main:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -31,6 +32,7 @@ class TrainedModel:
     checkpoints: list[str]
     checkpoint_sha256: str | None
     dcn_backend: str | None = None  # what its deformable convolutions run on, once chosen (None: it has none)
+    outputs: Any = None  # frames made elsewhere (benchmarks.outputs.ForeignOutputs): read and scored, not run
 
     @property
     def params(self) -> int:

@@ -11,8 +11,11 @@ from uvssm.display import print_table2, progress_display, wide_console
 
 
 @click.command("bench")
-@click.option("--models", "model_names", required=True, metavar="A,B,...",
+@click.option("--models", "model_names", default="", metavar="A,B,...",
               help="Comma-separated: bicubic, registered models (votes, edvr-l, ...), two-stage a+b (stdf+edvr-l).")
+@click.option("--outputs", multiple=True, metavar="NAME=DIR",
+              help="Score outputs made elsewhere (BasicSR, mmagic, official code) beside the models: DIR/<clip>/"
+                   "%08d.png or DIR/<clip>.mp4, at HQ size, every frame (repeatable).")
 @click.option("--data", type=click.Path(path_type=Path), required=True,
               help="A `uvssm synth-reds` output (with --qp) or a `uvssm build` / UVSSM folder.")
 @click.option("--qp", type=int, help="QP of a synth-reds dataset (LQ_qp<QP>_x<scale>).")
@@ -48,7 +51,7 @@ from uvssm.display import print_table2, progress_display, wide_console
 @click.option("--metrics", default="psnr,ssim", show_default=True, metavar="psnr,ssim[,vmaf]",
               help="vmaf adds libvmaf's per-frame score (model vmaf_v0.6.1, at HQ size) beside PSNR/SSIM.")
 @click.pass_context
-def bench(ctx: click.Context, model_names: str, data: Path, qp: int | None, scale: int, platform: str | None, split: str,
+def bench(ctx: click.Context, model_names: str, outputs: tuple[str, ...], data: Path, qp: int | None, scale: int, platform: str | None, split: str,
           weights: tuple[str, ...], out: Path, device: str, bf16: bool, batch: int, tile: int, overlap: int,
           chunk: int, chunk_overlap: int, shard_frames: int,
           channels_last: bool, compile_: bool, dcn_backend: str, color_space: str, crop_border: int | None, max_frames: int,
@@ -60,20 +63,23 @@ def bench(ctx: click.Context, model_names: str, data: Path, qp: int | None, scal
 
     Example: uvssm bench --models votes,stdf+edvr-l,bicubic --data /data/REDS_LQ --qp 28 --scale 2
              --weights runs/ --out results/
+             uvssm bench --models bicubic --outputs basicvsr-official=BasicVSR/results/REDS4 --data /data/REDS_LQ
+             --qp 28 --split reds4 --out results/
     """
     from benchmarks.harness import BenchOptions, parse_metrics, run_bench
+    from benchmarks.outputs import parse_outputs
 
     console = wide_console()
     names = [m.strip() for m in model_names.split(",") if m.strip()]
-    if not names:
-        raise click.UsageError("--models is empty")
+    if not names and not outputs:
+        raise click.UsageError("give --models, --outputs NAME=DIR, or both")
     opts = BenchOptions(models=names, data=data, out=out, scale=scale, qp=qp, platform=platform, split=split,
                         weights=list(weights), device=device, bf16=bf16, batch=batch, tile=tile, overlap=overlap,
                         color_space=color_space, crop_border=crop_border, max_frames=max_frames,
                         save_frames=save_frames, chunk=chunk, chunk_overlap=chunk_overlap,
                         shard_frames=shard_frames, channels_last=channels_last,
                         compile="inductor" if compile_ else "", dcn_backend=dcn_backend, metrics=parse_metrics(metrics),
-                        ffmpeg=ctx.obj["ffmpeg_path"])
+                        ffmpeg=ctx.obj["ffmpeg_path"], outputs=parse_outputs(outputs))
     progress = progress_display(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), TimeRemainingColumn())
     tasks: dict[str, int] = {}
