@@ -45,6 +45,7 @@ from models.training.data import frames_to_tensor
 from models.windows import evenly_spaced, reflection_circle
 from uvssm import __version__
 from uvssm.base import atomic
+from uvssm.base.clipsel import select_clips
 from uvssm.base.datasets import ClipPair, PairedDataset, open_dataset
 from uvssm.base.devices import cudnn_autotune, setup_device
 from uvssm.base.errors import UvssmError
@@ -87,6 +88,10 @@ class BenchOptions:
     vmaf_model: str = "vmaf_v0.6.1"
     ffmpeg: str | None = None  # the binary for VMAF and video outputs (default: uvssm's usual search)
     outputs: list[tuple[str, Path]] = field(default_factory=list)  # (name, DIR): outputs made elsewhere, scored
+    clips: str | None = None  # a subset of the split's clips: "240-249,255" (uvssm.base.clipsel)
+    num_shards: int = 1  # a job array without torchrun: job `shard_index` takes every num_shards-th shard ...
+    shard_index: int = 0
+    gather: bool = False  # ... and a last job with gather=True checks every part and writes the tables
 
 
 @dataclass(frozen=True)
@@ -405,9 +410,11 @@ def _run_model(model: TrainedModel, mine: list[Shard], ds: PairedDataset, split_
     the CPU at the end."""
     parts = _part_dir(out, ds, split_name, model.name)
     if dist_info.main:
-        names = {sh.part_name for sh in planned}
+        names, clips = {sh.part_name for sh in planned}, {sh.clip.name for sh in planned}
         for stale in parts.glob("*.parquet") if parts.is_dir() else []:
-            if stale.name not in names:  # cut another way by an earlier run: would count twice
+            # a planned clip cut another way by an earlier run would count twice; other clips' parts (another
+            # --clips job's) stay
+            if stale.stem.split("@")[0] in clips and stale.name not in names:
                 stale.unlink()
         info = {"model": model.name, "params": model.params if model.outputs is None else None,
                 "checkpoints": model.checkpoints,
@@ -479,9 +486,15 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
         raise UvssmError(f"--shard-frames must be at least 1, got {opts.shard_frames}")
     if opts.tile < 0 or opts.overlap < 0:
         raise UvssmError("--tile and --overlap must be >= 0")
+    if opts.num_shards < 1 or not 0 <= opts.shard_index < opts.num_shards:
+        raise UvssmError(f"--shard-index must be in 0..{opts.num_shards - 1} for --num-shards {opts.num_shards}, "
+                         f"got {opts.shard_index}")
     opts = _check_metrics(opts)
     split = "val" if opts.split == "reds4" else opts.split
     ds = open_dataset(opts.data, split=split, scale=opts.scale, qp=opts.qp, platform=opts.platform, cache_mb=512)
+    if opts.clips:
+        chosen = set(select_clips([c.name for c in ds.clips], opts.clips, f"the {opts.split} split of {opts.data}"))
+        ds.clips = [c for c in ds.clips if c.name in chosen]
     split_name = opts.split
     config = MetricConfig(opts.color_space, opts.scale if opts.crop_border is None else opts.crop_border)
     if not opts.models and not opts.outputs:
@@ -491,6 +504,8 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
     for model in models:
         for stage in model.stages:
             stage.chunk, stage.chunk_overlap = opts.chunk, opts.chunk_overlap
+    if opts.gather:
+        return _gather_jobs(opts, ds, models, config)
     dist_info, device = setup_device(opts.device)
     if opts.bf16 and device.type == "cpu" and not torch.backends.mkldnn.is_available():
         raise UvssmError("--bf16 on CPU needs oneDNN (mkldnn) support in this torch build")
@@ -507,14 +522,16 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
                 stage.model.to(device)
                 if opts.channels_last:
                     stage.model.to(memory_format=torch.channels_last)
-                stage.chunk = _agreed_min(fit_chunk(stage, (lq_hw[1], lq_hw[0]), device, opts.bf16), dist_info, device)
+                if opts.num_shards == 1:  # a job array's jobs cannot agree: they all cut at --chunk
+                    stage.chunk = _agreed_min(fit_chunk(stage, (lq_hw[1], lq_hw[0]), device, opts.bf16), dist_info,
+                                              device)
             try:
                 model.dcn_backend = choose_dcn_backend(model.stages, device, opts.bf16, (lq_hw[1], lq_hw[0]),
                                                        opts.dcn_backend)
             except ValueError as exc:
                 raise UvssmError(f"--dcn-backend: {exc}") from None
             plans[model.name] = plan_shards(model, ds.clips, opts)  # after the chunk: recurrent shards are chunks
-            mine = plans[model.name][dist_info.rank::dist_info.world_size]
+            mine = plans[model.name][opts.shard_index::opts.num_shards][dist_info.rank::dist_info.world_size]
             run_keys[model.name] = _run_key(model, config, opts)
             try:
                 _run_model(model, mine, ds, split_name, opts, config, device, run_keys[model.name], dist_info, out,
@@ -524,9 +541,22 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> dict:
                     model.outputs.close()  # video decoders
     if dist_info.world_size > 1:
         torch.distributed.barrier()
-    if not dist_info.main:
+    if not dist_info.main or opts.num_shards > 1:  # a job of an array: `--gather` writes the tables
         return {}
     check_parts(out, ds, split_name, plans, run_keys)
+    return _write_tables(opts, ds, out, split_name)
+
+
+def _gather_jobs(opts: BenchOptions, ds: PairedDataset, models: list[TrainedModel], config: MetricConfig) -> dict:
+    """`--gather` after a job array: every shard's part must be there, made with these settings (a job
+    that failed or ran with other options is named), then the tables are written. Nothing runs a model."""
+    out = Path(opts.out)
+    plans = {m.name: plan_shards(m, ds.clips, opts) for m in models}
+    check_parts(out, ds, opts.split, plans, {m.name: _run_key(m, config, opts) for m in models})
+    return _write_tables(opts, ds, out, opts.split)
+
+
+def _write_tables(opts: BenchOptions, ds: PairedDataset, out: Path, split_name: str) -> dict:
     meta = {"data": str(Path(opts.data).resolve()), "layout": ds.layout, "dataset": ds.name, "split": split_name,
             "scale": ds.scale, "qp": ds.qp, "platform": ds.platform, "platform_folder": opts.platform,
             "setting": _setting(ds),

@@ -35,8 +35,11 @@ def test_list_shows_the_packaged_configs():
 
 def test_both_stages_then_resume_and_reruns(tmp_path, tiny_reds):
     dsm = _uvssm("train", "dsm-tiny-sample", "--data", str(tiny_reds), "--out", str(tmp_path / "dsm"),
-                 "--iters", "2", "--set", "val_every=2", "--set", "save_every=2", *FAST)
+                 "--iters", "2", "--set", "val_every=2", "--set", "save_every=2", *FAST,
+                 "--frame-cache", str(tmp_path / "frame-cache"))
     assert dsm.returncode == 0, dsm.stderr
+    # the training clips (001-003: LQ and HQ folders) decoded into the folder given
+    assert len(list((tmp_path / "frame-cache").glob("*.npy"))) == 6 and str(tmp_path / "frame-cache") in dsm.stdout
     assert "val PSNR-RGB" in dsm.stdout and "done at iteration 2" in dsm.stdout
 
     # stage 2 without stage-1 weights: told how to get them

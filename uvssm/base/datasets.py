@@ -153,9 +153,11 @@ class PairedDataset:
 def use_frame_store(ds: PairedDataset, root: Path | None) -> None:
     """Serve the clips' frames from decoded arrays under `root` (None: the default cache folder),
     building any that are missing now, in this process, so loader workers only map them."""
-    from uvssm.base.framestore import default_root
+    from uvssm.base.framestore import check_free_space, default_root
 
     root = Path(root) if root is not None else default_root()
+    stored = [c for c in ds.clips if type(c) in (ClipPair, BicubicTarget)]
+    check_free_space(root, [(folder, c.n_frames) for c in stored for folder in (c.lq_dir, c.hq_dir)])
     for clip in ds.clips:
         if type(clip) not in (ClipPair, BicubicTarget):
             continue  # frames made in memory (a restored first stage): nothing to decode

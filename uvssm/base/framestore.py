@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -49,17 +50,58 @@ def _paths(root: Path, folder: Path) -> tuple[Path, Path]:
     return root / f"{key}.npy", root / f"{key}.json"
 
 
+def _is_current(root: Path, folder: Path, n_frames: int) -> bool:
+    _, meta_path = _paths(root, folder)
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return False
+    return meta == {"folder": str(folder.resolve()), "n_frames": n_frames, "fingerprint": fingerprint(folder, n_frames)}
+
+
+def bytes_to_decode(root: Path, folders: list[tuple[Path, int]]) -> tuple[int, int]:
+    """(bytes, folders) that decoding the not-yet-cached folders of `folders` ((folder, n_frames)) will
+    write under `root`, from each folder's first PNG header (no pixels read)."""
+    from uvssm.base.frames import read_png_header
+
+    need, count = 0, 0
+    for folder, n in dict.fromkeys(folders):
+        if _is_current(root, folder, n):
+            continue
+        header = read_png_header(folder / frame_name(0))
+        need += n * header.height * header.width * 3 + 128
+        count += 1
+    return need, count
+
+
+def check_free_space(root: Path, folders: list[tuple[Path, int]], spare: int = 1 << 30) -> None:
+    """Refuse, before any decoding, a cache folder whose disk cannot hold the folders still to decode
+    (REDS's training clips are ~80 GB decoded) with `spare` bytes left over."""
+    need, count = bytes_to_decode(root, folders)
+    if not count:
+        return
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if need + spare > free:
+        gb = 1 << 30
+        raise UvssmError(f"{root}: the training frame cache needs {need / gb:.1f} GiB more for {count} clip folders, "
+                         f"and its disk has {free / gb:.1f} GiB free (keeping {spare / gb:.0f} GiB spare); point "
+                         "--frame-cache at a bigger disk, or --frame-cache off to decode PNGs per batch")
+
+
 def cached_frames(folder: Path, n_frames: int, root: Path | None = None) -> np.ndarray:
     """Frames 0..n_frames-1 of `folder` as a read-only (N, H, W, 3) uint8 memory map, decoded
     into the cache on the first call (or when the frames changed)."""
     root = Path(root) if root is not None else default_root()
     array_path, meta_path = _paths(root, folder)
     want = {"folder": str(folder.resolve()), "n_frames": n_frames, "fingerprint": fingerprint(folder, n_frames)}
-    try:
-        if json.loads(meta_path.read_text()) == want:
+    if _is_current(root, folder, n_frames):
+        try:
             return np.load(array_path, mmap_mode="r")
-    except (OSError, ValueError):
-        pass
+        except (OSError, ValueError):
+            pass
     first = read_rgb(folder / frame_name(0))
     tmp = array_path.with_name(f".{array_path.stem}.{os.getpid()}.npy")
     try:
@@ -77,7 +119,7 @@ def cached_frames(folder: Path, n_frames: int, root: Path | None = None) -> np.n
         os.replace(tmp, array_path)
     except OSError as exc:
         raise UvssmError(f"{tmp}: cannot write the frame cache ({exc.strerror}); "
-                         "set frame_cache: off or another folder") from None
+                         "use --frame-cache off or another folder") from None
     finally:
         if tmp.exists():
             tmp.unlink()

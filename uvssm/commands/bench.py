@@ -48,6 +48,13 @@ from uvssm.display import print_table2, progress_display, wide_console
 @click.option("--max-frames", type=int, default=0, help="Score only the first N frames of each clip (0: all).")
 @click.option("--save-frames", type=int, default=1, show_default=True,
               help="Output frames per clip kept as PNG for `uvssm report`.")
+@click.option("--clips", metavar="IDS", help="Only these clips of the split: ids and ranges, e.g. 240-249,255.")
+@click.option("--num-shards", type=click.IntRange(1), default=1, show_default=True,
+              help="A job array without torchrun: the work is cut in this many jobs ...")
+@click.option("--shard-index", type=click.IntRange(0), default=0, show_default=True,
+              help="... and this job does part I (0-based); recurrent chunks are --chunk as given in every job.")
+@click.option("--gather", is_flag=True,
+              help="After the array's jobs: check every part is there (made with these options), write the tables.")
 @click.option("--metrics", default="psnr,ssim", show_default=True, metavar="psnr,ssim[,vmaf]",
               help="vmaf adds libvmaf's per-frame score (model vmaf_v0.6.1, at HQ size) beside PSNR/SSIM.")
 @click.pass_context
@@ -55,11 +62,12 @@ def bench(ctx: click.Context, model_names: str, outputs: tuple[str, ...], data: 
           weights: tuple[str, ...], out: Path, device: str, bf16: bool, batch: int, tile: int, overlap: int,
           chunk: int, chunk_overlap: int, shard_frames: int,
           channels_last: bool, compile_: bool, dcn_backend: str, color_space: str, crop_border: int | None, max_frames: int,
-          save_frames: int, metrics: str) -> None:
+          save_frames: int, clips: str | None, num_shards: int, shard_index: int, gather: bool, metrics: str) -> None:
     """Benchmark models on a dataset's clips: one parquet row per frame, Table 2 beside the paper.
 
     Resumable: rerun the same command after an interruption and finished (model, clip) parts are
-    kept. For several GPUs: torchrun --nproc_per_node N -m uvssm bench ...
+    kept. For several GPUs: torchrun --nproc_per_node N -m uvssm bench ...  For a job array: the same
+    command with --num-shards K --shard-index I in each job, then once with --gather.
 
     Example: uvssm bench --models votes,stdf+edvr-l,bicubic --data /data/REDS_LQ --qp 28 --scale 2
              --weights runs/ --out results/
@@ -79,7 +87,8 @@ def bench(ctx: click.Context, model_names: str, outputs: tuple[str, ...], data: 
                         save_frames=save_frames, chunk=chunk, chunk_overlap=chunk_overlap,
                         shard_frames=shard_frames, channels_last=channels_last,
                         compile="inductor" if compile_ else "", dcn_backend=dcn_backend, metrics=parse_metrics(metrics),
-                        ffmpeg=ctx.obj["ffmpeg_path"], outputs=parse_outputs(outputs))
+                        ffmpeg=ctx.obj["ffmpeg_path"], outputs=parse_outputs(outputs), clips=clips,
+                        num_shards=num_shards, shard_index=shard_index, gather=gather)
     progress = progress_display(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), TimeRemainingColumn())
     tasks: dict[str, int] = {}
@@ -100,6 +109,9 @@ def bench(ctx: click.Context, model_names: str, outputs: tuple[str, ...], data: 
     with progress:
         result = run_bench(opts, on_event)
     if not result:
+        if num_shards > 1 and not gather:
+            console.print(f"job {shard_index} of {num_shards} done; when every job is, run the same command with "
+                          "--gather (no --shard-index) to check the parts and write the tables")
         return
     print_table2(console, result["table2"], result["models"])
     paths = result["paths"]

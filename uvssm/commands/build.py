@@ -42,10 +42,12 @@ from uvssm.display import progress_display
 @click.option("--fold", type=click.IntRange(0), default=0, show_default=True, help="Fold written as splits/{train,val,test}.txt.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the splits.")
 @click.option("--force", is_flag=True, help="Redo pairs that are already built.")
+@click.option("--clips", metavar="IDS", help="Only these clips (ids and ranges, e.g. 001-020,031), for job arrays; "
+              "the manifest gathers every pair built so far: run once without --clips at the end.")
 @click.pass_context
 def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: int, min_margin: float, max_offset: float,
           max_neighbour_better: float, max_residual: float, min_distinct: float, allow_hdr: bool,
-          folds: int, fold: int, seed: int, force: bool) -> None:
+          folds: int, fold: int, seed: int, force: bool, clips: str | None) -> None:
     """Align real original/shared pairs in time and space and extract HQ/LQ frames whose sizes are
     exactly scale × each other; write a report per pair, frame rows with pixel hashes, splits
     (the paper's WeChat test split when present, else seeded K-fold) and meta_info files.
@@ -61,7 +63,7 @@ def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: in
     options = BuildOptions(frames=frames or None, jobs=jobs, min_margin=min_margin, max_offset_s=max_offset,
                            max_neighbour_better=max_neighbour_better, max_residual=max_residual,
                            min_distinct=min_distinct, allow_hdr=allow_hdr, folds=folds,
-                           fold=fold, seed=seed, force=force)
+                           fold=fold, seed=seed, force=force, clips=clips)
     with progress_display(console, SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn()) as progress:
         tasks = {}

@@ -88,6 +88,8 @@ def _bicubic(console: Console, report: SynthReport, split: str, jobs: int, metri
 @click.option("--jobs", type=click.IntRange(1), default=os.cpu_count() or 1, show_default=True,
               help="Clips encoded side by side (each libx264 runs with its pinned thread count).")
 @click.option("--force", is_flag=True, help="Redo clips that are already finished.")
+@click.option("--clips", metavar="IDS", help="Encode only these clips (ids and ranges, e.g. 240-269), for job "
+              "arrays; the manifests gather every clip finished so far: run once without --clips at the end.")
 @click.option("--clean-lr", is_flag=True, help="Also write LR_clean_x<s>/: the encoder's input frames as RGB.")
 @click.option("--hq", "hq_mode", type=click.Choice(["link", "copy"]), default="link", show_default=True,
               help="OUT/HQ/<clip>: a symlink to the source clip (copy where links fail), or a copy.")
@@ -98,8 +100,8 @@ def _bicubic(console: Console, report: SynthReport, split: str, jobs: int, metri
               help="Metrics of --bicubic; vmaf adds libvmaf's score (vmaf_v0.6.1) beside PSNR/SSIM.")
 @click.pass_context
 def synth_reds(ctx: click.Context, src: Path | None, out: Path, qps: tuple[int, ...], scales: tuple[int, ...],
-               jobs: int, force: bool, clean_lr: bool, hq_mode: str, bicubic: bool, eval_split: str,
-               metrics: str) -> None:
+               jobs: int, force: bool, clips: str | None, clean_lr: bool, hq_mode: str, bicubic: bool,
+               eval_split: str, metrics: str) -> None:
     """Synthesise compressed low-resolution REDS: encode every clip with libx264 at fixed QP after
     downscaling (the VOTES recipe, threads pinned), decode back to PNG, and write manifests,
     provenance, splits and meta_info files. Resumable: re-running redoes only unfinished clips.
@@ -115,7 +117,7 @@ def synth_reds(ctx: click.Context, src: Path | None, out: Path, qps: tuple[int, 
         src = make_sample(out / _SAMPLE_SRC, ffmpeg)
         console.print(f"no --src given: using the built-in sample in {src}")
     options = SynthOptions(qps=tuple(dict.fromkeys(qps)), scales=tuple(dict.fromkeys(scales)), jobs=jobs,
-                           force=force, clean_lr=clean_lr, hq_mode=hq_mode)
+                           force=force, clean_lr=clean_lr, hq_mode=hq_mode, clips=clips)
     with _progress(console) as progress:
         task = progress.add_task("encoding", total=None)
 

@@ -45,10 +45,13 @@ def _list_configs(console: Console) -> None:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set batch_size=8 --set data.qp=33 (repeatable).")
+@click.option("--frame-cache", metavar="DIR|auto|off",
+              help="Where training clips are decoded once into mapped arrays (REDS: ~80 GB; the free space is checked "
+                   "first). auto: $XDG_CACHE_HOME/uvssm/frames; off: decode PNGs per batch. Default: the config's.")
 @click.option("--list", "list_only", is_flag=True, help="List the packaged configs and exit.")
 def train(config: str | None, data_root: Path | None, out: Path | None, bin_checkpoint: str | None,
           flow_checkpoint: str | None, lq_stage: str | None, iters: int | None, device: str, bf16: bool | None, resume: bool, overrides: tuple[str, ...],
-          list_only: bool) -> None:
+          frame_cache: str | None, list_only: bool) -> None:
     """Train a model from CONFIG (a packaged config name, see --list, or a YAML file).
 
     Stage 1 (dsm-* configs) trains the degradation sensing module; stage 2 (votes-* configs) trains
@@ -70,6 +73,8 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
 
     from uvssm.pipelines.train import resolve_config, run_training
 
+    if frame_cache is not None:
+        overrides = (*overrides, f"frame_cache={frame_cache}")
     cfg = resolve_config(config, overrides, iters, bin_checkpoint, bf16, flow_checkpoint, lq_stage)
     console.print(f"config {cfg.name}: stage {cfg.stage}, model {cfg.model} x{cfg.data.scale}, "
                   f"{cfg.iterations} iterations, batch {cfg.batch_size}, patch {cfg.gt_size}")

@@ -32,6 +32,7 @@ import pandas as pd
 from uvssm.base import atomic, qpmaps
 from uvssm.align import Geometry, PairAlignment, align_videos, exact_geometry, hq_frame
 from uvssm.base.catalog import load_catalog
+from uvssm.base.clipsel import select_clips
 from uvssm.base.errors import UvssmError
 from uvssm.base.decode import rgb_frames
 from uvssm.base.ffmpeg import FFmpeg, FrameWriter, command
@@ -62,6 +63,7 @@ class BuildOptions:
     val_clips: int = 4
     seed: int = 0
     force: bool = False
+    clips: str | None = None  # build only these clips ("001-020,031"); the manifest gathers every finished pair
 
 
 @dataclass
@@ -347,8 +349,13 @@ def build(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: BuildOption
     src, out = Path(src), Path(out)
     progress = progress or quiet
     layout, found = discover_pairs(src, platform)
+    everywhere = sorted({p.clip for pairs in found.values() for p in pairs})
+    chosen = set(select_clips(everywhere, options.clips, str(src)))
+    found = {name: [p for p in pairs if p.clip in chosen] for name, pairs in found.items()}
     reports = []
     for name, pairs in found.items():
+        if not pairs:
+            continue
         folder = out / PLATFORM_FOLDERS.get(name, name)
         report = PlatformReport(name, layout=layout)
         todo = [p for p in pairs if options.force or not (folder / ".parts" / f"{p.clip}.parquet").exists()]
@@ -372,7 +379,8 @@ def build(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: BuildOption
                     report.left_out[pair.clip] = str(exc)
                     progress("pair", {"platform": name, "clip": pair.clip, "status": "left out",
                                       "message": str(exc)})
-        shutil.rmtree(folder / ".tmp", ignore_errors=True)
+        if not options.clips:  # a job of an array (--clips) leaves other jobs' work in progress alone
+            shutil.rmtree(folder / ".tmp", ignore_errors=True)
         _finalise(folder, name, report, options, ffmpeg, layout)
         reports.append(report)
     return reports
@@ -405,6 +413,6 @@ def _finalise(folder: Path, platform: str, report: PlatformReport, options: Buil
         unknown = sorted(set(done) - known)
         if unknown:
             report.notes.append(f"{len(unknown)} clip(s) not in the {platform} catalogue: {', '.join(unknown[:8])}")
-    provenance = {"tool": "uvssm build", "layout": layout, "platform": platform, "options": asdict(options),
+    provenance = {"tool": "uvssm build", "layout": layout, "platform": platform, "options": {k: v for k, v in asdict(options).items() if k != "clips"},
                   "split_source": source, "tools": tool_versions(ffmpeg), "clips": done}
     atomic.write_text(folder / "provenance.json", json.dumps(provenance, indent=2, sort_keys=True, default=str) + "\n")

@@ -38,6 +38,7 @@ from degrade.reds import CleanClip, EncodedClip, synthesise_clip
 from uvssm import __version__
 from uvssm.base import atomic, qpmaps
 from uvssm.base.catalog import check_reds
+from uvssm.base.clipsel import select_clips
 from uvssm.base.errors import UvssmError
 from uvssm.base.ffmpeg import FFmpeg
 from uvssm.base.frames import FRAME_PATTERN, ClipFrames, ClipProblem, check_clip, frame_name
@@ -57,6 +58,7 @@ class SynthOptions:
     clean_lr: bool = False  # also write the encoder's input frames as RGB
     hq_mode: str = "link"  # "link" (symlink, falls back to copy) or "copy"
     recipe: str = "votes"
+    clips: str | None = None  # encode only these clips ("240-249,255"); the manifest gathers every finished clip
 
 
 @dataclass
@@ -275,10 +277,14 @@ def synth_reds(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SynthO
         units += [(clean_lr_folder(s), "clean_lr", X264Recipe(scale=s)) for s in options.scales]
     reports = {name: UnitReport(name, kind, recipe) for name, kind, recipe in units}
     todo: dict[str, list[tuple[str, str, X264Recipe]]] = {}
+    chosen = set(select_clips(sorted([*good, *problems]), options.clips, str(src)))
     for name, kind, recipe in units:
         unit_dir = out / name
-        atomic.remove(unit_dir / ".tmp")  # leftovers of a killed run
+        if not options.clips:  # a job of an array (--clips) leaves other jobs' work in progress alone
+            atomic.remove(unit_dir / ".tmp")  # leftovers of a killed run
         for clip in good.values():
+            if clip.name not in chosen:
+                continue
             why = _scale_problem(clip, recipe.scale)
             if why:
                 reports[name].failed[clip.name] = why
@@ -343,7 +349,8 @@ def synth_reds(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SynthO
 
     for name, kind, recipe in units:
         unit_dir = out / name
-        atomic.remove(unit_dir / ".tmp")
+        if not options.clips:
+            atomic.remove(unit_dir / ".tmp")
         reports[name].manifest = _finalise_unit(unit_dir, kind, recipe, source, ffmpeg)
         reports[name].built.sort()
     return SynthReport(out, source.layout, sorted(good), problems, notes, [reports[u[0]] for u in units],
