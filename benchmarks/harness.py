@@ -257,9 +257,9 @@ def _save_frame(folder: Path, index: int, out: torch.Tensor, model: TrainedModel
                 device: torch.device) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     write_rgb(folder / frame_name(index), quantize(out).permute(1, 2, 0).numpy())
-    first = model.stages[0].model if model.stages else None
-    if first is not None and hasattr(first, "estimate_dfm"):
+    if model.stages and "dfm" in model.stages[0].features:
         stage = model.stages[0]
+        first = stage.model
         idx = reflection_circle(index, clip.n_frames, stage.num_frame)
         x = frames_to_tensor(np.stack([clip.lq(i) for i in idx])).unsqueeze(0).to(device)
         padded, (h, w) = pad_to_multiple(x, stage.multiple)

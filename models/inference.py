@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from uvssm.base.metrics import quantize
+from models.features import offered
 from models.padding import pad_to_multiple
 from models.windows import reflection_circle
 
@@ -50,6 +51,11 @@ class Stage:
     chunk_overlap: int = 8
     share_features: bool = True  # EDVR family, untiled: each frame's feature pyramid computed once
     fixed_batch: int = 0  # > 0: a short batch of windows is padded to this size (a compiled model sees one shape)
+    features: frozenset[str] | None = None  # what the model offers (models.features); None: what the module has
+
+    def __post_init__(self) -> None:
+        if self.features is None:
+            self.features = offered(self.model)
 
 
 class _ReadAhead:
@@ -143,7 +149,7 @@ def run_windows(stage: Stage, x: Tensor, *, tile: int = 0, overlap: int = 32) ->
     """
     model, s, m = stage.model, stage.scale, stage.multiple
     padded, (h, w) = pad_to_multiple(x, m)
-    dfm = _per_sample_dfm(model, padded) if hasattr(model, "estimate_dfm") else None
+    dfm = _per_sample_dfm(model, padded) if "dfm" in stage.features else None
 
     def call(xi: Tensor, di: Tensor | None) -> Tensor:
         return model(xi) if di is None else model(xi, dfm=di)
@@ -204,7 +210,7 @@ def _shared_feature_windows(frames: Iterable[Tensor], stage: Stage, device: torc
             pyramid = [torch.stack([torch.stack([levels[i][k] for i in idx]) for _, _, idx in group]) for k in range(3)]
             x, pyramid = _pad_batch(x, stage.fixed_batch), [_pad_batch(p, stage.fixed_batch) for p in pyramid]
             kwargs = {"pyramid": pyramid}
-            if hasattr(model, "estimate_dfm"):
+            if "dfm" in stage.features:
                 kwargs["dfm"] = _per_sample_dfm(model, x)
             out = model(x, **kwargs)[: len(group), ..., : s * h, : s * w]
         yield from home(out.float().clamp_(0, 1)).unbind(0)
@@ -229,7 +235,7 @@ def restore_stage(frames: Iterable[Tensor], stage: Stage, *, device: torch.devic
                 out = run_windows(stage, x, tile=tile, overlap=overlap)
             yield from home(out[0, keep_start:keep_end].float().clamp_(0, 1)).unbind(0)
         return
-    if stage.share_features and tile <= 0 and hasattr(stage.model, "frame_pyramid"):
+    if stage.share_features and tile <= 0 and "frame_pyramid" in stage.features:
         yield from _shared_feature_windows(frames, stage, device, batch, bf16, home)
         return
     for group in _batched(sliding_windows(frames, stage.num_frame), batch):

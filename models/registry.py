@@ -3,13 +3,21 @@
 Each entry is explicit (no folder scanning): `create_model("votes", scale=4)` builds config L at ×4.
 Names ending in "-tiny" are small configurations for CPU demos and tests; they are ours, not the
 papers'.
+
+Models from outside come in two ways, and then bench, restore and train take them like a built-in one:
+- a package declares an entry point in the group `uvssm.models` (pyproject:
+  `[project.entry-points."uvssm.models"] mynet = "mynet.uvssm:specs"`) whose object is a `ModelSpec`, a
+  list of them, or a function returning either; they are loaded the first time a name is not built in;
+- a name written as a reference, `pkg.module:attr` (`--models mynet.uvssm:spec`), imports that object.
+A plugin's spec is checked when it registers: its name must be new, its class must take `scale`, and
+its declared parameter counts must be what it builds (counted on the `meta` device).
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -17,6 +25,7 @@ from torch import nn
 from models.basicvsr import BasicVSR
 from models.comisr import COMISR
 from models.edvr import EDVR
+from models.features import FEATURES, offered
 from models.rsdn import RSDN
 from models.stdf import STDF
 from models.tga import TGA
@@ -36,6 +45,9 @@ class ModelSpec:
     # parameters at each scale: the official model's count where one exists (cited beside the entry), else
     # ours (a x2 head the official code lacks, the tiny variants), recorded so a change to a layer shows
     params: dict[int, int] = field(default_factory=dict)
+    # what the model offers beyond restoring frames (models.features.FEATURES), so callers ask the spec
+    features: frozenset[str] = frozenset()
+    source: str = "uvssm"  # "uvssm", or the plugin (entry point or reference) that registered it
 
 
 # Every part of config L, at a size for CPU demos: 16 features, and a 16-channel output head (the
@@ -50,6 +62,9 @@ _TINY_TGA = dict(nf=16, ng=4, head_feat=32, up_feat=16, bn_momentum=0.1)
 
 _TINY_COMISR = dict(num_feat=16, num_block=2, fnet_feats=(8, 16, 32))
 
+_VOTES_FEATURES = frozenset({"dfm", "bin", "frame_pyramid"})
+_EDVR_FEATURES = frozenset({"frame_pyramid"})
+
 # Official parameter counts, as the released architectures build them: VOTES config L x2 and x4
 # (luohongming/VOTES, archs/VOTES_arch.py), EDVR-L/M x4 (BasicSR options/test/EDVR), BasicVSR x4 (BasicSR
 # basicvsr_arch.py, SPyNet included), RSDN9_128 x4 (junpan19/RSDN), VSR-TGA x4 (junpan19/VSR_TGA),
@@ -57,32 +72,32 @@ _TINY_COMISR = dict(num_feat=16, num_block=2, fnet_feats=(8, 16, 32))
 # the papers did not release and the tiny variants are ours.
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("votes", VOTES, {}, "VOTES config L (128 features, 5/40/10 blocks, 8 deformable groups)",
-              params={2: 24_200_937, 4: 24_791_273}),
+              params={2: 24_200_937, 4: 24_791_273}, features=_VOTES_FEATURES),
     ModelSpec("votes-wo-dfm", VOTES, {"dfm": "zero"}, "VOTES config L with the DFM set to zero (the paper's ablation)",
-              params={2: 24_200_937, 4: 24_791_273}),
+              params={2: 24_200_937, 4: 24_791_273}, features=_VOTES_FEATURES),
     ModelSpec("votes-tiny", VOTES, _TINY_VOTES, "a small VOTES for CPU demos and tests (ours)",
-              params={2: 547_585, 4: 556_865}),
+              params={2: 547_585, 4: 556_865}, features=_VOTES_FEATURES),
     ModelSpec("votes-wo-dfm-tiny", VOTES, {**_TINY_VOTES, "dfm": "zero"},
               "votes-tiny with the DFM set to zero (the paper's ablation, small; ours)",
-              params={2: 547_585, 4: 556_865}),
+              params={2: 547_585, 4: 556_865}, features=_VOTES_FEATURES),
     ModelSpec("edvr-l", EDVR, dict(num_feat=128, num_reconstruct_block=40),
               "EDVR-L (128 features, 5/40 blocks, TSA); x2 is the VOTES repository's head",
-              params={2: 20_043_491, 4: 20_633_827}),
+              params={2: 20_043_491, 4: 20_633_827}, features=_EDVR_FEATURES),
     ModelSpec("edvr-m", EDVR, dict(num_feat=64, num_reconstruct_block=10),
               "EDVR-M (64 features, 5/10 blocks, TSA); x2 head labelled as ours",
-              params={2: 3_152_419, 4: 3_300_131}),
+              params={2: 3_152_419, 4: 3_300_131}, features=_EDVR_FEATURES),
     ModelSpec("basicvsr", BasicVSR, {}, "BasicVSR (SPyNet + 2x30 residual blocks); x2 drops one pixel shuffle (ours)",
               num_frame=15, multiple=1, kind="recurrent",
-              params={2: 6_143_599, 4: 6_291_311}),
+              params={2: 6_143_599, 4: 6_291_311}, features=frozenset({"spynet"})),
     ModelSpec("basicvsr-tiny", BasicVSR, dict(num_feat=16, num_block=2), "a small BasicVSR for CPU demos and tests (ours)",
               num_frame=15, multiple=1, kind="recurrent",
-              params={2: 1_540_671, 4: 1_549_951}),
+              params={2: 1_540_671, 4: 1_549_951}, features=frozenset({"spynet"})),
     ModelSpec("rsdn", RSDN, {}, "RSDN9_128 (structure-detail recurrent, hidden-state adaptation); x2 heads ours",
               num_frame=10, multiple=1, kind="recurrent",
-              params={2: 5_975_360, 4: 6_180_236}),
+              params={2: 5_975_360, 4: 6_180_236}, features=frozenset({"aux_targets"})),
     ModelSpec("rsdn-tiny", RSDN, dict(nf=16, num_blocks=2), "a small RSDN for CPU demos and tests (ours)",
               num_frame=10, multiple=1, kind="recurrent",
-              params={2: 39_360, 4: 99_084}),
+              params={2: 39_360, 4: 99_084}, features=frozenset({"aux_targets"})),
     ModelSpec("tga", TGA, {}, "VSR-TGA, the released model without alignment (7 frames in 3 groups); x2 head ours",
               num_frame=7, multiple=1,
               params={2: 7_056_692, 4: 7_057_853}),
@@ -90,12 +105,12 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
               params={2: 363_728, 4: 363_881}),
     ModelSpec("comisr", COMISR, {}, "COMISR (frame-recurrent, FNet + HR flow, Laplacian enhancement); x2 ours",
               num_frame=10, multiple=1, kind="recurrent",
-              params={2: 2_533_799, 4: 2_628_391}),
+              params={2: 2_533_799, 4: 2_628_391}, features=frozenset({"aux_targets"})),
     ModelSpec("comisr-tiny", COMISR, _TINY_COMISR, "a small COMISR for CPU demos and tests (ours)",
               num_frame=10, multiple=1, kind="recurrent",
-              params={2: 124_591, 4: 134_415}),
+              params={2: 124_591, 4: 134_415}, features=frozenset({"aux_targets"})),
     ModelSpec("edvr-tiny", EDVR, _TINY_EDVR, "a small EDVR (TSA) for CPU demos and tests (ours)",
-              params={2: 142_987, 4: 152_267}),
+              params={2: 142_987, 4: 152_267}, features=_EDVR_FEATURES),
     ModelSpec("stdf", STDF, dict(in_nc=3), "STDF-R3 on RGB (7 frames; restores at LQ size)", num_frame=7, scales=(1,),
               multiple=8,
               params={1: 486_714}),
@@ -105,17 +120,110 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
 )}
 
 
+ENTRY_POINT_GROUP = "uvssm.models"
+_entry_points_loaded = False
+
+
 def list_models() -> list[str]:
+    """Every model name: the built-in ones and those of installed plugins."""
+    _load_entry_points()
     return sorted(MODELS)
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
+    """The spec of a built-in or plugin model, or of a reference `pkg.module:attr` (imported and registered)."""
+    if name in MODELS:
         return MODELS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list_models(), n=3, cutoff=0.6)
-        hint = f"did you mean {' or '.join(close)}? " if close else ""
-        raise ValueError(f"unknown model {name!r}; {hint}known: {', '.join(list_models())}") from None
+    if ":" in name:
+        specs = _import_reference(name)
+        return specs[0]
+    _load_entry_points()
+    if name in MODELS:
+        return MODELS[name]
+    close = difflib.get_close_matches(name, sorted(MODELS), n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise ValueError(f"unknown model {name!r}; {hint}known: {', '.join(sorted(MODELS))}")
+
+
+def model_name(name: str) -> str:
+    """The registered name of `name` (a reference `pkg.module:attr` becomes its spec's name; chains part by part)."""
+    return "+".join(get_spec(part).name for part in name.split("+"))
+
+
+def register(spec: ModelSpec, source: str = "") -> ModelSpec:
+    """Add a model from outside after checking its spec; raises ValueError saying what is wrong."""
+    where = f"{source}: " if source else ""
+    if not isinstance(spec, ModelSpec):
+        raise ValueError(f"{where}expected a models.registry.ModelSpec, got {type(spec).__name__}")
+    if spec.name in MODELS:
+        if MODELS[spec.name] is spec or (MODELS[spec.name].source == source and source):
+            return MODELS[spec.name]
+        raise ValueError(f"{where}model name {spec.name!r} is taken ({MODELS[spec.name].source})")
+    if not spec.name or "+" in spec.name or ":" in spec.name or "=" in spec.name:
+        raise ValueError(f"{where}model name {spec.name!r}: use letters, digits, '-' and '.' ('+', ':', '=' have meanings)")
+    if spec.kind not in ("window", "recurrent") or spec.num_frame < 1 or spec.multiple < 1 or not spec.scales:
+        raise ValueError(f"{where}{spec.name}: kind must be window or recurrent, num_frame and multiple >= 1, and "
+                         "scales not empty")
+    unknown = set(spec.features) - set(FEATURES)
+    if unknown:
+        raise ValueError(f"{where}{spec.name}: unknown features {sorted(unknown)}; known: {', '.join(FEATURES)}")
+    if "scale" not in inspect.signature(spec.cls).parameters:
+        raise ValueError(f"{where}{spec.name}: {spec.cls.__name__} must take a `scale` argument")
+    for scale in spec.scales:
+        try:
+            with torch.device("meta"):
+                module = spec.cls(**{**spec.defaults, "scale": scale})
+        except Exception as exc:
+            raise ValueError(f"{where}{spec.name}: cannot build it at x{scale} ({type(exc).__name__}: {exc})") from None
+        built, declared = sum(p.numel() for p in module.parameters()), spec.params.get(scale)
+        if declared is not None and built != declared:
+            raise ValueError(f"{where}{spec.name}: declares {declared:,} parameters at x{scale}, builds {built:,}")
+        missing = set(spec.features) - offered(module)
+        if missing:
+            raise ValueError(f"{where}{spec.name}: declares {', '.join(sorted(missing))} but "
+                             f"{spec.cls.__name__} has no {', '.join(FEATURES[f][0] for f in sorted(missing))}")
+    spec = replace(spec, source=source or spec.source)
+    MODELS[spec.name] = spec
+    return spec
+
+
+def _as_specs(obj, source: str) -> list[ModelSpec]:
+    if callable(obj) and not isinstance(obj, (ModelSpec, type)):
+        obj = obj()
+    specs = list(obj) if isinstance(obj, (list, tuple)) else [obj]
+    if not specs:
+        raise ValueError(f"{source}: holds no ModelSpec")
+    return [register(spec, source) for spec in specs]
+
+
+def _import_reference(reference: str) -> list[ModelSpec]:
+    import importlib
+
+    module, _, attr = reference.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"model {reference!r}: cannot import it ({type(exc).__name__}: {exc})") from None
+    return _as_specs(obj, reference)
+
+
+def _load_entry_points() -> None:
+    """Register the models of installed plugins (the `uvssm.models` entry points), once."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        source = f"plugin {ep.name} ({ep.value})"
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            raise ValueError(f"{source}: cannot load it ({type(exc).__name__}: {exc})") from None
+        _as_specs(obj, source)
 
 
 def fitting_models(state_dict: dict) -> list[str]:

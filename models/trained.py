@@ -19,7 +19,7 @@ from torch import nn
 
 from models import checkpoint
 from models.inference import Stage
-from models.registry import chain_parts, fitting_models, get_spec
+from models.registry import chain_parts, fitting_models, get_spec, model_name
 from uvssm.base.errors import UvssmError
 
 
@@ -62,7 +62,7 @@ def find_checkpoint(name: str, weights: list[str]) -> Path:
 def stage_for(name: str, model: nn.Module, scale: int, **kwargs) -> Stage:
     """The runner of registered model `name` (its window, size multiple and kind) at `scale`."""
     spec = get_spec(name)
-    return Stage(model, spec.num_frame, scale, spec.multiple, kind=spec.kind, **kwargs)
+    return Stage(model, spec.num_frame, scale, spec.multiple, kind=spec.kind, features=spec.features, **kwargs)
 
 
 def model_from_checkpoint(path: str | Path, scale: int, name: str | None = None) -> tuple[str, nn.Module, str]:
@@ -97,6 +97,7 @@ def load_trained(name: str, scale: int, weights: list[str]) -> TrainedModel:
     if name == "bicubic":
         return TrainedModel(name, [], [], None)
     try:
+        name = model_name(name)  # a plugin's reference (pkg.module:attr) by its spec's name
         parts = chain_parts(name)
     except ValueError as exc:
         raise UvssmError(str(exc)) from None

@@ -60,3 +60,19 @@ def test_forward_backward_and_strict_round_trip(name, tmp_path):
     assert report.ok and report.loaded == len(model.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(other(x), model(x))
+
+
+def test_every_built_in_spec_declares_what_its_module_offers():
+    """The features callers ask the spec for are the ones the module has (attributes read off the module)."""
+    import torch
+
+    from models.features import FEATURES
+    from models.registry import MODELS, create_model
+
+    for name, spec in MODELS.items():
+        if spec.source != "uvssm":
+            continue
+        with torch.device("meta"):
+            module = create_model(name, spec.scales[0])
+        has = {feature for feature, (attr, _) in FEATURES.items() if hasattr(module, attr)}
+        assert set(spec.features) == has, name

@@ -103,7 +103,7 @@ def _rgb_psnr(pred: Tensor, target: Tensor) -> float:
 def dsm_stage(model: nn.Module, cfg: TrainConfig, runner: Stage, device: torch.device) -> StageParts:
     """Stage 1 of VOTES: the degradation sensing module learns the down-scaled HQ frames t−1, t, t+1 (eq. 7,
     L1 summed over the three). Validation: ẑ_t against z_t (RGB, no crop), beside the LQ frame itself."""
-    if not hasattr(model, "train_bin"):
+    if "bin" not in runner.features:
         raise UvssmError(f"stage 'dsm' trains VOTES's degradation sensing module; {type(model).__name__} has none")
     model.train_bin(True)
     loss_fn = LOSSES[cfg.loss]
@@ -135,7 +135,7 @@ def dsm_stage(model: nn.Module, cfg: TrainConfig, runner: Stage, device: torch.d
 def flow_stage(model: nn.Module, cfg: TrainConfig, runner: Stage, device: torch.device) -> StageParts:
     """Pre-training of a model's flow network on LQ sequences (`flow_loss`). Validation: frame t+1 warped onto
     frame t against frame t (RGB, LQ size), beside frame t+1 unwarped."""
-    if not hasattr(model, "spynet"):
+    if "spynet" not in runner.features:
         raise UvssmError(f"stage 'flow' pre-trains a flow network; {type(model).__name__} has none")
     loss_fn = LOSSES[cfg.loss]
 
@@ -165,12 +165,12 @@ def restoration_stage(model: nn.Module, cfg: TrainConfig, runner: Stage, device:
     protocol), beside bicubic-upsampled LQ (at scale 1, towards an LQ-size target: the unrestored LQ)."""
     loss_fn = LOSSES[cfg.loss]
     params = _trainable_params(model)
-    flow = {id(p) for p in model.spynet.parameters()} if hasattr(model, "spynet") else set()
+    flow = {id(p) for p in model.spynet.parameters()} if "spynet" in runner.features else set()
     groups = [{"params": [p for p in params if id(p) not in flow], "lr_mul": 1.0, "fixed": 0}]
     if flow:
         groups.append({"params": [p for p in params if id(p) in flow], "lr_mul": cfg.flow_lr_mul,
                        "fixed": cfg.fix_flow_iter})
-    with_aux = bool(cfg.aux_weight) and hasattr(model, "aux_targets")
+    with_aux = bool(cfg.aux_weight) and "aux_targets" in runner.features
 
     def loss(net: nn.Module, batch: dict) -> Tensor:
         lq = batch["lq"].to(device, non_blocking=True)

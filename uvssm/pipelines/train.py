@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from models import checkpoint
-from models.registry import create_model, model_kwargs
+from models.registry import create_model, get_spec, model_kwargs, model_name
 from models.trained import stage_for
 from models.training import loop
 from models.training.config import ConfigError, TrainConfig, load_config
@@ -36,6 +36,10 @@ def resolve_config(name: str, overrides: list[str] = (), iterations: int | None 
         cfg = load_config(name, list(overrides))
     except ConfigError as exc:
         raise UvssmError(str(exc)) from None
+    try:
+        cfg.model = model_name(cfg.model)  # a plugin's reference (pkg.module:attr) by its spec's name
+    except ValueError as exc:
+        raise UvssmError(f"config {cfg.name}: {exc}") from None
     if iterations is not None:
         if iterations <= 0:
             raise UvssmError(f"--iters must be positive, got {iterations}")
@@ -136,7 +140,7 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
                              f"first (uvssm train dsm-... --out RUN1) and pass --bin RUN1/checkpoints/latest.pt")
         report = load_dsm(model, cfg.bin_checkpoint)
         progress("note", {"text": f"degradation sensing module from {cfg.bin_checkpoint}: {report.summary()}"})
-    if cfg.stage == "restore" and hasattr(model, "spynet"):
+    if cfg.stage == "restore" and "spynet" in get_spec(cfg.model).features:
         if cfg.flow_checkpoint:
             report = load_flow(model, cfg.flow_checkpoint)
             progress("note", {"text": f"flow network from {cfg.flow_checkpoint}: {report.summary()}"})
