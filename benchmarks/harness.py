@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,9 +32,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks import tables
+from benchmarks import metrics, tables
 from benchmarks.memory import PeakMemory
-from uvssm.base.metrics import MetricConfig, psnr_ssim, quantize
+from uvssm.base.metrics import MetricConfig, quantize
 from models.inference import choose_dcn_backend, fit_chunk, restore_range, shard_unit
 from models.layers import warn_large_offsets
 from models.ops.deform_conv import backend_for
@@ -54,7 +53,6 @@ from uvssm.base.progress import Progress, quiet
 from uvssm.base.settings import setting_name
 from uvssm.base.timing import SectionClock
 
-METRIC_BATCH = 8  # output frames scored together on the device
 SAVED_FRAMES = "frames"  # OUT/frames/<setting>/<model>/<clip>/%08d.png (+ .dfm.npy) for `uvssm report`
 
 
@@ -174,8 +172,9 @@ def _run_key(model: TrainedModel, config: MetricConfig, opts: BenchOptions) -> s
             "tile": opts.tile, "overlap": opts.overlap if opts.tile else 0, "max_frames": opts.max_frames,
             "chunk": next(([s.chunk, s.chunk_overlap] for s in model.stages if s.kind == "recurrent"), None),
             "channels_last": opts.channels_last, "compile": opts.compile, "dcn_backend": opts.dcn_backend}
-    if "vmaf" in opts.metrics:  # parts without VMAF are redone when it is asked for
-        what["vmaf"] = opts.vmaf_model
+    for metric in metrics.resolve(opts.metrics):  # parts without a metric are redone when it is asked for
+        if not metric.required:
+            what[metric.name] = metric.run_key(opts) if metric.run_key else True
     if model.outputs is not None:  # changed output files are rescored
         what["outputs"] = model.outputs.fingerprint()
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
@@ -271,33 +270,6 @@ def _save_frame(folder: Path, index: int, out: torch.Tensor, model: TrainedModel
                 np.save(f, dfm.astype(np.float16))
 
 
-def _vmaf_stream(clip: ClipPair, opts: BenchOptions, start: int, end: int):
-    """A VmafStream for frames start..end-1 of the clip, with the reference frame before `start` already
-    added as context (see benchmarks.vmaf), or None when VMAF is not asked for."""
-    if "vmaf" not in opts.metrics:
-        return None
-    from benchmarks.vmaf import VmafStream, default_threads
-
-    stream = VmafStream(opts.ffmpeg, (clip.scale * clip.lq_size[1], clip.scale * clip.lq_size[0]), opts.vmaf_model,
-                        default_threads())
-    if start > 0:
-        ref = clip.hq(start - 1)
-        stream.add(ref, ref, keep=False)
-    return stream
-
-
-def _vmaf_finish(stream, clip: ClipPair, end: int) -> tuple[list[float], str]:
-    """Add the context frame after the range, run libvmaf; returns the kept scores and libvmaf's version."""
-    if end < clip.n_frames:
-        ref = clip.hq(end)
-        stream.add(ref, ref, keep=False)
-    try:
-        result = stream.compute()
-    except RuntimeError as exc:
-        raise UvssmError(f"{clip.hq_dir}: {exc}") from None
-    return result.scores, result.version
-
-
 def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: BenchOptions, config: MetricConfig,
                device: torch.device, run_key: str, save_dir: Path | None,
                on_frame: Callable[[], None] | None = None, start: int = 0, end: int | None = None) -> pd.DataFrame:
@@ -314,18 +286,8 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
     t_start = time.perf_counter()
     # HQ frames: waiting for one counts as metric time (the HQ decode belongs to scoring, as before)
     targets = FramesAhead(clip.hq, clip.n_frames, device, clock, dtype=torch.uint8, scale=False, clock_key="metric")
-    pending: list[tuple[int, torch.Tensor, torch.Tensor]] = []  # scored on the device, METRIC_BATCH at a time
-    scored_frames: list[int] = []
-    device_scores: list[torch.Tensor] = []
-    vmaf = _vmaf_stream(clip, opts, start, end)
-
-    def score_pending() -> None:
-        with clock.section("metric"):
-            p, s = psnr_ssim(torch.stack([o for _, o, _ in pending]), torch.stack([g for _, _, g in pending]), config)
-            device_scores.append(torch.stack([p, s], dim=1))
-        scored_frames.extend(i for i, _, _ in pending)
-        pending.clear()
-
+    active = metrics.resolve(opts.metrics)
+    scorers = metrics.open_scorers(active, metrics.ScoreContext(clip, start, end, config, device, opts, clock))
     with PeakMemory(device) as mem:
         try:
             for i, out in zip(range(start, end), _outputs(model, clip, start, end, device, opts, clock)):
@@ -333,30 +295,19 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
                 if out.shape[-2:] != gt.shape[-2:]:
                     raise UvssmError(f"{clip.hq_dir / frame_name(i)}: HQ is {tuple(gt.shape[-2:])}, "
                                      f"{model.name} gave {tuple(out.shape[-2:])}")
-                pending.append((i, out, gt))
-                if vmaf is not None:
-                    t0 = time.perf_counter()
-                    vmaf.add(quantize(out).permute(1, 2, 0).cpu().numpy(), gt.permute(1, 2, 0).cpu().numpy())
-                    clock.add_host("metric", time.perf_counter() - t0)  # host work (the copies wait for the GPU)
-                if len(pending) == METRIC_BATCH:
-                    score_pending()
+                for scorer in scorers:
+                    scorer.add(i, out, gt)
                 if i in keep:
                     _save_frame(save_dir / clip.name, i, out.cpu(), model, clip, device)
                 if on_frame:
                     on_frame()
-            if pending:
-                score_pending()
-            vmaf_scores, vmaf_version = [math.nan] * len(scored_frames), None
-            if vmaf is not None:
-                t0 = time.perf_counter()
-                vmaf_scores, vmaf_version = _vmaf_finish(vmaf, clip, end)
-                clock.add_host("metric", time.perf_counter() - t0)
+            columns: dict[str, list[float]] = {}
+            for scorer in scorers:  # the device scorer's one read back is here
+                columns.update(scorer.finish())
         finally:
             targets.close()
-            if vmaf is not None:
-                vmaf.close()
-        values = torch.cat(device_scores).cpu().tolist() if device_scores else []  # the one read back
-        scores = [(i, p, s, v) for i, (p, s), v in zip(scored_frames, values, vmaf_scores)]
+            for scorer in scorers:
+                scorer.close()
     total = time.perf_counter() - t_start  # the read back above waited for every queued kernel
     spent = clock.totals()
     computed = end - start  # outputs the model produced: a recurrent stage runs whole chunks even when fewer are scored
@@ -365,17 +316,17 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
             computed = max(computed, min(clip.n_frames, start + -(-(end - start) // st.chunk) * st.chunk) - start)
     scored = end - start
     model_seconds = max(total - spent["load"] - spent["metric"], 0.0) / computed
-    rows = [{"dataset": ds.name, "split": opts.split, "setting": _setting(ds), "scale": ds.scale, "qp": ds.qp,
-             "platform": ds.platform, "model": model.name, "clip": clip.name, "frame": i, "psnr": p, "ssim": s,
-             "vmaf": v, "metric_vmaf_model": opts.vmaf_model if vmaf_version else None,
-             "metric_vmaf_version": vmaf_version, **config.columns(), "checkpoint_sha256": model.checkpoint_sha256, "device": device.type,
-             "precision": _precision(model, opts), "dcn_backend": dcn_backend,
-             "chunk": recurrent_chunk, "tile": opts.tile,
-             "seconds": model_seconds, "load_seconds": spent["load"] / scored,
-             "metric_seconds": spent["metric"] / scored,
-             "peak_mem_mb": mem.peak_mb, "run_key": run_key}
-            for i, p, s, v in scores]
-    frame = pd.DataFrame(rows, columns=tables.FRAME_COLUMNS)
+    columns.update(metrics.nan_columns(active, scored))
+    provenance = metrics.empty_provenance(active)
+    for scorer in scorers:
+        provenance.update(scorer.provenance())
+    rows = {"dataset": ds.name, "split": opts.split, "setting": _setting(ds), "scale": ds.scale, "qp": ds.qp,
+            "platform": ds.platform, "model": model.name, "clip": clip.name, "frame": list(range(start, end)),
+            **columns, **provenance, "checkpoint_sha256": model.checkpoint_sha256, "device": device.type,
+            "precision": _precision(model, opts), "dcn_backend": dcn_backend, "chunk": recurrent_chunk,
+            "tile": opts.tile, "seconds": model_seconds, "load_seconds": spent["load"] / scored,
+            "metric_seconds": spent["metric"] / scored, "peak_mem_mb": mem.peak_mb, "run_key": run_key}
+    frame = pd.DataFrame({k: rows[k] for k in tables.frame_schema()})
     frame["chunk"] = frame["chunk"].astype("Int64")  # none for window models and bicubic
     return frame
 
@@ -568,29 +519,13 @@ def _write_tables(opts: BenchOptions, ds: PairedDataset, out: Path, split_name: 
     return gather(out)
 
 
-def parse_metrics(text: str) -> tuple[str, ...]:
-    """"psnr,ssim,vmaf" (a --metrics value) → ("psnr", "ssim", "vmaf"); `_check_metrics` checks the names."""
-    return tuple(dict.fromkeys(m.strip().lower() for m in text.split(",") if m.strip()))
-
-
 def _check_metrics(opts: BenchOptions) -> BenchOptions:
-    """Validate `opts.metrics` and, for VMAF, find an ffmpeg that has libvmaf (one-line errors)."""
-    known = ("psnr", "ssim", "vmaf")
-    unknown = [m for m in opts.metrics if m not in known]
-    if unknown:
-        raise UvssmError(f"--metrics: unknown metric {unknown[0]!r}; known: {', '.join(known)}")
-    if not {"psnr", "ssim"} <= set(opts.metrics):
-        raise UvssmError("--metrics must include psnr and ssim (Table 2's); add vmaf beside them")
-    if "vmaf" not in opts.metrics:
-        return opts
-    from benchmarks.vmaf import has_libvmaf
-    from uvssm.base.ffmpeg import find_ffmpeg
-
-    ffmpeg = find_ffmpeg(opts.ffmpeg)
-    if not has_libvmaf(ffmpeg.path):
-        raise UvssmError(f"{ffmpeg.path}: this ffmpeg has no libvmaf filter, so --metrics vmaf cannot run "
-                         "(use one built with --enable-libvmaf, e.g. imageio-ffmpeg's, via --ffmpeg or UVSSM_FFMPEG)")
-    return replace(opts, ffmpeg=ffmpeg.path)
+    """Validate `opts.metrics` (one-line errors) and let each metric check what it needs (VMAF: an ffmpeg with
+    libvmaf)."""
+    for metric in metrics.resolve(opts.metrics):
+        if metric.check:
+            opts = metric.check(opts)
+    return opts
 
 
 def check_parts(out: Path, ds: PairedDataset, split: str, plans: dict[str, list[Shard]],

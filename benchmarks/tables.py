@@ -4,28 +4,40 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmarks import paper
+from benchmarks import metrics, paper
 
-# Columns every per-frame result row carries, so results from different runs concatenate safely.
-FRAME_COLUMNS = ["dataset", "split", "setting", "scale", "qp", "platform", "model", "clip", "frame", "psnr", "ssim",
-                 "vmaf", "metric_vmaf_model", "metric_vmaf_version", "metric_color_space", "metric_crop_border", "metric_quantize", "metric_ssim_window",
-                 "metric_aggregate", "checkpoint_sha256", "device", "precision", "dcn_backend", "chunk", "tile", "seconds", "load_seconds",
-                 "metric_seconds", "peak_mem_mb", "run_key"]
+_KEYS = ["dataset", "split", "setting", "scale", "qp", "platform", "model", "clip", "frame"]
+_METRIC_SETTINGS = ["metric_color_space", "metric_crop_border", "metric_quantize", "metric_ssim_window",
+                    "metric_aggregate"]
+_RUN = ["checkpoint_sha256", "device", "precision", "dcn_backend", "chunk", "tile", "seconds", "load_seconds",
+        "metric_seconds", "peak_mem_mb", "run_key"]
+
+
+def frame_schema() -> list[str]:
+    """Columns every per-frame result row carries (every registered metric's among them), so results from
+    different runs concatenate safely."""
+    return [*_KEYS, *metrics.frame_columns(), *_METRIC_SETTINGS, *_RUN]
+
+
+FRAME_COLUMNS = frame_schema()  # with the built-in metrics (PSNR, SSIM, VMAF)
 GROUP_KEYS = ["dataset", "split", "setting", "scale", "qp", "platform", "model", "metric_color_space",
               "metric_crop_border"]
 
 
-def _vmaf_mean(values: pd.Series) -> float:
-    """Mean VMAF, or NaN unless every frame has one (a mean over some frames would mislead)."""
-    return float(values.mean()) if len(values) and values.notna().all() else float("nan")
+def _with_metric_columns(frames: pd.DataFrame) -> pd.DataFrame:
+    """Frames with a NaN column for each registered metric they lack (tables written before it existed)."""
+    missing = {m.column: float("nan") for m in metrics.METRICS.values() if m.column not in frames}
+    return frames.assign(**missing) if missing else frames
+
+
+def _metric_aggs() -> dict:
+    return {m.column: (m.column, metrics.clip_mean(m)) for m in metrics.METRICS.values()}
 
 
 def per_clip(frames: pd.DataFrame) -> pd.DataFrame:
-    """Mean PSNR/SSIM (and VMAF, where every frame has it) over each clip's frames."""
-    if "vmaf" not in frames:  # tables written before VMAF existed
-        frames = frames.assign(vmaf=float("nan"))
-    return (frames.groupby(GROUP_KEYS + ["clip"], dropna=False, sort=True)
-            .agg(psnr=("psnr", "mean"), ssim=("ssim", "mean"), vmaf=("vmaf", _vmaf_mean), frames=("frame", "count"))
+    """Each metric's mean over each clip's frames (VMAF-like metrics only where every frame has one)."""
+    return (_with_metric_columns(frames).groupby(GROUP_KEYS + ["clip"], dropna=False, sort=True)
+            .agg(**_metric_aggs(), frames=("frame", "count"))
             .reset_index())
 
 
@@ -33,7 +45,7 @@ def table2(frames: pd.DataFrame) -> pd.DataFrame:
     """One row per dataset x split x setting x model: the unweighted mean over clip means."""
     clips = per_clip(frames)
     return (clips.groupby(GROUP_KEYS, dropna=False, sort=True)
-            .agg(psnr=("psnr", "mean"), ssim=("ssim", "mean"), vmaf=("vmaf", _vmaf_mean), clips=("clip", "count"),
+            .agg(**_metric_aggs(), clips=("clip", "count"),
                  frames=("frames", "sum"), clip_list=("clip", lambda c: ",".join(sorted(c))))
             .reset_index())
 

@@ -82,18 +82,23 @@ def progress_display(console: Console, *columns) -> Progress:
 
 def print_table2(console: Console, table, models=None) -> None:
     """Our Table 2 beside the paper's values (where the paper has a comparable number)."""
+    from benchmarks.metrics import METRICS  # here, not at the top: `uvssm --help` imports no torch
+
     out = Table(title="Table 2 (PSNR dB / SSIM; paper values only for full-size models on the paper's own test split)",
                 title_justify="left")
-    with_vmaf = "vmaf" in table and table["vmaf"].notna().any()
-    columns = ("dataset", "setting", "split", "model", "clips", "PSNR", "SSIM", *(("VMAF",) if with_vmaf else ()),
-               "paper", "ΔPSNR", "ΔSSIM")
-    for col in columns:
-        out.add_column(col, no_wrap=True, justify="right" if col in ("clips", "PSNR", "SSIM", "VMAF", "ΔPSNR", "ΔSSIM")
-                       else "left")
+    # every registered metric the table has values of: PSNR and SSIM always, others (VMAF, ...) where computed
+    shown = [m for m in METRICS.values() if m.required or (m.column in table and table[m.column].notna().any())]
+    for col in ("dataset", "setting", "split", "model"):
+        out.add_column(col, no_wrap=True)
+    for col in ("clips", *(m.label for m in shown)):
+        out.add_column(col, no_wrap=True, justify="right")
+    out.add_column("paper", no_wrap=True)
+    for col in ("ΔPSNR", "ΔSSIM"):
+        out.add_column(col, no_wrap=True, justify="right")
     for r in table.itertuples():
         paper = "" if math.isnan(r.paper_psnr) else f"{r.paper_psnr:.2f}/{r.paper_ssim:.4f}"
-        vmaf = (_num(r.vmaf, ".2f"),) if with_vmaf else ()
-        out.add_row(r.dataset, r.setting, r.split, r.model, str(r.clips), f"{r.psnr:.2f}", f"{r.ssim:.4f}", *vmaf,
+        values = [_num(getattr(r, m.column), m.fmt) for m in shown]
+        out.add_row(r.dataset, r.setting, r.split, r.model, str(r.clips), *values,
                     paper, _num(r.delta_psnr, "+.2f"), _num(r.delta_ssim, "+.4f"))
     console.print(out)
     from benchmarks.paper import MODEL_COLUMN as paper_models

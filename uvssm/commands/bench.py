@@ -74,7 +74,8 @@ def bench(ctx: click.Context, model_names: str, outputs: tuple[str, ...], data: 
              uvssm bench --models bicubic --outputs basicvsr-official=BasicVSR/results/REDS4 --data /data/REDS_LQ
              --qp 28 --split reds4 --out results/
     """
-    from benchmarks.harness import BenchOptions, parse_metrics, run_bench
+    from benchmarks.harness import BenchOptions, run_bench
+    from benchmarks.metrics import parse_metrics
     from benchmarks.outputs import parse_outputs
 
     console = wide_console()

@@ -132,7 +132,7 @@ def synth_reds(ctx: click.Context, src: Path | None, out: Path, qps: tuple[int, 
         report = run_synth(src, out, ffmpeg, options, on_event)
     _print_report(console, report)
     if bicubic:
-        from benchmarks.harness import parse_metrics
+        from benchmarks.metrics import parse_metrics
 
         _bicubic(console, report, eval_split, jobs, parse_metrics(metrics), ffmpeg.path)
     console.print(f"outputs: {out.resolve()}")
