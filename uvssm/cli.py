@@ -23,6 +23,7 @@ COMMANDS = {
     "report": "uvssm.commands.report:report",
     "demo": "uvssm.commands.demo:demo",
     "qp-map": "uvssm.commands.qpmap:qp_map",
+    "convert": "uvssm.commands.convert:convert",
 }
 
 

@@ -1,0 +1,73 @@
+"""Foreign checkpoint layouts → uvssm's (which is BasicSR's): renaming only, no tensor changes.
+
+mmagic (formerly mmediting) saves `{"meta": ..., "state_dict": {"generator.<layer>": tensor, ...}}`
+with its own layer names (mmagic/models/editors/edvr/edvr_net.py, .../basicvsr/basicvsr_net.py):
+- mmcv's `ConvModule` wraps its convolution as `.conv`: `feat_l2_conv1.conv.weight` is BasicSR's
+  `conv_l2_1.weight`, `pcd_alignment.offset_conv1.l3.conv.weight` is `pcd_align.offset_conv1.l3.weight`;
+- `PixelShufflePack` keeps its convolution as `.upsample_conv`: `upsample1.upsample_conv` is `upconv1`;
+- BasicVSR's `backward_resblocks` / `forward_resblocks` are BasicSR's `backward_trunk` / `forward_trunk`,
+  and SPyNet's basic modules are five ConvModules in a Sequential, where BasicSR interleaves ReLUs:
+  ConvModule i is BasicSR's Sequential index 2·i.
+A `generator_ema.` copy, where present, is taken over `generator.` (as BasicSR's params_ema).
+"""
+
+from __future__ import annotations
+
+import re
+
+_EDVR = [
+    (r"^feat_l([23])_conv([12])\.conv\.", r"conv_l\1_\2."),
+    (r"^pcd_alignment\.", "pcd_align."),
+    (r"^upsample([12])\.upsample_conv\.", r"upconv\1."),
+]
+_BASICVSR = [
+    (r"^(backward|forward)_resblocks\.", r"\1_trunk."),
+    (r"^upsample([12])\.upsample_conv\.", r"upconv\1."),
+]
+_CONV_MODULE = re.compile(r"\.conv\.(weight|bias)$")  # ConvModule's inner convolution (BasicSR has none)
+_SPYNET_CONV = re.compile(r"^spynet\.basic_module\.(\d+)\.basic_module\.(\d+)\.conv\.(weight|bias)$")
+
+
+def mmagic_generator(checkpoint: dict) -> tuple[dict, str]:
+    """The generator's weights of an mmagic checkpoint without their prefix, and which copy they are
+    ("generator_ema" where present, else "generator"). Raises ValueError if there is none."""
+    sd = checkpoint.get("state_dict", checkpoint)
+    if not isinstance(sd, dict):
+        raise ValueError("no state_dict")
+    for prefix in ("generator_ema.", "generator."):
+        found = {k[len(prefix):]: v for k, v in sd.items() if isinstance(k, str) and k.startswith(prefix)}
+        if found:
+            return found, prefix[:-1]
+    raise ValueError("no generator.* weights (not an mmagic restorer checkpoint)")
+
+
+def mmagic_architecture(sd: dict) -> str:
+    """"edvr" or "basicvsr", from the layer names; ValueError for anything else."""
+    if any(k.startswith("pcd_alignment.") for k in sd):
+        return "edvr"
+    if any(k.startswith("backward_resblocks.") for k in sd) and any(k.startswith("spynet.") for k in sd):
+        return "basicvsr"
+    raise ValueError("neither EDVRNet (pcd_alignment.*) nor BasicVSRNet (spynet.*, backward_resblocks.*) weights; "
+                     "uvssm converts mmagic's EDVR and BasicVSR")
+
+
+def _rename(key: str, rules: list[tuple[str, str]]) -> str:
+    for pattern, repl in rules:
+        key = re.sub(pattern, repl, key)
+    spy = _SPYNET_CONV.match(key)
+    if spy:
+        return f"spynet.basic_module.{spy.group(1)}.basic_module.{2 * int(spy.group(2))}.{spy.group(3)}"
+    return _CONV_MODULE.sub(r".\1", key)
+
+
+def from_mmagic(sd: dict) -> tuple[str, dict]:
+    """(architecture, state dict under BasicSR's names) of an mmagic generator's weights (prefix removed)."""
+    arch = mmagic_architecture(sd)
+    rules = _EDVR if arch == "edvr" else _BASICVSR
+    out = {}
+    for key, value in sd.items():
+        new = _rename(key, rules)
+        if new in out:
+            raise ValueError(f"{key} and another layer both become {new}")
+        out[new] = value
+    return arch, out

@@ -1,0 +1,29 @@
+"""`uvssm convert`: load weights trained elsewhere (mmagic's EDVR and BasicVSR) as uvssm checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+
+@click.command("convert")
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["mmagic"]))
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="The uvssm checkpoint to write.")
+@click.option("--model", help="Registered model the weights are for (default: the one they fit, e.g. edvr-m).")
+@click.option("--scale", type=int, help="Scale of the weights (default: the one they fit).")
+@click.option("--unsafe-pickle", is_flag=True,
+              help="Load with torch.load(weights_only=False): only for a file you trust (some mmagic files need it).")
+def convert(fmt: str, src: Path, out: Path, model: str | None, scale: int | None, unsafe_pickle: bool) -> None:
+    """Convert a checkpoint trained elsewhere into uvssm's layout (BasicSR's layer names), checked by a
+    strict load into the registered model; bench --weights and restore then take it.
+
+    Example: uvssm convert mmagic edvrm_x4_8x4_600k_reds.pth -o weights/edvr-m.pt
+    """
+    from uvssm.pipelines.convert import convert as run_convert
+
+    done = run_convert(fmt, src, out, model, scale, unsafe_pickle)
+    Console(highlight=False, soft_wrap=True).print(
+        f"{src} ({fmt}, {done['copy']}): {done['tensors']} tensors → {done['out']} as {done['model']} x{done['scale']}")

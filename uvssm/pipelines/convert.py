@@ -1,0 +1,71 @@
+"""`uvssm convert`: a foreign checkpoint → a uvssm checkpoint of a registered model, checked by a strict load.
+
+The output is what `uvssm train` writes (`{"params": ..., "uvssm": {"model", "scale", "model_kwargs",
+"converted_from"}}`), so `bench --weights` and `restore` take it as they take our own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from models import checkpoint
+from models.convert import from_mmagic, mmagic_generator
+from models.registry import create_model, fitting_models, get_spec, model_kwargs
+from uvssm.base.errors import UvssmError
+
+FORMATS = ("mmagic",)
+
+
+def _read(path: Path, unsafe: bool) -> dict:
+    if not unsafe:
+        return checkpoint.read(path)
+    if not path.is_file():
+        raise UvssmError(f"{path}: checkpoint not found")
+    try:  # the caller trusts this file: mmagic's "meta" may hold objects that weights_only refuses
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise UvssmError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict):
+        raise UvssmError(f"{path}: expected a dict, got {type(data).__name__}")
+    return data
+
+
+def convert(fmt: str, src: str | Path, dst: str | Path, model: str | None = None, scale: int | None = None,
+            unsafe_pickle: bool = False) -> dict:
+    """Convert `src` (format `fmt`) into a uvssm checkpoint at `dst`; returns what was done.
+
+    `model` and `scale` default to the registered model (and scale) whose every layer the weights fit."""
+    src, dst = Path(src), Path(dst)
+    if fmt not in FORMATS:
+        raise UvssmError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    try:
+        data = _read(src, unsafe_pickle)
+    except UvssmError as exc:
+        if "weights_only" in str(exc) or "WeightsUnpickler" in str(exc):
+            raise UvssmError(f"{exc}; if you trust this file, pass --unsafe-pickle") from None
+        raise
+    try:
+        generator, copy = mmagic_generator(data)
+        arch, sd = from_mmagic(generator)
+    except ValueError as exc:
+        raise UvssmError(f"{src}: {exc}") from None
+    fits = [f for f in fitting_models(sd) if f.startswith(arch)]
+    if model is None:
+        wanted = [f for f in fits if scale is None or f.endswith(f" x{scale}")]
+        if not wanted:
+            raise UvssmError(f"{src}: mmagic {arch} weights that fit no registered model"
+                             f"{'' if scale is None else f' at x{scale}'}; name one with --model (and --scale)")
+        model, at = wanted[0].rsplit(" x", 1)
+        scale = int(at)
+    else:
+        get_spec(model)
+        scale = scale or 4
+    net = create_model(model, scale)
+    checkpoint.load_weights(net, {"params": sd}, key="params", strict=True, name=str(src))
+    meta = {"model": model, "scale": scale, "model_kwargs": model_kwargs(model, scale),
+            "converted_from": {"format": fmt, "path": str(src.resolve()), "sha256": checkpoint.file_sha256(src),
+                               "copy": copy, "architecture": arch}}
+    checkpoint.save(dst, net, meta)
+    return {"model": model, "scale": scale, "tensors": len(sd), "copy": copy, "out": dst}
