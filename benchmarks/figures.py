@@ -47,14 +47,14 @@ def detailed_crop(gt: np.ndarray, size: int) -> tuple[int, int]:
     return where
 
 
-def _runs(results: Path) -> dict:
+def read_runs(results: Path) -> dict:
     path = results / "runs.json"
     if not path.is_file():
         raise UvssmError(f"{path}: not found; is {results} a `uvssm bench --out` folder?")
     return json.loads(path.read_text())
 
 
-def _dataset(run: dict):
+def run_dataset(run: dict):
     """The dataset a bench run read, opened as bench opened it: `platform_folder` is the --platform it was
     given (None when --data was the platform's folder itself, whose name is then the run's platform)."""
     split = "val" if run["split"] == "reds4" else run["split"]
@@ -97,12 +97,12 @@ def write_figures(results: str | Path) -> list[Path]:
     rows = pd.read_parquet(frames_path)
     written: list[Path] = []
     correlations: list[dict] = []
-    for key, run in sorted(_runs(results).items()):
+    for key, run in sorted(read_runs(results).items()):
         saved_root = results / "frames" / run["setting"]
         if not saved_root.is_dir():
             continue
         try:
-            ds = _dataset(run)
+            ds = run_dataset(run)
         except UvssmError:
             continue  # the dataset moved: its figures cannot be drawn, the tables still stand
         clips = {c.name: c for c in ds.clips}

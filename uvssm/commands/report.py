@@ -9,10 +9,13 @@ import click
 
 @click.command("report")
 @click.argument("results", type=click.Path(path_type=Path))
-def report(results: Path) -> None:
+@click.option("--html", "html", is_flag=True,
+              help="Also write RESULTS/report.html: one self-contained page (no network) with Table 2, per-clip bars, "
+                   "per-frame curves, crops with a before/after slider and the figures.")
+def report(results: Path, html: bool) -> None:
     """Print Table 2 (beside the paper) and write the figures (PNG) into RESULTS.
 
-    Example: uvssm report results/
+    Example: uvssm report results/ --html
     """
     import pandas as pd
 
@@ -32,3 +35,7 @@ def report(results: Path) -> None:
         console.print(f"figure: {path}")
     if not written:
         console.print("no figures: no saved frames (bench --save-frames) and fewer than two QPs")
+    if html:
+        from benchmarks.html_report import write_html
+
+        console.print(f"page: {write_html(results, written)}")
