@@ -71,3 +71,52 @@ def from_mmagic(sd: dict) -> tuple[str, dict]:
             raise ValueError(f"{key} and another layer both become {new}")
         out[new] = value
     return arch, out
+
+
+# --- COMISR's TensorFlow release (google-research comisr/lib/model.py, inference_and_eval.py) --------------
+# slim's conv2d keeps `<scope>/Conv/{weights,biases}`, conv2d_transpose `<scope>/Conv2d_transpose/...`; the
+# inference graph's scopes are generator/generator_unit/... and fnet/...
+_COMISR = [
+    (r"^generator/generator_unit/(input_stage|output_stage)/conv/Conv/", r"generator.\1"),
+    (r"^generator/generator_unit/(resblock_\d+)/(conv_[12])/Conv/", r"generator.\1.\2"),
+    (r"^generator/generator_unit/conv_tran2highres/(conv_tran[12])/Conv2d_transpose/", r"generator.\1"),
+    (r"^fnet/autoencode_unit/((?:en|de)coder_\d)/(conv_[12])/Conv/", r"fnet.autoencode_unit.\1.\2"),
+    (r"^fnet/autoencode_unit/output_stage/(conv[12])/Conv/", r"fnet.autoencode_unit.output_stage.\1"),
+    (r"^fnet/(deconv_flow_tran[12])/Conv2d_transpose/", r"fnet.\1"),
+    (r"^fnet/(deconv_flow_conv)/Conv/", r"fnet.\1"),
+]
+EMA_SUFFIX = "/ExponentialMovingAverage"
+_OPTIMIZER_SLOT = re.compile(r"/(Adam(_\d+)?|Momentum|RMSProp(_\d+)?)$")
+
+
+def from_comisr_tf(tensors: dict, ema: bool = True) -> tuple[dict, str]:
+    """(state dict under uvssm's COMISR names, "ema" or "plain") of the TF release's variables (numpy arrays).
+
+    The release restores the EMA shadow variables (`<name>/ExponentialMovingAverage`, decay 0.99) when
+    present, and so does this. Kernels go from TF's [kh, kw, in, out] (conv) and [kh, kw, out, in] (transposed
+    conv) to PyTorch's [out, in, kh, kw] and [in, out, kh, kw]: the same axis permutation (3, 2, 0, 1)."""
+    import torch
+
+    shadow = {k[:-len(EMA_SUFFIX)]: v for k, v in tensors.items() if k.endswith(EMA_SUFFIX)}
+    use_ema = ema and bool(shadow)
+    out, unknown = {}, []
+    for name, value in tensors.items():
+        if name.endswith(EMA_SUFFIX) or _OPTIMIZER_SLOT.search(name):
+            continue
+        if not name.startswith(("generator/", "fnet/")):
+            continue  # global_step, the inference graph's pre_* buffers, optimizer powers
+        value = shadow.get(name, value) if use_ema else value
+        for pattern, repl in _COMISR:
+            m = re.match(pattern + r"(weights|biases)$", name)
+            if m:
+                key = m.expand(repl) + (".weight" if m.group(m.lastindex) == "weights" else ".bias")
+                array = value.transpose(3, 2, 0, 1) if value.ndim == 4 else value
+                out[key] = torch.from_numpy(array.copy())
+                break
+        else:
+            unknown.append(name)
+    if unknown:
+        raise ValueError(f"variables of no COMISR layer: {', '.join(sorted(unknown)[:4])}")
+    if not out:
+        raise ValueError("no generator/ or fnet/ variables (not COMISR's TensorFlow checkpoint)")
+    return out, "ema" if use_ema else "plain"

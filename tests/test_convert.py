@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -121,3 +123,101 @@ def test_what_cannot_be_converted_is_said_in_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "uvssm", "convert", "mmagic", str(src), "-o", str(tmp_path / "o.pt"),
                            "--model", "edvr-l"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 2 and "weights do not fit EDVR" in done.stderr and not (tmp_path / "o.pt").exists()
+
+
+# --- COMISR's TensorFlow release ----------------------------------------------------------------------------
+# Its variables, written out by hand from google-research comisr/lib/model.py (fnet, generator_f) and
+# inference_and_eval.py (the fnet/deconv_flow_* layers, the generator/ and fnet/ scopes) with lib/ops.py's
+# slim layers: conv2 → <scope>/Conv/{weights [kh, kw, in, out], biases}, conv2_tran →
+# <scope>/Conv2d_transpose/{weights [kh, kw, out, in], biases}. Beside each: the uvssm module it becomes.
+
+def comisr_variables() -> list[tuple[str, str, tuple[int, ...], bool]]:
+    """(TF scope, uvssm module, TF kernel shape, transposed) of the x4 release."""
+    g, f = "generator/generator_unit", "fnet/autoencode_unit"
+    out = [(f"{g}/input_stage/conv/Conv", "generator.input_stage", (3, 3, 3 + 3 * 16, 64), False)]
+    out += [(f"{g}/resblock_{i}/conv_{j}/Conv", f"generator.resblock_{i}.conv_{j}", (3, 3, 64, 64), False)
+            for i in range(1, 11) for j in (1, 2)]
+    out += [(f"{g}/conv_tran2highres/conv_tran{k}/Conv2d_transpose", f"generator.conv_tran{k}", (3, 3, 64, 64), True)
+            for k in (1, 2)]
+    out += [(f"{g}/output_stage/conv/Conv", "generator.output_stage", (3, 3, 64, 3), False)]
+    for name, cin, cout in (("encoder_1", 6, 32), ("encoder_2", 32, 64), ("encoder_3", 64, 128),
+                            ("decoder_1", 128, 256), ("decoder_2", 256, 128), ("decoder_3", 128, 64)):
+        out += [(f"{f}/{name}/conv_1/Conv", f"fnet.autoencode_unit.{name}.conv_1", (3, 3, cin, cout), False),
+                (f"{f}/{name}/conv_2/Conv", f"fnet.autoencode_unit.{name}.conv_2", (3, 3, cout, cout), False)]
+    out += [(f"{f}/output_stage/conv1/Conv", "fnet.autoencode_unit.output_stage.conv1", (3, 3, 64, 32), False),
+            (f"{f}/output_stage/conv2/Conv", "fnet.autoencode_unit.output_stage.conv2", (3, 3, 32, 2), False),
+            ("fnet/deconv_flow_tran1/Conv2d_transpose", "fnet.deconv_flow_tran1", (3, 3, 64, 2), True),
+            ("fnet/deconv_flow_tran2/Conv2d_transpose", "fnet.deconv_flow_tran2", (3, 3, 64, 64), True),
+            ("fnet/deconv_flow_conv/Conv", "fnet.deconv_flow_conv", (3, 3, 64, 2), False)]
+    return out
+
+
+TF_WRITER = r'''
+import sys
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+tf.disable_eager_execution()
+values = dict(np.load(sys.argv[1]))
+for name, value in values.items():
+    tf.Variable(value, name=name)
+tf.Variable(0, name="global_step", dtype=tf.int64)
+tf.Variable(np.zeros((1, 8, 8, 3), np.float32), name="pre_gen", trainable=False)
+with tf.Session() as session:
+    session.run(tf.global_variables_initializer())
+    tf.train.Saver().save(session, sys.argv[2], global_step=300000)
+'''
+
+
+def _tf_checkpoint(tmp_path, with_ema: bool) -> tuple[Path, dict]:
+    """A checkpoint written by TensorFlow itself (in a subprocess) under the release's variable names: the
+    trained values, their EMA shadows (the values + 1) and an Adam slot."""
+    pytest.importorskip("tensorflow", reason="needs tensorflow-cpu (a test extra) to write the checkpoint")
+    rng = np.random.default_rng(7)
+    values = {}
+    for scope, _, shape, _ in comisr_variables():
+        values[f"{scope}/weights"] = rng.standard_normal(shape).astype(np.float32)
+        values[f"{scope}/biases"] = rng.standard_normal(shape[2] if "transpose" in scope else shape[3]).astype(np.float32)
+    stored = dict(values)
+    if with_ema:
+        stored.update({f"{k}/ExponentialMovingAverage": v + 1 for k, v in values.items()})
+    stored["generator/generator_unit/input_stage/conv/Conv/weights/Adam"] = np.zeros((3, 3, 51, 64), np.float32)
+    np.savez(tmp_path / "values.npz", **stored)
+    done = subprocess.run([sys.executable, "-c", TF_WRITER, str(tmp_path / "values.npz"), str(tmp_path / "ckpt" / "model.ckpt")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return tmp_path / "ckpt" / "model.ckpt-300000", values
+
+
+@pytest.mark.parametrize("with_ema", [True, False])
+def test_comisr_tensorflow_checkpoint_converts_without_tensorflow(tmp_path, with_ema):
+    prefix, values = _tf_checkpoint(tmp_path, with_ema)
+    # the x4 release's parameter count (the spec's 2,628,391) from this table: it lists every layer
+    assert sum(v.size for v in values.values()) == 2_628_391
+    out = tmp_path / "weights" / "comisr.pt"
+    done = subprocess.run([sys.executable, "-m", "uvssm", "convert", "comisr-tf", str(prefix), "-o", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "as comisr x4" in done.stdout and f"(comisr-tf, {'ema' if with_ema else 'plain'})" in done.stdout
+    params = checkpoint.read(out)["params"]
+    shift = 1.0 if with_ema else 0.0
+    expected = {}
+    for scope, module, _, transposed in comisr_variables():
+        kernel = values[f"{scope}/weights"] + shift
+        # conv [kh, kw, in, out] -> [out, in, kh, kw]; transposed [kh, kw, out, in] -> [in, out, kh, kw]
+        expected[f"{module}.weight"] = np.transpose(kernel, (3, 2, 0, 1))
+        expected[f"{module}.bias"] = values[f"{scope}/biases"] + shift
+    assert set(params) == set(expected)
+    for key, want in expected.items():
+        assert np.array_equal(params[key].numpy(), want), key
+    load_trained("comisr", 4, [str(tmp_path / "weights")])  # bench and restore take it
+
+
+def test_a_tensorflow_checkpoint_that_is_not_comisr_is_refused(tmp_path):
+    (tmp_path / "x.index").write_bytes(b"not a table")
+    done = subprocess.run([sys.executable, "-m", "uvssm", "convert", "comisr-tf", str(tmp_path / "x"), "-o",
+                           str(tmp_path / "o.pt")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and "not a TensorFlow checkpoint index" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "uvssm", "convert", "comisr-tf", str(tmp_path / "nothing"), "-o",
+                           str(tmp_path / "o.pt")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and "no PREFIX.index here" in done.stderr

@@ -1,4 +1,5 @@
-"""`uvssm convert`: load weights trained elsewhere (mmagic's EDVR and BasicVSR) as uvssm checkpoints."""
+"""`uvssm convert`: load weights trained elsewhere (mmagic's EDVR and BasicVSR, COMISR's TensorFlow release) as
+uvssm checkpoints."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from rich.console import Console
 
 
 @click.command("convert")
-@click.argument("fmt", metavar="FORMAT", type=click.Choice(["mmagic"]))
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["mmagic", "comisr-tf"]))
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="The uvssm checkpoint to write.")
 @click.option("--model", help="Registered model the weights are for (default: the one they fit, e.g. edvr-m).")
@@ -20,7 +21,11 @@ def convert(fmt: str, src: Path, out: Path, model: str | None, scale: int | None
     """Convert a checkpoint trained elsewhere into uvssm's layout (BasicSR's layer names), checked by a
     strict load into the registered model; bench --weights and restore then take it.
 
+    FORMAT mmagic: a .pth of mmagic's EDVR or BasicVSR. FORMAT comisr-tf: COMISR's released TensorFlow
+    checkpoint (PREFIX, PREFIX.index or its folder), read without TensorFlow; the EMA weights are taken.
+
     Example: uvssm convert mmagic edvrm_x4_8x4_600k_reds.pth -o weights/edvr-m.pt
+             uvssm convert comisr-tf comisr_ckpt/model.ckpt -o weights/comisr.pt
     """
     from uvssm.pipelines.convert import convert as run_convert
 

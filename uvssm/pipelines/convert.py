@@ -11,11 +11,12 @@ from pathlib import Path
 import torch
 
 from models import checkpoint
-from models.convert import from_mmagic, mmagic_generator
+from models.convert import from_comisr_tf, from_mmagic, mmagic_generator
+from models.tf_bundle import BundleError, bundle_prefix, read_bundle
 from models.registry import create_model, fitting_models, get_spec, model_kwargs
 from uvssm.base.errors import UvssmError
 
-FORMATS = ("mmagic",)
+FORMATS = ("mmagic", "comisr-tf")
 
 
 def _read(path: Path, unsafe: bool) -> dict:
@@ -32,14 +33,7 @@ def _read(path: Path, unsafe: bool) -> dict:
     return data
 
 
-def convert(fmt: str, src: str | Path, dst: str | Path, model: str | None = None, scale: int | None = None,
-            unsafe_pickle: bool = False) -> dict:
-    """Convert `src` (format `fmt`) into a uvssm checkpoint at `dst`; returns what was done.
-
-    `model` and `scale` default to the registered model (and scale) whose every layer the weights fit."""
-    src, dst = Path(src), Path(dst)
-    if fmt not in FORMATS:
-        raise UvssmError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+def _mmagic(src: Path, unsafe_pickle: bool) -> tuple[str, dict, str]:
     try:
         data = _read(src, unsafe_pickle)
     except UvssmError as exc:
@@ -51,11 +45,36 @@ def convert(fmt: str, src: str | Path, dst: str | Path, model: str | None = None
         arch, sd = from_mmagic(generator)
     except ValueError as exc:
         raise UvssmError(f"{src}: {exc}") from None
+    return arch, sd, copy
+
+
+def _comisr_tf(src: Path) -> tuple[str, dict, str, Path]:
+    """COMISR's TensorFlow checkpoint (PREFIX, PREFIX.index or its folder), read without TensorFlow."""
+    try:
+        prefix = bundle_prefix(src)
+        sd, copy = from_comisr_tf(read_bundle(prefix))
+    except (BundleError, ValueError, OSError) as exc:
+        raise UvssmError(f"{src}: {exc}") from None
+    return "comisr", sd, copy, Path(f"{prefix}.index")
+
+
+def convert(fmt: str, src: str | Path, dst: str | Path, model: str | None = None, scale: int | None = None,
+            unsafe_pickle: bool = False) -> dict:
+    """Convert `src` (format `fmt`) into a uvssm checkpoint at `dst`; returns what was done.
+
+    `model` and `scale` default to the registered model (and scale) whose every layer the weights fit."""
+    src, dst = Path(src), Path(dst)
+    if fmt not in FORMATS:
+        raise UvssmError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    if fmt == "comisr-tf":
+        arch, sd, copy, src = _comisr_tf(src)
+    else:
+        arch, sd, copy = _mmagic(src, unsafe_pickle)
     fits = [f for f in fitting_models(sd) if f.startswith(arch)]
     if model is None:
         wanted = [f for f in fits if scale is None or f.endswith(f" x{scale}")]
         if not wanted:
-            raise UvssmError(f"{src}: mmagic {arch} weights that fit no registered model"
+            raise UvssmError(f"{src}: {fmt} {arch} weights that fit no registered model"
                              f"{'' if scale is None else f' at x{scale}'}; name one with --model (and --scale)")
         model, at = wanted[0].rsplit(" x", 1)
         scale = int(at)
