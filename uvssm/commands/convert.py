@@ -24,8 +24,10 @@ def convert(fmt: str, src: Path, out: Path, model: str | None, scale: int | None
     FORMAT mmagic: a .pth of mmagic's EDVR or BasicVSR. FORMAT comisr-tf: COMISR's released TensorFlow
     checkpoint (PREFIX, PREFIX.index or its folder), read without TensorFlow; the EMA weights are taken.
 
-    Example: uvssm convert mmagic edvrm_x4_8x4_600k_reds.pth -o weights/edvr-m.pt
-             uvssm convert comisr-tf comisr_ckpt/model.ckpt -o weights/comisr.pt
+    \b
+    Example:
+      uvssm convert mmagic edvrm_x4_8x4_600k_reds.pth -o weights/edvr-m.pt
+      uvssm convert comisr-tf comisr_ckpt/model.ckpt -o weights/comisr.pt
     """
     from uvssm.pipelines.convert import convert as run_convert
 
