@@ -90,6 +90,17 @@ def _nice_range(values: list[float]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def _svg_open(width: int, height: int, left: int, right: int, title: str, y0: float, y1: float, sy, fmt: str) -> list[str]:
+    """A chart's opening: the svg element, its title and five labelled horizontal grid lines."""
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="{_e(title)}"><text x="{left}" y="15" font-size="12" font-weight="600">{_e(title)}</text>']
+    for i in range(5):
+        y = y0 + (y1 - y0) * i / 4
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eee"/>'
+                     f'<text x="{left - 4}" y="{sy(y) + 4:.1f}" font-size="10" text-anchor="end">{format(y, fmt)}</text>')
+    return parts
+
+
 def svg_lines(series: dict[str, tuple[list[float], list[float]]], title: str, ylabel: str, fmt: str,
               width: int = 540, height: int = 230) -> str:
     """A line chart of each named series (x, y); non-finite points are left out."""
@@ -101,12 +112,7 @@ def svg_lines(series: dict[str, tuple[list[float], list[float]]], title: str, yl
     y0, y1 = _nice_range(ys)
     sx = lambda x: left + (x - x0) / (x1 - x0) * (width - left - right)  # noqa: E731
     sy = lambda y: top + (1 - (y - y0) / (y1 - y0)) * (height - top - bottom)  # noqa: E731
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="{_e(title)}"><text x="{left}" y="15" font-size="12" font-weight="600">{_e(title)}</text>']
-    for i in range(5):
-        y = y0 + (y1 - y0) * i / 4
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eee"/>'
-                     f'<text x="{left - 4}" y="{sy(y) + 4:.1f}" font-size="10" text-anchor="end">{format(y, fmt)}</text>')
+    parts = _svg_open(width, height, left, right, title, y0, y1, sy, fmt)
     parts.append(f'<text x="12" y="{top + (height - top - bottom) / 2:.0f}" font-size="10" '
                  f'transform="rotate(-90 12 {top + (height - top - bottom) / 2:.0f})" text-anchor="middle">{_e(ylabel)}</text>')
     parts.append(f'<text x="{left}" y="{height - bottom + 14}" font-size="10">{x0:g}</text>'
@@ -136,12 +142,7 @@ def svg_bars(groups: list[str], series: dict[str, list[float]], title: str, ylab
     values = [v for vs in series.values() for v in vs]
     y0, y1 = _nice_range(values)
     sy = lambda y: top + (1 - (y - y0) / (y1 - y0)) * (height - top - bottom)  # noqa: E731
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="{_e(title)}"><text x="{left}" y="15" font-size="12" font-weight="600">{_e(title)}</text>']
-    for i in range(5):
-        y = y0 + (y1 - y0) * i / 4
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eee"/>'
-                     f'<text x="{left - 4}" y="{sy(y) + 4:.1f}" font-size="10" text-anchor="end">{format(y, fmt)}</text>')
+    parts = _svg_open(width, height, left, right, title, y0, y1, sy, fmt)
     parts.append(f'<text x="12" y="{top + 60}" font-size="10" transform="rotate(-90 12 {top + 60})" '
                  f'text-anchor="middle">{_e(ylabel)}</text>')
     base = sy(y0)
