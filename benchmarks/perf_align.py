@@ -15,7 +15,6 @@ from __future__ import annotations
 import sys
 import time
 from collections import defaultdict
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +27,8 @@ def run(work: Path, seed: int = 0, n: int = 48, only: str | None = None) -> list
 
     from uvssm.base.errors import UvssmError
     from uvssm.base.ffmpeg import find_ffmpeg
-    from uvssm.pipelines.build import BuildOptions, Pair, align_pair
+    from uvssm.align import AlignOptions, align_pair
+    from uvssm.base.pairs import Pair
 
     ffmpeg = find_ffmpeg()
     origs = shares.originals(ffmpeg.path, work / "originals")
@@ -37,7 +37,7 @@ def run(work: Path, seed: int = 0, n: int = 48, only: str | None = None) -> list
     todo = shares.corpus(origs, seed, n) + shares.fixed(origs)
     if only:
         todo = [s for s in todo if any(k in s.name for k in only.split(","))]
-    options = replace(BuildOptions(), frames=None)
+    options = AlignOptions(frames=None)
     rows = []
     for share in todo:
         made = shares.make(ffmpeg.path, share, origs, work / "shares")
@@ -52,7 +52,12 @@ def run(work: Path, seed: int = 0, n: int = 48, only: str | None = None) -> list
         right = int(ok.sum()) if ok is not None else 0
         rows.append({"share": share.name, "classes": share.classes, "frames": len(made.truth), "right": right,
                      "refused": refused, "seconds": seconds})
-        status = "refused: " + refused.split(": ", 1)[-1][:120] if refused else f"{right / len(made.truth):.1%} right"
+        if refused:
+            status = "refused: " + refused.split(": ", 1)[-1][:120]
+        else:  # with the confidence measures the gates read
+            c = a.check
+            status = (f"{right / len(made.truth):.1%} right  (offset margin {a.match.offset_margin:.0%}, distinct "
+                      f"{c.distinct:+.1%}, neighbour better {c.neighbour_better:.1%}, θ {c.rounding:.2f})")
         print(f"{share.name:34s} {len(made.truth):5d} frames  {seconds:5.1f} s  {status}", flush=True)
     return rows
 

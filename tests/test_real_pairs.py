@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from uvssm.pipelines.build import BuildOptions, Pair, align_pair, build
+from uvssm.align import AlignOptions, align_pair
+from uvssm.base.pairs import Pair
+from uvssm.pipelines.build import build
 
 
 def wheel_file(name: str) -> Path:
@@ -47,7 +49,7 @@ def encode(ffmpeg, frames: np.ndarray, out: Path, rate: str, args: list[str], pr
 
 
 def mapped_right(pair: Pair, ffmpeg, truth: np.ndarray, **options) -> float:
-    match = align_pair(pair, ffmpeg, BuildOptions(**options)).match
+    match = align_pair(pair, ffmpeg, AlignOptions(**options)).match
     assert len(match.mapping) == len(truth), (len(match.mapping), len(truth))
     return float((match.mapping == truth).mean())
 
@@ -125,7 +127,7 @@ def test_letterbox_and_pillarbox_keep_the_aspect(tmp_path, ffmpeg, bikes, pad):
     vf = "pad=320:180:0:22:black" if pad == "letterbox" else "scale=256:108,pad=320:108:32:0:black"
     lq = encode(ffmpeg, frames, tmp_path / "lq.mp4", "25", ["-vf", vf, "-c:v", "libx264", "-crf", "28",
                                                             "-pix_fmt", "yuv420p"])
-    a = align_pair(Pair("x", pad, hq, lq), ffmpeg, BuildOptions())
+    a = align_pair(Pair("x", pad, hq, lq), ffmpeg, AlignOptions())
     assert (a.match.mapping == np.arange(120)).mean() >= 0.99
     want_bars = (0, 22, 0, 22) if pad == "letterbox" else (32, 0, 32, 0)
     assert np.abs(np.array(a.fit.bars) - want_bars).max() <= 1, a.fit.bars
@@ -143,7 +145,7 @@ def test_unrelated_content_is_refused_with_the_measure_that_failed(tmp_path, ffm
     with pytest.raises(UvssmError, match=r"other.mp4: (the spatial fit failed: the LQ picture would show HQ box \(|"
                                          r"the LQ picture inside bars \(.*\) is \d+x\d+ pixels: too small|"
                                          r"alignment not distinct.*better than the next best)"):
-        align_pair(Pair("x", "other", hq, lq), ffmpeg, BuildOptions())
+        align_pair(Pair("x", "other", hq, lq), ffmpeg, AlignOptions())
 
 
 DIHEDRAL = {  # the 8 orientations of a picture, as numpy sees them
@@ -187,7 +189,7 @@ def test_every_display_rotation_and_flip(tmp_path, ffmpeg, bikes, rotation, hfli
     plain = encode(ffmpeg, stored, tmp_path / "stored.mp4", "25", ["-c:v", "libx264", "-crf", "26", "-pix_fmt", "yuv420p"])
     lq = tmp_path / "lq.mp4"
     subprocess.run([ffmpeg.path, "-v", "error", *flags, "-i", str(plain), "-c", "copy", "-y", str(lq)], check=True)
-    a = align_pair(Pair("x", "turned", hq, lq), ffmpeg, BuildOptions(frames=40))
+    a = align_pair(Pair("x", "turned", hq, lq), ffmpeg, AlignOptions(frames=40))
     assert (a.match.mapping == np.arange(80)).mean() >= 0.99
     assert a.pic == (320, 136) and np.abs(np.array(a.fit.hq_box) - [0, 0, 640, 272]).max() <= 2.5, a.fit.hq_box
 
@@ -203,7 +205,7 @@ def test_crops_up_to_15_percent_per_side(tmp_path, ffmpeg, bikes, crop):
     cut = np.ascontiguousarray(full[:, top:top + h, left:left + w])
     lq = encode(ffmpeg, cut, tmp_path / "lq.mp4", "25", ["-vf", f"scale={w // 2}:{h // 2}:flags=bicubic",
                                                           "-c:v", "libx264", "-crf", "24", "-pix_fmt", "yuv420p"])
-    a = align_pair(Pair("x", "crop", hq, lq), ffmpeg, BuildOptions())
+    a = align_pair(Pair("x", "crop", hq, lq), ffmpeg, AlignOptions())
     assert (a.match.mapping == np.arange(80)).mean() >= 0.99
     assert np.abs(np.array(a.fit.hq_box) - [left, top, 640 - right, 272 - bottom]).max() <= 1.5, a.fit.hq_box
 
@@ -214,7 +216,7 @@ def test_non_square_pixels(tmp_path, ffmpeg, bikes):
     full = decode(ffmpeg, hq, (640, 272))[:80]
     lq = encode(ffmpeg, full, tmp_path / "lq.mp4", "25", ["-vf", "scale=240:136:flags=bicubic,setsar=4/3",
                                                            "-c:v", "libx264", "-crf", "24", "-pix_fmt", "yuv420p"])
-    a = align_pair(Pair("x", "sar", hq, lq), ffmpeg, BuildOptions())
+    a = align_pair(Pair("x", "sar", hq, lq), ffmpeg, AlignOptions())
     assert a.lq.sar == "4:3"
     assert (a.match.mapping == np.arange(80)).mean() >= 0.99
     assert np.abs(np.array(a.fit.hq_box) - [0, 0, 640, 272]).max() <= 1.5, a.fit.hq_box

@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 
 from tests import shares
-from uvssm.align import fit_rounding
+from uvssm.align import AlignOptions, align_pair, choose_frames, fit_rounding
 from uvssm.base.errors import UvssmError
-from uvssm.pipelines.build import BuildOptions, Pair, align_pair, build, discover_pairs
+from uvssm.base.pairs import Pair, discover_pairs
+from uvssm.pipelines.build import BuildOptions, build
 
 FAST = ("s04", "s11", "s14")  # a fixed draw of corpus(seed 0): drops + colour fill, intro + letterbox, blur fill
 CHECKED = 100  # frames aligned and checked per share (build's default): the suite's time stays bounded
@@ -57,7 +58,7 @@ def test_generator_truth_is_the_hash_of_the_frame_shown(ffmpeg, corpus):
 def test_the_reported_shares_are_built_right(ffmpeg, corpus, name):
     share = next(s for s in shares.fixed(corpus[0]) if s.name == name)
     made = _made(ffmpeg, corpus, share)
-    a = align_pair(Pair("x", name, made.hq, made.lq), ffmpeg, BuildOptions(frames=CHECKED))
+    a = align_pair(Pair("x", name, made.hq, made.lq), ffmpeg, AlignOptions(frames=CHECKED))
     ok = shares.right(made, a.match.lq_first, a.match.mapping)[:a.match.lq_first + CHECKED]
     assert ok.mean() >= 0.99, (name, ok.mean(), np.flatnonzero(~ok)[:10])
     # the picture: the whole original (these shares do not crop), within 2 HQ pixels
@@ -70,7 +71,7 @@ def test_a_fixed_draw_of_the_corpus_is_right_or_refused(ffmpeg, corpus, prefix):
     share = next(s for s in shares.corpus(corpus[0]) if s.name.startswith(prefix))
     made = _made(ffmpeg, corpus, share)
     try:
-        a = align_pair(Pair("x", share.name, made.hq, made.lq), ffmpeg, BuildOptions(frames=CHECKED))
+        a = align_pair(Pair("x", share.name, made.hq, made.lq), ffmpeg, AlignOptions(frames=CHECKED))
     except UvssmError as exc:
         assert str(made.lq) in str(exc) and "self-check" in str(exc) or "not distinct" in str(exc)
         return
@@ -83,7 +84,7 @@ def test_blur_fill_picture_is_found_by_content(ffmpeg, corpus):
     from the filter's own numbers (overlay at (H − h) / 2 of a pw-wide picture scaled from 640x272)."""
     share = next(s for s in shares.fixed(corpus[0]) if s.name == "blur-fill-portrait")
     made = _made(ffmpeg, corpus, share)
-    a = align_pair(Pair("x", share.name, made.hq, made.lq), ffmpeg, BuildOptions())
+    a = align_pair(Pair("x", share.name, made.hq, made.lq), ffmpeg, AlignOptions())
     w, h = a.lq.display_size
     pic_h = int(round(w * 272 / 640 / 2)) * 2  # scale=pw:-2
     top = (h - pic_h) // 2
@@ -119,17 +120,50 @@ def test_a_still_picture_is_refused_with_the_measures(ffmpeg, tmp_path):
                     "-crf", "30", "-pix_fmt", "yuv420p", str(lq)], check=True)
     with pytest.raises(UvssmError, match=r"still_share.mp4: (alignment not distinct: the chosen start offset .* is only"
                                          r" [-0-9.]+% better|self-check failed: .*[0-9.]+%)"):
-        align_pair(Pair("x", "still", hq, lq), ffmpeg, BuildOptions())
+        align_pair(Pair("x", "still", hq, lq), ffmpeg, AlignOptions())
 
 
-@pytest.mark.parametrize("gaps, theta", [
-    ([], 0.5),  # nothing clear: nearest
-    ([0.0, 0.01, -0.02], 0.5),  # on the frames: any θ in (0.01, 0.98]; nearest kept
-    ([0.3, 0.7, 0.2], 0.95),  # (0.3, 1.3] ∩ (0.7, 1.7] ∩ (0.2, 1.2] = (0.7, 1.2]: its middle
-    ([1.29, 1.2, 0.45, 0.9], 1.37),  # ffmpeg -r's late drops: (1.29, 1.45]
+def _frames(fracs, errors_of):
+    """Positions j + frac and per frame the errors errors_of(j) (a dict {HQ index: error})."""
+    position = np.array([j + f for j, f in enumerate(fracs)], np.float64)
+    return [errors_of(j) for j in range(len(fracs))], position
+
+
+@pytest.mark.parametrize("fracs, errors_of, theta", [
+    ([], lambda j: {}, 0.5),  # no frames: nearest
+    # on the frames, content clear: any θ in (0, 1] names frame j at no cost; the prior keeps 0.5
+    ([0.0] * 6, lambda j: {j - 1: 2.0, j: 1.0, j + 1: 2.0}, 0.5),
+    # 0.4 past frame j, the content clearly shows j + 1 (error ratio 3, the cap): θ ∈ (−0.6, 0.4]
+    # costs nothing; the prior is least at its end nearest 0.5
+    ([0.4] * 10, lambda j: {j: 3.0, j + 1: 1.0}, 0.40),
+    # 0.2 past frame j, the content prefers j + 1 by 2% (log 1.02 = 0.0198 a frame): naming it needs
+    # θ ≤ 0.2, a prior of 0.05 × 0.3 / 0.5 = 0.03 a frame, more than 0.0198: nearest kept
+    ([0.2] * 10, lambda j: {j: 1.02, j + 1: 1.0}, 0.5),
+    # ... by 5% (log 1.05 = 0.0488 a frame, more than 0.03): θ = 0.2 names j + 1
+    ([0.2] * 10, lambda j: {j: 1.05, j + 1: 1.0}, 0.20),
+    # ffmpeg -r's late drop (θ a little above 1): 0.95 past frame j still shows j, 0.3 past shows j
+    ([0.95, 0.3] * 5, lambda j: {int(np.floor(j + [0.95, 0.3][j % 2])): 1.0,
+                                  int(np.floor(j + [0.95, 0.3][j % 2])) + 1: 3.0,
+                                  int(np.floor(j + [0.95, 0.3][j % 2])) - 1: 3.0}, 0.96),
 ])
-def test_fit_rounding_worked_by_hand(gaps, theta):
-    assert fit_rounding(np.array(gaps)) == pytest.approx(theta, abs=0.005)
+def test_fit_rounding_worked_by_hand(fracs, errors_of, theta):
+    errors, position = _frames(fracs, errors_of)
+    assert fit_rounding(errors, position) == pytest.approx(theta, abs=0.006)
+
+
+def test_distinct_is_taken_per_hq_frame_worked_by_hand():
+    """A share at twice the original's rate: each HQ frame shown twice, the first copy lagging (a
+    little nearer the frame before). Per HQ frame: LQ errors 9 + 5 = 14 for frame k, 10 + 20 = 30
+    for k − 1, 20 + 20 = 40 for k + 1: (30 − 14) / 14 = 1.1429; per LQ frame the median would be
+    ((9 − 10)/10 + (20 − 5)/5) / 2 over the two kinds, and a still picture gives 0."""
+    lag, clear = (lambda k: {k - 1: 10.0, k: 9.0, k + 1: 20.0}), (lambda k: {k - 1: 20.0, k: 5.0, k + 1: 20.0})
+    errors = [f(k) for k in (5, 6, 7) for f in (lag, clear)]
+    mapping = np.array([5, 5, 6, 6, 7, 7])
+    chosen, check = choose_frames(errors, [{k: 0.0 for k in e} for e in errors], mapping, mapping.astype(float))
+    assert chosen.tolist() == [5, 5, 6, 6, 7, 7] and check.rounding == pytest.approx(0.5, abs=0.006)
+    assert check.distinct == pytest.approx(16 / 14, rel=1e-9) and check.neighbour_better == 0.0
+    still = [{k - 1: 4.0, k: 4.0, k + 1: 4.0} for k in (5, 5, 6, 6)]
+    assert choose_frames(still, still, mapping[:4], mapping[:4].astype(float))[1].distinct == 0.0
 
 
 def test_every_container_is_found_and_a_missing_partner_is_named(ffmpeg, tmp_path):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from uvssm.base.errors import UvssmError
-from uvssm.base.probe import VideoProbe
+from uvssm.base.probe import VideoProbe, probe
 
 
 def normalise(frames: np.ndarray) -> np.ndarray:
@@ -128,6 +128,7 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
     # cost capped at `unmatched_cost`: frames that match nothing (cards) weigh the same everywhere.
     window = max(8, int(np.count_nonzero(lq_times - lq_times[0] <= offset_seconds_used + 1e-9)))
     candidates = [float(hq_times[k]) for k in range(n_hq) if hq_times[k] <= max_offset_s + 1e-9] or [0.0]
+    n_late = len(candidates)  # then candidate n_late + m − 1 puts LQ frame m at HQ time 0
     candidates += [-float(t) for t in lq_times[1:] if t <= max_offset_s + 1e-9]
     scores = []
     for offset in candidates:
@@ -143,6 +144,15 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
         scores.append(float(c.mean()) if len(c) >= 4 else np.inf)
     scores = np.array(scores)
     best = int(np.argmin(scores))
+    # an intro: the original starts at the first LQ frame that shows it. Where the share repeats
+    # frames (a higher rate than the original's), the frames before the chosen one may show HQ frame
+    # 0 as well, and the candidates tie within noise: step back to the first of them
+    while best > n_late and np.isfinite(scores[best - 1]) and scores[best - 1] <= scores[best] * 1.1 + 1e-3:
+        m = best - n_late + 1  # the LQ frame the candidate puts at HQ time 0
+        c = _costs(a, b, np.array([m - 1, m]), np.zeros((2, 1), np.int64))[:, 0]
+        if not c[0] <= min(c[1] + 0.1, unmatched_cost / 2):
+            break
+        best -= 1
     offset_s = candidates[best]
     interval0 = float(np.median(np.diff(hq_times))) if n_hq > 1 else 1.0
     others = [sc for o, sc in zip(candidates, scores) if abs(o - offset_s) >= 1.5 * interval0 and np.isfinite(sc)]
@@ -700,50 +710,71 @@ def _residual(a: np.ndarray, b: np.ndarray) -> float:
     return float(1.0 - (a * b).sum() / (np.sqrt((a * a).sum() * (b * b).sum()) + 1e-6))
 
 
-def fit_rounding(gaps: np.ndarray) -> float:
-    """The share's rounding θ ∈ [0, 2): LQ frame j shows HQ frame floor(p_j + 1 − θ), p_j its
-    fractional position by the timestamps. Nearest-frame resampling is θ = 0.5, the frame on screen
-    θ = 1, the next frame θ near 0, and ffmpeg's constant-rate output (`-r`), which drops a frame only
-    once it is 1.1 frames late, θ a little above 1.
+def fit_rounding(errors: list[dict[int, float]], position: np.ndarray, prior: float = 0.05,
+                 span: tuple[float, float] = (-2.5, 2.5), step: float = 0.01) -> float:
+    """The share's rounding θ: LQ frame j shows HQ frame floor(p_j + 1 − θ), p_j its fractional
+    position by the timestamps. Nearest-frame resampling is θ = 0.5, the frame on screen θ = 1, the
+    next frame θ near 0, ffmpeg's constant-rate output (`-r`, which drops a frame only once it is 1.1
+    frames late) θ a little above 1; a start offset that is a frame or two off shifts θ by as much.
 
-    gaps: p_j − k_j for the frames whose HQ frame k_j the content tells clearly; each allows
-    θ ∈ (gap, gap + 1]. The θ inside the most of those intervals, the middle of that run (0.5 when the
-    run contains it, or when nothing is clear)."""
-    if not len(gaps):
+    errors: per frame, {HQ index k: error at LQ size} (`lq_size_errors`). Every θ on a grid over
+    `span` is scored by the sum over frames of log(error of the frame it names / the frame's smallest
+    error) (capped at log 3, also where it names a frame not measured), plus `prior` per frame times
+    |θ − 0.5| / 0.5 (capped at 1): encoders make a frame look a little like the one before, so a
+    content preference worth less than ~5% of error per frame does not move the rule off nearest.
+    The middle of the first run of best-scoring θ is returned (0.5 when there are no frames).
+    """
+    n = len(errors)
+    if not n:
         return 0.5
-    edges = np.unique(np.clip(np.concatenate([gaps, gaps + 1, [0.0, 2.0]]), 0.0, 2.0))
-    mids = (edges[:-1] + edges[1:]) / 2
-    inside = np.array([np.count_nonzero((gaps < m) & (m <= gaps + 1)) for m in mids])
-    best = np.flatnonzero(inside == inside.max())
-    run = best[:np.argmax(np.diff(np.concatenate([best, [best[-1] + 2]])) > 1) + 1]  # the first run
-    lo, hi = edges[run[0]], edges[run[-1] + 1]
-    return 0.5 if lo < 0.5 <= hi else float((lo + hi) / 2)
+    position = np.asarray(position[:n], np.float64)
+    base = np.floor(position).astype(np.int64)
+    frac = position - base
+    reach = int(np.ceil(max(abs(span[0]), abs(span[1])))) + 2
+    offsets = np.arange(-reach, reach + 1)
+    cap = float(np.log(3.0))
+    table = np.full((n, len(offsets)), cap)  # log error ratio of HQ frame base_j + offset
+    for j, e in enumerate(errors):
+        smallest = max(min(e.values()), 1e-9)
+        for k, v in e.items():
+            o = k - base[j]
+            if -reach <= o <= reach:
+                table[j, o + reach] = min(np.log(max(v, 1e-9) / smallest), cap)
+    grid = np.arange(span[0], span[1], step)
+    chosen = np.floor(frac[None, :] + 1 - grid[:, None] + 1e-9).astype(np.int64) + reach  # (grid, n)
+    total = table[np.arange(n)[None, :], chosen].sum(axis=1)
+    total += n * prior * np.minimum(np.abs(grid - 0.5), 0.5) / 0.5
+    best = np.flatnonzero(total <= total.min() + 1e-9)
+    run = best[:np.argmax(np.diff(np.concatenate([best, [best[-1] + 2]])) > 1) + 1]
+    return float(grid[run].mean())
 
 
-def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box, bars,
-                   position: np.ndarray | None = None, ratio: float = 0.7) -> tuple[np.ndarray, SelfCheck]:
-    """Check, and where the content is clear correct, each pairing at LQ resolution.
+@dataclass(frozen=True)
+class FrameErrors:
+    """What the LQ-size comparison measured, per mapped LQ frame j (`lq_size_errors`)."""
+
+    errors: list[dict[int, float]]  # {HQ index k: mean squared difference with HQ frame k at LQ size}
+    residuals: list[dict[int, float]]  # {k: 1 − correlation}
+    lq_step: np.ndarray  # mean squared difference with LQ frame j − 1 (inf for the first): small where it repeats
+
+
+def lq_size_errors(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box, bars,
+                   reach: int = 3) -> FrameErrors:
+    """Per LQ frame lq_first + j: {HQ index k: error} and {k: residual} for k = mapping[j] − reach …
+    + reach (those in the video), compared at LQ size, and the difference from the LQ frame before.
 
     hq_frames / lq_frames: iterators of (index, full-resolution luma) in display order (both videos
-    decoded once, side by side; five HQ frames are held). For LQ frame lq_first + j, the HQ frames
-    mapping[j] − 2 … + 2 are cut to `box` and area-averaged to the LQ picture (the frame less `bars`);
-    each is compared with the LQ picture (slightly blurred, mean removed, squared error). Then:
-    - the share's rounding θ (`fit_rounding`) from the frames whose best HQ frame is clear (error ≤
-      `ratio` × the next best's), and every frame at floor(position + 1 − θ): where a time falls
-      between two HQ frames the share's resampler decides, consistently, and the frames whose content
-      cannot tell (a heavily compressed share lags and looks a little like the previous frame;
-      near-duplicate frames look alike) follow that rule;
-    - a neighbour that fits clearly better (error ≤ `ratio` × the chosen one's) is taken (a drop or
-      repeat the timestamps do not show), the mapping kept non-decreasing.
-    The share of frames whose chosen HQ frame still has a neighbour fitting clearly better is the
-    pair's self-check: near 0 for a right pairing; a wrong start offset or frame rate shows on most
-    frames."""
-    mapping = np.asarray(mapping, np.int64).copy()
+    decoded once, side by side; 2·reach + 1 HQ frames are held). Each HQ frame is cut to `box` and
+    area-averaged to the LQ picture (the frame less `bars`); both are slightly blurred, their borders
+    cut and their means removed (`_soften`); the error is the mean squared difference, the residual
+    1 − their correlation."""
+    mapping = np.asarray(mapping, np.int64)
     n = len(mapping)
     cache: dict[int, np.ndarray] = {}
     hq_iter = iter(hq_frames)
     next_hq, exhausted = 0, False
-    errors, residuals = [], []
+    errors, residuals, steps = [], [], []
+    previous = None
     last = lq_first + n - 1
     try:
         for i, lq in lq_frames:
@@ -754,8 +785,10 @@ def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box
             pic = _pic_luma(lq, bars)
             size = (pic.shape[1], pic.shape[0])
             pic = _soften(pic)
+            steps.append(np.inf if previous is None else _error(pic, previous))
+            previous = pic
             m = int(mapping[i - lq_first])
-            while not exhausted and next_hq <= m + 2:
+            while not exhausted and next_hq <= m + reach:
                 try:
                     k, frame = next(hq_iter)
                 except StopIteration:
@@ -763,11 +796,11 @@ def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box
                     break
                 cache[k] = _soften(hq_at_lq_size(frame, box, size))
                 next_hq = k + 1
-            for k in [k for k in cache if k < m - 2]:
+            for k in [k for k in cache if k < m - reach]:
                 del cache[k]
             if m not in cache:
                 raise UvssmError(f"HQ frame {m} is not in the HQ video")
-            candidates = [k for k in range(m - 2, m + 3) if k in cache]
+            candidates = [k for k in range(m - reach, m + reach + 1) if k in cache]
             errors.append({k: _error(pic, cache[k]) for k in candidates})
             residuals.append({k: _residual(pic, cache[k]) for k in candidates})
     finally:
@@ -776,17 +809,36 @@ def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box
                 stream.close()
     if len(errors) < n:
         raise UvssmError(f"{len(errors)} LQ frames decoded for the check, {n} expected")
+    return FrameErrors(errors, residuals, np.array(steps))
+
+
+def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box, bars,
+                   position: np.ndarray | None = None, ratio: float = 0.7) -> tuple[np.ndarray, SelfCheck]:
+    """Check, and where the content is clear correct, each pairing at LQ resolution
+    (`lq_size_errors`, then `choose_frames`)."""
+    measured = lq_size_errors(hq_frames, lq_frames, mapping, lq_first, box, bars)
+    return choose_frames(measured.errors, measured.residuals, mapping, position, ratio)
+
+
+def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, float]], mapping: np.ndarray,
+                  position: np.ndarray | None = None, ratio: float = 0.7) -> tuple[np.ndarray, SelfCheck]:
+    """Each LQ frame's HQ frame from its errors at LQ size (`lq_size_errors`):
+    - the share's rounding θ (`fit_rounding`, weighing every frame's errors), and every frame at
+      floor(position + 1 − θ) (position: by the timestamps and the start offset): where a time falls
+      between two HQ frames the share's resampler decides, consistently, and the frames whose content
+      cannot tell (a heavily compressed share lags and looks a little like the previous frame;
+      near-duplicate frames look alike) follow that rule;
+    - a neighbour that fits clearly better (error ≤ `ratio` × the chosen one's) is taken (a drop or
+      repeat the timestamps do not show), the mapping kept non-decreasing.
+    The share of frames whose chosen HQ frame still has a neighbour fitting clearly better is the
+    pair's self-check: near 0 for a right pairing; a wrong start offset or frame rate shows on most
+    frames."""
+    mapping = np.asarray(mapping, np.int64).copy()
+    n = len(mapping)
     pos = mapping.astype(np.float64) if position is None else np.asarray(position[:n], np.float64)
-    gaps = []
-    for j in range(n):
-        e = errors[j]
-        ranked = sorted((e[k], k) for k in range(int(np.floor(pos[j])) - 1, int(np.floor(pos[j])) + 2) if k in e)
-        if len(ranked) >= 2 and ranked[0][0] <= ratio * ranked[1][0]:
-            gaps.append(pos[j] - ranked[0][1])
-    theta = fit_rounding(np.array(gaps))
+    theta = fit_rounding(errors, pos)
     moved = flagged = 0
     previous = -1
-    margins = []
     for j in range(n):
         e, m = errors[j], int(mapping[j])
         choice = int(np.floor(pos[j] + 1 - theta + 1e-9))
@@ -802,15 +854,48 @@ def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box
         mapping[j] = previous = choice
         if any(k in e and e[k] <= ratio * e[choice] for k in (choice - 1, choice + 1)):
             flagged += 1
-        near = [e[k] for k in (choice - 1, choice + 1) if k in e]
-        if near:
-            margins.append((min(near) - e[choice]) / max(e[choice], 1e-6))
     residual = float(np.median([residuals[j][int(mapping[j])] for j in range(n)]))
-    distinct = float(np.median(margins)) if margins else float("nan")
+    distinct = _distinct(errors, mapping)
     return mapping, SelfCheck(n, moved, flagged / max(n, 1), residual, distinct, ratio, theta)
 
 
+def _distinct(errors: list[dict[int, float]], mapping: np.ndarray) -> float:
+    """How much better the chosen HQ frames fit than their neighbours: per HQ frame k shown, the
+    summed error of the LQ frames paired with it, against the same LQ frames paired with k − 1 or
+    k + 1 (the better of the two), relative; the median over HQ frames (nan when none can be told).
+    Taken per HQ frame, not per LQ frame: where a share repeats frames (a higher rate), the first
+    copy of a new frame lags (the codec keeps a little of the previous one) and the later copies do
+    not, so a right pairing can fit its first copies a little worse than their neighbours."""
+    groups: dict[int, list[int]] = {}
+    for j, k in enumerate(np.asarray(mapping[:len(errors)], np.int64)):
+        groups.setdefault(int(k), []).append(j)
+    margins = []
+    for k, rows in groups.items():
+        if not all(k in errors[j] for j in rows):
+            continue
+        chosen = sum(errors[j][k] for j in rows)
+        near = [sum(errors[j][k2] for j in rows) for k2 in (k - 1, k + 1) if all(k2 in errors[j] for j in rows)]
+        if near:
+            margins.append((min(near) - chosen) / max(chosen, 1e-6))
+    return float(np.median(margins)) if margins else float("nan")
+
+
 # --- one pair, end to end ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AlignOptions:
+    """How far `align_pair` looks and when it refuses (the `uvssm build` options of the same names)."""
+
+    frames: int | None = 100  # LQ frames checked at LQ size from the first matched one (None: all)
+    max_offset_s: float = 4.0  # the share may start this far into the original, or this much intro before it
+    min_margin: float = 0.10  # the start offset's cost margin over the next best (on thumbnails) ...
+    confirm_distinct: float = 0.20  # ... unless the check at LQ size fits at least this distinctly
+    max_neighbour_better: float = 0.05  # check: share of frames a neighbouring HQ frame may fit clearly better
+    min_distinct: float = 0.0  # check: how much better chosen frames must fit than their neighbours (median)
+    max_residual: float = 0.5  # check: 1 − correlation of the LQ picture with its HQ box (median)
+    allow_hdr: bool = False  # accept 10-bit / HDR sources
+
+
 
 THUMB = (64, 36)  # compared in time
 HQ_THUMB = (128, 72)  # kept per HQ frame: the picture's place is searched in these, the match resampled from them
@@ -929,7 +1014,7 @@ def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames
     mapping, report = refine_mapping(gray_frames(ffmpeg, hq_info, None), gray_frames(ffmpeg, lq_info, None,
                                                                                       set(range(match.lq_first, last + 1))),
                                      match.mapping[:n], match.lq_first, fit.hq_box, fit.bars,
-                                     match.position)
+                                     match.timing)
     full = match.mapping.copy()
     full[:n] = mapping
     full = np.maximum.accumulate(full)
@@ -940,3 +1025,43 @@ def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames
     match = replace(match, off_timing=int(np.count_nonzero(departs)), dropped=int(change[change > 0].sum()),
                     repeated=int(-change[change < 0].sum()))
     return replace(result, match=replace(match, mapping=full), check=report)
+
+
+def align_pair(pair, ffmpeg, options: AlignOptions = AlignOptions()) -> PairAlignment:
+    """Probe, match in time and fit in space one video pair (`uvssm.base.pairs.Pair`: its .hq and .lq
+    paths), then check it; raises UvssmError naming the measured cause when a source is 10-bit/HDR
+    (unless allowed), or the pairing is not distinct or does not hold up at LQ resolution."""
+    hq_info, lq_info = probe(pair.hq), probe(pair.lq)
+    for info in (hq_info, lq_info):
+        if (info.bit_depth > 8 or info.is_hdr) and not options.allow_hdr:
+            raise UvssmError(f"{info.path}: {info.bit_depth}-bit {info.color_transfer} source (pass --allow-hdr to accept)")
+    a = align_videos(ffmpeg, hq_info, lq_info, max_offset_s=options.max_offset_s, frames=options.frames)
+    m, box = a.match, ", ".join(f"{x:.1f}" for x in a.fit.hq_box)
+    found = f"picture {a.pic[0]}x{a.pic[1]} at LQ bars {a.fit.bars} showing HQ box ({box}), start offset {m.offset_seconds:+.3f} s"
+    c = a.check
+    # the start offset is chosen on thumbnails; the check at LQ size is the stronger witness: an
+    # offset the thumbnails barely prefer is kept when at LQ size its frames fit clearly better than
+    # their neighbours (a start a frame or more off fits a neighbour better on most frames)
+    confirmed = c is not None and c.distinct >= options.confirm_distinct
+    if m.offset_margin < options.min_margin and not confirmed:
+        at_lq = "" if c is None else (f"; at LQ size its frames fit only {c.distinct:+.1%} better than their "
+                                       f"neighbours (--confirm-distinct is {options.confirm_distinct:.0%})")
+        raise UvssmError(
+            f"{pair.lq}: alignment not distinct: the chosen start offset ({m.offset_seconds:+.3f} s, cost "
+            f"{m.offset_cost:.3f}) is only {m.offset_margin:.1%} better than the next best "
+            f"({m.next_offset_cost:.3f}); --min-margin is {options.min_margin:.0%}{at_lq} ({found})")
+    if c is not None and c.neighbour_better > options.max_neighbour_better:
+        raise UvssmError(
+            f"{pair.lq}: self-check failed: in {c.neighbour_better:.1%} of {c.frames} frames a neighbouring HQ frame "
+            f"fits the LQ frame better than the chosen one (limit {options.max_neighbour_better:.0%}; box residual "
+            f"{c.residual:.3f}; {found})")
+    if c is not None and not c.distinct >= options.min_distinct:
+        raise UvssmError(
+            f"{pair.lq}: self-check failed: at LQ size the chosen HQ frames fit their LQ frames by {c.distinct:+.1%} "
+            f"better than their neighbours (median over {c.frames} frames; at least {options.min_distinct:.0%} "
+            f"needed): the pairing cannot be told from its neighbours ({found})")
+    if c is not None and c.residual > options.max_residual:
+        raise UvssmError(
+            f"{pair.lq}: self-check failed: the HQ box fits the LQ picture with residual {c.residual:.3f} "
+            f"(1 − correlation, median over {c.frames} frames; limit {options.max_residual}; {found})")
+    return a

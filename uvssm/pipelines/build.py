@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from uvssm.base import atomic, qpmaps
-from uvssm.align import Geometry, PairAlignment, align_videos, exact_geometry, hq_frame
+from uvssm.align import AlignOptions, Geometry, PairAlignment, align_pair, exact_geometry, hq_frame
 from uvssm.base.catalog import load_catalog
 from uvssm.base.clipsel import select_clips
 from uvssm.base.errors import UvssmError
@@ -39,7 +39,7 @@ from uvssm.base.ffmpeg import FFmpeg, FrameWriter, command
 from uvssm.base.frames import FRAME_PATTERN, ClipProblem, check_clip, frame_name
 from uvssm.base.manifests import ClipEntry, write_splits
 from uvssm.base.pairs import Pair, discover_pairs
-from uvssm.base.probe import VideoProbe, probe
+from uvssm.base.probe import VideoProbe
 from uvssm.base.progress import Progress, quiet
 from uvssm.pipelines.synth import tool_versions
 
@@ -55,6 +55,7 @@ class BuildOptions:
     max_neighbour_better: float = 0.05  # self-check: share of frames a neighbouring HQ frame may fit better
     max_residual: float = 0.5  # self-check: 1 − correlation of the LQ picture with its HQ box (median)
     min_distinct: float = 0.0  # self-check: how much better chosen frames must fit than their neighbours (median)
+    confirm_distinct: float = 0.20  # a start offset below min_margin is kept when the self-check fits this distinctly
     max_offset_s: float = 4.0  # the share may start this many seconds into the original
     allow_hdr: bool = False  # accept 10-bit / HDR sources
     folds: int = 5
@@ -64,6 +65,13 @@ class BuildOptions:
     seed: int = 0
     force: bool = False
     clips: str | None = None  # build only these clips ("001-020,031"); the manifest gathers every finished pair
+
+    @property
+    def align(self) -> AlignOptions:
+        """What `align_pair` takes of these: the frames to check, the start's reach and the gates."""
+        return AlignOptions(frames=self.frames, max_offset_s=self.max_offset_s, min_margin=self.min_margin,
+                            confirm_distinct=self.confirm_distinct, max_neighbour_better=self.max_neighbour_better,
+                            min_distinct=self.min_distinct, max_residual=self.max_residual, allow_hdr=self.allow_hdr)
 
 
 @dataclass
@@ -79,12 +87,6 @@ class PlatformReport:
 
 def _sha256(rgb: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()
-
-
-def _check_probe(info: VideoProbe, allow_hdr: bool) -> str | None:
-    if (info.bit_depth > 8 or info.is_hdr) and not allow_hdr:
-        return f"{info.path}: {info.bit_depth}-bit {info.color_transfer} source (pass --allow-hdr to accept)"
-    return None
 
 
 @dataclass(frozen=True)
@@ -134,40 +136,6 @@ class PairReport:
         }
 
 
-def align_pair(pair: Pair, ffmpeg: FFmpeg, options: BuildOptions) -> PairAlignment:
-    """Probe, match in time and fit in space one video pair, then check it; raises UvssmError naming
-    the measured cause when the pairing is not distinct or does not hold up at LQ resolution."""
-    hq_info, lq_info = probe(pair.hq), probe(pair.lq)
-    for info in (hq_info, lq_info):
-        problem = _check_probe(info, options.allow_hdr)
-        if problem:
-            raise UvssmError(problem)
-    a = align_videos(ffmpeg, hq_info, lq_info, max_offset_s=options.max_offset_s, frames=options.frames)
-    m, box = a.match, ", ".join(f"{x:.1f}" for x in a.fit.hq_box)
-    found = f"picture {a.pic[0]}x{a.pic[1]} at LQ bars {a.fit.bars} showing HQ box ({box}), start offset {m.offset_seconds:+.3f} s"
-    if m.offset_margin < options.min_margin:
-        raise UvssmError(
-            f"{pair.lq}: alignment not distinct: the chosen start offset ({m.offset_seconds:+.3f} s, cost "
-            f"{m.offset_cost:.3f}) is only {m.offset_margin:.1%} better than the next best "
-            f"({m.next_offset_cost:.3f}); --min-margin is {options.min_margin:.0%} ({found})")
-    c = a.check
-    if c is not None and c.neighbour_better > options.max_neighbour_better:
-        raise UvssmError(
-            f"{pair.lq}: self-check failed: in {c.neighbour_better:.1%} of {c.frames} frames a neighbouring HQ frame "
-            f"fits the LQ frame better than the chosen one (limit {options.max_neighbour_better:.0%}; box residual "
-            f"{c.residual:.3f}; {found})")
-    if c is not None and not c.distinct >= options.min_distinct:
-        raise UvssmError(
-            f"{pair.lq}: self-check failed: at LQ size the chosen HQ frames fit their LQ frames by {c.distinct:+.1%} "
-            f"better than their neighbours (median over {c.frames} frames; at least {options.min_distinct:.0%} "
-            f"needed): the pairing cannot be told from its neighbours ({found})")
-    if c is not None and c.residual > options.max_residual:
-        raise UvssmError(
-            f"{pair.lq}: self-check failed: the HQ box fits the LQ picture with residual {c.residual:.3f} "
-            f"(1 − correlation, median over {c.frames} frames; limit {options.max_residual}; {found})")
-    return a
-
-
 _LUMA = np.array([65.481, 128.553, 24.966], np.float32) / 255.0
 
 
@@ -210,7 +178,7 @@ def build_pair(pair: Pair, out: Path, ffmpeg: FFmpeg, options: BuildOptions) -> 
     backwards), so one HQ and one LQ frame are held at a time whatever the clip's length."""
     if pair.problem:
         raise UvssmError(pair.problem)
-    a = align_pair(pair, ffmpeg, options)
+    a = align_pair(pair, ffmpeg, options.align)
     m = a.match
     geo = exact_geometry(a.fit, a.pic, a.hq.display_size)
     n = len(m.mapping) if options.frames is None else min(options.frames, len(m.mapping))
