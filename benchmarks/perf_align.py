@@ -57,7 +57,8 @@ def run(work: Path, seed: int = 0, n: int = 48, only: str | None = None) -> list
         else:  # with the confidence measures the gates read
             c = a.check
             status = (f"{right / len(made.truth):.1%} right  (offset margin {a.match.offset_margin:.0%}, distinct "
-                      f"{c.distinct:+.1%}, neighbour better {c.neighbour_better:.1%}, θ {c.rounding:.2f})")
+                      f"{c.distinct:+.1%}, neighbour better {c.neighbour_better:.1%}, next better {c.next_better:.1%}, "
+                      f"θ {c.rounding:.2f})")
         print(f"{share.name:34s} {len(made.truth):5d} frames  {seconds:5.1f} s  {status}", flush=True)
     return rows
 

@@ -673,9 +673,12 @@ class SelfCheck:
     moved: int  # pairings moved to a neighbour that fits clearly better (timing ties, rounding)
     neighbour_better: float  # after that: share of frames where the next or previous HQ frame still fits better
     residual: float  # median over frames of 1 − corr(LQ picture, HQ box at LQ size): how well the box fits
-    distinct: float  # median over frames of how much worse the chosen frame's better neighbour fits (relative)
+    distinct: float  # per HQ frame shown, how much worse its LQ frames fit its better neighbour (relative; median)
     ratio: float = 0.7  # "clearly better": an error at most this fraction of the chosen one's
     rounding: float = 0.5  # θ: LQ frame j shows HQ frame floor(position_j + 1 − θ) (see fit_rounding)
+    next_better: float = float("nan")  # share of frames where the next HQ frame fits better at all: codecs
+    # lag (a frame looks a little like the one before), they do not lead, so a pairing that often
+    # fits the next frame better runs behind the share (drops and repeats its timestamps do not show)
 
 
 def _pic_luma(frame: np.ndarray, bars: tuple[int, int, int, int]) -> np.ndarray:
@@ -837,7 +840,7 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
     n = len(mapping)
     pos = mapping.astype(np.float64) if position is None else np.asarray(position[:n], np.float64)
     theta = fit_rounding(errors, pos)
-    moved = flagged = 0
+    moved = flagged = ahead = 0
     previous = -1
     for j in range(n):
         e, m = errors[j], int(mapping[j])
@@ -854,9 +857,10 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
         mapping[j] = previous = choice
         if any(k in e and e[k] <= ratio * e[choice] for k in (choice - 1, choice + 1)):
             flagged += 1
+        ahead += choice + 1 in e and e[choice + 1] < e[choice]
     residual = float(np.median([residuals[j][int(mapping[j])] for j in range(n)]))
     distinct = _distinct(errors, mapping)
-    return mapping, SelfCheck(n, moved, flagged / max(n, 1), residual, distinct, ratio, theta)
+    return mapping, SelfCheck(n, moved, flagged / max(n, 1), residual, distinct, ratio, theta, ahead / max(n, 1))
 
 
 def _distinct(errors: list[dict[int, float]], mapping: np.ndarray) -> float:
@@ -891,6 +895,7 @@ class AlignOptions:
     min_margin: float = 0.10  # the start offset's cost margin over the next best (on thumbnails) ...
     confirm_distinct: float = 0.20  # ... unless the check at LQ size fits at least this distinctly
     max_neighbour_better: float = 0.05  # check: share of frames a neighbouring HQ frame may fit clearly better
+    max_next_better: float = 0.15  # check: share of frames the next HQ frame may fit better at all
     min_distinct: float = 0.0  # check: how much better chosen frames must fit than their neighbours (median)
     max_residual: float = 0.5  # check: 1 − correlation of the LQ picture with its HQ box (median)
     allow_hdr: bool = False  # accept 10-bit / HDR sources
@@ -1055,6 +1060,11 @@ def align_pair(pair, ffmpeg, options: AlignOptions = AlignOptions()) -> PairAlig
             f"{pair.lq}: self-check failed: in {c.neighbour_better:.1%} of {c.frames} frames a neighbouring HQ frame "
             f"fits the LQ frame better than the chosen one (limit {options.max_neighbour_better:.0%}; box residual "
             f"{c.residual:.3f}; {found})")
+    if c is not None and c.next_better > options.max_next_better:
+        raise UvssmError(
+            f"{pair.lq}: self-check failed: in {c.next_better:.1%} of {c.frames} frames the next HQ frame fits the "
+            f"LQ frame better than the chosen one (limit {options.max_next_better:.0%}): the pairing runs behind the "
+            f"share, which drops and repeats frames its timestamps do not show ({found})")
     if c is not None and not c.distinct >= options.min_distinct:
         raise UvssmError(
             f"{pair.lq}: self-check failed: at LQ size the chosen HQ frames fit their LQ frames by {c.distinct:+.1%} "

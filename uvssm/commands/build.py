@@ -31,6 +31,9 @@ from uvssm.display import progress_display
 @click.option("--max-neighbour-better", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Self-check: leave a pair out when, at LQ size, a neighbouring HQ frame fits more than this share "
                    "of its LQ frames better than the chosen one.")
+@click.option("--max-next-better", type=click.FloatRange(0, 1), default=0.15, show_default=True,
+              help="Self-check: leave a pair out when, at LQ size, the next HQ frame fits more than this share of its "
+                   "LQ frames better than the chosen one (codecs lag, they do not lead: the pairing runs behind).")
 @click.option("--max-residual", type=click.FloatRange(0, 2), default=0.5, show_default=True,
               help="Self-check: leave a pair out when its LQ pictures fit their HQ box worse than this "
                    "(1 - correlation, median over frames).")
@@ -49,7 +52,7 @@ from uvssm.display import progress_display
               "the manifest gathers every pair built so far: run once without --clips at the end.")
 @click.pass_context
 def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: int, min_margin: float, max_offset: float,
-          max_neighbour_better: float, max_residual: float, min_distinct: float, confirm_distinct: float,
+          max_neighbour_better: float, max_next_better: float, max_residual: float, min_distinct: float, confirm_distinct: float,
           allow_hdr: bool,
           folds: int, fold: int, seed: int, force: bool, clips: str | None) -> None:
     """Align real original/shared pairs in time and space and extract HQ/LQ frames whose sizes are
@@ -65,7 +68,8 @@ def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: in
     console = Console(highlight=False, soft_wrap=True)
     ffmpeg = find_ffmpeg(ctx.obj["ffmpeg_path"])
     options = BuildOptions(frames=frames or None, jobs=jobs, min_margin=min_margin, max_offset_s=max_offset,
-                           max_neighbour_better=max_neighbour_better, max_residual=max_residual,
+                           max_neighbour_better=max_neighbour_better, max_next_better=max_next_better,
+                           max_residual=max_residual,
                            min_distinct=min_distinct, confirm_distinct=confirm_distinct, allow_hdr=allow_hdr, folds=folds,
                            fold=fold, seed=seed, force=force, clips=clips)
     with progress_display(console, SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -53,6 +53,7 @@ class BuildOptions:
     jobs: int = 1
     min_margin: float = 0.10  # alignment confidence: the start offset's cost margin over the next best
     max_neighbour_better: float = 0.05  # self-check: share of frames a neighbouring HQ frame may fit better
+    max_next_better: float = 0.15  # self-check: share of frames the next HQ frame may fit better at all
     max_residual: float = 0.5  # self-check: 1 − correlation of the LQ picture with its HQ box (median)
     min_distinct: float = 0.0  # self-check: how much better chosen frames must fit than their neighbours (median)
     confirm_distinct: float = 0.20  # a start offset below min_margin is kept when the self-check fits this distinctly
@@ -71,6 +72,7 @@ class BuildOptions:
         """What `align_pair` takes of these: the frames to check, the start's reach and the gates."""
         return AlignOptions(frames=self.frames, max_offset_s=self.max_offset_s, min_margin=self.min_margin,
                             confirm_distinct=self.confirm_distinct, max_neighbour_better=self.max_neighbour_better,
+                            max_next_better=self.max_next_better,
                             min_distinct=self.min_distinct, max_residual=self.max_residual, allow_hdr=self.allow_hdr)
 
 
@@ -124,6 +126,7 @@ class PairReport:
             "check_neighbour_better": a.check.neighbour_better if a.check else float("nan"),
             "check_box_residual": a.check.residual if a.check else float("nan"),
             "check_distinct": a.check.distinct if a.check else float("nan"),
+            "check_next_better": a.check.next_better if a.check else float("nan"),
             "check_rounding": a.check.rounding if a.check else float("nan"),
             "bars_ltrb": list(a.fit.bars), "hq_box": [float(x) for x in a.fit.hq_box],
             "fitted_scale_x": a.fit.scale[0], "fitted_scale_y": a.fit.scale[1], "scale": geo.scale,
