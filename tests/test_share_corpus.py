@@ -73,7 +73,7 @@ def test_a_fixed_draw_of_the_corpus_is_right_or_refused(ffmpeg, corpus, prefix):
     share = next(s for s in shares.corpus(corpus[0]) if s.name.startswith(prefix))
     made = _made(ffmpeg, corpus, share)
     try:
-        a = align_pair(Pair("x", share.name, made.hq, made.lq), ffmpeg, AlignOptions(frames=CHECKED))
+        a = align_pair(Pair("x", share.name, made.hq, made.lq), ffmpeg, AlignOptions(frames=CHECKED, max_next_better=0.15))
     except UvssmError as exc:
         assert str(made.lq) in str(exc) and "self-check" in str(exc) or "not distinct" in str(exc)
         return

@@ -895,7 +895,7 @@ class AlignOptions:
     min_margin: float = 0.10  # the start offset's cost margin over the next best (on thumbnails) ...
     confirm_distinct: float = 0.20  # ... unless the check at LQ size fits at least this distinctly
     max_neighbour_better: float = 0.05  # check: share of frames a neighbouring HQ frame may fit clearly better
-    max_next_better: float = 0.15  # check: share of frames the next HQ frame may fit better at all
+    max_next_better: float = 1.0  # check: share of frames the next HQ frame may fit better at all (1: off)
     min_distinct: float = 0.0  # check: how much better chosen frames must fit than their neighbours (median)
     max_residual: float = 0.5  # check: 1 − correlation of the LQ picture with its HQ box (median)
     allow_hdr: bool = False  # accept 10-bit / HDR sources

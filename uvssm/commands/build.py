@@ -31,7 +31,7 @@ from uvssm.display import progress_display
 @click.option("--max-neighbour-better", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Self-check: leave a pair out when, at LQ size, a neighbouring HQ frame fits more than this share "
                    "of its LQ frames better than the chosen one.")
-@click.option("--max-next-better", type=click.FloatRange(0, 1), default=0.15, show_default=True,
+@click.option("--max-next-better", type=click.FloatRange(0, 1), default=1.0, show_default=True,
               help="Self-check: leave a pair out when, at LQ size, the next HQ frame fits more than this share of its "
                    "LQ frames better than the chosen one (codecs lag, they do not lead: the pairing runs behind).")
 @click.option("--max-residual", type=click.FloatRange(0, 2), default=0.5, show_default=True,
