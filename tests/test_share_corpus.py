@@ -21,9 +21,11 @@ from uvssm.base.errors import UvssmError
 from uvssm.base.pairs import Pair, discover_pairs
 from uvssm.pipelines.build import BuildOptions, build
 
-FAST = ("s04", "s11", "s14", "s47")  # a fixed draw of corpus(seed 0): drops + colour fill, intro + letterbox,
-# blur fill, and a share of a carphone share whose first frame-rate change left drops and repeats that its
-# timestamps do not show (built 79% right, silently, before the next-frame check refused it)
+FAST = ("s04", "s11", "s14", "s19", "s47")  # a fixed draw of corpus(seed 0): drops + colour fill, intro + letterbox,
+# blur fill, an SVT-AV1 carphone share whose temporal filter and frozen frames made the frame beside the
+# true one fit up to 0.6x as well (built 97% right, silently, when 0.7x moved a pairing), and a share of a
+# carphone share whose first frame-rate change left drops and repeats that its timestamps do not show
+# (built 79% right, silently, before the next-frame check refused it)
 CHECKED = 100  # frames aligned and checked per share (build's default): the suite's time stays bounded
 
 
@@ -73,7 +75,7 @@ def test_a_fixed_draw_of_the_corpus_is_right_or_refused(ffmpeg, corpus, prefix):
     share = next(s for s in shares.corpus(corpus[0]) if s.name.startswith(prefix))
     made = _made(ffmpeg, corpus, share)
     try:
-        a = align_pair(Pair("x", share.name, made.hq, made.lq), ffmpeg, AlignOptions(frames=CHECKED, max_next_better=0.15))
+        a = align_pair(Pair("x", share.name, made.hq, made.lq), ffmpeg, AlignOptions(frames=CHECKED))
     except UvssmError as exc:
         assert str(made.lq) in str(exc) and "self-check" in str(exc) or "not distinct" in str(exc)
         return
@@ -165,7 +167,7 @@ def test_distinct_is_taken_per_hq_frame_worked_by_hand():
     assert chosen.tolist() == [5, 5, 6, 6, 7, 7] and check.rounding == pytest.approx(0.5, abs=0.006)
     assert check.distinct == pytest.approx(16 / 14, rel=1e-9) and check.neighbour_better == 0.0
     assert check.next_better == 0.0  # lag: the frame before fits the first copies a little better, never the next
-    # a pairing a frame behind: the next frame fits better (not clearly: 9.5 > 0.7 × 10) on 2 of 4 frames
+    # a pairing a frame behind: the next frame fits better (not clearly: 9.5 > 0.5 × 10) on 2 of 4 frames
     errors = [{4: 30.0, 5: 10.0, 6: 9.5}, {4: 30.0, 5: 5.0, 6: 20.0},
               {5: 30.0, 6: 10.0, 7: 9.5}, {5: 30.0, 6: 5.0, 7: 20.0}]
     chosen, check = choose_frames(errors, errors, mapping[:4], mapping[:4].astype(float))
@@ -193,3 +195,39 @@ def test_every_container_is_found_and_a_missing_partner_is_named(ffmpeg, tmp_pat
     assert "002.mov: no LQ video named 002.* in" in pairs["002"].problem and "001.mp4" in pairs["002"].problem
     reports = build(tmp_path / "raw", tmp_path / "ds", ffmpeg, BuildOptions(frames=20))
     assert reports[0].built == ["001"] and "no LQ video named 002" in reports[0].left_out["002"]
+
+
+def test_a_lower_rate_share_never_shows_one_original_frame_twice_worked_by_hand():
+    """ffmpeg's constant-rate output (`-r 24` of a 30 fps original) drops a frame only once it runs
+    late: its framemd5 lines name original frames 0-9, 11-14, 16-19, ... (the still-opening test below
+    makes such a share). So at positions 1.25·j: [0, ..., 9, 11, ..., 14, 16, ...]. The opening six frames are a
+    still picture (every error equal); the others show their frame clearly. Frames 6-21 are named
+    right by θ in (2.25, 2.5] alone (e.g. frame 9 at 11.25 by floor(12.25 − θ) = 9 needs θ > 2.25,
+    frame 10 at 12.5 by floor(13.5 − θ) = 11 needs θ ≤ 2.5). There frame 2 at 2.5 would be
+    floor(3.5 − θ) = 1, and frames 1-5 would repeat HQ frames, which LQ frames 1.25 HQ frames apart
+    cannot show: each must be a new one, so the still opening follows 0, 1, 2, 3, 4, 5."""
+    truth = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 16, 17, 18, 19, 21, 22, 23, 24]
+    errors = [{k: 4.0 for k in range(max(0, t - 3), t + 4)} if j < 6 else
+              {k: (2.0 if k == t else 6.0) for k in range(max(0, t - 3), t + 4)} for j, t in enumerate(truth)]
+    position = 1.25 * np.arange(len(truth))
+    chosen, check = choose_frames(errors, errors, np.floor(position).astype(np.int64), position)
+    assert 2.25 < check.rounding <= 2.5
+    assert chosen.tolist() == truth
+
+
+def test_a_still_opening_of_a_lower_rate_share_starts_at_the_first_frame(ffmpeg, tmp_path):
+    """A 30 fps original whose first 13 frames hold one picture (only temporal noise moves), shared at
+    `-r 24`: ffmpeg's constant-rate output lags by up to two frames before it drops one, so a start one
+    LQ frame late (a one-frame 'intro') fits the thumbnails better on average. The first LQ frame
+    looks like HQ frame 0, so it is no card: the start is the first frame, and every pairing is
+    right by the frames' hashes."""
+    hq = tmp_path / "still_start.mp4"
+    subprocess.run([ffmpeg.path, "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=s=320x180:r=30,tpad=start=12:start_mode=clone,noise=alls=6:allf=t", "-frames:v", "90",
+                    "-c:v", "libx264", "-crf", "16", "-pix_fmt", "yuv420p", str(hq)], check=True)
+    share = shares.Share("still-r24", (), "still", (shares.Generation((), spatial="scale=160:90", out_rate="24"),))
+    made = shares.make(ffmpeg.path, share, {"still": shares.Original("still", hq, (320, 180), 30.0, 3.0)}, tmp_path)
+    assert [min(t) for t in made.truth[:12]] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12]  # as the test above says
+    a = align_pair(Pair("x", "still", made.hq, made.lq), ffmpeg, AlignOptions(frames=CHECKED))
+    ok = shares.right(made, a.match.lq_first, a.match.mapping)
+    assert a.match.offset_seconds == 0.0 and ok.all(), np.flatnonzero(~ok)[:10]

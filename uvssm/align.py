@@ -64,8 +64,8 @@ class TemporalMatch:
     offset_frames: int  # HQ frame that LQ frame 0 shows, by content
     offset_seconds: float  # HQ time at LQ time 0
     offset_margin: float  # (next-best offset's cost − chosen's) / next-best's: how distinct the start is
-    offset_cost: float
-    next_offset_cost: float
+    offset_cost: float  # the best start's (before an intro's step back over ties to the first that shows HQ frame 0)
+    next_offset_cost: float  # the best start's ≥ 1.5 frames away
     agreement: float  # share of LQ frames whose chosen HQ frame is also the best of its ±1 neighbours
     off_timing: int  # LQ frames mapped away from where the timestamps (after the offset) put them
     dropped: int  # HQ frames skipped beyond what the timestamps say
@@ -147,17 +147,28 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
     # an intro: the original starts at the first LQ frame that shows it. Where the share repeats
     # frames (a higher rate than the original's), the frames before the chosen one may show HQ frame
     # 0 as well, and the candidates tie within noise: step back to the first of them
-    while best > n_late and np.isfinite(scores[best - 1]) and scores[best - 1] <= scores[best] * 1.1 + 1e-3:
+    # (from LQ frame 1 at HQ time 0, the step back is to no intro at all, candidate 0, and needs no
+    # tie: a first LQ frame that looks like HQ frame 0 is no card, and nothing else comes before it.
+    # A share at a lower rate made by dropping frames late, as ffmpeg's `-r`, fits a start one LQ
+    # frame late better on average, as it lags by up to two frames)
+    found = best
+    while best >= n_late:
         m = best - n_late + 1  # the LQ frame the candidate puts at HQ time 0
+        previous = best - 1 if m > 1 else 0
+        tied = np.isfinite(scores[previous]) and scores[previous] <= scores[best] * 1.1 + 1e-3
+        if not (tied or previous == 0):
+            break
         c = _costs(a, b, np.array([m - 1, m]), np.zeros((2, 1), np.int64))[:, 0]
         if not c[0] <= min(c[1] + 0.1, unmatched_cost / 2):
             break
-        best -= 1
+        best = previous
     offset_s = candidates[best]
     interval0 = float(np.median(np.diff(hq_times))) if n_hq > 1 else 1.0
-    others = [sc for o, sc in zip(candidates, scores) if abs(o - offset_s) >= 1.5 * interval0 and np.isfinite(sc)]
+    # the margin: the best score against the best of the starts ≥ 1.5 frames from those stepped over
+    lo, hi = min(offset_s, candidates[found]) - 1.5 * interval0, max(offset_s, candidates[found]) + 1.5 * interval0
+    others = [sc for o, sc in zip(candidates, scores) if not lo < o < hi and np.isfinite(sc)]
     next_best = min(others) if others else np.inf
-    margin = 1.0 if not np.isfinite(next_best) else float((next_best - scores[best]) / max(next_best, 1e-9))
+    margin = 1.0 if not np.isfinite(next_best) else float((next_best - scores[found]) / max(next_best, 1e-9))
 
     a_all, lq_all = a, lq_times
 
@@ -230,7 +241,7 @@ def temporal_match(hq: np.ndarray, lq: np.ndarray, hq_times: np.ndarray, lq_time
     change = np.diff(drift)
     return TemporalMatch(
         mapping=mapping, cost=cost, offset_frames=int(np.rint(offset_s / max(interval0, 1e-9))), offset_seconds=offset_s,
-        offset_margin=margin, offset_cost=float(scores[best]), next_offset_cost=float(next_best),
+        offset_margin=margin, offset_cost=float(scores[found]), next_offset_cost=float(next_best),
         agreement=agree, off_timing=int(np.count_nonzero(drift)), dropped=int(change[change > 0].sum()),
         repeated=int(-change[change < 0].sum()), unmatched_tail=len(lq) - lead - n + tail, motion_contrast=contrast,
         lq_first=lead + head, position=position, timing=pos[keep])
@@ -674,7 +685,9 @@ class SelfCheck:
     neighbour_better: float  # after that: share of frames where the next or previous HQ frame still fits better
     residual: float  # median over frames of 1 − corr(LQ picture, HQ box at LQ size): how well the box fits
     distinct: float  # per HQ frame shown, how much worse its LQ frames fit its better neighbour (relative; median)
-    ratio: float = 0.7  # "clearly better": an error at most this fraction of the chosen one's
+    ratio: float = 0.5  # "clearly better": an error at most this fraction of the chosen one's (half: an
+    # SVT-AV1 share, whose temporal filter blends in the next frame and which may leave a frame as it
+    # was, makes the neighbour of the frame its hash names fit up to ~0.6× as well)
     rounding: float = 0.5  # θ: LQ frame j shows HQ frame floor(position_j + 1 − θ) (see fit_rounding)
     next_better: float = float("nan")  # share of frames where the next HQ frame fits better at all: codecs
     # lag (a frame looks a little like the one before), they do not lead, so a pairing that often
@@ -816,7 +829,7 @@ def lq_size_errors(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box
 
 
 def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box, bars,
-                   position: np.ndarray | None = None, ratio: float = 0.7) -> tuple[np.ndarray, SelfCheck]:
+                   position: np.ndarray | None = None, ratio: float = 0.5) -> tuple[np.ndarray, SelfCheck]:
     """Check, and where the content is clear correct, each pairing at LQ resolution
     (`lq_size_errors`, then `choose_frames`)."""
     measured = lq_size_errors(hq_frames, lq_frames, mapping, lq_first, box, bars)
@@ -824,13 +837,15 @@ def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box
 
 
 def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, float]], mapping: np.ndarray,
-                  position: np.ndarray | None = None, ratio: float = 0.7) -> tuple[np.ndarray, SelfCheck]:
+                  position: np.ndarray | None = None, ratio: float = 0.5) -> tuple[np.ndarray, SelfCheck]:
     """Each LQ frame's HQ frame from its errors at LQ size (`lq_size_errors`):
     - the share's rounding θ (`fit_rounding`, weighing every frame's errors), and every frame at
       floor(position + 1 − θ) (position: by the timestamps and the start offset): where a time falls
       between two HQ frames the share's resampler decides, consistently, and the frames whose content
       cannot tell (a heavily compressed share lags and looks a little like the previous frame;
-      near-duplicate frames look alike) follow that rule;
+      near-duplicate frames look alike) follow that rule; where consecutive LQ frames lie an HQ
+      frame interval or more apart (a lower or the same rate), the rule's choices advance by at
+      least one frame, as each such LQ frame shows a new one;
     - a neighbour that fits clearly better (error ≤ `ratio` × the chosen one's) is taken (a drop or
       repeat the timestamps do not show), the mapping kept non-decreasing.
     The share of frames whose chosen HQ frame still has a neighbour fitting clearly better is the
@@ -841,12 +856,17 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
     pos = mapping.astype(np.float64) if position is None else np.asarray(position[:n], np.float64)
     theta = fit_rounding(errors, pos)
     moved = flagged = ahead = 0
-    previous = -1
+    previous = timed = -1
     for j in range(n):
         e, m = errors[j], int(mapping[j])
         choice = int(np.floor(pos[j] + 1 - theta + 1e-9))
-        if choice not in e:
-            choice = m
+        # two LQ frames an HQ frame interval or more apart never show one HQ frame (at a lower or the
+        # same rate each LQ frame is a new one; a higher rate repeats): the timing's choices advance.
+        # Kept apart from the content's moves below, so that one wrong move does not carry on
+        timed = max(choice, timed + 1 if j and pos[j] - pos[j - 1] >= 0.95 else timed)
+        if timed not in e:  # outside the frames measured (before the first): the programme's choice
+            timed = m
+        choice = timed
         better = [k for k in (choice - 1, choice + 1) if k in e and e[k] <= ratio * e[choice]]
         if better:
             choice = min(better, key=e.get)
@@ -895,13 +915,14 @@ class AlignOptions:
     min_margin: float = 0.10  # the start offset's cost margin over the next best (on thumbnails) ...
     confirm_distinct: float = 0.20  # ... unless the check at LQ size fits at least this distinctly
     max_neighbour_better: float = 0.05  # check: share of frames a neighbouring HQ frame may fit clearly better
-    max_next_better: float = 1.0  # check: share of frames the next HQ frame may fit better at all (1: off)
+    max_next_better: float = 0.15  # check: share of frames the next HQ frame may fit better at all (1: off)
     min_distinct: float = 0.0  # check: how much better chosen frames must fit than their neighbours (median)
     max_residual: float = 0.5  # check: 1 − correlation of the LQ picture with its HQ box (median)
     allow_hdr: bool = False  # accept 10-bit / HDR sources
 
 
 
+NEXT_BETTER_FRAMES = 3  # the next-frame check refuses only when at least this many frames fit the next frame better
 THUMB = (64, 36)  # compared in time
 HQ_THUMB = (128, 72)  # kept per HQ frame: the picture's place is searched in these, the match resampled from them
 LQ_THUMB = 160  # the LQ frames' longer side, aspect kept (the picture may be a part of the frame)
@@ -1060,11 +1081,13 @@ def align_pair(pair, ffmpeg, options: AlignOptions = AlignOptions()) -> PairAlig
             f"{pair.lq}: self-check failed: in {c.neighbour_better:.1%} of {c.frames} frames a neighbouring HQ frame "
             f"fits the LQ frame better than the chosen one (limit {options.max_neighbour_better:.0%}; box residual "
             f"{c.residual:.3f}; {found})")
-    if c is not None and c.next_better > options.max_next_better:
+    # a frame or two of a short clip is noise (a still stretch, a scene's first frame): the count counts too
+    ahead = 0 if c is None else round(c.next_better * c.frames)
+    if c is not None and c.next_better > options.max_next_better and ahead >= NEXT_BETTER_FRAMES:
         raise UvssmError(
             f"{pair.lq}: self-check failed: in {c.next_better:.1%} of {c.frames} frames the next HQ frame fits the "
-            f"LQ frame better than the chosen one (limit {options.max_next_better:.0%}): the pairing runs behind the "
-            f"share, which drops and repeats frames its timestamps do not show ({found})")
+            f"LQ frame better than the chosen one (limit {options.max_next_better:.0%}, and {NEXT_BETTER_FRAMES} "
+            f"frames): codecs lag, they do not lead, so the content does not confirm this pairing ({found})")
     if c is not None and not c.distinct >= options.min_distinct:
         raise UvssmError(
             f"{pair.lq}: self-check failed: at LQ size the chosen HQ frames fit their LQ frames by {c.distinct:+.1%} "

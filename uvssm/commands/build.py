@@ -31,9 +31,9 @@ from uvssm.display import progress_display
 @click.option("--max-neighbour-better", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Self-check: leave a pair out when, at LQ size, a neighbouring HQ frame fits more than this share "
                    "of its LQ frames better than the chosen one.")
-@click.option("--max-next-better", type=click.FloatRange(0, 1), default=1.0, show_default=True,
-              help="Self-check: leave a pair out when, at LQ size, the next HQ frame fits more than this share of its "
-                   "LQ frames better than the chosen one (codecs lag, they do not lead: the pairing runs behind).")
+@click.option("--max-next-better", type=click.FloatRange(0, 1), default=0.15, show_default=True,
+              help="Self-check: leave a pair out when, at LQ size, the next HQ frame fits more than this share (and at "
+                   "least 3) of its LQ frames better than the chosen one (codecs lag, they do not lead); 1: off.")
 @click.option("--max-residual", type=click.FloatRange(0, 2), default=0.5, show_default=True,
               help="Self-check: leave a pair out when its LQ pictures fit their HQ box worse than this "
                    "(1 - correlation, median over frames).")
