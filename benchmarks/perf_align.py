@@ -50,8 +50,9 @@ def run(work: Path, seed: int = 0, n: int = 48, only: str | None = None) -> list
             ok, refused = None, str(exc)
         seconds = time.perf_counter() - start
         right = int(ok.sum()) if ok is not None else 0
+        bound = content_bound(ffmpeg, made, shares) if right < len(made.truth) else None
         rows.append({"share": share.name, "classes": share.classes, "frames": len(made.truth), "right": right,
-                     "refused": refused, "seconds": seconds})
+                     "refused": refused, "seconds": seconds, "true_frame_worse": bound})
         if refused:
             status = "refused: " + refused.split(": ", 1)[-1][:120]
         else:  # with the confidence measures the gates read
@@ -59,8 +60,33 @@ def run(work: Path, seed: int = 0, n: int = 48, only: str | None = None) -> list
             status = (f"{right / len(made.truth):.1%} right  (offset margin {a.match.offset_margin:.0%}, distinct "
                       f"{c.distinct:+.1%}, neighbour better {c.neighbour_better:.1%}, next better {c.next_better:.1%}, "
                       f"θ {c.rounding:.2f})")
+        if bound is not None:
+            status += f"  [hash-true frame fits worse than a neighbour on {bound:.0%} of frames]"
         print(f"{share.name:34s} {len(made.truth):5d} frames  {seconds:5.1f} s  {status}", flush=True)
     return rows
+
+
+def content_bound(ffmpeg, made, shares) -> float:
+    """For a pair not built 100% right: on what share of its frames the frame its hash names fits the
+    LQ frame worse (at LQ size, as the check compares) than the frame before or after it, with the
+    picture found without the gates: frames that content alone cannot place."""
+    from uvssm.align import align_videos, lq_size_errors
+    from uvssm.base.decode import gray_frames
+    from uvssm.base.probe import probe
+
+    hq_info, lq_info = probe(made.hq), probe(made.lq)
+    a = align_videos(ffmpeg, hq_info, lq_info, frames=None, check=False)
+    shown = [(j, min(t)) for j, t in enumerate(made.truth) if t]
+    first, truth = shown[0][0], dict(shown)
+    last = max(truth)
+    mapping = [truth.get(j, -1) for j in range(first, last + 1)]
+    for i in range(1, len(mapping)):  # card frames between: carry the previous frame (not counted)
+        mapping[i] = mapping[i] if mapping[i] >= 0 else mapping[i - 1]
+    measured = lq_size_errors(gray_frames(ffmpeg, hq_info, None), gray_frames(ffmpeg, lq_info, None),
+                              mapping, first, a.fit.hq_box, a.fit.bars, reach=1)
+    worse = [min((e[k] for k in (m - 1, m + 1) if k in e), default=float("inf")) < e[m]
+             for j, (e, m) in enumerate(zip(measured.errors, mapping)) if first + j in truth]
+    return sum(worse) / max(len(worse), 1)
 
 
 def summary(rows: list[dict]) -> list[dict]:
