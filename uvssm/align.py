@@ -1076,24 +1076,25 @@ def align_pair(pair, ffmpeg, options: AlignOptions = AlignOptions()) -> PairAlig
             f"{pair.lq}: alignment not distinct: the chosen start offset ({m.offset_seconds:+.3f} s, cost "
             f"{m.offset_cost:.3f}) is only {m.offset_margin:.1%} better than the next best "
             f"({m.next_offset_cost:.3f}); --min-margin is {options.min_margin:.0%}{at_lq} ({found})")
-    if c is not None and c.neighbour_better > options.max_neighbour_better:
+    if c is None:  # not checked
+        return a
+    if c.neighbour_better > options.max_neighbour_better:
         raise UvssmError(
             f"{pair.lq}: self-check failed: in {c.neighbour_better:.1%} of {c.frames} frames a neighbouring HQ frame "
             f"fits the LQ frame better than the chosen one (limit {options.max_neighbour_better:.0%}; box residual "
             f"{c.residual:.3f}; {found})")
     # a frame or two of a short clip is noise (a still stretch, a scene's first frame): the count counts too
-    ahead = 0 if c is None else round(c.next_better * c.frames)
-    if c is not None and c.next_better > options.max_next_better and ahead >= NEXT_BETTER_FRAMES:
+    if c.next_better > options.max_next_better and round(c.next_better * c.frames) >= NEXT_BETTER_FRAMES:
         raise UvssmError(
             f"{pair.lq}: self-check failed: in {c.next_better:.1%} of {c.frames} frames the next HQ frame fits the "
             f"LQ frame better than the chosen one (limit {options.max_next_better:.0%}, and {NEXT_BETTER_FRAMES} "
             f"frames): codecs lag, they do not lead, so the content does not confirm this pairing ({found})")
-    if c is not None and not c.distinct >= options.min_distinct:
+    if not c.distinct >= options.min_distinct:
         raise UvssmError(
             f"{pair.lq}: self-check failed: at LQ size the chosen HQ frames fit their LQ frames by {c.distinct:+.1%} "
             f"better than their neighbours (median over {c.frames} frames; at least {options.min_distinct:.0%} "
             f"needed): the pairing cannot be told from its neighbours ({found})")
-    if c is not None and c.residual > options.max_residual:
+    if c.residual > options.max_residual:
         raise UvssmError(
             f"{pair.lq}: self-check failed: the HQ box fits the LQ picture with residual {c.residual:.3f} "
             f"(1 − correlation, median over {c.frames} frames; limit {options.max_residual}; {found})")
