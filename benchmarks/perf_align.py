@@ -50,7 +50,8 @@ def run(work: Path, seed: int = 0, n: int = 48, only: str | None = None) -> list
             ok, refused = None, str(exc)
         seconds = time.perf_counter() - start
         right = int(ok.sum()) if ok is not None else 0
-        bound = content_bound(ffmpeg, made, shares) if right < len(made.truth) else None
+        # a refused pair has no alignment to reuse: the bound aligns it again without the gates
+        bound = content_bound(ffmpeg, made, None if refused else a.fit) if right < len(made.truth) else None
         rows.append({"share": share.name, "classes": share.classes, "frames": len(made.truth), "right": right,
                      "refused": refused, "seconds": seconds, "true_frame_worse": bound})
         if refused:
@@ -66,16 +67,17 @@ def run(work: Path, seed: int = 0, n: int = 48, only: str | None = None) -> list
     return rows
 
 
-def content_bound(ffmpeg, made, shares) -> float:
+def content_bound(ffmpeg, made, fit=None) -> float:
     """For a pair not built 100% right: on what share of its frames the frame its hash names fits the
     LQ frame worse (at LQ size, as the check compares) than the frame before or after it, with the
-    picture found without the gates: frames that content alone cannot place."""
+    picture `fit` found (None: found here, without the gates): frames that content alone cannot place."""
     from uvssm.align import align_videos, lq_size_errors
     from uvssm.base.decode import gray_frames
     from uvssm.base.probe import probe
 
     hq_info, lq_info = probe(made.hq), probe(made.lq)
-    a = align_videos(ffmpeg, hq_info, lq_info, frames=None, check=False)
+    if fit is None:
+        fit = align_videos(ffmpeg, hq_info, lq_info, frames=None, check=False).fit
     shown = [(j, min(t)) for j, t in enumerate(made.truth) if t]
     first, truth = shown[0][0], dict(shown)
     last = max(truth)
@@ -83,7 +85,7 @@ def content_bound(ffmpeg, made, shares) -> float:
     for i in range(1, len(mapping)):  # card frames between: carry the previous frame (not counted)
         mapping[i] = mapping[i] if mapping[i] >= 0 else mapping[i - 1]
     measured = lq_size_errors(gray_frames(ffmpeg, hq_info, None), gray_frames(ffmpeg, lq_info, None),
-                              mapping, first, a.fit.hq_box, a.fit.bars, reach=1)
+                              mapping, first, fit.hq_box, fit.bars, reach=1)
     worse = [min((e[k] for k in (m - 1, m + 1) if k in e), default=float("inf")) < e[m]
              for j, (e, m) in enumerate(zip(measured.errors, mapping)) if first + j in truth]
     return sum(worse) / max(len(worse), 1)

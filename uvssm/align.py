@@ -690,8 +690,8 @@ class SelfCheck:
     # was, makes the neighbour of the frame its hash names fit up to ~0.6× as well)
     rounding: float = 0.5  # θ: LQ frame j shows HQ frame floor(position_j + 1 − θ) (see fit_rounding)
     next_better: float = float("nan")  # share of frames where the next HQ frame fits better at all: codecs
-    # lag (a frame looks a little like the one before), they do not lead, so a pairing that often
-    # fits the next frame better runs behind the share (drops and repeats its timestamps do not show)
+    # lag (a frame looks a little like the one before), they do not lead, so where the next frame often
+    # fits better the content does not confirm the pairing (it runs behind, or cannot be told apart)
 
 
 def _pic_luma(frame: np.ndarray, bars: tuple[int, int, int, int]) -> np.ndarray:
@@ -919,7 +919,6 @@ class AlignOptions:
     min_distinct: float = 0.0  # check: how much better chosen frames must fit than their neighbours (median)
     max_residual: float = 0.5  # check: 1 − correlation of the LQ picture with its HQ box (median)
     allow_hdr: bool = False  # accept 10-bit / HDR sources
-
 
 
 NEXT_BETTER_FRAMES = 3  # the next-frame check refuses only when at least this many frames fit the next frame better
