@@ -20,11 +20,13 @@ under the share's own rounding rule. `align_videos` runs all of it for one pair.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
 from uvssm.base.errors import UvssmError
 from uvssm.base.probe import VideoProbe, probe
+from uvssm.rate_chain import Chain, ChainFit, constant_rate, fit_chain
 
 
 def normalise(frames: np.ndarray) -> np.ndarray:
@@ -692,6 +694,8 @@ class SelfCheck:
     next_better: float = float("nan")  # share of frames where the next HQ frame fits better at all: codecs
     # lag (a frame looks a little like the one before), they do not lead, so where the next frame often
     # fits better the content does not confirm the pairing (it runs behind, or cannot be told apart)
+    timing_rule: str = ""  # what named each frame's HQ frame: the rounding θ, or a conversion chain (rate_chain)
+    chain: Chain | None = None  # that chain, where one named them
 
 
 def _pic_luma(frame: np.ndarray, bars: tuple[int, int, int, int]) -> np.ndarray:
@@ -728,6 +732,12 @@ def _residual(a: np.ndarray, b: np.ndarray) -> float:
 
 def fit_rounding(errors: list[dict[int, float]], position: np.ndarray, prior: float = 0.05,
                  span: tuple[float, float] = (-2.5, 2.5), step: float = 0.01) -> float:
+    """The share's rounding θ (`rounding_fit`, whose docstring says how)."""
+    return rounding_fit(errors, position, prior, span, step)[0]
+
+
+def rounding_fit(errors: list[dict[int, float]], position: np.ndarray, prior: float = 0.05,
+                 span: tuple[float, float] = (-2.5, 2.5), step: float = 0.01) -> tuple[float, float]:
     """The share's rounding θ: LQ frame j shows HQ frame floor(p_j + 1 − θ), p_j its fractional
     position by the timestamps. Nearest-frame resampling is θ = 0.5, the frame on screen θ = 1, the
     next frame θ near 0, ffmpeg's constant-rate output (`-r`, which drops a frame only once it is 1.1
@@ -738,11 +748,12 @@ def fit_rounding(errors: list[dict[int, float]], position: np.ndarray, prior: fl
     error) (capped at log 3, also where it names a frame not measured), plus `prior` per frame times
     |θ − 0.5| / 0.5 (capped at 1): encoders make a frame look a little like the one before, so a
     content preference worth less than ~5% of error per frame does not move the rule off nearest.
-    The middle of the first run of best-scoring θ is returned (0.5 when there are no frames).
+    Returns the middle of the first run of best-scoring θ and that score (0.5 and 0 when there are
+    no frames).
     """
     n = len(errors)
     if not n:
-        return 0.5
+        return 0.5, 0.0
     position = np.asarray(position[:n], np.float64)
     base = np.floor(position).astype(np.int64)
     frac = position - base
@@ -762,7 +773,7 @@ def fit_rounding(errors: list[dict[int, float]], position: np.ndarray, prior: fl
     total += n * prior * np.minimum(np.abs(grid - 0.5), 0.5) / 0.5
     best = np.flatnonzero(total <= total.min() + 1e-9)
     run = best[:np.argmax(np.diff(np.concatenate([best, [best[-1] + 2]])) > 1) + 1]
-    return float(grid[run].mean())
+    return float(grid[run].mean()), float(total.min())
 
 
 @dataclass(frozen=True)
@@ -829,15 +840,41 @@ def lq_size_errors(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box
 
 
 def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box, bars,
-                   position: np.ndarray | None = None, ratio: float = 0.5) -> tuple[np.ndarray, SelfCheck]:
+                   position: np.ndarray | None = None, ratio: float = 0.5,
+                   rates: tuple[Fraction, Fraction] | None = None, n_hq: int = 0) -> tuple[np.ndarray, SelfCheck]:
     """Check, and where the content is clear correct, each pairing at LQ resolution
     (`lq_size_errors`, then `choose_frames`)."""
     measured = lq_size_errors(hq_frames, lq_frames, mapping, lq_first, box, bars)
-    return choose_frames(measured.errors, measured.residuals, mapping, position, ratio)
+    return choose_frames(measured.errors, measured.residuals, mapping, position, ratio, rates, n_hq)
+
+
+CHAIN_GAIN = 1.0  # a two-step chain replaces the rounding θ when its cost is at least this much below θ's
+# and every one-step chain's ...
+CHAIN_RIVAL = 0.5  # ... and a chain that pairs > 5% of the frames differently costs at least this much more
+
+
+def timing_rule(errors: list[dict[int, float]], position: np.ndarray, rates: tuple[Fraction, Fraction] | None,
+                n_hq: int) -> tuple[float, ChainFit | None]:
+    """What names each LQ frame's HQ frame: the rounding θ (`rounding_fit`) and, where both videos
+    run at a constant rate (`rates`: HQ, LQ) and a two-step conversion chain
+    (`rate_chain.fit_chain`: a share of a share, an intermediate with millisecond times) explains
+    the content clearly better than θ, than any one-step chain and than any chain that pairs
+    differently (costs in the capped log error ratios all are scored by), that chain (else None).
+    A one-step chain never replaces θ: without θ's prior it follows a codec's lag (a 25 → 60 fps
+    share whose first copy of each frame lags fits "round up" far better than its true nearest)."""
+    theta, cost = rounding_fit(errors, position)
+    if rates is None or not len(errors):
+        return theta, None
+    fit = fit_chain(errors, position, rates[0], rates[1], n_hq)
+    if (fit is None or fit.chain.one_step or fit.cost > min(cost, fit.one_step_cost) - CHAIN_GAIN
+            or fit.rival_cost < fit.cost + CHAIN_RIVAL):
+        return theta, None
+    return theta, fit
 
 
 def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, float]], mapping: np.ndarray,
-                  position: np.ndarray | None = None, ratio: float = 0.5) -> tuple[np.ndarray, SelfCheck]:
+                  position: np.ndarray | None = None, ratio: float = 0.5,
+                  rates: tuple[Fraction, Fraction] | None = None, n_hq: int = 0) -> tuple[np.ndarray, SelfCheck]:
     """Each LQ frame's HQ frame from its errors at LQ size (`lq_size_errors`):
     - the share's rounding θ (`fit_rounding`, weighing every frame's errors), and every frame at
       floor(position + 1 − θ) (position: by the timestamps and the start offset): where a time falls
@@ -845,7 +882,9 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
       cannot tell (a heavily compressed share lags and looks a little like the previous frame;
       near-duplicate frames look alike) follow that rule; where consecutive LQ frames lie an HQ
       frame interval or more apart (a lower or the same rate), the rule's choices advance by at
-      least one frame, as each such LQ frame shows a new one;
+      least one frame, as each such LQ frame shows a new one; or, where both videos run at a
+      constant rate (`rates`) and a chain of conversions explains the content clearly better
+      (`timing_rule`), every frame at the HQ frame that chain names;
     - a neighbour that fits clearly better (error ≤ `ratio` × the chosen one's) is taken (a drop or
       repeat the timestamps do not show), the mapping kept non-decreasing.
     The share of frames whose chosen HQ frame still has a neighbour fitting clearly better is the
@@ -854,16 +893,20 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
     mapping = np.asarray(mapping, np.int64).copy()
     n = len(mapping)
     pos = mapping.astype(np.float64) if position is None else np.asarray(position[:n], np.float64)
-    theta = fit_rounding(errors, pos)
+    theta, chain = timing_rule(errors, pos, rates if position is not None else None, n_hq)
+    chained = None if chain is None else chain.mapping
     moved = flagged = ahead = 0
     previous = timed = -1
     for j in range(n):
         e, m = errors[j], int(mapping[j])
-        choice = int(np.floor(pos[j] + 1 - theta + 1e-9))
-        # two LQ frames an HQ frame interval or more apart never show one HQ frame (at a lower or the
-        # same rate each LQ frame is a new one; a higher rate repeats): the timing's choices advance.
-        # Kept apart from the content's moves below, so that one wrong move does not carry on
-        timed = max(choice, timed + 1 if j and pos[j] - pos[j - 1] >= 0.95 else timed)
+        if chained is not None:  # the chain's drops and repeats are its own
+            timed = int(chained[j])
+        else:
+            choice = int(np.floor(pos[j] + 1 - theta + 1e-9))
+            # two LQ frames an HQ frame interval or more apart never show one HQ frame (at a lower or
+            # the same rate each LQ frame is a new one; a higher rate repeats): the timing's choices
+            # advance. Kept apart from the content's moves below, so that one wrong move does not carry on
+            timed = max(choice, timed + 1 if j and pos[j] - pos[j - 1] >= 0.95 else timed)
         if timed not in e:  # outside the frames measured (before the first): the programme's choice
             timed = m
         choice = timed
@@ -880,7 +923,9 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
         ahead += choice + 1 in e and e[choice + 1] < e[choice]
     residual = float(np.median([residuals[j][int(mapping[j])] for j in range(n)]))
     distinct = _distinct(errors, mapping)
-    return mapping, SelfCheck(n, moved, flagged / max(n, 1), residual, distinct, ratio, theta, ahead / max(n, 1))
+    rule = f"rounding θ {theta:.2f}" if chain is None else chain.chain.describe(rates[1])
+    return mapping, SelfCheck(n, moved, flagged / max(n, 1), residual, distinct, ratio, theta, ahead / max(n, 1),
+                              rule, None if chain is None else chain.chain)
 
 
 def _distinct(errors: list[dict[int, float]], mapping: np.ndarray) -> float:
@@ -952,6 +997,12 @@ def timestamps(info, n_decoded: int) -> tuple[np.ndarray, str]:
         return decoded, f"decoded frames' timestamps ({len(times)} packets for {n_decoded} frames)"
     rate = info.avg_fps or info.real_fps or 25.0
     return np.arange(n_decoded) / rate, f"constant {rate:.3f} fps ({len(times)} timestamps for {n_decoded} frames)"
+
+
+def _rates(hq_times: np.ndarray, lq_times: np.ndarray) -> tuple[Fraction, Fraction] | None:
+    """(HQ rate, LQ rate) where both videos run at a constant rate (`rate_chain.constant_rate`), else None."""
+    hq_rate, lq_rate = constant_rate(hq_times), constant_rate(lq_times)
+    return (hq_rate, lq_rate) if hq_rate and lq_rate else None
 
 
 def _thumb_box(box, size_from: tuple[int, int], size_to: tuple[int, int]):
@@ -1039,7 +1090,7 @@ def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames
     mapping, report = refine_mapping(gray_frames(ffmpeg, hq_info, None), gray_frames(ffmpeg, lq_info, None,
                                                                                       set(range(match.lq_first, last + 1))),
                                      match.mapping[:n], match.lq_first, fit.hq_box, fit.bars,
-                                     match.timing)
+                                     match.timing, rates=_rates(hq_times, lq_times), n_hq=len(hq_times))
     full = match.mapping.copy()
     full[:n] = mapping
     full = np.maximum.accumulate(full)

@@ -128,6 +128,7 @@ class PairReport:
             "check_distinct": a.check.distinct if a.check else float("nan"),
             "check_next_better": a.check.next_better if a.check else float("nan"),
             "check_rounding": a.check.rounding if a.check else float("nan"),
+            "check_timing_rule": a.check.timing_rule if a.check else "",
             "bars_ltrb": list(a.fit.bars), "hq_box": [float(x) for x in a.fit.hq_box],
             "fitted_scale_x": a.fit.scale[0], "fitted_scale_y": a.fit.scale[1], "scale": geo.scale,
             "hq_resampled": geo.hq_resampled, "lq_crop_xywh": list(geo.lq_crop),
