@@ -26,7 +26,7 @@ import numpy as np
 
 from uvssm.base.errors import UvssmError
 from uvssm.base.probe import VideoProbe, probe
-from uvssm.rate_chain import Chain, ChainFit, constant_rate, fit_chain
+from uvssm.base.rate_chain import Chain, ChainFit, constant_rate, fit_chain
 
 
 def normalise(frames: np.ndarray) -> np.ndarray:
@@ -786,9 +786,11 @@ class FrameErrors:
 
 
 def lq_size_errors(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box, bars,
-                   reach: int = 3) -> FrameErrors:
+                   reach: int = 3, also: np.ndarray | None = None) -> FrameErrors:
     """Per LQ frame lq_first + j: {HQ index k: error} and {k: residual} for k = mapping[j] − reach …
-    + reach (those in the video), compared at LQ size, and the difference from the LQ frame before.
+    + reach (those in the video), and as far as also[j] ± reach where `also` (e.g. the frame the
+    timestamps name) is given and within 8 frames, compared at LQ size, and the difference from
+    the LQ frame before.
 
     hq_frames / lq_frames: iterators of (index, full-resolution luma) in display order (both videos
     decoded once, side by side; 2·reach + 1 HQ frames are held). Each HQ frame is cut to `box` and
@@ -797,6 +799,9 @@ def lq_size_errors(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box
     1 − their correlation."""
     mapping = np.asarray(mapping, np.int64)
     n = len(mapping)
+    other = mapping if also is None else np.clip(np.asarray(also[:n], np.int64), mapping - 8, mapping + 8)
+    lows, highs = np.minimum(mapping, other) - reach, np.maximum(mapping, other) + reach
+    keep_from = np.minimum.accumulate(lows[::-1])[::-1]  # HQ frames below this are not needed again
     cache: dict[int, np.ndarray] = {}
     hq_iter = iter(hq_frames)
     next_hq, exhausted = 0, False
@@ -814,8 +819,9 @@ def lq_size_errors(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box
             pic = _soften(pic)
             steps.append(np.inf if previous is None else _error(pic, previous))
             previous = pic
-            m = int(mapping[i - lq_first])
-            while not exhausted and next_hq <= m + reach:
+            j = i - lq_first
+            m, lo, hi = int(mapping[j]), int(lows[j]), int(highs[j])
+            while not exhausted and next_hq <= hi:
                 try:
                     k, frame = next(hq_iter)
                 except StopIteration:
@@ -823,11 +829,11 @@ def lq_size_errors(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box
                     break
                 cache[k] = _soften(hq_at_lq_size(frame, box, size))
                 next_hq = k + 1
-            for k in [k for k in cache if k < m - reach]:
+            for k in [k for k in cache if k < keep_from[j]]:
                 del cache[k]
             if m not in cache:
                 raise UvssmError(f"HQ frame {m} is not in the HQ video")
-            candidates = [k for k in range(m - reach, m + reach + 1) if k in cache]
+            candidates = [k for k in range(lo, hi + 1) if k in cache]
             errors.append({k: _error(pic, cache[k]) for k in candidates})
             residuals.append({k: _residual(pic, cache[k]) for k in candidates})
     finally:
@@ -844,13 +850,17 @@ def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box
                    rates: tuple[Fraction, Fraction] | None = None, n_hq: int = 0) -> tuple[np.ndarray, SelfCheck]:
     """Check, and where the content is clear correct, each pairing at LQ resolution
     (`lq_size_errors`, then `choose_frames`)."""
-    measured = lq_size_errors(hq_frames, lq_frames, mapping, lq_first, box, bars)
+    # around the programme's choice and the frame the timestamps name (they differ where the programme
+    # started a few frames off after an intro)
+    also = None if position is None else np.rint(np.asarray(position, np.float64)[:len(mapping)])
+    measured = lq_size_errors(hq_frames, lq_frames, mapping, lq_first, box, bars, also=also)
     return choose_frames(measured.errors, measured.residuals, mapping, position, ratio, rates, n_hq)
 
 
 CHAIN_GAIN = 1.0  # a two-step chain replaces the rounding θ when its cost is at least this much below θ's
 # and every one-step chain's ...
 CHAIN_RIVAL = 0.5  # ... and a chain that pairs > 5% of the frames differently costs at least this much more
+CHAIN_DIFFER = 0.05  # ... where it pairs more than this share of the frames differently from θ (else θ)
 
 
 def timing_rule(errors: list[dict[int, float]], position: np.ndarray, rates: tuple[Fraction, Fraction] | None,
@@ -861,13 +871,19 @@ def timing_rule(errors: list[dict[int, float]], position: np.ndarray, rates: tup
     the content clearly better than θ, than any one-step chain and than any chain that pairs
     differently (costs in the capped log error ratios all are scored by), that chain (else None).
     A one-step chain never replaces θ: without θ's prior it follows a codec's lag (a 25 → 60 fps
-    share whose first copy of each frame lags fits "round up" far better than its true nearest)."""
+    share whose first copy of each frame lags fits "round up" far better than its true nearest).
+    Nor does a chain that pairs all but a few frames as θ does: its gain is those frames' noise (an
+    input seek's origin between two frames, which θ expresses and the chains' whole-frame origins
+    do not, let a millisecond-clock chain pair 1.4% of a one-step share wrong)."""
     theta, cost = rounding_fit(errors, position)
     if rates is None or not len(errors):
         return theta, None
     fit = fit_chain(errors, position, rates[0], rates[1], n_hq)
     if (fit is None or fit.chain.one_step or fit.cost > min(cost, fit.one_step_cost) - CHAIN_GAIN
             or fit.rival_cost < fit.cost + CHAIN_RIVAL):
+        return theta, None
+    by_theta = np.floor(np.asarray(position[:len(errors)], np.float64) + 1 - theta + 1e-9)
+    if np.mean(fit.mapping != by_theta) <= CHAIN_DIFFER:  # pairs as θ does: a few frames' noise
         return theta, None
     return theta, fit
 
@@ -895,6 +911,7 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
     pos = mapping.astype(np.float64) if position is None else np.asarray(position[:n], np.float64)
     theta, chain = timing_rule(errors, pos, rates if position is not None else None, n_hq)
     chained = None if chain is None else chain.mapping
+    advance = rates is None or rates[1] <= rates[0]
     moved = flagged = ahead = 0
     previous = timed = -1
     for j in range(n):
@@ -905,8 +922,10 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
             choice = int(np.floor(pos[j] + 1 - theta + 1e-9))
             # two LQ frames an HQ frame interval or more apart never show one HQ frame (at a lower or
             # the same rate each LQ frame is a new one; a higher rate repeats): the timing's choices
-            # advance. Kept apart from the content's moves below, so that one wrong move does not carry on
-            timed = max(choice, timed + 1 if j and pos[j] - pos[j - 1] >= 0.95 else timed)
+            # advance. Kept apart from the content's moves below, so that one wrong move does not carry
+            # on. Not where the LQ rate is known to be higher, however little (30 fps of 29.97 repeats a
+            # frame every 33 s, and its steps of 0.999 HQ frames would otherwise shift every frame after)
+            timed = max(choice, timed + 1 if j and advance and pos[j] - pos[j - 1] >= 0.95 else timed)
         if timed not in e:  # outside the frames measured (before the first): the programme's choice
             timed = m
         choice = timed
