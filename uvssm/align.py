@@ -26,7 +26,7 @@ import numpy as np
 
 from uvssm.base.errors import UvssmError
 from uvssm.base.probe import VideoProbe, probe
-from uvssm.base.rate_chain import Chain, ChainFit, constant_rate, fit_chain
+from uvssm.base.rate_chain import CAP, Chain, ChainFit, constant_rate, fit_chain, log_ratio_table
 
 
 def normalise(frames: np.ndarray) -> np.ndarray:
@@ -755,21 +755,11 @@ def rounding_fit(errors: list[dict[int, float]], position: np.ndarray, prior: fl
     if not n:
         return 0.5, 0.0
     position = np.asarray(position[:n], np.float64)
-    base = np.floor(position).astype(np.int64)
-    frac = position - base
-    reach = int(np.ceil(max(abs(span[0]), abs(span[1])))) + 2
-    offsets = np.arange(-reach, reach + 1)
-    cap = float(np.log(3.0))
-    table = np.full((n, len(offsets)), cap)  # log error ratio of HQ frame base_j + offset
-    for j, e in enumerate(errors):
-        smallest = max(min(e.values()), 1e-9)
-        for k, v in e.items():
-            o = k - base[j]
-            if -reach <= o <= reach:
-                table[j, o + reach] = min(np.log(max(v, 1e-9) / smallest), cap)
+    table, lo = log_ratio_table(errors)  # log error ratio of HQ frame lo + column, capped
     grid = np.arange(span[0], span[1], step)
-    chosen = np.floor(frac[None, :] + 1 - grid[:, None] + 1e-9).astype(np.int64) + reach  # (grid, n)
-    total = table[np.arange(n)[None, :], chosen].sum(axis=1)
+    col = np.floor(position[None, :] + 1 - grid[:, None] + 1e-9).astype(np.int64) - lo  # (grid, n)
+    inside = (col >= 0) & (col < table.shape[1])
+    total = np.where(inside, table[np.arange(n)[None, :], np.clip(col, 0, table.shape[1] - 1)], CAP).sum(axis=1)
     total += n * prior * np.minimum(np.abs(grid - 0.5), 0.5) / 0.5
     best = np.flatnonzero(total <= total.min() + 1e-9)
     run = best[:np.argmax(np.diff(np.concatenate([best, [best[-1] + 2]])) > 1) + 1]
