@@ -694,6 +694,8 @@ class SelfCheck:
     next_better: float = float("nan")  # share of frames where the next HQ frame fits better at all: codecs
     # lag (a frame looks a little like the one before), they do not lead, so where the next frame often
     # fits better the content does not confirm the pairing (it runs behind, or cannot be told apart)
+    previous_better: float = float("nan")  # share of frames where the previous HQ frame fits better at all
+    # (a lagging codec raises it on a right pairing; a pairing a frame late raises it on most frames)
     timing_rule: str = ""  # what named each frame's HQ frame: the rounding θ, or a conversion chain (rate_chain)
     chain: Chain | None = None  # that chain, where one named them
 
@@ -902,7 +904,7 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
     theta, chain = timing_rule(errors, pos, rates if position is not None else None, n_hq)
     chained = None if chain is None else chain.mapping
     advance = rates is None or rates[1] <= rates[0]
-    moved = flagged = ahead = 0
+    moved = flagged = ahead = behind = 0
     previous = timed = -1
     for j in range(n):
         e, m = errors[j], int(mapping[j])
@@ -930,11 +932,12 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
         if any(k in e and e[k] <= ratio * e[choice] for k in (choice - 1, choice + 1)):
             flagged += 1
         ahead += choice + 1 in e and e[choice + 1] < e[choice]
+        behind += choice - 1 in e and e[choice - 1] < e[choice]
     residual = float(np.median([residuals[j][int(mapping[j])] for j in range(n)]))
     distinct = _distinct(errors, mapping)
     rule = f"rounding θ {theta:.2f}" if chain is None else chain.chain.describe(rates[1])
     return mapping, SelfCheck(n, moved, flagged / max(n, 1), residual, distinct, ratio, theta, ahead / max(n, 1),
-                              rule, None if chain is None else chain.chain)
+                              behind / max(n, 1), rule, None if chain is None else chain.chain)
 
 
 def _distinct(errors: list[dict[int, float]], mapping: np.ndarray) -> float:
@@ -969,7 +972,8 @@ class AlignOptions:
     min_margin: float = 0.10  # the start offset's cost margin over the next best (on thumbnails) ...
     confirm_distinct: float = 0.20  # ... unless the check at LQ size fits at least this distinctly
     max_neighbour_better: float = 0.05  # check: share of frames a neighbouring HQ frame may fit clearly better
-    max_next_better: float = 0.15  # check: share of frames the next HQ frame may fit better at all (1: off)
+    max_next_better: float = 0.15  # check: share of frames the next HQ frame may fit better at all (1: off) ...
+    confirm_next_distinct: float = 0.05  # ... unless the chosen frames fit at least this distinctly (median)
     min_distinct: float = 0.0  # check: how much better chosen frames must fit than their neighbours (median)
     max_residual: float = 0.5  # check: 1 − correlation of the LQ picture with its HQ box (median)
     allow_hdr: bool = False  # accept 10-bit / HDR sources
@@ -1142,12 +1146,18 @@ def align_pair(pair, ffmpeg, options: AlignOptions = AlignOptions()) -> PairAlig
             f"{pair.lq}: self-check failed: in {c.neighbour_better:.1%} of {c.frames} frames a neighbouring HQ frame "
             f"fits the LQ frame better than the chosen one (limit {options.max_neighbour_better:.0%}; box residual "
             f"{c.residual:.3f}; {found})")
-    # a frame or two of a short clip is noise (a still stretch, a scene's first frame): the count counts too
-    if c.next_better > options.max_next_better and round(c.next_better * c.frames) >= NEXT_BETTER_FRAMES:
+    # a frame or two of a short clip is noise (a still stretch, a scene's first frame): the count counts too.
+    # Where the picture barely changes between frames (a small, slow clip), noise makes the next frame fit
+    # a little better on both sides of the chosen one alike; the pairing stands where its chosen frames
+    # still fit clearly better than their neighbours overall (a pairing that runs behind fits them worse)
+    if (c.next_better > options.max_next_better and round(c.next_better * c.frames) >= NEXT_BETTER_FRAMES
+            and not c.distinct >= options.confirm_next_distinct):
         raise UvssmError(
             f"{pair.lq}: self-check failed: in {c.next_better:.1%} of {c.frames} frames the next HQ frame fits the "
             f"LQ frame better than the chosen one (limit {options.max_next_better:.0%}, and {NEXT_BETTER_FRAMES} "
-            f"frames): codecs lag, they do not lead, so the content does not confirm this pairing ({found})")
+            f"frames), and the chosen frames fit only {c.distinct:+.1%} better than their neighbours (median; "
+            f"--confirm-next-distinct is {options.confirm_next_distinct:.0%}): codecs lag, they do not lead, so the "
+            f"content does not confirm this pairing ({found})")
     if not c.distinct >= options.min_distinct:
         raise UvssmError(
             f"{pair.lq}: self-check failed: at LQ size the chosen HQ frames fit their LQ frames by {c.distinct:+.1%} "

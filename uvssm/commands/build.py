@@ -43,6 +43,9 @@ from uvssm.display import progress_display
 @click.option("--confirm-distinct", type=float, default=0.20, show_default=True,
               help="Keep a pair whose start offset is within --min-margin of the next best when, at LQ size, its "
                    "chosen HQ frames fit at least this much (relative error, median) better than their neighbours.")
+@click.option("--confirm-next-distinct", type=float, default=0.05, show_default=True,
+              help="Keep a pair whose next-frame share is above --max-next-better when, at LQ size, its chosen HQ "
+                   "frames fit at least this much (relative error, median) better than their neighbours.")
 @click.option("--allow-hdr", is_flag=True, help="Accept 10-bit and HDR sources.")
 @click.option("--folds", type=click.IntRange(1), default=5, show_default=True, help="K of the seeded K-fold splits.")
 @click.option("--fold", type=click.IntRange(0), default=0, show_default=True, help="Fold written as splits/{train,val,test}.txt.")
@@ -53,6 +56,7 @@ from uvssm.display import progress_display
 @click.pass_context
 def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: int, min_margin: float, max_offset: float,
           max_neighbour_better: float, max_next_better: float, max_residual: float, min_distinct: float, confirm_distinct: float,
+          confirm_next_distinct: float,
           allow_hdr: bool,
           folds: int, fold: int, seed: int, force: bool, clips: str | None) -> None:
     """Align real original/shared pairs in time and space and extract HQ/LQ frames whose sizes are
@@ -70,7 +74,8 @@ def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: in
     options = BuildOptions(frames=frames or None, jobs=jobs, min_margin=min_margin, max_offset_s=max_offset,
                            max_neighbour_better=max_neighbour_better, max_next_better=max_next_better,
                            max_residual=max_residual,
-                           min_distinct=min_distinct, confirm_distinct=confirm_distinct, allow_hdr=allow_hdr, folds=folds,
+                           min_distinct=min_distinct, confirm_distinct=confirm_distinct,
+                           confirm_next_distinct=confirm_next_distinct, allow_hdr=allow_hdr, folds=folds,
                            fold=fold, seed=seed, force=force, clips=clips)
     with progress_display(console, SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn()) as progress:

@@ -57,6 +57,7 @@ class BuildOptions:
     max_residual: float = 0.5  # self-check: 1 − correlation of the LQ picture with its HQ box (median)
     min_distinct: float = 0.0  # self-check: how much better chosen frames must fit than their neighbours (median)
     confirm_distinct: float = 0.20  # a start offset below min_margin is kept when the self-check fits this distinctly
+    confirm_next_distinct: float = 0.05  # a next-better share above max_next_better is kept when the check fits this distinctly
     max_offset_s: float = 4.0  # the share may start this many seconds into the original
     allow_hdr: bool = False  # accept 10-bit / HDR sources
     folds: int = 5
@@ -72,7 +73,7 @@ class BuildOptions:
         """What `align_pair` takes of these: the frames to check, the start's reach and the gates."""
         return AlignOptions(frames=self.frames, max_offset_s=self.max_offset_s, min_margin=self.min_margin,
                             confirm_distinct=self.confirm_distinct, max_neighbour_better=self.max_neighbour_better,
-                            max_next_better=self.max_next_better,
+                            max_next_better=self.max_next_better, confirm_next_distinct=self.confirm_next_distinct,
                             min_distinct=self.min_distinct, max_residual=self.max_residual, allow_hdr=self.allow_hdr)
 
 
@@ -127,6 +128,7 @@ class PairReport:
             "check_box_residual": a.check.residual if a.check else float("nan"),
             "check_distinct": a.check.distinct if a.check else float("nan"),
             "check_next_better": a.check.next_better if a.check else float("nan"),
+            "check_previous_better": a.check.previous_better if a.check else float("nan"),
             "check_rounding": a.check.rounding if a.check else float("nan"),
             "check_timing_rule": a.check.timing_rule if a.check else "",
             "bars_ltrb": list(a.fit.bars), "hq_box": [float(x) for x in a.fit.hq_box],
