@@ -11,6 +11,7 @@
     python -m benchmarks gpu [--device cuda] [--quick]
     python -m benchmarks vmaf
     python -m benchmarks align-corpus [--work runs/align-corpus] [--seed 0] [--shares 48] [--only NAMES]
+    python -m benchmarks demo-seeds [--work runs/demo-seeds]
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks import (perf_align, perf_bitstream, perf_build, perf_data, perf_gpu, perf_harness, perf_models, perf_reuse,
-                        perf_synth, perf_votes)
+from benchmarks import (perf_align, perf_bitstream, perf_build, perf_data, perf_demo_seeds, perf_gpu, perf_harness,
+                        perf_models, perf_reuse, perf_synth, perf_votes)
 
 BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe: 100- and 30-frame 720p clips, one and four settings",
               "votes": "full-size VOTES forward on one LQ window (CPU; CUDA fp32/bf16 and training when present)",
@@ -30,7 +31,8 @@ BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe: 100- and 
               "reuse": "full-size VOTES over a stream with and without shared frame features (CPU speed-up)",
               "data": "training batches (16 x GT-128) per second from PNGs and from the decoded-frame store",
               "vmaf": "VMAF frames/s at 720p, and what QP-map extraction adds to a PyAV decode",
-              "align-corpus": "build's alignment on a seeded corpus of shares with hash truth: accuracy per transformation class"}
+              "align-corpus": "build's alignment on a seeded corpus of shares with hash truth: accuracy per transformation class",
+              "demo-seeds": "uvssm demo with training seeds 10, 11, 12: votes-tiny's margins over bicubic and over its ablation"}
 
 
 def main() -> None:
@@ -47,7 +49,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="build: length of the generated pair")
     parser.add_argument("--work", type=Path, default=None,
                         help="build: where the pair is cached (runs/bench-build); align-corpus: where the shares are "
-                             "(runs/align-corpus)")
+                             "(runs/align-corpus); demo-seeds: where the demos run (runs/demo-seeds)")
     parser.add_argument("--seed", type=int, default=0, help="align-corpus: the corpus generator's seed")
     parser.add_argument("--shares", type=int, default=48, help="align-corpus: shares drawn")
     parser.add_argument("--only", help="align-corpus: only shares whose names contain one of these (comma-separated)")
@@ -83,6 +85,8 @@ def main() -> None:
         elif name == "align-corpus":
             perf_align.print_table(perf_align.run(args.work or Path("runs/align-corpus"), args.seed, args.shares,
                                                   args.only))
+        elif name == "demo-seeds":
+            perf_demo_seeds.print_table(perf_demo_seeds.run(args.work or Path("runs/demo-seeds")))
 
 
 if __name__ == "__main__":

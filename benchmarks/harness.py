@@ -35,6 +35,7 @@ import torch
 from benchmarks import metrics, tables
 from benchmarks.memory import PeakMemory
 from uvssm.base.metrics import MetricConfig, quantize
+from uvssm.base.numerics import numerics_record
 from models.inference import choose_dcn_backend, fit_chunk, restore_range, shard_unit
 from models.layers import warn_large_offsets
 from models.ops.deform_conv import backend_for
@@ -511,7 +512,7 @@ def _write_tables(opts: BenchOptions, ds: PairedDataset, out: Path, split_name: 
     meta = {"data": str(Path(opts.data).resolve()), "layout": ds.layout, "dataset": ds.name, "split": split_name,
             "scale": ds.scale, "qp": ds.qp, "platform": ds.platform, "platform_folder": opts.platform,
             "setting": _setting(ds),
-            "uvssm_version": __version__, "torch_version": str(torch.__version__)}
+            "uvssm_version": __version__, "torch_version": str(torch.__version__), "numerics": numerics_record()}
     runs_path = out / "runs.json"
     runs = json.loads(runs_path.read_text()) if runs_path.is_file() else {}
     runs[f"{ds.name}/{_setting(ds)}/{split_name}"] = meta

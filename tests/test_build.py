@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from uvssm.pipelines.build import BuildOptions, assign_splits
+from uvssm.base.errors import UvssmError
 from uvssm.base.frames import FRAME_PATTERN
 from uvssm.base.ffmpeg import run
 from uvssm.pipelines.simulate import SimulateOptions, simulate
@@ -183,3 +184,15 @@ def test_same_size_pairs_build_at_scale_one(tmp_path, ffmpeg):
     assert np.abs(np.array(pairs["hq_box"]) - [2, 2, 638, 358]).max() <= 1.0
     frames = pd.read_parquet(tmp_path / "ds" / "WeChat" / "frames.parquet")
     assert (frames["hq_source_frame"].to_numpy() == truth[:30]).mean() >= 0.99
+
+
+def test_named_test_clips_are_the_test_split_and_a_typo_is_named():
+    clips = ["000", "001", "002", "003", "004", "005"]
+    split, folds, source = assign_splits(clips, "bilibili", BuildOptions(test_ids="003,005", val_clips=1, seed=3))
+    assert sorted(c for c in clips if split[c] == "test") == ["003", "005"]
+    assert sum(v == "val" for v in split.values()) == 1 and sum(v == "train" for v in split.values()) == 3
+    assert folds == [split] and "003,005" in source
+    split, _, _ = assign_splits(clips, "bilibili", BuildOptions(test_ids="004-005", val_clips=0))
+    assert [c for c in clips if split[c] == "train"] == ["000", "001", "002", "003"]
+    with pytest.raises(UvssmError, match="--test-clips 006: no such clip"):
+        assign_splits(clips, "bilibili", BuildOptions(test_ids="006"))

@@ -3,19 +3,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+import pytest
 import torch
 
-from uvssm.pipelines.demo import DemoOptions, _platform_pair, findings, run_demo
+from uvssm.pipelines.demo import DemoOptions, _platform_pairs, findings, run_demo
 from uvssm.base.frames import read_rgb
 
 SHORT = dict(bench_frames=5, bench_models=("bicubic", "votes-tiny", "votes-wo-dfm-tiny"), sample_frames=5,
              sample_size=(384, 224), sample_crop=None, platform_pair=False, device="cpu",
              train_iters={"dsm-tiny-sample": 3, "votes-tiny-sample": 4, "votes-wo-dfm-tiny-sample": 4})
+IN_PROCESS = dict(SHORT, pin_numerics=False)  # torch already runs in pytest's process: it cannot be pinned here
 
 
 def test_demo_runs_every_step_resumes_and_repeats_exactly(tmp_path, ffmpeg):
-    opts = DemoOptions(**SHORT)
+    opts = DemoOptions(**IN_PROCESS)
     steps = []
     threads = torch.get_num_threads()
     try:
@@ -32,14 +36,15 @@ def _rest_of_the_test(tmp_path, ffmpeg, opts, result, steps):
     table = result["table2"]
     assert set(zip(table["setting"], table["model"])) == {
         ("qp28_x2", "bicubic"), ("qp28_x2", "votes-tiny"), ("qp28_x2", "votes-wo-dfm-tiny")}
-    assert (tmp_path / "a" / "train" / "votes-tiny" / "checkpoints" / "latest.pt").is_file()
-    assert (tmp_path / "a" / "train" / "votes-wo-dfm-tiny" / "checkpoints" / "iter_0000004.pt").is_file()
+    assert (tmp_path / "a" / "train" / "reds" / "votes-tiny" / "checkpoints" / "latest.pt").is_file()
+    assert (tmp_path / "a" / "train" / "reds" / "votes-wo-dfm-tiny" / "checkpoints" / "iter_0000004.pt").is_file()
     names = {p.name for p in result["figures"]}
     assert {"crops_qp28_x2_240_00000002.png", "dfm_qp28_x2_241_00000002.png",
             "dfm_qp_qp28_x2_241_00000002.png"} <= names
     assert len(result["findings"]) == 1 and result["findings"][0].startswith("sample qp28_x2: votes-tiny ")
     record = pd.read_json(tmp_path / "a" / "demo.json", typ="series")
     assert record["torch_threads"] == 2 and record["deterministic_algorithms"]
+    assert not record["deterministic_warn_only"]  # a non-deterministic op is an error, not a warning
     frames = pd.read_parquet(result["paths"]["frames"])
 
     events = []
@@ -52,34 +57,36 @@ def _rest_of_the_test(tmp_path, ffmpeg, opts, result, steps):
     cols = ["setting", "model", "clip", "frame", "psnr", "ssim"]
     assert pd.read_parquet(repeat["paths"]["frames"])[cols].equals(frames[cols])
     for model in ("votes-tiny", "votes-wo-dfm-tiny"):  # the same weights (the files differ in the paths they record)
-        a, b = (torch.load(root / "train" / model / "checkpoints" / "latest.pt", weights_only=False)["params"]
+        a, b = (torch.load(root / "train" / "reds" / model / "checkpoints" / "latest.pt", weights_only=False)["params"]
                 for root in (tmp_path / "a", tmp_path / "b"))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_demo_platform_pair_is_an_exact_x2_pair_of_the_720p_footage(tmp_path, ffmpeg):
-    folder = _platform_pair(6, tmp_path, ffmpeg, lambda e, i: None)
+def test_demo_platform_pairs_are_exact_x2_pairs_of_the_720p_footage_split_as_named(tmp_path, ffmpeg):
+    folder = _platform_pairs(6, tmp_path, ffmpeg, lambda e, i: None, clips=("000", "241"))
     assert folder.name == "Bilibili"
-    hq, lq = read_rgb(folder / "HQ_frames" / "demo" / "00000000.png"), read_rgb(folder / "LQ_frames" / "demo" / "00000000.png")
-    assert hq.shape == (720, 1280, 3) and lq.shape == (360, 640, 3)
-    assert len(list((folder / "LQ_frames" / "demo").glob("*.png"))) == 6
-    assert (folder / "LQ_qp" / "demo.qp.npz").is_file()  # the share's bitstream QP maps, for the DFM figure
+    for clip in ("000", "241"):
+        hq = read_rgb(folder / "HQ_frames" / clip / "00000000.png")
+        lq = read_rgb(folder / "LQ_frames" / clip / "00000000.png")
+        assert hq.shape == (720, 1280, 3) and lq.shape == (360, 640, 3)
+        assert len(list((folder / "LQ_frames" / clip).glob("*.png"))) == 6
+        assert (folder / "LQ_qp" / f"{clip}.qp.npz").is_file()  # the share's bitstream QP maps, for the DFM figure
+    # the test clip as the demo names it, every other clip training (no validation clips)
+    assert (folder / "splits" / "test.txt").read_text().split() == ["241"]
+    assert (folder / "splits" / "train.txt").read_text().split() == ["000"]
 
 
 def test_findings_say_what_the_numbers_show():
     rows = [("sample", "qp28_x2", "bicubic", 36.40, 0.9411), ("sample", "qp28_x2", "votes-tiny", 36.90, 0.9420),
-            ("sample", "qp28_x2", "votes-wo-dfm-tiny", 36.70, 0.9415),
             ("UVSSM", "bilibili_x2", "bicubic", 34.46, 0.9296), ("UVSSM", "bilibili_x2", "votes-tiny", 34.40, 0.9316),
             ("UVSSM", "bilibili_x2", "votes-wo-dfm-tiny", 34.50, 0.9320)]
     table = pd.DataFrame(rows, columns=["dataset", "setting", "model", "psnr", "ssim"])
     lines = findings(table)
     assert lines[0].startswith("UVSSM bilibili_x2: votes-tiny does not beat bicubic (-0.06 dB PSNR, +0.0020 SSIM)")
-    assert "a degradation it never saw" in lines[0]  # the reason, for a platform share
-    assert "its DFM does not help here (-0.10 dB / -0.0004 against votes-wo-dfm-tiny)" in lines[0]
-    assert lines[1] == ("sample qp28_x2: votes-tiny beats bicubic (+0.50 dB PSNR, +0.0009 SSIM); "
-                        "its DFM adds +0.20 dB / +0.0005 over votes-wo-dfm-tiny")
-    short = table.assign(psnr=table.psnr.where(table.model != "votes-tiny", [0, 36.30, 0, 0, 34.40, 0]))
-    assert "move with the training seed" in findings(short)[1]  # the reason, for the synthesised clips
+    assert "move with the training seed" in lines[0]  # the reason
+    # the DFM's difference, worked by hand, and no claim from one seed
+    assert "its DFM: -0.10 dB / -0.0004 against votes-wo-dfm-tiny (one training seed, so no claim" in lines[0]
+    assert lines[1] == "sample qp28_x2: votes-tiny beats bicubic (+0.50 dB PSNR, +0.0009 SSIM)"
 
 
 def test_next_steps_are_real_commands_with_real_options(tmp_path):
@@ -99,4 +106,60 @@ def test_next_steps_are_real_commands_with_real_options(tmp_path):
         assert sub is not None, command
         known = {opt for p in sub.params for opt in p.opts}
         assert {w for w in words[2:] if w.startswith("-")} <= known, command
-    assert str(tmp_path / "demo" / "train" / "votes-tiny" / "checkpoints" / "latest.pt") in lines[3]
+    assert str(tmp_path / "demo" / "train" / "bilibili" / "votes-tiny" / "checkpoints" / "latest.pt") in lines[3]
+
+
+PINNED_RUN = """
+import json, sys
+from uvssm.base.ffmpeg import find_ffmpeg
+from uvssm.pipelines.demo import DemoOptions, run_demo
+options = json.loads(sys.argv[2])
+run_demo(sys.argv[1], find_ffmpeg(None), DemoOptions(**{k: tuple(v) if isinstance(v, list) else v
+                                                        for k, v in options.items()}))
+"""
+# votes-tiny only (stage 1 and 2: the model whose numbers moved between machines), 2 frames a clip
+PINNED = dict(SHORT, bench_frames=2, bench_models=("bicubic", "votes-tiny"),
+              train_iters={"dsm-tiny-sample": 3, "votes-tiny-sample": 4})
+ASK_AVX512 = {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX", "MKL_CBWR": "AUTO"}
+ASK_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
+
+
+def _demo_in_a_fresh_process(out, env_asks: dict, pin: bool):
+    """The short demo in a new Python process whose environment asks for these kernels; returns its
+    trained weights, its per-frame scores and its run record."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **env_asks, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    options = json.dumps({**PINNED, "pin_numerics": pin})
+    subprocess.run([sys.executable, "-c", PINNED_RUN, str(out), options], env=env, check=True,
+                   capture_output=True, timeout=600)
+    weights = {m: torch.load(out / "train" / "reds" / m / "checkpoints" / "latest.pt", weights_only=False)["params"]
+               for m in PINNED["bench_models"][1:]}
+    frames = pd.read_parquet(out / "results" / "frames.parquet")[["setting", "model", "clip", "frame", "psnr", "ssim"]]
+    return weights, frames, json.loads((out / "demo.json").read_text())
+
+
+def _same_weights(a, b) -> bool:
+    return all(a[m].keys() == b[m].keys() and all(torch.equal(a[m][k], b[m][k]) for k in a[m]) for m in a)
+
+
+def test_demo_gives_the_same_weights_and_table_whatever_kernels_the_machine_offers(tmp_path):
+    """Two fresh processes, one whose environment asks torch for AVX-512 kernels and one for AVX2:
+    the demo pins AVX2 in both, so the weights and every score are identical. Without the pin (the
+    control), on a machine with AVX-512 the same two runs train different weights: that difference is
+    what the pin removes (skipped where the machine has no AVX-512 to differ by)."""
+    wide, frames_wide, record_wide = _demo_in_a_fresh_process(tmp_path / "wide", ASK_AVX512, pin=True)
+    narrow, frames_narrow, record_narrow = _demo_in_a_fresh_process(tmp_path / "narrow", ASK_AVX2, pin=True)
+    assert record_wide["cpu_capability"] == record_narrow["cpu_capability"] == "AVX2"
+    assert record_wide["pins"]["ONEDNN_MAX_CPU_ISA"] == "AVX2" and record_wide["pins"]["MKL_CBWR"] == "AVX2"
+    assert _same_weights(wide, narrow)
+    assert frames_wide.equals(frames_narrow)
+
+    free, _, record_free = _demo_in_a_fresh_process(tmp_path / "free", ASK_AVX512, pin=False)
+    if record_free["cpu_capability"] != "AVX512":
+        pytest.skip(f"this machine runs {record_free['cpu_capability']} kernels when asked for AVX-512: "
+                    "no wider kernels for the control to differ by")
+    assert not _same_weights(free, narrow)  # the machine's own kernels do change the numbers

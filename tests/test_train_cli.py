@@ -36,8 +36,13 @@ def test_list_shows_the_packaged_configs():
 def test_both_stages_then_resume_and_reruns(tmp_path, tiny_reds):
     dsm = _uvssm("train", "dsm-tiny-sample", "--data", str(tiny_reds), "--out", str(tmp_path / "dsm"),
                  "--iters", "2", "--set", "val_every=2", "--set", "save_every=2", *FAST,
-                 "--frame-cache", str(tmp_path / "frame-cache"))
+                 "--frame-cache", str(tmp_path / "frame-cache"), "--portable-numerics",
+                 env={"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"})
     assert dsm.returncode == 0, dsm.stderr
+    # the pins override what the environment asked for, and the run records them
+    numerics = checkpoint.read(tmp_path / "dsm" / "checkpoints" / "latest.pt")["uvssm"]["numerics"]
+    assert numerics["cpu_capability"] in ("AVX2", "DEFAULT") and numerics["pins"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert numerics["torch_threads"] == 2 and not numerics["deterministic_warn_only"]
     # the training clips (001-003: LQ and HQ folders) decoded into the folder given
     assert len(list((tmp_path / "frame-cache").glob("*.npy"))) == 6 and str(tmp_path / "frame-cache") in dsm.stdout
     assert "val PSNR-RGB" in dsm.stdout and "done at iteration 2" in dsm.stdout

@@ -14,28 +14,29 @@ from uvssm.base.errors import UvssmError
 _RANGE = re.compile(r"^(\d+)-(\d+)$")
 
 
-def select_clips(names: list[str], text: str | None, where: str) -> list[str]:
+def select_clips(names: list[str], text: str | None, where: str, option: str = "--clips") -> list[str]:
     """The clips of `names` (in their order) that `text` selects; all of them when `text` is None or empty.
 
-    `where` names what holds the clips, for the error message (a folder, a split).
+    `where` names what holds the clips, for the error message (a folder, a split), and `option` the
+    option that named them.
     """
     if not text or not text.strip():
         return list(names)
     items = [item.strip() for item in text.split(",")]
     if any(not item for item in items):
-        raise UvssmError(f"--clips {text!r}: an empty item (expected ids and ranges such as 240-249,255)")
+        raise UvssmError(f"{option} {text!r}: an empty item (expected ids and ranges such as 240-249,255)")
     chosen: set[str] = set()
     for item in items:
         m = _RANGE.match(item)
         if m:
             low, high = int(m.group(1)), int(m.group(2))
             if low > high:
-                raise UvssmError(f"--clips {item}: the range runs backwards")
+                raise UvssmError(f"{option} {item}: the range runs backwards")
             hit = {n for n in names if n.isdigit() and low <= int(n) <= high}
         else:
             hit = {n for n in names if n == item}
         if not hit:
             shown = ", ".join(names[:8]) + (f" … ({len(names)} in all)" if len(names) > 8 else "")
-            raise UvssmError(f"--clips {item}: no such clip in {where} (it has {shown or 'none'})")
+            raise UvssmError(f"{option} {item}: no such clip in {where} (it has {shown or 'none'})")
         chosen |= hit
     return [n for n in names if n in chosen]

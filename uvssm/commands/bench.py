@@ -57,12 +57,18 @@ from uvssm.display import print_table2, progress_display, wide_console
               help="After the array's jobs: check every part is there (made with these options), write the tables.")
 @click.option("--metrics", default="psnr,ssim", show_default=True, metavar="psnr,ssim[,vmaf]",
               help="vmaf adds libvmaf's per-frame score (model vmaf_v0.6.1, at HQ size) beside PSNR/SSIM.")
+@click.option("--portable-numerics", is_flag=True,
+              help="Pin torch's CPU kernels to AVX2 (oneDNN, ATen, MKL), fix the threads (--threads, default 2) and "
+                   "make non-deterministic ops errors, so any x86-64 machine gives the same numbers (as `uvssm demo`).")
+@click.option("--threads", type=click.IntRange(1), help="torch CPU threads (default: torch's choice; 2 with "
+              "--portable-numerics).")
 @click.pass_context
 def bench(ctx: click.Context, model_names: str, outputs: tuple[str, ...], data: Path, qp: int | None, scale: int, platform: str | None, split: str,
           weights: tuple[str, ...], out: Path, device: str, bf16: bool, batch: int, tile: int, overlap: int,
           chunk: int, chunk_overlap: int, shard_frames: int,
           channels_last: bool, compile_: bool, dcn_backend: str, color_space: str, crop_border: int | None, max_frames: int,
-          save_frames: int, clips: str | None, num_shards: int, shard_index: int, gather: bool, metrics: str) -> None:
+          save_frames: int, clips: str | None, num_shards: int, shard_index: int, gather: bool, metrics: str,
+          portable_numerics: bool, threads: int | None) -> None:
     """Benchmark models on a dataset's clips: one parquet row per frame, Table 2 beside the paper.
 
     Resumable: rerun the same command after an interruption and finished (model, clip) parts are
@@ -74,6 +80,9 @@ def bench(ctx: click.Context, model_names: str, outputs: tuple[str, ...], data: 
              uvssm bench --models bicubic --outputs basicvsr-official=BasicVSR/results/REDS4 --data /data/REDS_LQ
              --qp 28 --split reds4 --out results/
     """
+    from uvssm.base.numerics import fix_threads_or_pin
+
+    fix_threads_or_pin(portable_numerics, threads)  # before torch runs anything
     from benchmarks.harness import BenchOptions, run_bench
     from benchmarks.metrics import parse_metrics
     from benchmarks.outputs import parse_outputs

@@ -47,6 +47,11 @@ from uvssm.display import progress_display
               help="Keep a pair whose next-frame share is above --max-next-better when, at LQ size, its chosen HQ "
                    "frames fit at least this much (relative error, median) better than their neighbours.")
 @click.option("--allow-hdr", is_flag=True, help="Accept 10-bit and HDR sources.")
+@click.option("--test-clips", metavar="IDS", help="The test split, as named (ids and ranges, e.g. 240-249,255); "
+              "the rest are split into --val-clips validation clips (seeded) and training. Default: the paper's "
+              "WeChat test split where its clips are there, else seeded K-fold.")
+@click.option("--val-clips", type=click.IntRange(0), default=4, show_default=True,
+              help="Validation clips drawn (seeded) from the clips outside the test split.")
 @click.option("--folds", type=click.IntRange(1), default=5, show_default=True, help="K of the seeded K-fold splits.")
 @click.option("--fold", type=click.IntRange(0), default=0, show_default=True, help="Fold written as splits/{train,val,test}.txt.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the splits.")
@@ -57,7 +62,7 @@ from uvssm.display import progress_display
 def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: int, min_margin: float, max_offset: float,
           max_neighbour_better: float, max_next_better: float, max_residual: float, min_distinct: float, confirm_distinct: float,
           confirm_next_distinct: float,
-          allow_hdr: bool,
+          allow_hdr: bool, test_clips: str | None, val_clips: int,
           folds: int, fold: int, seed: int, force: bool, clips: str | None) -> None:
     """Align real original/shared pairs in time and space and extract HQ/LQ frames whose sizes are
     exactly scale × each other; write a report per pair, frame rows with pixel hashes, splits
@@ -76,6 +81,7 @@ def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: in
                            max_residual=max_residual,
                            min_distinct=min_distinct, confirm_distinct=confirm_distinct,
                            confirm_next_distinct=confirm_next_distinct, allow_hdr=allow_hdr, folds=folds,
+                           test_ids=test_clips, val_clips=val_clips,
                            fold=fold, seed=seed, force=force, clips=clips)
     with progress_display(console, SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn()) as progress:

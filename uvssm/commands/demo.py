@@ -22,9 +22,10 @@ from uvssm.display import progress_display
 @click.pass_context
 def demo(ctx: click.Context, out: Path, device: str, bench_frames: int, threads: int) -> None:
     """Run the whole pipeline on the built-in sample in under 5 minutes on 2 CPU cores: synthesise
-    QP 28 x2 REDS, simulate and build a platform pair, train a small VOTES and the same model
-    without its DFM, benchmark them against bicubic, and write Table 2 and the figures.
-    Rerunning resumes; the same command on the same machine prints the same numbers.
+    QP 28 x2 REDS, simulate and build platform pairs of five sample clips, train a small VOTES on
+    each dataset's training clips, benchmark it against bicubic on each dataset's test clips, and
+    write Table 2 and the figures. Rerunning resumes; torch's CPU kernels are pinned to AVX2, so
+    any x86-64 machine prints the same numbers.
 
     Example: uvssm demo --out runs/demo
     """
@@ -52,7 +53,7 @@ def demo(ctx: click.Context, out: Path, device: str, bench_frames: int, threads:
         elif event == "synth" and info.get("event") == "frames":
             progress.advance(state["task"], info["n"])
         elif event == "train":
-            task(f"train {info['config']}", info["iterations"])
+            task(f"train {info['config']} on {Path(info['data']).name}", info["iterations"])
         elif event in ("train-step", "train-iter"):
             progress.update(state["task"], completed=info["iteration"])
         elif event == "train-val":
@@ -75,7 +76,8 @@ def demo(ctx: click.Context, out: Path, device: str, bench_frames: int, threads:
     console.print("[bold]What this run shows[/bold] (small models of ours, trained for minutes; not the paper's numbers):")
     for line in result["findings"]:
         console.print(f"  {line}")
-    console.print(f"done in {time.perf_counter() - start:.0f} s ({result['settings']['torch_threads']} torch threads). "
+    console.print(f"done in {time.perf_counter() - start:.0f} s ({result['settings']['torch_threads']} torch threads, "
+                  f"{result['settings']['cpu_capability']} kernels). "
                   f"Outputs in {out.resolve()}:")
     console.print(f"  results: {result['results']} (frames.parquet, clips.parquet, table2.parquet, models.parquet)")
     for path in result["figures"]:
@@ -87,7 +89,7 @@ def demo(ctx: click.Context, out: Path, device: str, bench_frames: int, threads:
 
 def next_steps(out: Path) -> list[str]:
     """What to run next on one's own data, one line each (printed at the end of the demo)."""
-    votes = out / "train" / "votes-tiny" / "checkpoints" / "latest.pt"
+    votes = out / "train" / "bilibili" / "votes-tiny" / "checkpoints" / "latest.pt"  # trained on the shares
     return ["next, on your own data:",
             "  your REDS:   uvssm synth-reds --src /path/to/REDS --out data/REDS_LQ --qp 28 --scale 2",
             "  your pairs:  uvssm build --src /path/to/RAW --out data/pairs   (RAW/<platform>/{HQ,LQ}/<id>.mp4)",

@@ -49,9 +49,14 @@ def _list_configs(console: Console) -> None:
               help="Where training clips are decoded once into mapped arrays (REDS: ~80 GB; the free space is checked "
                    "first). auto: $XDG_CACHE_HOME/uvssm/frames; off: decode PNGs per batch. Default: the config's.")
 @click.option("--list", "list_only", is_flag=True, help="List the packaged configs and exit.")
+@click.option("--portable-numerics", is_flag=True,
+              help="Pin torch's CPU kernels to AVX2 (oneDNN, ATen, MKL), fix the threads (--threads, default 2) and "
+                   "make non-deterministic ops errors, so any x86-64 machine gives the same numbers (as `uvssm demo`).")
+@click.option("--threads", type=click.IntRange(1), help="torch CPU threads (default: torch's choice; 2 with "
+              "--portable-numerics).")
 def train(config: str | None, data_root: Path | None, out: Path | None, bin_checkpoint: str | None,
           flow_checkpoint: str | None, lq_stage: str | None, iters: int | None, device: str, bf16: bool | None, resume: bool, overrides: tuple[str, ...],
-          frame_cache: str | None, list_only: bool) -> None:
+          frame_cache: str | None, list_only: bool, portable_numerics: bool, threads: int | None) -> None:
     """Train a model from CONFIG (a packaged config name, see --list, or a YAML file).
 
     Stage 1 (dsm-* configs) trains the degradation sensing module; stage 2 (votes-* configs) trains
@@ -71,6 +76,9 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
     if config is None or data_root is None or out is None:
         raise click.UsageError("CONFIG, --data and --out are required (see --list for configs)")
 
+    from uvssm.base.numerics import fix_threads_or_pin
+
+    fix_threads_or_pin(portable_numerics, threads)  # before torch runs anything
     from uvssm.pipelines.train import resolve_config, run_training
 
     if frame_cache is not None:

