@@ -15,7 +15,9 @@ from uvssm.display import progress_display
 @click.command("demo")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True,
               help="Folder for everything the demo writes.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default="cpu", show_default=True,
+              help="cpu: the same numbers on any x86-64 machine; cuda, cuda:N or auto: faster where there is a GPU, "
+                   "and the numbers then follow the GPU (ops without a deterministic CUDA version only warn).")
 @click.option("--bench-frames", type=int, default=4, show_default=True, help="Frames per test clip to score.")
 @click.option("--threads", type=int, default=2, show_default=True,
               help="torch CPU threads (fixed, so the same command repeats its numbers exactly).")
