@@ -59,8 +59,8 @@ def run(work: Path, seed: int = 0, n: int = 48, only: str | None = None) -> list
         else:  # with the confidence measures the gates read
             c = a.check
             status = (f"{right / len(made.truth):.1%} right  (offset margin {a.match.offset_margin:.0%}, distinct "
-                      f"{c.distinct:+.1%}, neighbour better {c.neighbour_better:.1%}, next better {c.next_better:.1%}, previous better {c.previous_better:.1%}, "
-                      f"{c.timing_rule})")
+                      f"{c.distinct:+.1%}, neighbour better {c.neighbour_better:.1%}, next better {c.next_better:.1%}, "
+                      f"previous better {c.previous_better:.1%}, {c.timing_rule})")
         if bound is not None:
             status += f"  [hash-true frame fits worse than a neighbour on {bound:.0%} of frames]"
         print(f"{share.name:34s} {len(made.truth):5d} frames  {seconds:5.1f} s  {status}", flush=True)

@@ -22,7 +22,7 @@ ABLATION = ("bicubic", "votes-tiny", "votes-wo-dfm-tiny")  # on both datasets: t
 
 def run(work: Path, seeds: tuple[int, ...] = SEEDS) -> list[dict]:
     from uvssm.base.ffmpeg import find_ffmpeg
-    from uvssm.pipelines.demo import DemoOptions, run_demo
+    from uvssm.pipelines.demo import DemoOptions, margins, run_demo
 
     ffmpeg = find_ffmpeg()
     rows = []
@@ -37,15 +37,8 @@ def run(work: Path, seeds: tuple[int, ...] = SEEDS) -> list[dict]:
         result = run_demo(out, ffmpeg, DemoOptions(seed=seed, bench_models=ABLATION, pair_models=ABLATION))
         seconds = time.perf_counter() - start
         first = first or out
-        table = result["table2"]
-        for (dataset, setting), group in table.groupby(["dataset", "setting"], sort=True):
-            by = {r.model: r for r in group.itertuples()}
-            votes, base, ablation = by.get("votes-tiny"), by.get("bicubic"), by.get("votes-wo-dfm-tiny")
-            row = {"seed": seed, "data": f"{dataset} {setting}", "seconds": seconds,
-                   "bicubic_psnr": base.psnr, "votes_psnr": votes.psnr,
-                   "over_bicubic_psnr": votes.psnr - base.psnr, "over_bicubic_ssim": votes.ssim - base.ssim}
-            if ablation is not None:
-                row.update(dfm_psnr=votes.psnr - ablation.psnr, dfm_ssim=votes.ssim - ablation.ssim)
+        for m in margins(result["table2"]):
+            row = {"seed": seed, "data": f"{m.pop('dataset')} {m.pop('setting')}", "seconds": seconds, **m}
             rows.append(row)
             print(_line(row), flush=True)
     return rows

@@ -79,6 +79,14 @@ def test_build_aligns_extracts_reports_and_resumes(tmp_path, raw):
     assert (folder / "pairs.parquet").read_bytes() == before[0] and (folder / "frames.parquet").read_bytes() == before[1]
     assert (folder / "HQ_frames" / "001" / "00000000.png").stat().st_mtime_ns == built_at  # not redone
 
+    # a test split naming a clip that is not there: one line, before any work, nothing built is lost
+    typo = _uvssm("build", "--src", str(raw), "--out", str(out), "--frames", "40", "--test-clips", "001,009")
+    assert typo.returncode == 2
+    lines = [line for line in typo.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--test-clips 009: no such clip in" in lines[0] and str(raw) in lines[0], typo.stderr
+    assert (folder / "pairs.parquet").read_bytes() == before[0] and (folder / "frames.parquet").read_bytes() == before[1]
+    assert (folder / "HQ_frames" / "001" / "00000000.png").stat().st_mtime_ns == built_at
+
 
 def test_release_layout_is_indexed_not_reextracted(tmp_path, ffmpeg):
     src = tmp_path / "raw" / "WeChat"

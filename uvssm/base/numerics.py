@@ -43,9 +43,17 @@ def pin_numerics(threads: int) -> dict:
         raise UvssmError(
             f"torch already runs {capability} kernels in this process, so its numbers would follow this machine: "
             f"start Python with {' '.join(f'{k}={v}' for k, v in PINS.items())} set, or pin before torch runs")
+    deterministic(threads)
+    return numerics_record()
+
+
+def deterministic(threads: int) -> None:
+    """Fix torch's CPU threads and make an op without a deterministic implementation an error (not
+    a warning): the same numbers run after run on one machine (`pin_numerics`: on every machine)."""
+    import torch
+
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
-    return numerics_record()
 
 
 def numerics_record() -> dict:

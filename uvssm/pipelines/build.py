@@ -296,19 +296,19 @@ def assign_splits(clips: list[str], platform: str, options: BuildOptions) -> tup
     """
     clips = sorted(clips)
     rng = np.random.default_rng(options.seed)
+
+    def around(test: set[str]) -> dict[str, str]:  # a given test split, seeded val from the rest, the others train
+        val = set(rng.permutation([c for c in clips if c not in test])[:options.val_clips].tolist())
+        return {c: "test" if c in test else "val" if c in val else "train" for c in clips}
+
     if options.test_ids:
-        test = set(select_clips(clips, options.test_ids, f"the built {platform} pairs", "--test-clips"))
-        rest = [c for c in clips if c not in test]
-        val = set(rng.permutation(rest)[:options.val_clips].tolist())
-        split = {c: "test" if c in test else "val" if c in val else "train" for c in clips}
+        split = around(set(select_clips(clips, options.test_ids, f"the built {platform} pairs", "--test-clips")))
         return split, [split], f"test clips as named ({options.test_ids}), seeded val (seed {options.seed})"
     if platform in PAPER_TEST:
         cat = load_catalog()
         paper = set(cat[(cat["dataset"] == "UVSSM") & (cat["platform"] == platform) & (cat["split"] == "test")]["clip"])
         if paper and paper <= set(clips):
-            rest = [c for c in clips if c not in paper]
-            val = set(rng.permutation(rest)[:options.val_clips].tolist())
-            split = {c: "test" if c in paper else "val" if c in val else "train" for c in clips}
+            split = around(paper)
             return split, [split], "paper WeChat test split (VOTES meta_info_UVSSMWeChat_test2.txt), seeded val"
     order = rng.permutation(clips).tolist()
     n_test = min(options.test_clips, max(1, len(clips) // max(options.folds, 1)))

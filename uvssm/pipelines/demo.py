@@ -150,13 +150,12 @@ def make_deterministic(threads: int, pin: bool = True, device: str = "cpu") -> d
     version (interpolation and sampling backward passes) only warns: the numbers follow the GPU anyway."""
     import torch
 
-    from uvssm.base.numerics import numerics_record, pin_numerics
+    from uvssm.base.numerics import deterministic, numerics_record, pin_numerics
 
     if pin:
         pin_numerics(threads)
     else:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(True)
+        deterministic(threads)
     if device != "cpu" and torch.cuda.is_available():
         torch.use_deterministic_algorithms(True, warn_only=True)
     return {**numerics_record(), "device": device}
@@ -198,8 +197,9 @@ def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
     platform_dir = _platform_pairs(opts.sample_frames, out, ffmpeg, progress) if opts.platform_pair else None
     lap("platform pairs")
 
-    progress("step", {"text": "3/5 train on each dataset: the synthesised clips' training clips, then the shares' "
-                              "(votes-tiny: the DSM, then the rest; votes-wo-dfm-tiny: the same without the DFM)"})
+    trained = sorted({m for m in (*opts.bench_models, *(opts.pair_models if platform_dir else ())) if m in TRAINED})
+    progress("step", {"text": f"3/5 train {', '.join(trained)} on each dataset's training clips: the synthesised "
+                              "clips', then the shares' (votes-tiny: the DSM, then the rest)"})
     runs = out / "train"
     _train_models(opts.bench_models, reds, runs / "reds", opts, progress)
     if platform_dir is not None:
@@ -238,25 +238,38 @@ ONE_SEED = ("one training seed, so no claim either way: `python -m benchmarks de
             "across seeds")
 
 
+def margins(table) -> list[dict]:
+    """Per dataset and setting of a Table 2 with votes-tiny and bicubic: votes-tiny's PSNR and its
+    margins over bicubic (`over_bicubic_psnr`, `_ssim`) and, where the table has the model without
+    the DFM, over that (`dfm_psnr`, `dfm_ssim`: the DFM's part, the paper's Table 3)."""
+    rows = []
+    for (dataset, setting), group in table.groupby(["dataset", "setting"], sort=True):
+        by = {r.model: r for r in group.itertuples()}
+        votes, base, ablation = by.get("votes-tiny"), by.get("bicubic"), by.get("votes-wo-dfm-tiny")
+        if votes is None or base is None:
+            continue
+        row = {"dataset": dataset, "setting": setting, "bicubic_psnr": base.psnr, "votes_psnr": votes.psnr,
+               "over_bicubic_psnr": votes.psnr - base.psnr, "over_bicubic_ssim": votes.ssim - base.ssim}
+        if ablation is not None:
+            row.update(dfm_psnr=votes.psnr - ablation.psnr, dfm_ssim=votes.ssim - ablation.ssim)
+        rows.append(row)
+    return rows
+
+
 def findings(table) -> list[str]:
     """What the demo's Table 2 shows, one line per dataset, in words: whether VOTES beats bicubic
     in PSNR and SSIM (and, where it does not, why), and the difference its DFM makes against the
     same model without it (the paper's Table 3), stated without a claim: one seed cannot tell it
-    from training noise (`benchmarks/demo_seeds.py` runs three)."""
+    from training noise (`benchmarks/perf_demo_seeds.py` runs three)."""
     lines = []
-    for (dataset, setting), rows in table.groupby(["dataset", "setting"], sort=True):
-        by = {r.model: r for r in rows.itertuples()}
-        votes, base, ablation = by.get("votes-tiny"), by.get("bicubic"), by.get("votes-wo-dfm-tiny")
-        if votes is None or base is None:
-            continue
-        dp, ds = votes.psnr - base.psnr, votes.ssim - base.ssim
+    for m in margins(table):
+        dp, ds = m["over_bicubic_psnr"], m["over_bicubic_ssim"]
         beats = dp > 0 and ds > 0
-        line = (f"{dataset} {setting}: votes-tiny {'beats' if beats else 'does not beat'} bicubic "
+        line = (f"{m['dataset']} {m['setting']}: votes-tiny {'beats' if beats else 'does not beat'} bicubic "
                 f"({dp:+.2f} dB PSNR, {ds:+.4f} SSIM)")
         if not beats:
             line += f"; {SHORT_RUN}"
-        if ablation is not None:
-            gp, gs = votes.psnr - ablation.psnr, votes.ssim - ablation.ssim
-            line += f"; its DFM: {gp:+.2f} dB / {gs:+.4f} against votes-wo-dfm-tiny ({ONE_SEED})"
+        if "dfm_psnr" in m:
+            line += f"; its DFM: {m['dfm_psnr']:+.2f} dB / {m['dfm_ssim']:+.4f} against votes-wo-dfm-tiny ({ONE_SEED})"
         lines.append(line)
     return lines
