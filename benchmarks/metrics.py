@@ -35,7 +35,7 @@ class ScoreContext:
     end: int
     config: MetricConfig
     device: torch.device
-    opts: object  # benchmarks.harness.BenchOptions
+    opts: object  # benchmarks.options.BenchOptions
     clock: object  # uvssm.base.timing.SectionClock, with a "metric" section
 
 

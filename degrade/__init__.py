@@ -1,1 +1,9 @@
-"""Degradations as data: codec recipes, scalers and the synthesis of compressed low-resolution frames."""
+"""Degradations as data, and the synthesis that applies them (no networks here).
+
+    recipe      the VOTES recipe (Downscale, X264Recipe) and the one ffmpeg command per clip that makes
+                every setting (synth_command)
+    reds        synthesising one clip's compressed low-resolution frames with that command
+    platforms   presets of what a platform is believed to do to an upload (`uvssm simulate`)
+
+MATLAB's bicubic `imresize` (the bicubic row of Table 2) is `uvssm.base.scalers.imresize`, in the base layer.
+"""

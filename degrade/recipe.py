@@ -36,24 +36,17 @@ from uvssm.base.settings import setting_name
 
 
 @dataclass(frozen=True)
-class X264Recipe:
-    """An ffmpeg/libx264 fixed-QP recipe that downscales with ffmpeg's `-s` option."""
+class Downscale:
+    """The frames an encoder receives: the HQ clip scaled as ffmpeg's `-s` does, in the encoder's pixel
+    format, written as PNG (the clean LR of `--clean-lr`; the first half of every `X264Recipe`)."""
 
     name: str = "votes"  # recipe name recorded in provenance
-    qp: int = 28  # x264 --qp: constant quantiser for P frames (I/B derive from ipratio/pbratio)
     scale: int = 2  # integer downscale factor; LQ size = (W/scale, H/scale)
     fps: int = 25  # output frame rate (`-r 25`); the image2 input also defaults to 25
-    codec: str = "libx264"
     pix_fmt: str = "yuv420p"
     scaler: str = "ffmpeg -s (libswscale, ffmpeg's default flags: bicubic)"
-    x264_threads: int = 1  # pinned libx264 thread count: the only setting that changes pixels here
     png_compression_level: int = 1  # PNG writer only: same pixels as the default, 5x less CPU
     png_pred: str = "up"  # fastest and smallest of ffmpeg's PNG predictors on video frames
-
-    @property
-    def setting(self) -> str:
-        """Folder suffix and short name, e.g. 'qp28_x2'."""
-        return setting_name(self.qp, self.scale)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -70,17 +63,31 @@ class X264Recipe:
         """The filter chain that `-s W/S x H/S -pix_fmt yuv420p` inserts before the encoder."""
         return f"scale=iw/{self.scale}:ih/{self.scale}:flags=bicubic,format={self.pix_fmt}"
 
-    def encoder_args(self) -> list[str]:
-        """Output options of the encoded stream, in the official order, with the thread pin."""
-        return ["-vcodec", self.codec, "-r", str(self.fps), "-qp", str(self.qp), "-pix_fmt", self.pix_fmt,
-                # -threads after -i is the encoder's thread count: pinned for determinism
-                "-threads", str(self.x264_threads)]
-
     def png_args(self, out_pattern: str) -> list[str]:
         """Output options that write a decoded stream as %08d.png numbered from 0."""
         return ["-f", "image2", "-start_number", "0",
                 "-compression_level", str(self.png_compression_level), "-pred", self.png_pred,
                 "-y", out_pattern]
+
+
+@dataclass(frozen=True)
+class X264Recipe(Downscale):
+    """An ffmpeg/libx264 fixed-QP recipe that downscales with ffmpeg's `-s` option."""
+
+    qp: int = 28  # x264 --qp: constant quantiser for P frames (I/B derive from ipratio/pbratio)
+    codec: str = "libx264"
+    x264_threads: int = 1  # pinned libx264 thread count: the only setting that changes pixels here
+
+    @property
+    def setting(self) -> str:
+        """Folder suffix and short name, e.g. 'qp28_x2'."""
+        return setting_name(self.qp, self.scale)
+
+    def encoder_args(self) -> list[str]:
+        """Output options of the encoded stream, in the official order, with the thread pin."""
+        return ["-vcodec", self.codec, "-r", str(self.fps), "-qp", str(self.qp), "-pix_fmt", self.pix_fmt,
+                # -threads after -i is the encoder's thread count: pinned for determinism
+                "-threads", str(self.x264_threads)]
 
     def official_commands(self, src_pattern: str, size: str, mp4: str, out_pattern: str,
                           pinned: bool = True) -> list[list[str]]:
@@ -107,7 +114,7 @@ class LqTarget:
 class CleanTarget:
     """Where the frames an encoder receives at one scale go, converted to RGB as decoded frames are."""
 
-    recipe: X264Recipe  # only scale, fps, pix_fmt and the PNG options matter
+    recipe: Downscale
     png_pattern: str
     rgb_sink: str
 

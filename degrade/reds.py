@@ -22,7 +22,7 @@ from typing import Callable
 
 import pandas as pd
 
-from degrade.recipe import CleanTarget, LqTarget, X264Recipe, synth_command
+from degrade.recipe import CleanTarget, Downscale, LqTarget, X264Recipe, synth_command
 from uvssm.base.errors import UvssmError
 from uvssm.base.ffmpeg import FFmpeg, run_with_pipes, x264_signature
 from uvssm.base.frames import FRAME_PATTERN, ClipFrames, ClipProblem, find_unreadable
@@ -72,7 +72,7 @@ def synthesise_clip(ffmpeg: FFmpeg, clip: ClipFrames, lq: dict[X264Recipe, Path]
     recipes = list(lq)
     lq_targets = [LqTarget(r, str(lq[r] / f"{clip.name}.mp4"), str(lq[r] / "frames" / FRAME_PATTERN),
                            str(lq[r] / "rgb.pipe")) for r in recipes]
-    clean_targets = [CleanTarget(X264Recipe(scale=s), str(work / "frames" / FRAME_PATTERN), str(work / "rgb.pipe"))
+    clean_targets = [CleanTarget(Downscale(scale=s), str(work / "frames" / FRAME_PATTERN), str(work / "rgb.pipe"))
                      for s, work in clean.items()]
     targets = [*lq_targets, *clean_targets]
     for t in targets:

@@ -13,6 +13,11 @@ and take frames out. The pieces:
 - `restore_range`: outputs start..end-1 of `restore_stream` over a whole clip, reading only the
   frames they need (a shard of a clip, for `uvssm bench` on several GPUs).
 - `restore_frames`: a few chosen output frames of one stage (validation during training).
+- `InferenceOptions` and `prepare`: how a model runs (device, precision, batch, tiles, chunks, DCN
+  backend, memory format, compilation), one type for `uvssm bench` and `uvssm restore`; `prepare`
+  returns stages set up for them and leaves the loaded ones as they were.
+- `count_macs`, `degradation_map`, `check_offsets`: what a benchmark measures of the stages besides
+  their outputs (cost per frame, the DFM of a saved frame, diverged deformable offsets).
 
 Models with a degradation feature map (VOTES) get it from the whole padded window, one sample at a
 time, before any tiling: so neither `batch` nor `tile` changes the DFM's normalisation.
@@ -33,6 +38,41 @@ from uvssm.base.metrics import quantize
 from models.features import offered
 from models.padding import pad_to_multiple
 from models.windows import reflection_circle
+
+DCN_BACKENDS = ("auto", "torch", "torchvision")
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How a trained model runs over frames, whoever runs it (`uvssm bench`, `uvssm restore`)."""
+
+    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1"
+    bf16: bool = False  # autocast to bfloat16
+    batch: int = 1  # windows per forward
+    tile: int = 0  # > 0: run on tiles of this many LQ pixels (see run_windows)
+    overlap: int = 32  # context pixels around a tile
+    chunk: int = 100  # recurrent models: output frames per chunk (100: a whole REDS clip; shortened on a GPU
+    # whose free memory would not hold it, see fit_chunk)
+    chunk_overlap: int = 8  # recurrent models: context frames on each side of a chunk
+    dcn_backend: str = "auto"  # deformable convolutions: "auto" (the faster here, measured), "torch", "torchvision"
+    channels_last: bool = False  # convolution weights in channels-last memory format (tensor cores like it)
+    compile: str = ""  # torch.compile backend ("inductor"); empty: eager
+
+    def problem(self) -> str | None:
+        """What is wrong with these options, in one line (None: nothing)."""
+        if self.batch < 1:
+            return f"--batch must be at least 1, got {self.batch}"
+        if self.tile < 0 or self.overlap < 0:
+            return "--tile and --overlap must be >= 0"
+        if self.chunk < 1 or self.chunk_overlap < 0:
+            return f"--chunk must be at least 1 and --chunk-overlap >= 0, got {self.chunk}, {self.chunk_overlap}"
+        if self.dcn_backend not in DCN_BACKENDS:
+            return f"--dcn-backend {self.dcn_backend}: expected one of {', '.join(DCN_BACKENDS)}"
+        return None
+
+    def run_kwargs(self) -> dict:
+        """The keyword arguments of restore_stage/restore_stream/restore_range these options set."""
+        return {"batch": self.batch, "bf16": self.bf16, "tile": self.tile, "overlap": self.overlap}
 
 
 @dataclass
@@ -274,7 +314,7 @@ def restore_frames(frame_at: Callable[[int], Tensor], n: int, wanted: Iterable[i
 
 def restore_stream(frames: Iterable[Tensor], stages: list[Stage], **kwargs) -> Iterator[Tensor]:
     """Chain stages over a stream: each stage's output frames, rounded to 8 bits as images on disk
-    (the hand-over of the official two-stage baselines, and of `uvssm.pipelines.restored` at training time),
+    (the hand-over of the official two-stage baselines, and of `uvssm.pipelines.train.restore_dataset` at training time),
     are the next stage's input frames."""
     stream: Iterable[Tensor] = frames
     for i, stage in enumerate(stages):
@@ -389,3 +429,84 @@ def fit_chunk(stage: Stage, lq_size: tuple[int, int], device: torch.device, bf16
     per_frame = max((peaks[1] - peaks[0]) / 2, 1.0)
     free, _ = torch.cuda.mem_get_info(device)
     return chunk_that_fits(stage.chunk, stage.chunk_overlap, free, max(peaks[0] - 2 * per_frame, 0.0), per_frame)
+
+
+def configured(stages: list[Stage], options: InferenceOptions) -> list[Stage]:
+    """Copies of `stages` with the options' recurrent chunk (no device work; the stages given are unchanged)."""
+    return [dataclasses.replace(s, chunk=options.chunk, chunk_overlap=options.chunk_overlap) for s in stages]
+
+
+def prepare(stages: list[Stage], options: InferenceOptions, device: torch.device, lq_size: tuple[int, int], *,
+            fit: bool = True, agree: Callable[[int], int] = lambda n: n) -> tuple[list[Stage], str | None]:
+    """Stages ready to run with `options` on `device` for frames of `lq_size`, (width, height), and the
+    deformable convolutions' backend (None: no stage has one). The stages are copies: the given ones keep
+    their settings, while their modules are moved to `device` (channels-last if asked) and set to the
+    backend. With `fit`, a recurrent chunk is shortened where the GPU would not hold it (`agree` turns
+    each chunk into the one every process uses). Raises ValueError for a backend that does not run here."""
+    ready = configured(stages, options)
+    for stage in ready:
+        stage.model.to(device)
+        if options.channels_last:
+            stage.model.to(memory_format=torch.channels_last)
+        if fit:
+            stage.chunk = agree(fit_chunk(stage, lq_size, device, options.bf16))
+    backend = choose_dcn_backend(ready, device, options.bf16, lq_size, options.dcn_backend)
+    return ready, backend
+
+
+def compiled(stages: list[Stage], options: InferenceOptions) -> list[Stage]:
+    """`stages` compiled with `options.compile` (copies; unchanged without it). A clip's last, shorter batch is
+    padded to `options.batch`, so a compiled model sees one shape per clip size."""
+    if not options.compile:
+        return stages
+    return [dataclasses.replace(s, model=torch.compile(s.model, backend=options.compile, dynamic=False),
+                                fixed_batch=options.batch) for s in stages]
+
+
+def count_macs(stages: list[Stage], lq_size: tuple[int, int], probe: int = 64) -> int | None:
+    """Multiply-accumulates per output frame at LQ size `lq_size`, (height, width), counted with torch's
+    FlopCounterMode on a `probe`-pixel window and scaled by area (convolutions scale exactly; the
+    deformable convolution counts as the dense conv it computes, through its pure-torch path whatever backend
+    the run uses: the counter does not see inside torchvision's op; grid sampling is not counted)."""
+    if not stages:
+        return None
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from models.ops.deform_conv import backend_for
+
+    h, w = lq_size
+    total = 0.0
+    side = probe
+    for stage in stages:
+        param = next(stage.model.parameters())  # the probe follows the model's device and dtype
+        x = torch.rand(1, stage.num_frame, getattr(stage.model, "in_nc", 3), side, side, device=param.device,
+                       dtype=param.dtype)
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), backend_for(stage.model, "torch"), counter:
+            stage.model.eval()
+            stage.model(x)
+        per_output = stage.num_frame if stage.kind == "recurrent" else 1  # a sequence gives one frame per input
+        total += counter.get_total_flops() / 2 * (h * w) / (side * side) / per_output
+        h, w, side = h * stage.scale, w * stage.scale, side * stage.scale
+    return int(round(total))
+
+
+@torch.no_grad()
+def degradation_map(stage: Stage, window_at: Callable[[list[int]], Tensor], n: int, index: int,
+                    device: torch.device | str = "cpu") -> Tensor:
+    """The degradation feature map (h, w) float32 on the CPU that a DFM stage (VOTES) estimates for output frame
+    `index` of a clip of n frames: from the frame's whole padded window, as `run_windows` does. `window_at(idx)`
+    gives the frames `idx` as one (T, C, h, w) tensor in [0, 1]."""
+    if "dfm" not in stage.features:
+        raise ValueError("this stage estimates no degradation feature map")
+    window = window_at(reflection_circle(index, n, stage.num_frame)).unsqueeze(0)
+    padded, (h, w) = pad_to_multiple(window.to(device), stage.multiple)
+    return stage.model.estimate_dfm(padded)[0, 0, :h, :w].float().cpu()
+
+
+def check_offsets(stages: list[Stage]) -> list[str]:
+    """After an eval forward: a warning (logged and returned) for every deformable alignment whose mean offset
+    diverged (`models.layers.warn_large_offsets`), read once outside the forward."""
+    from models.layers import warn_large_offsets
+
+    return [w for stage in stages for w in warn_large_offsets(stage.model)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -12,7 +13,9 @@ import pytest
 import torch
 
 from benchmarks import paper, tables
-from benchmarks.harness import BenchOptions, run_bench
+from benchmarks.harness import run_bench
+from benchmarks.options import BenchOptions
+from models.inference import InferenceOptions
 from uvssm.base.timing import SectionClock
 from models.trained import load_trained
 from uvssm.base.metrics import MetricConfig, psnr_ssim, quantize
@@ -23,6 +26,7 @@ from models.registry import create_model, model_kwargs
 from models.windows import reflection_circle
 from uvssm.base.datasets import open_dataset
 from uvssm.base.errors import UvssmError
+from uvssm.base.progress import BenchClip, BenchSkip
 
 
 def _save(path, name, scale, seed=0):
@@ -105,14 +109,16 @@ def test_two_stages_chain_frame_by_frame(weights):
 def test_shards_of_a_clip_give_the_whole_clip_results_and_rank0_checks_them(tmp_path, tiny_reds, weights):
     """Cut into 3-frame shards (window models, bicubic) and 3-frame chunks (recurrent), every score
     equals the whole-clip run's; a missing shard is named by the completeness check."""
-    from benchmarks.harness import _part_dir, _run_key, check_parts, plan_shards
+    from benchmarks.shards import check_parts, part_dir, plan_shards, run_key
+    from models.inference import configured
 
     _save(weights / "basicvsr-tiny.pt", "basicvsr-tiny", 2, seed=3)
     models = ["bicubic", "votes-tiny", "basicvsr-tiny"]
     runs = {}
     for shard in (3, 100):
-        opts = BenchOptions(models, tiny_reds, tmp_path / f"s{shard}", qp=28, weights=[str(weights)], device="cpu",
-                            shard_frames=shard, chunk=3, chunk_overlap=1, max_frames=7)
+        opts = BenchOptions(models, tiny_reds, tmp_path / f"s{shard}", qp=28, weights=[str(weights)],
+                            shard_frames=shard, max_frames=7,
+                            inference=InferenceOptions(device="cpu", chunk=3, chunk_overlap=1))
         run_bench(opts)
         runs[shard] = pd.read_parquet(tmp_path / f"s{shard}" / "frames.parquet")
     cols = ["model", "clip", "frame", "psnr", "ssim"]
@@ -126,16 +132,15 @@ def test_shards_of_a_clip_give_the_whole_clip_results_and_rank0_checks_them(tmp_
     assert sorted(p.name for p in (parts / "basicvsr-tiny").glob("240*.parquet")) == \
         ["240@00000.parquet", "240@00003.parquet", "240@00006.parquet"]
 
-    opts = BenchOptions(models, tiny_reds, tmp_path / "s3", qp=28, weights=[str(weights)], device="cpu",
-                        shard_frames=3, chunk=3, chunk_overlap=1, max_frames=7)
+    opts = BenchOptions(models, tiny_reds, tmp_path / "s3", qp=28, weights=[str(weights)],
+                        shard_frames=3, max_frames=7, inference=InferenceOptions(device="cpu", chunk=3, chunk_overlap=1))
     ds = open_dataset(tiny_reds, split="test", scale=2, qp=28)
     trained = [load_trained(m, 2, [str(weights)]) for m in models]
-    for stage in trained[2].stages:
-        stage.chunk, stage.chunk_overlap = 3, 1  # as run_bench sets them from the options
+    trained = [dataclasses.replace(m, stages=configured(m.stages, opts.inference)) for m in trained]  # as run_bench
     plans = {m.name: plan_shards(m, ds.clips, opts) for m in trained}
-    keys = {m.name: _run_key(m, MetricConfig("y", 2), opts) for m in trained}
+    keys = {m.name: run_key(m, MetricConfig("y", 2), opts) for m in trained}
     check_parts(tmp_path / "s3", ds, "test", plans, keys)  # all there
-    (_part_dir(tmp_path / "s3", ds, "test", "votes-tiny") / "241@00003.parquet").unlink()
+    (part_dir(tmp_path / "s3", ds, "test", "votes-tiny") / "241@00003.parquet").unlink()
     with pytest.raises(UvssmError, match=r"1 of 18 parts missing .*votes-tiny clip 241 frames 3-5"):
         check_parts(tmp_path / "s3", ds, "test", plans, keys)
 
@@ -145,8 +150,8 @@ def test_channels_last_and_compile_give_the_eager_scores(tmp_path, tiny_reds, we
     CPU) change how the model runs, not what it computes."""
     runs = {}
     for name, extra in (("plain", {}), ("fast", {"channels_last": True, "compile": "eager"})):
-        run_bench(BenchOptions(["votes-tiny"], tiny_reds, tmp_path / name, qp=28, weights=[str(weights)],
-                               device="cpu", max_frames=3, **extra))
+        run_bench(BenchOptions(["votes-tiny"], tiny_reds, tmp_path / name, qp=28, weights=[str(weights)], max_frames=3,
+                               inference=InferenceOptions(device="cpu", **extra)))
         runs[name] = pd.read_parquet(tmp_path / name / "frames.parquet")
     np.testing.assert_allclose(runs["fast"]["psnr"], runs["plain"]["psnr"], atol=1e-4)
     np.testing.assert_allclose(runs["fast"]["ssim"], runs["plain"]["ssim"], atol=1e-6)
@@ -155,13 +160,13 @@ def test_channels_last_and_compile_give_the_eager_scores(tmp_path, tiny_reds, we
 
 def test_bench_end_to_end_schema_aggregation_resume_and_tiles(tmp_path, tiny_reds, weights):
     opts = BenchOptions(["bicubic", "votes-tiny"], tiny_reds, tmp_path / "res", qp=28, weights=[str(weights)],
-                        max_frames=6, device="cpu")
+                        max_frames=6, inference=InferenceOptions(device="cpu"))
     clips_done = []
 
-    def stop_after_first_clip(event, info):
-        if event == "clip":
-            clips_done.append(info["clip"])
-            if info["model"] == "votes-tiny":
+    def stop_after_first_clip(event):
+        if isinstance(event, BenchClip):
+            clips_done.append(event.clip)
+            if event.model == "votes-tiny":
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -173,8 +178,9 @@ def test_bench_end_to_end_schema_aggregation_resume_and_tiles(tmp_path, tiny_red
     stamp = first.stat().st_mtime_ns
 
     events = []
-    result = run_bench(opts, lambda e, i: events.append((e, i.get("model"), i.get("clip"))))
-    assert ("skip", "votes-tiny", "240") in events and ("clip", "votes-tiny", "241") in events
+    result = run_bench(opts, events.append)
+    assert BenchSkip("votes-tiny", "240", 6) in events
+    assert [e.clip for e in events if isinstance(e, BenchClip) and e.model == "votes-tiny"] == ["241"]
     assert first.stat().st_mtime_ns == stamp
 
     frames = pd.read_parquet(tmp_path / "res" / "frames.parquet")
@@ -191,7 +197,7 @@ def test_bench_end_to_end_schema_aggregation_resume_and_tiles(tmp_path, tiny_red
     for model in ("bicubic", "votes-tiny"):
         mine = frames[frames["model"] == model]
         by_hand = np.mean([mine[mine["clip"] == c]["psnr"].sum() / 6 for c in ("240", "241")])
-        row = result["table2"].set_index("model").loc[model]
+        row = result.tables.table2.set_index("model").loc[model]
         assert row["psnr"] == pytest.approx(by_hand, abs=1e-12) and row["clips"] == 2
 
     # The bicubic row equals MATLAB bicubic + the metric, computed directly on one frame.
@@ -202,21 +208,30 @@ def test_bench_end_to_end_schema_aggregation_resume_and_tiles(tmp_path, tiny_red
     got = frames[(frames["model"] == "bicubic") & (frames["clip"] == clip.name) & (frames["frame"] == 3)]["psnr"]
     assert got.iloc[0] == pytest.approx(float(p[0]), abs=1e-9)
 
-    stats = result["models"].set_index("model")
+    stats = result.tables.models.set_index("model")
     assert stats.loc["votes-tiny", "params"] == sum(p.numel() for p in create_model("votes-tiny", 2).parameters())
     assert stats.loc["votes-tiny", "macs_per_frame"] > 1e9 and stats.loc["votes-tiny", "ms_per_frame"] > 0
     assert stats.loc["votes-tiny", "dcn_backend"] == "torch"
 
     # Tiled: a different run key, so it is recomputed, and equal to the untiled scores.
     tiled = run_bench(BenchOptions(["votes-tiny"], tiny_reds, tmp_path / "tiled", qp=28, weights=[str(weights)],
-                                   max_frames=6, device="cpu", tile=48, overlap=32, save_frames=0))
-    t = pd.read_parquet(tiled["paths"]["frames"])
+                                   max_frames=6, save_frames=0,
+                                   inference=InferenceOptions(device="cpu", tile=48, overlap=32)))
+    t = pd.read_parquet(tiled.tables.paths["frames"])
     u = frames[frames["model"] == "votes-tiny"].reset_index(drop=True)
     assert set(t["tile"]) == {48}
     assert np.abs(t["psnr"].to_numpy() - u["psnr"].to_numpy()).max() < 1e-3
     saved = tmp_path / "res" / "frames" / "qp28_x2" / "votes-tiny" / "240"
     assert (saved / "00000003.png").is_file() and (saved / "00000003.dfm.npy").is_file()
     assert np.load(saved / "00000003.dfm.npy").shape == (112, 192)
+    # the saved map is the model's own DFM of frame 3's window (frames 1-5 of the clip), read as the official test
+    # code reads a window: the frames stacked, then one tensor, padded to a multiple of 4 (112 x 192 is one already)
+    trained = load_trained("votes-tiny", 2, [str(weights)])
+    clip240 = next(c for c in open_dataset(tiny_reds, split="test", qp=28).clips if c.name == "240")
+    window = torch.from_numpy(np.stack([clip240.lq(i) for i in (1, 2, 3, 4, 5)])).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        want = trained.stages[0].model.eval().estimate_dfm(window[None])[0, 0].numpy().astype(np.float16)
+    assert np.array_equal(np.load(saved / "00000003.dfm.npy"), want)
 
     from benchmarks.figures import write_figures
 
@@ -269,7 +284,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, tiny_reds):
                            str(tmp_path / "nothing"), "--out", str(tmp_path / "r")], capture_output=True, text=True)
     assert proc.returncode == 2 and "dataset folder not found" in proc.stderr
     done = tmp_path / "done"  # a finished run stays as it was when a bad option is refused
-    run_bench(BenchOptions(["bicubic"], tiny_reds, done, qp=28, max_frames=2, device="cpu"))
+    run_bench(BenchOptions(["bicubic"], tiny_reds, done, qp=28, max_frames=2, inference=InferenceOptions(device="cpu")))
     before = (done / "frames.parquet").read_bytes()
     proc = subprocess.run([sys.executable, "-m", "uvssm", "bench", "--models", "bicubic", "--data", str(tiny_reds),
                            "--qp", "28", "--out", str(done), "--shard-frames", "0"], capture_output=True, text=True)
@@ -307,13 +322,14 @@ def test_torchrun_ranks_share_the_clips_and_rank0_gathers(tmp_path, tiny_reds):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp = pd.read_parquet(tmp_path / "ddp" / "frames.parquet")
-    run_bench(BenchOptions(["bicubic"], tiny_reds, tmp_path / "one", qp=28, split="all", max_frames=3, device="cpu"))
+    run_bench(BenchOptions(["bicubic"], tiny_reds, tmp_path / "one", qp=28, split="all", max_frames=3,
+                           inference=InferenceOptions(device="cpu")))
     one = pd.read_parquet(tmp_path / "one" / "frames.parquet")
     assert len(ddp) == 6 * 3 and ddp["psnr"].tolist() == one["psnr"].tolist()
 
 
 def test_frames_ahead_decodes_each_frame_once_and_serves_re_reads():
-    from benchmarks.harness import FramesAhead
+    from benchmarks.prefetch import FramesAhead
 
     loads = []
     rng = np.random.default_rng(0)

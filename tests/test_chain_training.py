@@ -14,6 +14,7 @@ from models.windows import reflection_circle
 from uvssm.base.datasets import open_dataset
 from uvssm.base.errors import UvssmError
 from uvssm.base.frames import frame_name, read_rgb
+from uvssm.base.progress import RestoreClip
 from uvssm.pipelines.train import run_training
 
 TWO_ITERS = ["batch_size=2", "val_frames=1", "val_every=2", "save_every=2", "periods=[2]"]
@@ -41,9 +42,9 @@ def test_sr_stage_learns_from_stdf_outputs(tmp_path, data):
 
     sr_cfg.lq_stage = str(stdf_ckpt)
     events = []
-    run_training(sr_cfg, data, tmp_path / "sr", device="cpu", progress=lambda e, i: events.append((e, i)))
-    restored = [i for e, i in events if e == "restore"]
-    assert {r["clip"] for r in restored} == {"000", "001", "002", "003"}  # train and val clips, once each
+    run_training(sr_cfg, data, tmp_path / "sr", device="cpu", progress=events.append)
+    restored = [e for e in events if isinstance(e, RestoreClip)]
+    assert {r.clip for r in restored} == {"000", "001", "002", "003"}  # train and val clips, once each
 
     # the SR run's inputs are STDF's outputs, computed here by calling the network directly
     sha = checkpoint.file_sha256(stdf_ckpt)
@@ -68,8 +69,8 @@ def test_sr_stage_learns_from_stdf_outputs(tmp_path, data):
     # a second SR model on the same first stage reuses the frames
     stamp = (folder / frame_name(3)).stat().st_mtime_ns
     events.clear()
-    run_training(sr_cfg, data, tmp_path / "sr2", device="cpu", progress=lambda e, i: events.append((e, i)))
-    assert not [i for e, i in events if e == "restore"] and (folder / frame_name(3)).stat().st_mtime_ns == stamp
+    run_training(sr_cfg, data, tmp_path / "sr2", device="cpu", progress=events.append)
+    assert not [e for e in events if isinstance(e, RestoreClip)] and (folder / frame_name(3)).stat().st_mtime_ns == stamp
 
 
 def _edvr_ckpt(tmp_path, data):

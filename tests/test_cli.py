@@ -57,7 +57,8 @@ def test_synth_with_bicubic_writes_the_table2_row(clips, tmp_path):
 
 
 def test_bicubic_is_worse_at_higher_qp_and_scale(clips, tmp_path):
-    from benchmarks.harness import BenchOptions, run_bench
+    from benchmarks.harness import run_bench
+    from benchmarks.options import BenchOptions
     from uvssm.base.ffmpeg import find_ffmpeg
     from uvssm.pipelines.synth import SynthOptions, synth_reds
 
@@ -88,3 +89,37 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     command = next(line.strip() for line in ci.splitlines() if line.strip().startswith("python3 -m venv"))
     assert command in readme
+
+
+def test_a_platform_is_named_in_any_case_by_build_bench_and_simulate(tmp_path, ffmpeg):
+    """`build --platform WECHAT` and `bench --platform wechat` or `WeChat` name the one folder build writes
+    (WeChat/), with the same rows; simulate takes every preset of degrade/platforms.py, in any case."""
+    from degrade.platforms import PRESETS
+    from uvssm.base.ffmpeg import run
+    from uvssm.base.frames import FRAME_PATTERN
+    from uvssm.commands.simulate import simulate
+
+    src = tmp_path / "raw" / "WeChat"
+    for clip in ("016", "048"):
+        for kind, size in (("HQ_frames", "64x48"), ("LQ_frames", "32x24")):
+            folder = src / kind / clip
+            folder.mkdir(parents=True)
+            run(ffmpeg, ["-f", "lavfi", "-i", f"testsrc2=s={size}", "-frames:v", "4", "-start_number", "0",
+                         str(folder / FRAME_PATTERN)], context="frames")
+    built = CliRunner().invoke(cli, ["build", "--src", str(tmp_path / "raw"), "--out", str(tmp_path / "ds"),
+                                     "--platform", "WECHAT"])
+    assert built.exit_code == 0, built.output
+    assert [p.name for p in (tmp_path / "ds").iterdir() if p.is_dir()] == ["WeChat"]
+    rows = {}
+    for spelling in ("wechat", "WeChat"):
+        out = tmp_path / f"res-{spelling}"
+        result = CliRunner().invoke(cli, ["bench", "--models", "bicubic", "--data", str(tmp_path / "ds"),
+                                          "--platform", spelling, "--split", "all", "--device", "cpu",
+                                          "--save-frames", "0", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        rows[spelling] = pd.read_parquet(out / "frames.parquet")[["dataset", "platform", "setting", "clip", "frame",
+                                                                  "psnr", "ssim"]]
+    assert len(rows["wechat"]) == 8 and set(rows["wechat"]["platform"]) == {"WeChat"}
+    pd.testing.assert_frame_equal(rows["wechat"], rows["WeChat"])
+    choices = next(p for p in simulate.params if p.name == "platform").type
+    assert sorted(choices.choices) == sorted(PRESETS) and choices.convert("BiliBili", None, None) == "bilibili"

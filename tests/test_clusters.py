@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.harness import BenchOptions, run_bench
+from benchmarks.harness import run_bench
+from benchmarks.options import BenchOptions
+from models.inference import InferenceOptions
 from uvssm.base.clipsel import select_clips
 from uvssm.base.errors import UvssmError
 from uvssm.base.ffmpeg import run
@@ -50,11 +52,12 @@ def test_a_selection_that_selects_nothing_is_refused(text, message):
 
 
 def test_a_bench_job_array_gives_the_one_job_results(tmp_path, tiny_reds):
-    common = dict(qp=28, device="cpu", max_frames=8, shard_frames=4, save_frames=0)  # 2 clips x 2 shards
+    # 2 clips x 2 shards
+    common = dict(qp=28, inference=InferenceOptions(device="cpu"), max_frames=8, shard_frames=4, save_frames=0)
     whole = run_bench(BenchOptions(["bicubic"], tiny_reds, tmp_path / "one", **common))
     out = tmp_path / "array"
     for index in (0, 2):  # jobs 0 and 2 of 3; job 1 has not run
-        assert run_bench(BenchOptions(["bicubic"], tiny_reds, out, num_shards=3, shard_index=index, **common)) == {}
+        assert run_bench(BenchOptions(["bicubic"], tiny_reds, out, num_shards=3, shard_index=index, **common)).tables is None
     assert not (out / "frames.parquet").exists()  # a job writes parts only
     # the plan is [240@0, 240@4, 241@0, 241@4]: job 0 takes the 1st and 4th, job 2 the 3rd
     parts = sorted(p.name for p in (out / ".parts").rglob("*.parquet"))
@@ -69,7 +72,7 @@ def test_a_bench_job_array_gives_the_one_job_results(tmp_path, tiny_reds):
     run_bench(BenchOptions(["bicubic"], tiny_reds, out, num_shards=3, shard_index=1, **common))
     done = subprocess.run(gather, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    got, want = pd.read_parquet(out / "frames.parquet"), pd.read_parquet(whole["paths"]["frames"])
+    got, want = pd.read_parquet(out / "frames.parquet"), pd.read_parquet(whole.tables.paths["frames"])
     assert got[["clip", "frame", "psnr", "ssim"]].equals(want[["clip", "frame", "psnr", "ssim"]])
 
     with pytest.raises(UvssmError, match="--shard-index must be in 0..2 for --num-shards 3, got 3"):
@@ -77,11 +80,11 @@ def test_a_bench_job_array_gives_the_one_job_results(tmp_path, tiny_reds):
 
 
 def test_bench_clips_run_one_by_one_add_up(tmp_path, tiny_reds):
-    common = dict(qp=28, device="cpu", max_frames=3, save_frames=0)
+    common = dict(qp=28, inference=InferenceOptions(device="cpu"), max_frames=3, save_frames=0)
     first = run_bench(BenchOptions(["bicubic"], tiny_reds, tmp_path / "r", clips="241", **common))
-    assert pd.read_parquet(first["paths"]["frames"])["clip"].unique().tolist() == ["241"]
+    assert pd.read_parquet(first.tables.paths["frames"])["clip"].unique().tolist() == ["241"]
     both = run_bench(BenchOptions(["bicubic"], tiny_reds, tmp_path / "r", clips="240", **common))
-    frames = pd.read_parquet(both["paths"]["frames"])
+    frames = pd.read_parquet(both.tables.paths["frames"])
     assert frames["clip"].unique().tolist() == ["240", "241"]  # 241's part was kept
     with pytest.raises(UvssmError, match=r"--clips 7: no such clip in the test split of .* \(it has 240, 241\)"):
         run_bench(BenchOptions(["bicubic"], tiny_reds, tmp_path / "r", clips="7", **common))

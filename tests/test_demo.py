@@ -11,6 +11,7 @@ import torch
 
 from uvssm.pipelines.demo import DemoOptions, _platform_pairs, findings, run_demo
 from uvssm.base.frames import read_rgb
+from uvssm.base.progress import BenchFrame, Step, TrainRun, quiet
 
 SHORT = dict(bench_frames=5, bench_models=("bicubic", "votes-tiny", "votes-wo-dfm-tiny"), sample_frames=5,
              sample_size=(384, 224), sample_crop=None, platform_pair=False, device="cpu",
@@ -24,7 +25,7 @@ def test_demo_runs_every_step_resumes_and_repeats_exactly(tmp_path, ffmpeg):
     threads = torch.get_num_threads()
     try:
         result = run_demo(tmp_path / "a", ffmpeg, opts,
-                          lambda e, i: steps.append(i["text"]) if e == "step" else None)
+                          lambda e: steps.append(e.text) if isinstance(e, Step) else None)
         _rest_of_the_test(tmp_path, ffmpeg, opts, result, steps)
     finally:
         torch.set_num_threads(threads)
@@ -48,8 +49,8 @@ def _rest_of_the_test(tmp_path, ffmpeg, opts, result, steps):
     frames = pd.read_parquet(result["paths"]["frames"])
 
     events = []
-    again = run_demo(tmp_path / "a", ffmpeg, opts, lambda e, i: events.append(e))
-    assert "train" not in events and "bench-frame" not in events  # everything was already done
+    again = run_demo(tmp_path / "a", ffmpeg, opts, events.append)
+    assert not any(isinstance(e, (TrainRun, BenchFrame)) for e in events)  # everything was already done
     assert pd.read_parquet(again["paths"]["frames"]).equals(frames)
 
     # the same command in another folder: every number the same, to the last digit
@@ -63,7 +64,7 @@ def _rest_of_the_test(tmp_path, ffmpeg, opts, result, steps):
 
 
 def test_demo_platform_pairs_are_exact_x2_pairs_of_the_720p_footage_split_as_named(tmp_path, ffmpeg):
-    folder = _platform_pairs(6, tmp_path, ffmpeg, lambda e, i: None, clips=("000", "241"))
+    folder = _platform_pairs(6, tmp_path, ffmpeg, quiet, clips=("000", "241"))
     assert folder.name == "Bilibili"
     for clip in ("000", "241"):
         hq = read_rgb(folder / "HQ_frames" / clip / "00000000.png")

@@ -73,7 +73,8 @@ def test_a_fixed_batch_compiles_once_per_frame_size_with_the_same_outputs():
 def test_meeting_the_recompile_limit_is_a_one_line_error_not_a_silent_fall_back():
     import torch._dynamo as dynamo
 
-    from benchmarks.harness import Shard, _compiled_run, _loud_recompile_limit
+    from benchmarks.harness import _compiled_run, _loud_recompile_limit
+    from benchmarks.shards import Shard
     from models.trained import TrainedModel
     from uvssm.base.datasets import ClipPair
 
@@ -159,14 +160,13 @@ def test_macs_count_the_deformable_convolution_as_its_dense_conv_whatever_the_ba
     """By hand, per 8x8 output: conv_offset 27·4·9·64 = 62,208 MACs; the DCN 6·4·9·64 = 13,824. Counted on a
     64-px probe and scaled by area. The pack is set to torchvision (a stand-in op the counter cannot see
     into): the count still goes through the pure-torch path."""
-    from benchmarks.harness import count_macs
-    from models.trained import TrainedModel
+    from models.inference import count_macs
 
     monkeypatch.setattr(deform_conv, "_torchvision_op", _fast_twin)
     monkeypatch.setattr(deform_conv, "_looked", True)
     model = _OneDcn().eval()
     deform_conv.set_backend(model, "torchvision")
-    macs = count_macs(TrainedModel("one-dcn", [Stage(model, 1, 1)], [], None), (8, 8))
+    macs = count_macs([Stage(model, 1, 1)], (8, 8))
     assert macs == 27 * 4 * 9 * 64 + 6 * 4 * 9 * 64
     assert model.dcn.dcn_backend == "torchvision"  # as it was
 

@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmarks.harness import BenchOptions, run_bench
+from benchmarks.harness import run_bench
+from benchmarks.options import BenchOptions
+from models.inference import InferenceOptions
 from models import checkpoint
 from models.registry import create_model, model_kwargs
 
@@ -38,7 +40,7 @@ def results(tmp_path_factory, tiny_reds, ffmpeg) -> Path:
                         "scale=iw*2:ih*2:flags=bilinear", "-start_number", "0", str(outputs / clip / "%08d.png")],
                        check=True)
     run_bench(BenchOptions(["bicubic", "votes-tiny"], tiny_reds, root / "res", qp=28, weights=[str(root / "w")],
-                           device="cpu", outputs=[("bilinear", outputs)]))
+                           outputs=[("bilinear", outputs)], inference=InferenceOptions(device="cpu")))
     done = subprocess.run([sys.executable, "-m", "uvssm", "report", str(root / "res"), "--html"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr

@@ -4,11 +4,17 @@ in every module, including those inside functions).
     1 base          uvssm.base (and the package root, which holds only __version__)
     2 libraries     degrade, models, benchmarks (but its entry points), uvssm.align
     3 pipelines     uvssm.pipelines
-    4 entry points  uvssm.cli, uvssm.__main__, uvssm.commands, uvssm.display, python -m benchmarks (perf_*)
+    4 entry points  uvssm.cli, uvssm.__main__, uvssm.commands, uvssm.display, python -m benchmarks (benchmarks/perf/)
 
 A module imports only from its own layer or below. Among the libraries, only benchmarks may use another
 library (it runs models); models know no codecs and degrade knows no networks. Nothing below the entry
-points prints or imports rich.
+points prints or imports rich. Within the layers, some arrows that point down are still wrong:
+
+- the benchmarks library reaches models only through the runner (`RUNNER`): not their training, not an
+  architecture module;
+- an architecture module (anything in models that is not plumbing, `PLUMBING`) knows neither the registry nor
+  the runner that run it;
+- a pipeline does not import another pipeline (the demo, which runs them all, excepted).
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("uvssm", "degrade", "models", "benchmarks")
 ENTRY, PIPELINES, LIBRARIES, BASE = 4, 3, 2, 1
 LIBRARY_USES = {"degrade": set(), "models": set(), "benchmarks": {"models"}, "uvssm.align": set()}
+RUNNER = {"models.inference", "models.trained", "models.windows"}  # what the benchmarks library may use of models
+PLUMBING = {"models", "models.inference", "models.trained", "models.windows", "models.registry", "models.checkpoint",
+            "models.convert", "models.tf_bundle", "models.features"}  # and models.training.*; the rest: architectures
 
 
 def module_name(path: Path) -> str:
@@ -33,8 +42,8 @@ def layer(module: str) -> int:
     def under(prefix: str) -> bool:
         return module == prefix or module.startswith(prefix + ".")
 
-    if (any(under(p) for p in ("uvssm.cli", "uvssm.__main__", "uvssm.commands", "uvssm.display",
-                               "benchmarks.__main__")) or module.startswith("benchmarks.perf_")):
+    if any(under(p) for p in ("uvssm.cli", "uvssm.__main__", "uvssm.commands", "uvssm.display",
+                              "benchmarks.__main__", "benchmarks.perf")):
         return ENTRY
     if under("uvssm.pipelines"):
         return PIPELINES
@@ -43,6 +52,26 @@ def layer(module: str) -> int:
     if any(under(p) for p in ("degrade", "models", "benchmarks", "uvssm.align")):
         return LIBRARIES
     raise AssertionError(f"{module} is in no layer: add it to the rule (and to docs/design.md)")
+
+
+def under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def is_architecture(module: str) -> bool:
+    return under(module, "models") and module not in PLUMBING and not under(module, "models.training")
+
+
+def forbidden(me: str, other: str) -> str | None:
+    """Why the arrow me -> other is wrong although it points down (None: it is not)."""
+    if layer(me) == LIBRARIES and under(me, "benchmarks") and under(other, "models") and other not in RUNNER:
+        return "the benchmarks library uses models only through the runner " + ", ".join(sorted(RUNNER))
+    if is_architecture(me) and other in ("models.registry", "models.inference", "models.trained"):
+        return "an architecture knows neither the registry nor the runner"
+    if (under(me, "uvssm.pipelines") and under(other, "uvssm.pipelines") and other not in (me, "uvssm.pipelines")
+            and not under(me, "uvssm.pipelines.demo")):
+        return "a pipeline does not import another pipeline (only the demo runs others)"
+    return None
 
 
 def library(module: str) -> str:
@@ -81,6 +110,20 @@ def test_every_module_is_in_a_layer_and_the_rule_sees_its_imports():
     assert ("uvssm.base.atomic" in {m for _, m in imports(ROOT / "uvssm/base/qpmaps.py")})
 
 
+def test_the_rule_names_the_arrows_that_point_down_but_are_still_wrong():
+    assert forbidden("benchmarks.harness", "models.training.data")  # a helper borrowed from training
+    assert forbidden("benchmarks.scoring", "models.padding")  # an architecture module, not through the runner
+    assert forbidden("benchmarks.harness", "models.ops.deform_conv")
+    assert forbidden("models.votes", "models.registry") and forbidden("models.ops.deform_conv", "models.inference")
+    assert forbidden("uvssm.pipelines.build", "uvssm.pipelines.synth")
+    assert is_architecture("models.votes") and is_architecture("models.ops.deform_conv")
+    assert not is_architecture("models.training.loop") and not is_architecture("models.inference")
+    for fine in (("uvssm.pipelines.demo", "uvssm.pipelines.synth"), ("benchmarks.perf.gpu", "models.training.losses"),
+                 ("benchmarks.harness", "models.inference"), ("models.training.loop", "models.inference"),
+                 ("models.votes", "models.layers")):
+        assert forbidden(*fine) is None, fine
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_imports_point_down(path: Path):
     me = module_name(path)
@@ -91,6 +134,8 @@ def test_imports_point_down(path: Path):
         elif layer(me) == layer(other) == LIBRARIES and library(me) != library(other) \
                 and library(other) not in LIBRARY_USES[library(me)]:
             wrong.append(f"line {line}: library {library(me)} uses library {library(other)}")
+        elif forbidden(me, other):
+            wrong.append(f"line {line}: {me} -> {other}: {forbidden(me, other)}")
     assert not wrong, f"{me}:\n" + "\n".join(wrong)
 
 

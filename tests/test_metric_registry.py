@@ -11,7 +11,9 @@ import torch
 from rich.console import Console
 
 from benchmarks import metrics
-from benchmarks.harness import BenchOptions, run_bench
+from benchmarks.harness import run_bench
+from benchmarks.options import BenchOptions
+from models.inference import InferenceOptions
 from uvssm.base.ffmpeg import run
 from uvssm.base.frames import read_rgb
 from uvssm.display import print_table2
@@ -49,25 +51,25 @@ def test_a_registered_metric_flows_through_bench_tables_and_display(tmp_path, ff
         (outputs / clip).mkdir(parents=True)
         run(ffmpeg, ["-i", str(tiny_reds / "LQ_qp28_x2" / clip / "%08d.png"), "-vf", "scale=iw*2:ih*2:flags=bilinear",
                      "-start_number", "0", str(outputs / clip / "%08d.png")], context="test outputs")
-    common = dict(qp=28, device="cpu", save_frames=0, outputs=[("bilinear", outputs)])
+    common = dict(qp=28, inference=InferenceOptions(device="cpu"), save_frames=0, outputs=[("bilinear", outputs)])
     first = run_bench(BenchOptions([], tiny_reds, tmp_path / "res", **common))
     part = next((tmp_path / "res" / ".parts").rglob("240.parquet"))
     stamp = part.stat().st_mtime_ns
-    assert pd.read_parquet(first["paths"]["frames"])["mae"].isna().all()  # not asked for: NaN, schema the same
+    assert pd.read_parquet(first.tables.paths["frames"])["mae"].isna().all()  # not asked for: NaN, schema the same
 
     result = run_bench(BenchOptions([], tiny_reds, tmp_path / "res", metrics=("psnr", "ssim", "mae"), **common))
     assert part.stat().st_mtime_ns != stamp  # parts made without the metric are redone
-    frames = pd.read_parquet(result["paths"]["frames"])
+    frames = pd.read_parquet(result.tables.paths["frames"])
     want = [np.abs(read_rgb(outputs / c / f"{i:08d}.png").astype(float)
                    - read_rgb(tiny_reds / "HQ" / c / f"{i:08d}.png").astype(float)).mean()
             for c in ("240", "241") for i in range(16)]
     np.testing.assert_allclose(frames["mae"], want, rtol=0, atol=1e-9)
-    clips = pd.read_parquet(result["paths"]["clips"])
+    clips = pd.read_parquet(result.tables.paths["clips"])
     assert clips["mae"].tolist() == pytest.approx([np.mean(want[:16]), np.mean(want[16:])], abs=1e-9)
-    assert result["table2"]["mae"].iloc[0] == pytest.approx(np.mean(want), abs=1e-9)
+    assert result.tables.table2["mae"].iloc[0] == pytest.approx(np.mean(want), abs=1e-9)
 
     console = Console(record=True, width=200)
-    print_table2(console, result["table2"], None)
+    print_table2(console, result.tables.table2, None)
     text = console.export_text()
     assert "MAE" in text and f"{np.mean(want):.3f}" in text and "VMAF" not in text
 

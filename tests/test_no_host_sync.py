@@ -17,6 +17,7 @@ import torch
 
 from models.registry import create_model, get_spec, list_models
 from tests.host_reads import DeviceReads, HostReads
+from uvssm.base.progress import TrainIter
 
 
 def test_the_counter_sees_a_host_read():
@@ -76,12 +77,11 @@ class _Probe(torch.nn.Module):
 def test_mac_counting_follows_the_models_device_and_dtype():
     """The bench harness counts MACs with a probe input made on the model's device and in its
     dtype (it was made on the CPU in float32: a device mismatch on CUDA)."""
-    from benchmarks.harness import count_macs
+    from models.inference import count_macs
     from models.inference import Stage
-    from models.trained import TrainedModel
 
     probe = _Probe().to(device="meta", dtype=torch.bfloat16)
-    count_macs(TrainedModel("probe", [Stage(probe, 5, 1)], [], None), (64, 64))
+    count_macs([Stage(probe, 5, 1)], (64, 64))
     assert probe.seen == [("meta", torch.bfloat16)]
 
 
@@ -112,7 +112,9 @@ def test_metrics_read_nothing_back():
 def test_a_bench_shard_reads_its_scores_back_once(name, tiny_reds, tmp_path):
     """One shard of `uvssm bench` end to end (decode, upload, restore, score) on the `meta` device, for a window
     model, a recurrent one and bicubic: the only read is the shard's scores at its end (10 frames, 2 columns)."""
-    from benchmarks.harness import BenchOptions, bench_clip
+    from benchmarks.options import BenchOptions
+    from models.inference import InferenceOptions
+    from benchmarks.scoring import bench_clip
     from models.trained import TrainedModel, stage_for
     from uvssm.base.datasets import open_dataset
     from uvssm.base.metrics import MetricConfig
@@ -120,7 +122,7 @@ def test_a_bench_shard_reads_its_scores_back_once(name, tiny_reds, tmp_path):
     ds = open_dataset(tiny_reds, split="test", scale=2, qp=28)
     meta = torch.device("meta")
     stages = [] if name == "bicubic" else [stage_for(name, create_model(name, 2).eval().to(meta), 2)]
-    opts = BenchOptions([name], tiny_reds, tmp_path, qp=28, save_frames=0, batch=2)
+    opts = BenchOptions([name], tiny_reds, tmp_path, qp=28, save_frames=0, inference=InferenceOptions(batch=2))
     with DeviceReads() as mode:
         rows = bench_clip(TrainedModel(name, stages, [], None), ds.clips[0], ds, opts, MetricConfig("y", 2), meta,
                           "key", None, start=0, end=10)
@@ -163,9 +165,9 @@ def test_the_training_loop_reads_the_loss_once_per_log_window(tmp_path):
     cfg, model, _ = _tiny_training("cpu")
     seen = []
     with DeviceReads() as mode:
-        def progress(event, info):
-            if event == "iter":
-                seen.append((info["iteration"], len(mode.reads)))
+        def progress(event):
+            if isinstance(event, TrainIter):
+                seen.append((event.iteration, len(mode.reads)))
         loop.train(model, cfg, [_array_clip("a", seed=1)], [], tmp_path, meta={"model": "tga-tiny"},
                    device=torch.device("meta"), progress=progress, runner=Stage(model, 7, 2, 1))
     assert seen == [(3, 1), (6, 2)]

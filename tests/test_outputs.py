@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.harness import BenchOptions, run_bench
+from benchmarks.harness import run_bench
+from benchmarks.options import BenchOptions
+from models.inference import InferenceOptions
 from tests.test_metrics import _basicsr_reference
 from uvssm.base.errors import UvssmError
 from uvssm.base.ffmpeg import run
@@ -52,9 +54,9 @@ def _expected(tiny_reds: Path, outputs: Path) -> pd.DataFrame:
 
 
 def test_outputs_made_elsewhere_get_the_table2_protocol_and_rows(tmp_path, tiny_reds, outputs):
-    result = run_bench(BenchOptions(["bicubic"], tiny_reds, tmp_path / "res", qp=28, device="cpu",
-                                    outputs=[("lanczos", outputs)]))
-    frames = pd.read_parquet(result["paths"]["frames"])
+    result = run_bench(BenchOptions(["bicubic"], tiny_reds, tmp_path / "res", qp=28,
+                                    outputs=[("lanczos", outputs)], inference=InferenceOptions(device="cpu")))
+    frames = pd.read_parquet(result.tables.paths["frames"])
     mine = frames[frames["model"] == "lanczos"].reset_index(drop=True)
     want = _expected(tiny_reds, outputs)
     assert len(mine) == len(want) == 2 * 16
@@ -63,26 +65,27 @@ def test_outputs_made_elsewhere_get_the_table2_protocol_and_rows(tmp_path, tiny_
     np.testing.assert_allclose(mine["ssim"], want["ssim"], rtol=0, atol=1e-9)
     assert set(mine["precision"]) == {"external"} and mine["checkpoint_sha256"].isna().all()
     # per clip and Table 2 beside uvssm's own rows: clip means, then their mean
-    table = result["table2"].set_index("model")
+    table = result.tables.table2.set_index("model")
     by_hand = np.mean([want[want["clip"] == c]["psnr"].mean() for c in CLIPS])
     assert table.loc["lanczos", "psnr"] == pytest.approx(by_hand, abs=1e-6) and table.loc["lanczos", "clips"] == 2
     assert "bicubic" in table.index and table.loc["lanczos", "psnr"] != table.loc["bicubic", "psnr"]
-    clips = pd.read_parquet(result["paths"]["clips"]).set_index(["model", "clip"])
+    clips = pd.read_parquet(result.tables.paths["clips"]).set_index(["model", "clip"])
     assert clips.loc[("lanczos", "241"), "frames"] == 16
 
     # resumed as a model is: unchanged outputs are kept, a changed frame is rescored
     part = tmp_path / "res" / ".parts" / "sample" / "qp28_x2" / "test" / "lanczos" / "240.parquet"
     stamp = part.stat().st_mtime_ns
-    run_bench(BenchOptions([], tiny_reds, tmp_path / "res", qp=28, device="cpu", outputs=[("lanczos", outputs)]))
+    run_bench(BenchOptions([], tiny_reds, tmp_path / "res", qp=28, outputs=[("lanczos", outputs)],
+                           inference=InferenceOptions(device="cpu")))
     assert part.stat().st_mtime_ns == stamp
     import shutil
 
     changed = tmp_path / "changed"
     shutil.copytree(outputs, changed)
     shutil.copy(tiny_reds / "HQ" / "240" / "00000003.png", changed / "240" / "00000003.png")  # a perfect frame
-    again = run_bench(BenchOptions([], tiny_reds, tmp_path / "res", qp=28, device="cpu",
-                                   outputs=[("lanczos", changed)]))
-    rows = pd.read_parquet(again["paths"]["frames"]).query("model == 'lanczos' and clip == '240'")
+    again = run_bench(BenchOptions([], tiny_reds, tmp_path / "res", qp=28,
+                                   outputs=[("lanczos", changed)], inference=InferenceOptions(device="cpu")))
+    rows = pd.read_parquet(again.tables.paths["frames"]).query("model == 'lanczos' and clip == '240'")
     assert part.stat().st_mtime_ns != stamp and np.isinf(rows["psnr"].iloc[3]) and rows["ssim"].iloc[3] == 1.0
 
 
@@ -92,9 +95,9 @@ def test_a_video_of_outputs_scores_as_its_frames(tmp_path, ffmpeg, tiny_reds, ou
     videos.mkdir()
     for clip in CLIPS:
         _lanczos(ffmpeg, tiny_reds, clip, str(videos / f"{clip}.mkv"))
-    result = run_bench(BenchOptions([], tiny_reds, tmp_path / "res", qp=28, device="cpu", save_frames=0,
-                                    outputs=[("lanczos-video", videos)]))
-    got = pd.read_parquet(result["paths"]["frames"])
+    result = run_bench(BenchOptions([], tiny_reds, tmp_path / "res", qp=28, save_frames=0,
+                                    outputs=[("lanczos-video", videos)], inference=InferenceOptions(device="cpu")))
+    got = pd.read_parquet(result.tables.paths["frames"])
     want = _expected(tiny_reds, outputs)
     np.testing.assert_allclose(got["psnr"], want["psnr"], rtol=0, atol=1e-6)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from benchmarks import perf_gpu
+from benchmarks.perf import gpu as perf_gpu
 
 
 def test_quick_gpu_script_measures_every_path_and_agrees_with_the_cpu():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from benchmarks import perf_models
+from benchmarks.perf import all_models as perf_models
 from models.registry import create_model
 
 

@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from benchmarks.harness import BenchOptions, run_bench
+from benchmarks.harness import run_bench
+from benchmarks.options import BenchOptions
+from models.inference import InferenceOptions
 from benchmarks.vmaf import VmafStream
 from uvssm.base.errors import UvssmError
 
@@ -58,10 +60,11 @@ def test_bench_vmaf_per_frame_is_the_plain_commands_on_the_saved_outputs(tmp_pat
     """bicubic on the test clips, first 6 frames, in shards of 2: each frame's VMAF equals the plain
     command's over the whole clip's saved outputs (shards take their neighbours as context)."""
     n = 6
-    opts = BenchOptions(["bicubic"], tiny_reds, tmp_path / "res", qp=28, device="cpu", max_frames=n,
-                        save_frames=n, shard_frames=2, metrics=("psnr", "ssim", "vmaf"), ffmpeg=ffmpeg.path)
+    opts = BenchOptions(["bicubic"], tiny_reds, tmp_path / "res", qp=28, max_frames=n,
+                        save_frames=n, shard_frames=2, metrics=("psnr", "ssim", "vmaf"), ffmpeg=ffmpeg.path,
+                        inference=InferenceOptions(device="cpu"))
     result = run_bench(opts)
-    frames = pd.read_parquet(result["paths"]["frames"])
+    frames = pd.read_parquet(result.tables.paths["frames"])
     assert set(frames["metric_vmaf_model"]) == {"vmaf_v0.6.1"} and frames["metric_vmaf_version"].notna().all()
     for clip, rows in frames.groupby("clip"):
         saved = tmp_path / "res" / "frames" / "qp28_x2" / "bicubic" / clip
@@ -76,7 +79,7 @@ def test_bench_vmaf_per_frame_is_the_plain_commands_on_the_saved_outputs(tmp_pat
         expected = _plain_vmaf(ffmpeg, str(distorted / "%08d.png"), str(hq / "%08d.png"), tmp_path / f"{clip}.json",
                                frames=n + 1)
         assert rows.sort_values("frame")["vmaf"].tolist() == pytest.approx(expected[:n], abs=1e-6)
-    table = result["table2"]
+    table = result.tables.table2
     clip_means = frames.groupby("clip")["vmaf"].mean()
     assert table["vmaf"].iloc[0] == pytest.approx(clip_means.mean())
 
@@ -87,8 +90,8 @@ def test_bench_without_libvmaf_is_a_one_line_error(tmp_path, tiny_reds, ffmpeg):
     wrapper.write_text(f"#!/bin/sh\nif [ \"$2\" = \"-filters\" ]; then \"{ffmpeg.path}\" \"$@\" | grep -v libvmaf; "
                        f"exit 0; fi\nexec \"{ffmpeg.path}\" \"$@\"\n")
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
-    opts = BenchOptions(["bicubic"], tiny_reds, tmp_path / "res", qp=28, device="cpu", max_frames=2,
-                        metrics=("psnr", "ssim", "vmaf"), ffmpeg=str(wrapper))
+    opts = BenchOptions(["bicubic"], tiny_reds, tmp_path / "res", qp=28, max_frames=2,
+                        metrics=("psnr", "ssim", "vmaf"), ffmpeg=str(wrapper), inference=InferenceOptions(device="cpu"))
     with pytest.raises(UvssmError, match=r"ffmpeg: this ffmpeg has no libvmaf filter, so --metrics vmaf cannot run"):
         run_bench(opts)
     assert not (tmp_path / "res" / "frames.parquet").exists()

@@ -2,6 +2,11 @@
 
 Packaged configs live in `models/configs/<name>.yaml`; `load_config("votes-reds-qp28-x2")` finds
 them by name, or takes a path. Unknown keys are errors, so a typo never silently does nothing.
+
+A config may start from another: `_base_: votes-reds-qp28-x2` (a packaged name, or a path relative to
+the file) takes every key of that config, and the file's own keys replace them. Mappings (`data`,
+`model_args`) merge key by key; lists and values are replaced whole. Bases may have bases; a loop is
+an error. The name is always the file's own.
 """
 
 from __future__ import annotations
@@ -206,15 +211,50 @@ def parse_override(text: str) -> tuple[list[str], object]:
     return key.split("."), yaml.safe_load(value)
 
 
-def load_config(name_or_path: str, overrides: list[str] = ()) -> TrainConfig:
-    """Read a config by packaged name or path, apply KEY=VALUE overrides (dotted keys reach into `data`)."""
-    path = config_path(name_or_path)
+BASE_KEY = "_base_"
+
+
+def merged(base: dict, own: dict) -> dict:
+    """`base` with `own`'s keys over it: mappings merge key by key (recursively), anything else is replaced."""
+    out = dict(base)
+    for key, value in own.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_values(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The keys of the config file `path`, its `_base_` chain resolved (without the name)."""
+    if path.resolve() in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path.resolve()))
+        raise ConfigError(f"{path}: {BASE_KEY} loops back to itself ({chain})")
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read config ({str(exc).splitlines()[0]})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    base = values.pop(BASE_KEY, None)
+    if base is None:
+        return values
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: {BASE_KEY} must name one config, got {base!r}")
+    beside = path.parent / base
+    try:
+        base_path = beside if beside.suffix in (".yaml", ".yml") else config_path(base)
+        if not base_path.is_file():
+            raise ConfigError(f"{base_path}: config file not found")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {BASE_KEY}: {exc}") from None
+    inherited = read_values(base_path, (*seen, path.resolve()))
+    inherited.pop("name", None)
+    return merged(inherited, values)
+
+
+def load_config(name_or_path: str, overrides: list[str] = ()) -> TrainConfig:
+    """Read a config by packaged name or path (its `_base_` chain first), apply KEY=VALUE overrides (dotted keys
+    reach into `data`)."""
+    path = config_path(name_or_path)
+    values = read_values(path)
     values.setdefault("name", path.stem)
     for text in overrides:
         keys, value = parse_override(text)

@@ -15,8 +15,9 @@ from __future__ import annotations
 from typing import Protocol, Sequence
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
+
+from uvssm.base.frames import frames_to_tensor
 
 
 class Clip(Protocol):
@@ -30,15 +31,6 @@ class Clip(Protocol):
     def hq(self, i: int) -> np.ndarray: ...  # (s·h, s·w, 3) uint8
 
     def ref(self, i: int) -> np.ndarray: ...  # (h, w, 3) float32 in [0, 1]
-
-
-def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """(..., H, W, 3) uint8 or float → (..., 3, H, W) float32 in [0, 1]."""
-    a = np.ascontiguousarray(frames)
-    if not a.flags.writeable:  # decoded video buffers and cached frames are read-only; torch wants writable
-        a = a.copy()
-    t = torch.from_numpy(a).movedim(-1, -3)
-    return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
 
 
 class WindowPatches(Dataset):

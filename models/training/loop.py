@@ -41,15 +41,17 @@ from models import checkpoint
 from models.flow import warp
 from models.inference import Stage, restore_frames
 from models.training.config import TrainConfig
-from models.training.data import Clip, WindowPatches, frames_to_tensor
+from models.training.data import Clip, WindowPatches
 from models.training.losses import LOSSES
 from models.training.schedule import make_schedule
 from models.windows import evenly_spaced, reflection_circle
 from uvssm.base import atomic
 from uvssm.base.devices import Distributed
+from uvssm.base.frames import frames_to_tensor
 from uvssm.base.errors import UvssmError
 from uvssm.base.metrics import VideoScores, psnr, quantize
-from uvssm.base.progress import Progress, quiet
+from uvssm.base.progress import (Progress, TrainDone, TrainIter, TrainSave, TrainStart, TrainStep, TrainVal,
+                                  quiet)
 from uvssm.base.scalers import imresize
 
 # the PSNRs (ours, baseline) in dB of a clip's chosen validation frames
@@ -333,6 +335,10 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     `models.trained.stage_for` gives them); default: a 5-frame sliding window at the config's scale. Samples are
     `num_frame`-frame windows with the centre frame as target, or for recurrent models sequences with every frame
     as target. `meta` (model name, scale, constructor arguments, dataset) goes into every checkpoint.
+
+    Progress events (`uvssm.base.progress`): TrainStart, then per iteration TrainIter (a logged one, with the
+    mean loss) or TrainStep, TrainVal after each validation, TrainSave after each checkpoint, and TrainDone
+    (also alone, with `resumed`, when a resumed run had finished).
     """
     progress = progress or quiet
     out = Path(out)
@@ -349,7 +355,7 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
         start, train_rows, val_rows = _resume(latest, parts, optimizer, cfg, meta, out)
     if start >= total:
         parts.finish()
-        progress("done", {"iteration": start, "total": total, "resumed": True})
+        progress(TrainDone(start, total, resumed=True))
         return {"iteration": start, "checkpoint": latest, "val": val_rows[-1] if val_rows else None}
 
     net = parts.trainable
@@ -363,17 +369,17 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
             for path in (out / "checkpoints" / f"iter_{iteration:07d}.pt", latest):
                 checkpoint.save(path, parts.trainable, info, optimizer=optimizer.state_dict())
             _write_logs(out, train_rows, val_rows)
-            progress("save", {"iteration": iteration, "path": latest})
+            progress(TrainSave(iteration, latest))
 
     def validate(iteration: int) -> None:
         if dist_info.main and val_clips:
             val_rows.append({"iteration": iteration, **parts.validate(val_clips)})
-            progress("val", val_rows[-1])
+            row = val_rows[-1]
+            progress(TrainVal(iteration, row["psnr"], row["baseline"], row["baseline_psnr"], row["clips"], row))
         if dist_info.world_size > 1:
             dist.barrier()
 
-    progress("start", {"start": start, "total": total, "params": sum(p.numel() for g in parts.groups
-                                                                    for p in g["params"])})
+    progress(TrainStart(start, total, sum(p.numel() for g in parts.groups for p in g["params"])))
     net.train()
     window = LossWindow(device)
     t_last, it_last = time.perf_counter(), start
@@ -391,18 +397,18 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
             now = time.perf_counter()
             row = {"iteration": iteration, "loss": mean_loss, "lr": lr, "seconds": now - t_last}
             train_rows.append(row)
-            progress("iter", {**row, "its": (iteration - it_last) / max(now - t_last, 1e-9), "total": total})
+            progress(TrainIter(iteration, total, mean_loss, lr, (iteration - it_last) / max(now - t_last, 1e-9)))
             t_last, it_last = now, iteration
         else:
             if validates or saves:  # a diverged run stops before it validates or saves
                 window.check(latest)
-            progress("step", {"iteration": iteration, "total": total})
+            progress(TrainStep(iteration, total))
         if validates:
             validate(iteration)
         if saves:
             save(iteration)
     parts.finish()
     final = val_rows[-1] if val_rows else None
-    progress("done", {"iteration": iteration, "total": total, "val": final, "resumed": False})
+    progress(TrainDone(iteration, total, resumed=False, val=final))
     return {"iteration": iteration, "checkpoint": latest, "val": final,
             "loss": train_rows[-1]["loss"] if train_rows else math.nan}

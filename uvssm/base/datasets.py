@@ -166,6 +166,15 @@ def use_frame_store(ds: PairedDataset, root: Path | None) -> None:
         ClipPair.hq(clip, 0)
 
 
+def platform_folder(root: Path, platform: str) -> str:
+    """The sub-folder of `root` that platform `platform` names, in any case ("wechat" finds WeChat/, as `uvssm build`
+    writes it); `platform` itself where no folder matches."""
+    if (root / platform).is_dir():
+        return platform
+    matches = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.lower() == platform.lower())
+    return matches[0] if matches else platform
+
+
 def detect_layout(root: Path, platform: str | None = None) -> str:
     base = root / platform if platform else root
     if (base / "HQ_frames").is_dir() and (base / "LQ_frames").is_dir():
@@ -192,6 +201,7 @@ def open_dataset(root: str | Path, *, split: str = "train", scale: int = 2, qp: 
     root = Path(root)
     if not root.is_dir():
         raise UvssmError(f"{root}: dataset folder not found")
+    platform = platform_folder(root, platform) if platform else platform
     layout = layout or detect_layout(root, platform)
     cache = FrameCache(cache_mb) if cache_mb > 0 else None
     if layout == "reds":

@@ -10,10 +10,14 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from uvssm.base.errors import UvssmError
+
+if TYPE_CHECKING:
+    import torch
 
 FRAME_PATTERN = "%08d.png"
 _FRAME_NAME = re.compile(r"^(\d{8})\.png$")
@@ -24,6 +28,17 @@ _COLOR_TYPES = {0: "gray", 2: "rgb", 3: "palette", 4: "gray+alpha", 6: "rgba"}
 
 def frame_name(index: int) -> str:
     return f"{index:08d}.png"
+
+
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(..., H, W, 3) uint8 or float → (..., 3, H, W) float32 in [0, 1]."""
+    import torch  # here, not at the top: checking frame folders needs no torch
+
+    a = np.ascontiguousarray(frames)
+    if not a.flags.writeable:  # decoded video buffers and cached frames are read-only; torch wants writable
+        a = a.copy()
+    t = torch.from_numpy(a).movedim(-1, -3)
+    return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
 
 
 @dataclass(frozen=True)

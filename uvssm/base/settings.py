@@ -9,6 +9,8 @@ Every place that writes, finds or labels a setting calls these, so the names can
 from __future__ import annotations
 
 LQ_FOLDER_GLOB = "LQ_qp*_x*"  # every setting folder of a synth-reds output
+# how `uvssm build` spells the folder of a platform it knows (the UVSSM release's names); others keep their name
+PLATFORM_FOLDERS = {"wechat": "WeChat", "bilibili": "Bilibili", "twitter": "Twitter", "youtube": "YouTube"}
 
 
 def setting_name(qp: int, scale: int) -> str:
@@ -24,3 +26,8 @@ def lq_folder(qp: int, scale: int) -> str:
 def clean_lr_folder(scale: int) -> str:
     """The folder of `--clean-lr` frames: what the encoder received at this scale."""
     return f"LR_clean_x{scale}"
+
+
+def platform_folder_name(platform: str) -> str:
+    """The folder `uvssm build` writes a platform's pairs into: "wechat" -> "WeChat"; an unknown platform as named."""
+    return PLATFORM_FOLDERS.get(platform.lower(), platform)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from uvssm.base.progress import BuildPair, BuildPlan, Event
 from uvssm.display import progress_display
 
 
@@ -19,7 +20,7 @@ from uvssm.display import progress_display
               help="RAW folder: <platform>/{HQ,LQ}/<id>.<ext>, a pairs.csv (platform,id,hq,lq), "
                    "or <Platform>/{HQ_frames,LQ_frames}/<clip>/ (checked and indexed only).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Dataset folder to write.")
-@click.option("--platform", help="Only this platform (e.g. wechat).")
+@click.option("--platform", help="Only this platform, in any case (wechat or WeChat).")
 @click.option("--frames", type=click.IntRange(0), default=100, show_default=True,
               help="Aligned frames per clip (0: all). UVSSM clips have 100.")
 @click.option("--jobs", type=click.IntRange(1), default=os.cpu_count() or 1, show_default=True, help="Pairs in parallel.")
@@ -87,13 +88,14 @@ def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: in
                           TimeElapsedColumn()) as progress:
         tasks = {}
 
-        def on_event(event: str, info: dict) -> None:
-            if event == "plan":
-                tasks[info["platform"]] = progress.add_task(f"aligning {info['platform']}", total=info["todo"])
-            elif event == "pair":
-                progress.advance(tasks[info["platform"]])
-                if info["status"] != "built":
-                    progress.console.print(f"[red]left out:[/red] {info['platform']}/{info['clip']}: {info['message']}")
+        def on_event(event: Event) -> None:
+            match event:
+                case BuildPlan():
+                    tasks[event.platform] = progress.add_task(f"aligning {event.platform}", total=event.todo)
+                case BuildPair():
+                    progress.advance(tasks[event.platform])
+                    if event.status != "built":
+                        progress.console.print(f"[red]left out:[/red] {event.platform}/{event.clip}: {event.message}")
 
         reports = run_build(src, out, ffmpeg, options, platform, on_event)
     table = Table(title=f"build -> {out}", title_justify="left")

@@ -9,6 +9,8 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from uvssm.base.ffmpeg import find_ffmpeg
+from uvssm.base.progress import (BenchData, BenchFrame, BenchModel, BenchSkip, Event, Note, Step, SynthFrames, SynthPlan,
+                                  TrainIter, TrainRun, TrainStep, TrainVal)
 from uvssm.display import progress_display
 
 
@@ -45,30 +47,31 @@ def demo(ctx: click.Context, out: Path, device: str, bench_frames: int, threads:
             progress.remove_task(state["task"])
         state["task"] = progress.add_task(description, total=total)
 
-    def on_event(event: str, info: dict) -> None:
-        if event == "step":
-            progress.console.print(f"[bold]{info['text']}[/bold]  ({time.perf_counter() - start:.0f} s)")
-        elif event == "note":
-            progress.console.print(f"  {info['text']}")
-        elif event == "synth" and info.get("event") == "plan":
-            task("encoding", info["total"])
-        elif event == "synth" and info.get("event") == "frames":
-            progress.advance(state["task"], info["n"])
-        elif event == "train":
-            task(f"train {info['config']} on {Path(info['data']).name}", info["iterations"])
-        elif event in ("train-step", "train-iter"):
-            progress.update(state["task"], completed=info["iteration"])
-        elif event == "train-val":
-            progress.console.print(f"  iter {info['iteration']}: val {info['psnr']:.2f} dB "
-                                   f"({info['baseline']} {info['baseline_psnr']:.2f} dB)")
-        elif event == "bench-data":
-            progress.console.print(f"  {info['text']}")
-        elif event == "bench-model":
-            task(f"bench {info['model']}", info["frames"])
-        elif event == "bench-skip":
-            progress.advance(state["task"], info["frames"])
-        elif event == "bench-frame":
-            progress.advance(state["task"])
+    def on_event(event: Event) -> None:
+        match event:
+            case Step():
+                progress.console.print(f"[bold]{event.text}[/bold]  ({time.perf_counter() - start:.0f} s)")
+            case Note():
+                progress.console.print(f"  {event.text}")
+            case SynthPlan():
+                task("encoding", event.total)
+            case SynthFrames():
+                progress.advance(state["task"], event.n)
+            case TrainRun():
+                task(f"train {event.config} on {Path(event.data).name}", event.iterations)
+            case TrainStep() | TrainIter():
+                progress.update(state["task"], completed=event.iteration)
+            case TrainVal():
+                progress.console.print(f"  iter {event.iteration}: val {event.psnr:.2f} dB "
+                                       f"({event.baseline} {event.baseline_psnr:.2f} dB)")
+            case BenchData():
+                progress.console.print(f"  {event.text}")
+            case BenchModel():
+                task(f"bench {event.model}", event.frames)
+            case BenchSkip():
+                progress.advance(state["task"], event.frames)
+            case BenchFrame():
+                progress.advance(state["task"])
 
     with progress:
         result = run_demo(out, find_ffmpeg(ctx.obj["ffmpeg_path"]),

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from degrade.platforms import PRESETS
+
 
 def _crop(ctx, param, value: str | None):
     if value is None:
@@ -23,8 +25,8 @@ def _crop(ctx, param, value: str | None):
 @click.command("simulate")
 @click.argument("hq", type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="The LQ video to write (.mp4).")
-@click.option("--platform", type=click.Choice(["wechat", "bilibili", "twitter", "youtube"]), default="wechat",
-              show_default=True, help="Preset (an approximation of the platform's processing).")
+@click.option("--platform", type=click.Choice(list(PRESETS), case_sensitive=False), default="wechat",
+              show_default=True, help="Preset of degrade/platforms.py (an approximation of the platform's processing).")
 @click.option("--trim", "trim_start", type=click.IntRange(0), default=0, help="Original frames skipped at the start.")
 @click.option("--fps", type=float, help="Output frame rate (default: the original's).")
 @click.option("--drop", type=click.FloatRange(0, 0.49), default=0.0, help="Probability of dropping an output frame.")

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from uvssm.base.ffmpeg import find_ffmpeg
+from uvssm.base.progress import BenchFrame, BicubicSetting, Event, Note, SynthClip, SynthFrames, SynthPlan
 from uvssm.pipelines.synth import SynthOptions, SynthReport, synth_reds as run_synth
 from uvssm.display import progress_display
 
@@ -62,18 +63,21 @@ def _bicubic(console: Console, report: SynthReport, split: str, jobs: int, metri
     with _progress(console) as bars:
         tasks: list = []  # one bar per setting; frames advance the newest
 
-        def on_event(event: str, info: dict) -> None:
-            if event == "note":
-                bars.console.print(f"[yellow]note:[/yellow] {info['text']}")
-            elif event == "setting":
-                tasks.append(bars.add_task(f"bicubic {info['name']}", total=info["frames"]))
-            elif event == "frame":
-                bars.advance(tasks[-1])
+        def on_event(event: Event) -> None:
+            match event:
+                case Note():
+                    bars.console.print(f"[yellow]note:[/yellow] {event.text}")
+                case BicubicSetting():
+                    tasks.append(bars.add_task(f"bicubic {event.name}", total=event.frames))
+                case BenchFrame():
+                    bars.advance(tasks[-1])
 
-        result = score_bicubic(report, split, jobs, metrics, ffmpeg, on_event)
-    if result:
-        print_table2(console, result["table2"])
-        console.print(f"results: {result['paths']['frames']} (per frame), {result['paths']['table2']} (Table 2 rows)")
+        settings = [(u.recipe.qp, u.recipe.scale) for u in report.units if u.kind == "lq" and u.manifest is not None]
+        result = score_bicubic(report.out, settings, split, jobs, metrics, ffmpeg, on_event)
+    if result is not None and result.tables is not None:
+        print_table2(console, result.tables.table2)
+        paths = result.tables.paths
+        console.print(f"results: {paths['frames']} (per frame), {paths['table2']} (Table 2 rows)")
 
 
 @click.command("synth-reds")
@@ -121,13 +125,14 @@ def synth_reds(ctx: click.Context, src: Path | None, out: Path, qps: tuple[int, 
     with _progress(console) as progress:
         task = progress.add_task("encoding", total=None)
 
-        def on_event(event: str, info: dict) -> None:
-            if event == "plan":
-                progress.update(task, total=info["total"], description=f"encoding {', '.join(info['units'])}")
-            elif event == "frames":
-                progress.advance(task, info["n"])
-            elif event == "clip" and info["status"] == "failed":
-                progress.console.print(f"[red]failed:[/red] {info['unit']}: {info['message']}")
+        def on_event(event: Event) -> None:
+            match event:
+                case SynthPlan():
+                    progress.update(task, total=event.total, description=f"encoding {', '.join(event.units)}")
+                case SynthFrames():
+                    progress.advance(task, event.n)
+                case SynthClip(status="failed"):
+                    progress.console.print(f"[red]failed:[/red] {event.unit}: {event.message}")
 
         report = run_synth(src, out, ffmpeg, options, on_event)
     _print_report(console, report)

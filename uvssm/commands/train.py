@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from uvssm.base.progress import (Event, Note, RestoreClip, TrainData, TrainIter, TrainSave, TrainStart, TrainStep,
+                                  TrainVal)
 from uvssm.display import progress_display
 
 
@@ -91,31 +93,31 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
                                 TimeElapsedColumn(), TimeRemainingColumn())
     task = progress.add_task("training", total=cfg.iterations, loss="-", lr="-", its="-")
 
-    def on_event(event: str, info: dict) -> None:
-        if event == "data":
-            progress.console.print(f"train: {info['train']}")
-            progress.console.print(f"val:   {info['val'] or 'none'}")
-        elif event == "restore":
-            progress.console.print(f"restoring the LQ frames of {info['clip']} ({info['frames']} frames) → {info['out']}")
-        elif event == "note":
-            progress.console.print(f"[yellow]note:[/yellow] {info['text']}")
-        elif event == "start":
-            progress.update(task, completed=info["start"], description="training" if not info["start"]
-                            else f"resumed at {info['start']}")
-            progress.console.print(f"{info['params']:,} trainable parameters")
-        elif event == "step":
-            progress.update(task, completed=info["iteration"])
-        elif event == "iter":  # one update, so a log's progress line carries this iteration's loss
-            progress.update(task, completed=info["iteration"], loss=f"{info['loss']:.4g}", lr=f"{info['lr']:.2e}",
-                            its=f"{info['its']:.2f}")
-        elif event == "val":
-            what = {"bicubic": "PSNR-Y", "lq": "PSNR-RGB of z_t", "unwarped": "PSNR-RGB of the warped frame",
-                    "unrestored": "PSNR-Y"}[
-                info["baseline"]]
-            progress.console.print(f"iter {info['iteration']}: val {what} {info['psnr']:.2f} dB "
-                                   f"({info['baseline']} {info['baseline_psnr']:.2f} dB, {info['clips']} clips)")
-        elif event == "save":
-            progress.console.print(f"iter {info['iteration']}: checkpoint {info['path']}")
+    def on_event(event: Event) -> None:
+        match event:
+            case TrainData():
+                progress.console.print(f"train: {event.train}")
+                progress.console.print(f"val:   {event.val or 'none'}")
+            case RestoreClip():
+                progress.console.print(f"restoring the LQ frames of {event.clip} ({event.frames} frames) → {event.out}")
+            case Note():
+                progress.console.print(f"[yellow]note:[/yellow] {event.text}")
+            case TrainStart():
+                progress.update(task, completed=event.start, description="training" if not event.start
+                                else f"resumed at {event.start}")
+                progress.console.print(f"{event.params:,} trainable parameters")
+            case TrainStep():
+                progress.update(task, completed=event.iteration)
+            case TrainIter():  # one update, so a log's progress line carries this iteration's loss
+                progress.update(task, completed=event.iteration, loss=f"{event.loss:.4g}", lr=f"{event.lr:.2e}",
+                                its=f"{event.its:.2f}")
+            case TrainVal():
+                what = {"bicubic": "PSNR-Y", "lq": "PSNR-RGB of z_t", "unwarped": "PSNR-RGB of the warped frame",
+                        "unrestored": "PSNR-Y"}[event.baseline]
+                progress.console.print(f"iter {event.iteration}: val {what} {event.psnr:.2f} dB "
+                                       f"({event.baseline} {event.baseline_psnr:.2f} dB, {event.clips} clips)")
+            case TrainSave():
+                progress.console.print(f"iter {event.iteration}: checkpoint {event.path}")
 
     with progress:
         result = run_training(cfg, data_root, out, device=device, resume=resume, progress=on_event)

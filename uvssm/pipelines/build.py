@@ -40,11 +40,11 @@ from uvssm.base.frames import FRAME_PATTERN, ClipProblem, check_clip, frame_name
 from uvssm.base.manifests import ClipEntry, write_splits
 from uvssm.base.pairs import Pair, discover_pairs
 from uvssm.base.probe import VideoProbe
-from uvssm.base.progress import Progress, quiet
-from uvssm.pipelines.synth import tool_versions
+from uvssm.base.progress import BuildPair, BuildPlan, Progress, quiet
+from uvssm.base.provenance import tool_versions
+from uvssm.base.settings import platform_folder_name
 
-PAPER_TEST = {"wechat"}
-PLATFORM_FOLDERS = {"wechat": "WeChat", "bilibili": "Bilibili", "twitter": "Twitter", "youtube": "YouTube"}  # platforms whose paper test split is in the catalogue
+PAPER_TEST = {"wechat"}  # platforms whose paper test split is in the catalogue (the UVSSM release's WeChat list)
 
 
 @dataclass(frozen=True)
@@ -325,9 +325,8 @@ def build(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: BuildOption
           platform: str | None = None, progress: Progress | None = None) -> list[PlatformReport]:
     """Build every platform found under `src` into `out/<Platform>/...`.
 
-    progress(event, info) is called with:
-      "plan" {"platform": name, "total": pairs, "todo": pairs to build}
-      "pair" {"platform": name, "clip": id, "status": "built"|"left out", "message": reason (left out only)}
+    Progress events (`uvssm.base.progress`): BuildPlan per platform, then BuildPair per pair (built, or left
+    out with the reason).
     """
     src, out = Path(src), Path(out)
     progress = progress or quiet
@@ -340,11 +339,11 @@ def build(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: BuildOption
     for name, pairs in found.items():
         if not pairs:
             continue
-        folder = out / PLATFORM_FOLDERS.get(name, name)
+        folder = out / platform_folder_name(name)
         report = PlatformReport(name, layout=layout)
         todo = [p for p in pairs if options.force or not (folder / ".parts" / f"{p.clip}.parquet").exists()]
         report.skipped = sorted(p.clip for p in pairs if p not in todo)
-        progress("plan", {"platform": name, "total": len(pairs), "todo": len(todo)})
+        progress(BuildPlan(name, len(pairs), len(todo)))
 
         def job(pair: Pair):
             if layout == "frames":
@@ -358,11 +357,10 @@ def build(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: BuildOption
                 try:
                     future.result()
                     report.built.append(pair.clip)
-                    progress("pair", {"platform": name, "clip": pair.clip, "status": "built"})
+                    progress(BuildPair(name, pair.clip, "built"))
                 except UvssmError as exc:
                     report.left_out[pair.clip] = str(exc)
-                    progress("pair", {"platform": name, "clip": pair.clip, "status": "left out",
-                                      "message": str(exc)})
+                    progress(BuildPair(name, pair.clip, "left out", str(exc)))
         if not options.clips:  # a job of an array (--clips) leaves other jobs' work in progress alone
             shutil.rmtree(folder / ".tmp", ignore_errors=True)
         _finalise(folder, name, report, options, ffmpeg, layout)

@@ -37,7 +37,8 @@ from pathlib import Path
 from uvssm.base import atomic
 from uvssm.base.errors import UvssmError
 from uvssm.base.ffmpeg import FFmpeg
-from uvssm.base.progress import Progress, quiet
+from uvssm.base.progress import Note, Progress, Step, TrainRun, quiet
+from uvssm.base.settings import platform_folder_name
 
 PLATFORM = "bilibili"  # 1280x720 -> 640x360: an exact x2 pair from the 720p footage
 PAIR_CLIPS = ("000", "001", "002", "003", "241")  # sample clips whose 720p footage is shared on the platform
@@ -69,7 +70,7 @@ TRAINED = {"votes-tiny": ("votes-tiny-sample", True), "votes-wo-dfm-tiny": ("vot
 # and twice the iterations: on the shares (rate-controlled x264 of 720p frames, much of them flat) these
 # models need them (150: 0.16-0.34 dB below bicubic on the test share; 300: 0.32 dB above; 300 at half the
 # batch: 0.70 below)
-ON_PAIRS = ("data.kind=frames", f"data.platform={PLATFORM.capitalize()}", "data.qp=null", "data.train_split=train",
+ON_PAIRS = ("data.kind=frames", f"data.platform={platform_folder_name(PLATFORM)}", "data.qp=null", "data.train_split=train",
             "data.val_split=null")
 PAIR_ITERATIONS = {"votes-tiny-sample": 300, "votes-wo-dfm-tiny-sample": 300}
 
@@ -86,17 +87,19 @@ def _train(name: str, data: Path, out: Path, opts: DemoOptions, progress: Progre
     from uvssm.pipelines.train import resolve_config, run_training
 
     if _finished(out):
-        progress("note", {"text": f"train {name}: already done ({out})"})
+        progress(Note(f"train {name}: already done ({out})"))
         return
     seed = () if opts.seed is None else (f"seed={opts.seed}",)
     if iterations:  # one cosine period over them, and a checkpoint at the end
         overrides = (*overrides, f"periods=[{iterations}]", f"save_every={iterations}")
     cfg = resolve_config(name, [*overrides, *seed], iterations=opts.train_iters.get(name),
                          bin_checkpoint=str(bin_ckpt) if bin_ckpt else None)
-    progress("train", {"config": name, "iterations": cfg.iterations, "data": str(data)})
+    progress(TrainRun(name, cfg.iterations, data))
     resume = (out / "checkpoints" / "latest.pt").is_file()
+    # the training's events pass through, its notes (the frame store, the DSM loaded) do not: the demo's screen
+    # says what each step does, not how
     run_training(cfg, data, out, device=opts.device, resume=resume,
-                 progress=lambda event, info: progress(f"train-{event}", info))
+                 progress=lambda event: None if isinstance(event, Note) else progress(event))
 
 
 def _train_models(models, data: Path, runs: Path, opts: DemoOptions, progress: Progress,
@@ -124,9 +127,9 @@ def _platform_pairs(src_frames: int, out: Path, ffmpeg: FFmpeg, progress: Progre
     from uvssm.pipelines.sample import make_original
     from uvssm.pipelines.simulate import SimulateOptions, simulate
 
-    progress("step", {"text": f"2/5 simulate {PLATFORM} shares of sample clips {', '.join(clips)} (1280x720) and "
-                              f"build the pairs (test: {PAIR_TEST})"})
-    raw = out / "raw" / PLATFORM.capitalize()
+    progress(Step(f"2/5 simulate {PLATFORM} shares of sample clips {', '.join(clips)} (1280x720) and "
+                  f"build the pairs (test: {PAIR_TEST})"))
+    raw = out / "raw" / platform_folder_name(PLATFORM)
     for clip in clips:
         hq_video = make_original(raw / "HQ" / f"{clip}.mp4", ffmpeg, clip, src_frames)
         lq_video = raw / "LQ" / f"{clip}.mp4"
@@ -135,10 +138,10 @@ def _platform_pairs(src_frames: int, out: Path, ffmpeg: FFmpeg, progress: Progre
             simulate(hq_video, lq_video, ffmpeg, SimulateOptions(platform=PLATFORM))
     built = out / "build"
     build(out / "raw", built, ffmpeg, BuildOptions(frames=None, jobs=1, test_ids=PAIR_TEST, val_clips=0),
-          progress=lambda event, info: progress("build", {"event": event, **info}))
+          progress=progress)
     platform_dir = next((p for p in built.iterdir() if p.is_dir() and p.name.lower() == PLATFORM), None)
     if platform_dir is None or not all((platform_dir / "LQ_frames" / c).is_dir() for c in clips):
-        raise UvssmError(f"{built}: the demo pairs were not all built; see {built}/{PLATFORM.capitalize()}/pairs.csv")
+        raise UvssmError(f"{built}: the demo pairs were not all built; see {built}/{platform_folder_name(PLATFORM)}/pairs.csv")
     return platform_dir
 
 
@@ -163,12 +166,20 @@ def make_deterministic(threads: int, pin: bool = True, device: str = "cpu") -> d
 
 def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
              progress: Progress | None = None) -> dict:
-    """Run (or resume) the demo under `out`; returns the final Table 2, the verdict lines and paths."""
+    """Run (or resume) the demo under `out`; returns the final Table 2, the verdict lines and paths.
+
+    Progress events (`uvssm.base.progress`): Step at each of the five steps and Note, with the events of the
+    pipelines it runs passed through: synth-reds', build's, TrainRun before each training and the training
+    events, and the harness's.
+    """
     settings = make_deterministic(opts.threads, opts.pin_numerics, opts.device)  # first: before torch runs anything
     import torch
 
     from benchmarks.figures import write_figures
-    from benchmarks.harness import BenchOptions, gather, run_bench
+    from benchmarks.gather import gather
+    from benchmarks.harness import run_bench
+    from benchmarks.options import BenchOptions
+    from models.inference import InferenceOptions
     from uvssm import __version__
     from uvssm.pipelines.sample import make_sample
     from uvssm.pipelines.synth import SynthOptions, synth_reds
@@ -184,12 +195,11 @@ def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
         timings[name] = round(now - clock[0], 1)
         clock[0] = now
 
-    progress("step", {"text": "1/5 synthesise QP 28 x2 REDS from the built-in sample"})
+    progress(Step("1/5 synthesise QP 28 x2 REDS from the built-in sample"))
     src = make_sample(out / "sample-src", ffmpeg, size=opts.sample_size, frames_per_clip=opts.sample_frames,
                       crop=opts.sample_crop)
     reds = out / "reds"
-    report = synth_reds(src, reds, ffmpeg, SynthOptions(qps=(28,), scales=(2,), clean_lr=True),
-                        lambda event, info: progress("synth", {"event": event, **info}))
+    report = synth_reds(src, reds, ffmpeg, SynthOptions(qps=(28,), scales=(2,), clean_lr=True), progress)
     if not report.ok:
         raise UvssmError(f"{reds}: synthesis failed for some clips; rerun `uvssm synth-reds --out {reds}` to see why")
     lap("synthesise")
@@ -198,8 +208,8 @@ def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
     lap("platform pairs")
 
     trained = sorted({m for m in (*opts.bench_models, *(opts.pair_models if platform_dir else ())) if m in TRAINED})
-    progress("step", {"text": f"3/5 train {', '.join(trained)} on each dataset's training clips: the synthesised "
-                              "clips', then the shares' (votes-tiny: the DSM, then the rest)"})
+    progress(Step(f"3/5 train {', '.join(trained)} on each dataset's training clips: the synthesised "
+                  "clips', then the shares' (votes-tiny: the DSM, then the rest)"))
     runs = out / "train"
     _train_models(opts.bench_models, reds, runs / "reds", opts, progress)
     if platform_dir is not None:
@@ -207,29 +217,27 @@ def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
                       PAIR_ITERATIONS)
     lap("train")
 
-    progress("step", {"text": "4/5 benchmark them against bicubic, each on its dataset's test clips"})
+    progress(Step("4/5 benchmark them against bicubic, each on its dataset's test clips"))
     results = out / "results"
-    bench_progress = lambda event, info: progress(f"bench-{event}", info)  # noqa: E731
+    run = InferenceOptions(device=opts.device)
     run_bench(BenchOptions(list(opts.bench_models), reds, results, qp=28, scale=2, weights=[str(runs / "reds")],
-                           device=opts.device, max_frames=opts.bench_frames, save_frames=opts.bench_frames),
-              bench_progress)
+                           inference=run, max_frames=opts.bench_frames, save_frames=opts.bench_frames), progress)
     if platform_dir is not None:
         run_bench(BenchOptions(list(opts.pair_models), platform_dir.parent, results, scale=2,
                                platform=platform_dir.name, split="test", weights=[str(runs / PLATFORM)],
-                               device=opts.device, max_frames=opts.pair_frames, save_frames=opts.pair_frames),
-                  bench_progress)
+                               inference=run, max_frames=opts.pair_frames, save_frames=opts.pair_frames), progress)
     lap("bench")
 
-    progress("step", {"text": "5/5 Table 2 and figures"})
+    progress(Step("5/5 Table 2 and figures"))
     tables = gather(results)
     figures = write_figures(results)
-    verdict = findings(tables["table2"])
+    verdict = findings(tables.table2)
     lap("report")
     record = {"options": asdict(opts), **settings, "torch": str(torch.__version__), "uvssm": __version__,
               "python": platform_module.python_version(), "ffmpeg": ffmpeg.version, "x264": ffmpeg.x264,
               "seconds": timings, "findings": verdict}
     atomic.write_text(out / "demo.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-    return {**tables, "figures": figures, "results": results, "out": out, "findings": verdict, "settings": settings}
+    return {"table2": tables.table2, "models": tables.models, "paths": tables.paths, "figures": figures, "results": results, "out": out, "findings": verdict, "settings": settings}
 
 
 SHORT_RUN = ("why: a 16-feature model trained for a couple of minutes; at this size differences of a tenth of a dB "
@@ -260,7 +268,7 @@ def findings(table) -> list[str]:
     """What the demo's Table 2 shows, one line per dataset, in words: whether VOTES beats bicubic
     in PSNR and SSIM (and, where it does not, why), and the difference its DFM makes against the
     same model without it (the paper's Table 3), stated without a claim: one seed cannot tell it
-    from training noise (`benchmarks/perf_demo_seeds.py` runs three)."""
+    from training noise (`benchmarks/perf/demo_seeds.py` runs three)."""
     lines = []
     for m in margins(table):
         dp, ds = m["over_bicubic_psnr"], m["over_bicubic_ssim"]

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from models.inference import InferenceOptions
 from uvssm.base import atomic, qpmaps
 from uvssm.base.decode import SWS_MATRIX, rgb_frames
 from uvssm.base.errors import UvssmError
 from uvssm.base.ffmpeg import FFmpeg, FrameWriter
 from uvssm.base.frames import frame_name, write_rgb
 from uvssm.base.probe import VideoProbe, probe
-from uvssm.base.progress import Progress, quiet
+from uvssm.base.progress import Progress, RestoreFrame, RestoreStart, quiet
 
 
 def output_colour(info: VideoProbe, out_height: int) -> dict[str, str]:
@@ -53,12 +54,7 @@ class RestoreOptions:
     model: str
     weights: list[str]
     scale: int = 2
-    device: str = "auto"
-    bf16: bool = False
-    dcn_backend: str = "auto"  # deformable convolutions: "auto" (the faster here, measured), "torch", "torchvision"
-    batch: int = 1
-    tile: int = 0
-    overlap: int = 32
+    inference: InferenceOptions = InferenceOptions()  # device, precision, batch, tiles, chunks, DCN, compile
     crf: int = 16
     preset: str = "medium"
     frames_dir: Path | None = None  # also write every restored frame here as PNG
@@ -73,15 +69,17 @@ def input_qp_map_path(dst: str | Path) -> Path:
 
 def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: RestoreOptions,
                   progress: Progress | None = None) -> dict:
-    """Restore video `src` into `dst`. Returns a summary (frames, sizes, fps, seconds)."""
+    """Restore video `src` into `dst`. Returns a summary (frames, sizes, fps, seconds).
+
+    Progress events (`uvssm.base.progress`): RestoreStart, then RestoreFrame after every frame written.
+    """
     import time
 
-    from uvssm.base.metrics import quantize
-    from models.inference import restore_stream
+    from models.inference import compiled, prepare, restore_stream
     from models.trained import load_trained
-    from models.training.data import frames_to_tensor
-    from models.inference import choose_dcn_backend, fit_chunk
     from uvssm.base.devices import cudnn_autotune, pick_device
+    from uvssm.base.frames import frames_to_tensor
+    from uvssm.base.metrics import quantize
 
     progress = progress or quiet
     src, dst = Path(src), Path(dst)
@@ -98,20 +96,20 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
         if stage.kind == "window" and info.n_frames < stage.num_frame:
             raise UvssmError(f"{src}: {info.n_frames} frame(s); {model.name} needs at least {stage.num_frame} "
                              f"(its window)")
-    device = pick_device(opts.device)
+    problem = opts.inference.problem()
+    if problem:
+        raise UvssmError(problem)
+    device = pick_device(opts.inference.device)
     width, height = info.display_size
-    for stage in model.stages:
-        stage.model.to(device)
-        stage.chunk = fit_chunk(stage, (width, height), device, opts.bf16)
     try:
-        dcn_backend = choose_dcn_backend(model.stages, device, opts.bf16, (width, height), opts.dcn_backend)
+        stages, dcn_backend = prepare(model.stages, opts.inference, device, (width, height))
     except ValueError as exc:
         raise UvssmError(f"--dcn-backend: {exc}") from None
+    stages = compiled(stages, opts.inference)
     out_w, out_h = width * opts.scale, height * opts.scale
     fps = Fraction(info.avg_fps or info.real_fps or 25).limit_denominator(1001)
     colour = output_colour(info, out_h)
-    progress("start", {"frames": info.n_frames, "size": (width, height), "out_size": (out_w, out_h),
-                       "fps": float(fps), "device": str(device)})
+    progress(RestoreStart(info.n_frames, (width, height), (out_w, out_h), float(fps), str(device)))
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp{dst.suffix}")
@@ -127,15 +125,14 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
     start, count = time.perf_counter(), 0
     try:
         with cudnn_autotune(device), FrameWriter(ffmpeg, ["-y", *args], f"{dst}: encoding failed") as writer:
-            for out in restore_stream(lq(), model.stages, device=device, batch=opts.batch, bf16=opts.bf16,
-                                      tile=opts.tile, overlap=opts.overlap):
+            for out in restore_stream(lq(), stages, device=device, **opts.inference.run_kwargs()):
                 rgb = quantize(out).permute(1, 2, 0).contiguous().numpy()
                 if not writer.write(rgb):
                     break  # the encoder stopped: its failure is raised on closing
                 if opts.frames_dir is not None:
                     write_rgb(Path(opts.frames_dir) / frame_name(count), rgb)
                 count += 1
-                progress("frame", {"index": count})
+                progress(RestoreFrame(count))
     except BaseException:
         atomic.remove(tmp)
         raise

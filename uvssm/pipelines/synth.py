@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -33,9 +31,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from degrade.recipe import CleanTarget, LqTarget, X264Recipe, synth_command
+from degrade.recipe import CleanTarget, Downscale, LqTarget, X264Recipe, synth_command
 from degrade.reds import CleanClip, EncodedClip, synthesise_clip
-from uvssm import __version__
 from uvssm.base import atomic, qpmaps
 from uvssm.base.catalog import check_reds
 from uvssm.base.clipsel import select_clips
@@ -44,7 +41,8 @@ from uvssm.base.ffmpeg import FFmpeg
 from uvssm.base.frames import FRAME_PATTERN, ClipFrames, ClipProblem, check_clip, frame_name
 from uvssm.base.manifests import ClipEntry, write_splits
 from uvssm.base.reds import RedsSource, discover, reds_split
-from uvssm.base.progress import Progress, quiet
+from uvssm.base.progress import Progress, SynthClip, SynthFrames, SynthPlan, quiet
+from uvssm.base.provenance import machine, tool_versions
 from uvssm.base.settings import clean_lr_folder, lq_folder
 
 
@@ -57,7 +55,6 @@ class SynthOptions:
     force: bool = False  # redo finished clips
     clean_lr: bool = False  # also write the encoder's input frames as RGB
     hq_mode: str = "link"  # "link" (symlink, falls back to copy) or "copy"
-    recipe: str = "votes"
     clips: str | None = None  # encode only these clips ("240-249,255"); the manifest gathers every finished clip
 
 
@@ -67,7 +64,7 @@ class UnitReport:
 
     name: str  # folder name, e.g. "LQ_qp28_x2"
     kind: str  # "lq" (a QP x scale setting) or "clean_lr"
-    recipe: X264Recipe  # its settings (for clean_lr: the scale)
+    recipe: Downscale  # its settings: an X264Recipe, or for clean_lr the Downscale alone
     built: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # already done
     failed: dict[str, str] = field(default_factory=dict)  # clip -> one-line reason
@@ -90,8 +87,6 @@ class SynthReport:
 
 
 def recipes_for(options: SynthOptions) -> list[X264Recipe]:
-    if options.recipe != "votes":
-        raise UvssmError(f"--recipe {options.recipe}: unknown recipe (known: votes)")
     return [X264Recipe(qp=q, scale=s) for s in options.scales for q in options.qps]
 
 
@@ -177,27 +172,7 @@ def _command_text(args: list[str]) -> str:
     return " ".join(["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", *args])
 
 
-def tool_versions(ffmpeg: FFmpeg) -> dict:
-    import av
-    import numpy
-    import pyarrow
-
-    return {"uvssm": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
-            "pandas": pd.__version__, "pyarrow": pyarrow.__version__, "pyav": av.__version__,
-            "ffmpeg": ffmpeg.as_dict()}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _finalise_unit(unit_dir: Path, kind: str, recipe: X264Recipe, source: RedsSource,
+def _finalise_unit(unit_dir: Path, kind: str, recipe: Downscale, source: RedsSource,
                    ffmpeg: FFmpeg) -> Path | None:
     """Gather the finished clips' parts into manifest.parquet, clips.parquet and provenance.json."""
     parts = sorted((unit_dir / ".parts").glob("*.parquet")) if (unit_dir / ".parts").is_dir() else []
@@ -213,8 +188,7 @@ def _finalise_unit(unit_dir: Path, kind: str, recipe: X264Recipe, source: RedsSo
     frames = frames[lead + [c for c in frames.columns if c not in lead]]
     manifest = atomic.write_parquet(unit_dir / "manifest.parquet", frames)
     src_pattern = f"$SRC/<clip>/{FRAME_PATTERN}"
-    provenance = {"kind": kind, "tools": tool_versions(ffmpeg), "machine": {"cpu": _cpu_model(),
-                  "platform": platform.platform(terse=True), "python_impl": sys.implementation.name},
+    provenance = {"kind": kind, "tools": tool_versions(ffmpeg), "machine": machine(),
                   "source": {"root": str(source.root.resolve()), "layout": source.layout, "dataset": source.dataset},
                   "clips": sorted(frames["clip"].unique().tolist()), "frames": int(len(frames))}
     if kind == "lq":
@@ -241,7 +215,7 @@ def _finalise_unit(unit_dir: Path, kind: str, recipe: X264Recipe, source: RedsSo
         alone = synth_command(src_pattern, [], [CleanTarget(recipe, f"$OUT/{unit_dir.name}/<clip>/{FRAME_PATTERN}",
                                                             "<rgb pipe>")])
         provenance.update({
-            "recipe": {k: v for k, v in recipe.as_dict().items() if k not in ("qp", "codec", "x264_threads")},
+            "recipe": recipe.as_dict(),
             "commands": {"per_clip": _command_text(alone)}})
     atomic.write_text(unit_dir / "provenance.json", json.dumps(provenance, indent=2, sort_keys=True) + "\n")
     return manifest
@@ -251,10 +225,8 @@ def synth_reds(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SynthO
                progress: Progress | None = None) -> SynthReport:
     """Build every requested QP x scale setting for the clips under `src`.
 
-    progress(event, info) is called with:
-      "plan"   {"total": frames to encode, "units": [names]}
-      "frames" {"n": frames just written}
-      "clip"   {"unit": name, "clip": id, "status": "done"|"failed"|"skipped", "message": reason or None}
+    Progress events (`uvssm.base.progress`): SynthPlan, then SynthFrames as frames are written and SynthClip
+    for every clip of every setting (done, failed with the reason, or skipped as already done).
     """
     report_progress = progress or quiet
     out = Path(out)
@@ -272,11 +244,11 @@ def synth_reds(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SynthO
                                 reds_split)
 
     # Plan: one job per clip, making every unit of that clip that is not already done.
-    units: list[tuple[str, str, X264Recipe]] = [(lq_folder(r.qp, r.scale), "lq", r) for r in recipes]
+    units: list[tuple[str, str, Downscale]] = [(lq_folder(r.qp, r.scale), "lq", r) for r in recipes]
     if options.clean_lr:
-        units += [(clean_lr_folder(s), "clean_lr", X264Recipe(scale=s)) for s in options.scales]
+        units += [(clean_lr_folder(s), "clean_lr", Downscale(scale=s)) for s in options.scales]
     reports = {name: UnitReport(name, kind, recipe) for name, kind, recipe in units}
-    todo: dict[str, list[tuple[str, str, X264Recipe]]] = {}
+    todo: dict[str, list[tuple[str, str, Downscale]]] = {}
     chosen = set(select_clips(sorted([*good, *problems]), options.clips, str(src)))
     for name, kind, recipe in units:
         unit_dir = out / name
@@ -292,11 +264,10 @@ def synth_reds(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SynthO
                 reports[name].skipped.append(clip.name)
             else:
                 todo.setdefault(clip.name, []).append((name, kind, recipe))
-    report_progress("plan", {"total": sum(good[c].n_frames * len(u) for c, u in todo.items()),
-                             "units": [u[0] for u in units]})
+    report_progress(SynthPlan(sum(good[c].n_frames * len(u) for c, u in todo.items()), [u[0] for u in units]))
     for name, report in reports.items():
         for clip in report.skipped:
-            report_progress("clip", {"unit": name, "clip": clip, "status": "skipped", "message": None})
+            report_progress(SynthClip(name, clip, "skipped"))
 
     jobs_n = max(1, min(options.jobs, len(todo)))
     decoder_threads = max(1, (os.cpu_count() or 1) // jobs_n)
@@ -305,9 +276,9 @@ def synth_reds(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SynthO
 
     def on_frames(n: int) -> None:
         with lock:
-            report_progress("frames", {"n": n})
+            report_progress(SynthFrames(n))
 
-    def run_job(clip: ClipFrames, clip_units: list[tuple[str, str, X264Recipe]]) -> None:
+    def run_job(clip: ClipFrames, clip_units: list[tuple[str, str, Downscale]]) -> None:
         works = {name: out / name / ".tmp" / clip.name for name, _, _ in clip_units}
         for work in works.values():
             atomic.remove(work)
@@ -338,14 +309,14 @@ def synth_reds(src: str | Path, out: str | Path, ffmpeg: FFmpeg, options: SynthO
                 for name, _, _ in clip_units:
                     if (name, clip) in committed:  # renamed into place before a later unit failed
                         reports[name].built.append(clip)
-                        report_progress("clip", {"unit": name, "clip": clip, "status": "done", "message": None})
+                        report_progress(SynthClip(name, clip, "done"))
                     else:
                         reports[name].failed[clip] = str(exc)
-                        report_progress("clip", {"unit": name, "clip": clip, "status": "failed", "message": str(exc)})
+                        report_progress(SynthClip(name, clip, "failed", str(exc)))
             else:
                 for name, _, _ in clip_units:
                     reports[name].built.append(clip)
-                    report_progress("clip", {"unit": name, "clip": clip, "status": "done", "message": None})
+                    report_progress(SynthClip(name, clip, "done"))
 
     for name, kind, recipe in units:
         unit_dir = out / name

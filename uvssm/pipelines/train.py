@@ -3,20 +3,31 @@
 It reads the dataset (uvssm.base.datasets), builds the model (models.registry), loads the stage-1
 weights of the degradation sensing module for stage 2, and calls `models.training.loop.train`.
 It prints nothing: progress goes to the caller's callback.
+
+The SR stage of a two-stage baseline (STDF + X) trains on the dataset's LQ frames as the first
+stage restores them (`load_first_stage`, `restore_dataset`), written once as PNGs and then read like
+any LQ folder. For a dataset at ROOT and a first-stage checkpoint, the frames of clip C (LQ folder ROOT/L/C) go to
+ROOT/restored/<model>-<sha256[:12]>/L/C/%08d.png, so every SR model trained on the same first
+stage shares them. Each clip is finished by a `<clip>.done` marker written last (after atomic
+frame writes): an interrupted run redoes only unfinished clips. `provenance.json` records the
+checkpoint. Frames are rounded to uint8 as any image on disk: the same hand-over that
+`models.inference.restore_stream` makes between the stages at benchmark time.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
 from models import checkpoint
+from models.inference import Stage, restore_stage
 from models.registry import create_model, get_spec, model_kwargs, model_name
-from models.trained import stage_for
+from models.trained import model_from_checkpoint, stage_for
 from models.training import loop
 from models.training.config import ConfigError, TrainConfig, load_config
 from models.training.init import INITIALISERS
@@ -26,8 +37,64 @@ from uvssm.base.devices import setup_device
 from uvssm.base.datasets import PairedDataset, open_dataset, use_frame_store
 from uvssm.base.framestore import default_root
 from uvssm.base.errors import UvssmError
+from uvssm.base.frames import frame_name, frames_to_tensor, write_rgb
+from uvssm.base.metrics import quantize
 from uvssm.base.numerics import numerics_record
-from uvssm.base.progress import Progress, quiet
+from uvssm.base.progress import Note, Progress, RestoreClip, TrainData, quiet
+
+
+@dataclass
+class FirstStage:
+    name: str
+    checkpoint: Path
+    sha256: str
+    stage: Stage
+
+    @property
+    def folder(self) -> str:
+        return f"{self.name}-{self.sha256[:12]}"
+
+
+def load_first_stage(path: str | Path, expect: str | None = None) -> FirstStage:
+    """The first stage of a chain from its checkpoint; it must restore at LQ size (scale 1)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UvssmError(f"{path}: first-stage checkpoint not found")
+    name, model, sha = model_from_checkpoint(path, 1, expect)
+    if getattr(model, "in_nc", 3) != 3:
+        raise UvssmError(f"{path}: {name} works on {model.in_nc}-channel frames; the SR stage needs RGB")
+    return FirstStage(name, path, sha, stage_for(name, model, 1))
+
+
+def restore_dataset(ds: PairedDataset, first: FirstStage, *, device: torch.device | str = "cpu",
+                    progress: Progress | None = None) -> PairedDataset:
+    """`ds` with every clip's LQ frames replaced by the first stage's outputs (written if missing)."""
+    progress = progress or quiet
+    base = ds.root / "restored" / first.folder
+    base.mkdir(parents=True, exist_ok=True)
+    prov = base / "provenance.json"
+    record = {"model": first.name, "checkpoint": str(first.checkpoint), "checkpoint_sha256": first.sha256,
+              "uvssm_version": __version__, "torch_version": str(torch.__version__),
+              "rounding": "round(255 * clamp(x, 0, 1)) to uint8 PNG"}
+    if not prov.exists():
+        atomic.write_text(prov, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    clips = []
+    for clip in ds.clips:
+        try:
+            rel = clip.lq_dir.resolve().relative_to(ds.root.resolve())
+        except ValueError:
+            rel = Path(clip.lq_dir.name)
+        out_dir = base / rel
+        done = out_dir.parent / f"{out_dir.name}.done"
+        if not done.exists():
+            progress(RestoreClip(clip.name, clip.n_frames, out_dir))
+            out_dir.mkdir(parents=True, exist_ok=True)
+            frames = (frames_to_tensor(clip.lq(i)) for i in range(clip.n_frames))
+            for i, out in enumerate(restore_stage(frames, first.stage, device=device)):
+                write_rgb(out_dir / frame_name(i), np.ascontiguousarray(quantize(out).permute(1, 2, 0).numpy()))
+            atomic.write_text(done, f"{clip.n_frames}\n")
+        clips.append(replace(clip, lq_dir=out_dir))
+    return replace(ds, clips=clips)
 
 
 def resolve_config(name: str, overrides: list[str] = (), iterations: int | None = None,
@@ -92,7 +159,11 @@ def _open(data_root: Path, cfg: TrainConfig, split: str) -> PairedDataset:
 
 def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *, device: str | None = None,
                  resume: bool = False, progress: Progress | None = None) -> dict:
-    """Train by `config` on the dataset at `data_root`; checkpoints and logs go to `out`."""
+    """Train by `config` on the dataset at `data_root`; checkpoints and logs go to `out`.
+
+    Progress events (`uvssm.base.progress`): Note, RestoreClip (a chain's first stage restores the LQ frames),
+    TrainData, then the training loop's (`models.training.loop.train`).
+    """
     cfg, out, data_root = config, Path(out), Path(data_root)
     progress = progress or quiet
     latest = out / "checkpoints" / "latest.pt"
@@ -106,7 +177,7 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
     train_ds = _open(data_root, cfg, cfg.data.train_split)
     if cfg.frame_cache != "off":
         store = Path(cfg.frame_cache) if cfg.frame_cache != "auto" else default_root()
-        progress("note", {"text": f"training frames: decoded once per clip into {store} (reused by later runs)"})
+        progress(Note(f"training frames: decoded once per clip into {store} (reused by later runs)"))
         use_frame_store(train_ds, store)
     try:
         val_ds = _open(data_root, cfg, cfg.data.val_split) if cfg.data.val_split else None
@@ -114,22 +185,20 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
         if "no clips in split" not in str(exc):
             raise
         val_ds = None
-        progress("note", {"text": f"no validation: {exc}"})
+        progress(Note(f"no validation: {exc}"))
     lq_stage = None
     if cfg.chain:
         if not cfg.lq_stage:
             raise UvssmError(f"config {cfg.name}: trains the SR stage of {cfg.chain}+{cfg.model} on {cfg.chain}'s "
                              f"outputs; train {cfg.chain} first and pass --lq-stage RUN/checkpoints/latest.pt "
                              f"(or --set chain=null to train on the raw LQ frames)")
-        from uvssm.pipelines.restored import load_first_stage, restore_dataset
-
         first = load_first_stage(cfg.lq_stage, expect=cfg.chain)
         train_ds = restore_dataset(train_ds, first, device=dev, progress=progress)
         if val_ds is not None:
             val_ds = restore_dataset(val_ds, first, device=dev, progress=progress)
         lq_stage = {"model": first.name, "checkpoint": str(first.checkpoint), "checkpoint_sha256": first.sha256}
-        progress("note", {"text": f"LQ frames restored by {first.name} ({first.checkpoint})"})
-    progress("data", {"train": train_ds.describe(), "val": val_ds.describe() if val_ds else None})
+        progress(Note(f"LQ frames restored by {first.name} ({first.checkpoint})"))
+    progress(TrainData(train_ds.describe(), val_ds.describe() if val_ds else None))
 
     torch.manual_seed(cfg.seed)
     scale = cfg.data.model_scale
@@ -140,14 +209,14 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
             raise UvssmError(f"config {cfg.name}: stage 2 needs trained degradation-sensing weights; run stage 1 "
                              f"first (uvssm train dsm-... --out RUN1) and pass --bin RUN1/checkpoints/latest.pt")
         report = load_dsm(model, cfg.bin_checkpoint)
-        progress("note", {"text": f"degradation sensing module from {cfg.bin_checkpoint}: {report.summary()}"})
+        progress(Note(f"degradation sensing module from {cfg.bin_checkpoint}: {report.summary()}"))
     if cfg.stage == "restore" and "spynet" in get_spec(cfg.model).features:
         if cfg.flow_checkpoint:
             report = load_flow(model, cfg.flow_checkpoint)
-            progress("note", {"text": f"flow network from {cfg.flow_checkpoint}: {report.summary()}"})
+            progress(Note(f"flow network from {cfg.flow_checkpoint}: {report.summary()}"))
         else:
-            progress("note", {"text": "the flow network starts from random weights (pre-train it with a flow-* "
-                                      "config and pass --flow RUN/checkpoints/latest.pt)"})
+            progress(Note("the flow network starts from random weights (pre-train it with a flow-* "
+                          "config and pass --flow RUN/checkpoints/latest.pt)"))
 
     if dist_info.main:
         out.mkdir(parents=True, exist_ok=True)

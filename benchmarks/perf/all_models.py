@@ -17,10 +17,10 @@ def run(size: tuple[int, int] = (180, 320), device: str = "cpu", frames: int = 1
         only: list[str] | None = None) -> list[dict]:
     import torch
 
-    from benchmarks.harness import count_macs
+    from models.inference import count_macs
     from models.inference import restore_stream
     from models.registry import MODELS, create_model, get_spec
-    from models.trained import TrainedModel, stage_for
+    from models.trained import stage_for
 
     for name in only or []:
         get_spec(name)  # ValueError naming the unknown model and the known ones
@@ -51,7 +51,7 @@ def run(size: tuple[int, int] = (180, 320), device: str = "cpu", frames: int = 1
             torch.cuda.synchronize()
         seconds = (time.perf_counter() - t0) / (n_out if spec.kind == "recurrent" else 1)
         stage.model = model.cpu()
-        macs = count_macs(TrainedModel(name, [stage], [], None), size)
+        macs = count_macs([stage], size)
         rows.append({"model": name, "scale": scale, "kind": spec.kind, "params": sum(p.numel() for p in model.parameters()),
                      "gmacs": macs / 1e9, "ms_per_frame": 1000 * seconds, "device": device,
                      "precision": "bf16" if bf16 else "fp32"})

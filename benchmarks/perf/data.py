@@ -41,7 +41,7 @@ def _time_batches(clips, workers: int, batches: int) -> float:
 
 
 def run(batches: int = 20, n_clips: int = 4, frames: int = 30) -> list[dict]:
-    from benchmarks.perf_synth import make_bench_clips
+    from benchmarks.perf.synth import make_bench_clips
     from uvssm.base.datasets import open_dataset, use_frame_store
     from uvssm.base.ffmpeg import find_ffmpeg
     from uvssm.pipelines.synth import SynthOptions, synth_reds

@@ -107,7 +107,7 @@ def _tree_rss_kib(pid: int) -> int:
 
 def _spawn(variant: str, src: Path, out: Path, settings: tuple[tuple[int, int], ...]) -> dict:
     """Run a variant in a child process while sampling the peak RSS of its whole process tree."""
-    code = ("import json,sys; from pathlib import Path; from benchmarks.perf_synth import _run_variant; "
+    code = ("import json,sys; from pathlib import Path; from benchmarks.perf.synth import _run_variant; "
             f"print(json.dumps(_run_variant({variant!r}, Path({str(src)!r}), Path({str(out)!r}), {list(settings)!r})))")
     with tempfile.TemporaryFile("w+") as stdout:
         proc = subprocess.Popen([sys.executable, "-c", code], stdout=stdout, stderr=subprocess.DEVNULL, text=True)

@@ -77,9 +77,10 @@ def _bench_and_restore(model_name: str, hq: tuple[int, int], frames_per_clip: in
     import pandas as pd
     import torch
 
-    from benchmarks.harness import BenchOptions, run_bench
+    from benchmarks.harness import run_bench
+    from benchmarks.options import BenchOptions
     from models import checkpoint
-    from models.inference import choose_dcn_backend, restore_range
+    from models.inference import InferenceOptions, choose_dcn_backend, restore_range
     from models.registry import create_model, model_kwargs
     from models.trained import load_trained
     from uvssm.base.datasets import open_dataset
@@ -93,13 +94,13 @@ def _bench_and_restore(model_name: str, hq: tuple[int, int], frames_per_clip: in
     torch.manual_seed(0)
     checkpoint.save(work / "w" / f"{model_name}.pt", create_model(model_name, 2),
                     {"model": model_name, "scale": 2, "model_kwargs": model_kwargs(model_name, 2)})
-    opts = BenchOptions([model_name], work / "data", work / "res", qp=28, weights=[str(work / "w")],
-                        device=device.type, bf16=bf16, save_frames=0, split="test")
+    opts = BenchOptions([model_name], work / "data", work / "res", qp=28, weights=[str(work / "w")], save_frames=0,
+                        split="test", inference=InferenceOptions(device=device.type, bf16=bf16))
     run_bench(dataclasses.replace(opts, out=work / "warm", max_frames=5))  # warm-up
     t0 = time.perf_counter()
     result = run_bench(opts)
     bench_s = time.perf_counter() - t0
-    frames = pd.read_parquet(result["paths"]["frames"])
+    frames = pd.read_parquet(result.tables.paths["frames"])
 
     model = load_trained(model_name, 2, [str(work / "w")])
     for stage in model.stages:

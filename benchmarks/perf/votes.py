@@ -108,7 +108,7 @@ def run(device: str | None = None, repeat: int = 2) -> list[dict]:
     for label, dev, h, w, dtype, backend, batch in CASES:
         if device and dev != device:
             continue
-        code = ("import json, sys; from benchmarks.perf_votes import _case; "
+        code = ("import json, sys; from benchmarks.perf.votes import _case; "
                 f"print(json.dumps(_case({dev!r}, {h}, {w}, {dtype!r}, {backend!r}, {repeat}, {batch})))")
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         if proc.returncode != 0:

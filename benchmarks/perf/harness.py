@@ -20,7 +20,9 @@ def run(frames: int = 2, size: tuple[int, int] = (640, 360)) -> list[dict]:
     import pandas as pd
     import torch
 
-    from benchmarks.harness import BenchOptions, run_bench
+    from benchmarks.harness import run_bench
+    from benchmarks.options import BenchOptions
+    from models.inference import InferenceOptions
     from models import checkpoint
     from models.registry import create_model, model_kwargs
     from uvssm.base.ffmpeg import find_ffmpeg
@@ -36,7 +38,7 @@ def run(frames: int = 2, size: tuple[int, int] = (640, 360)) -> list[dict]:
         checkpoint.save(tmp / "w" / "votes.pt", create_model("votes", 2),
                         {"model": "votes", "scale": 2, "model_kwargs": model_kwargs("votes", 2)})
         run_bench(BenchOptions(["bicubic", "votes"], tmp / "data", tmp / "res", qp=28, weights=[str(tmp / "w")],
-                               max_frames=frames, save_frames=0, device="cpu"))
+                               max_frames=frames, save_frames=0, inference=InferenceOptions(device="cpu")))
         rows = pd.read_parquet(tmp / "res" / "frames.parquet")
     out = []
     for model, g in rows.groupby("model", sort=False):
