@@ -33,8 +33,8 @@ def precision(model: TrainedModel, opts: BenchOptions) -> str:
     return "bf16" if opts.inference.bf16 and model.stages else "fp32"
 
 
-def outputs(model: TrainedModel, clip: ClipPair, start: int, end: int, device: torch.device, opts: BenchOptions,
-             clock: SectionClock) -> Iterator[torch.Tensor]:
+def model_outputs(model: TrainedModel, clip: ClipPair, start: int, end: int, device: torch.device,
+                  opts: BenchOptions, clock: SectionClock) -> Iterator[torch.Tensor]:
     """Outputs start..end-1 on `device` (windows near the end see the frames after it, as without
     max_frames)."""
     if model.outputs is not None:  # made elsewhere: read, as float64 like bicubic's (exact once quantised)
@@ -95,7 +95,7 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
     scorers = metrics.open_scorers(active, metrics.ScoreContext(clip, start, end, config, device, opts, clock))
     with PeakMemory(device) as mem:
         try:
-            for i, out in zip(range(start, end), outputs(model, clip, start, end, device, opts, clock)):
+            for i, out in zip(range(start, end), model_outputs(model, clip, start, end, device, opts, clock)):
                 gt = targets(i)
                 if out.shape[-2:] != gt.shape[-2:]:
                     raise UvssmError(f"{clip.hq_dir / frame_name(i)}: HQ is {tuple(gt.shape[-2:])}, "
