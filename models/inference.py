@@ -36,10 +36,11 @@ from torch import Tensor, nn
 
 from uvssm.base.metrics import quantize
 from models.features import offered
+from models.ops.deform_conv import BACKENDS
 from models.padding import pad_to_multiple
 from models.windows import reflection_circle
 
-DCN_BACKENDS = ("auto", "torch", "torchvision")
+DCN_BACKENDS = ("auto", *BACKENDS)  # what InferenceOptions.dcn_backend may name
 
 
 @dataclass(frozen=True)
@@ -501,7 +502,7 @@ def degradation_map(stage: Stage, window_at: Callable[[list[int]], Tensor], n: i
         raise ValueError("this stage estimates no degradation feature map")
     window = window_at(reflection_circle(index, n, stage.num_frame)).unsqueeze(0)
     padded, (h, w) = pad_to_multiple(window.to(device), stage.multiple)
-    return stage.model.estimate_dfm(padded)[0, 0, :h, :w].float().cpu()
+    return _per_sample_dfm(stage.model, padded)[0, 0, :h, :w].float().cpu()
 
 
 def check_offsets(stages: list[Stage]) -> list[str]:

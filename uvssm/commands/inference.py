@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import click
 
-NAMES = ("device", "bf16", "batch", "tile", "overlap", "chunk", "chunk_overlap", "dcn_backend", "channels_last",
-         "compile_")
-
-
 def inference_options(command):
     """Add --device, --bf16, --batch, --tile, --overlap, --chunk, --chunk-overlap, --dcn-backend, --channels-last
     and --compile to a click command (as keyword arguments of those names; `--compile` as `compile_`)."""
@@ -37,9 +33,12 @@ def inference_options(command):
 
 
 def inference_from(kwargs: dict):
-    """The InferenceOptions of the options `inference_options` added, taken out of a command's `kwargs`."""
+    """The InferenceOptions of the options `inference_options` added (one per field; `--compile` arrives as
+    `compile_`, a flag for inductor), taken out of a command's `kwargs`."""
+    from dataclasses import fields
+
     from models.inference import InferenceOptions
 
-    values = {name: kwargs.pop(name) for name in NAMES}
-    values["compile"] = "inductor" if values.pop("compile_") else ""
+    values = {f.name: kwargs.pop("compile_" if f.name == "compile" else f.name) for f in fields(InferenceOptions)}
+    values["compile"] = "inductor" if values["compile"] else ""
     return InferenceOptions(**values)

@@ -237,7 +237,8 @@ def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
               "python": platform_module.python_version(), "ffmpeg": ffmpeg.version, "x264": ffmpeg.x264,
               "seconds": timings, "findings": verdict}
     atomic.write_text(out / "demo.json", json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-    return {"table2": tables.table2, "models": tables.models, "paths": tables.paths, "figures": figures, "results": results, "out": out, "findings": verdict, "settings": settings}
+    return {"table2": tables.table2, "models": tables.models, "paths": tables.paths, "figures": figures,
+            "results": results, "out": out, "findings": verdict, "settings": settings}
 
 
 SHORT_RUN = ("why: a 16-feature model trained for a couple of minutes; at this size differences of a tenth of a dB "
