@@ -15,14 +15,49 @@ from models.training.init import signal_init
 from models.training.schedule import make_schedule
 
 
-def test_warmup_ramps_the_cosine_rate_linearly():
+def test_warmup_is_basicsrs():
+    """BasicSR's `update_learning_rate`: below `warmup_iter` W the rate is `initial_lr / W * current_iter`, from W on
+    the scheduler's (which kept stepping meanwhile). Worked from that expression."""
     schedule = make_schedule("cosine", 4e-3, [150], [1], 4e-5, warmup=30)
-    cosine = lambda n: 4e-5 + 0.5 * (4e-3 - 4e-5) * (1 + math.cos(math.pi * (n - 1) / 150))  # noqa: E731
-    assert schedule.lr_at(1) == pytest.approx(cosine(1) / 30)
-    assert schedule.lr_at(15) == pytest.approx(cosine(15) * 15 / 30)
-    assert schedule.lr_at(30) == pytest.approx(cosine(30))
-    assert schedule.lr_at(100) == pytest.approx(cosine(100))
+    cosine = lambda n: 4e-5 + 1 * 0.5 * (4e-3 - 4e-5) * (1 + math.cos(math.pi * ((n - 1 - 0) / 150)))  # noqa: E731
+    assert schedule.lr_at(1) == 4e-3 / 30 * 1
+    assert schedule.lr_at(15) == 4e-3 / 30 * 15
+    assert schedule.lr_at(29) == 4e-3 / 30 * 29
+    assert schedule.lr_at(30) == cosine(30)
+    assert schedule.lr_at(100) == cosine(100)
     assert make_schedule("cosine", 1e-3, [10], [1], 0.0).lr_at(1) == 1e-3  # no warm-up: the official stepping
+
+
+def _official_cosine_restart_lrs(base_lr, periods, restart_weights, eta_min, total):
+    """The rate of iterations 1..total as BasicSR runs CosineAnnealingRestartLR: the scheduler is built at
+    last_epoch 0 and `step()`s before every iteration from the second on; `get_lr` is
+    `eta_min + current_weight * 0.5 * (base_lr - eta_min) * (1 + math.cos(math.pi * ((last_epoch - nearest_restart)
+    / current_period)))` with the period found by `get_position_from_periods` (the first cumulative period >=
+    last_epoch)."""
+    cumulative = [sum(periods[0:i + 1]) for i in range(0, len(periods))]
+    lrs = []
+    for current_iter in range(1, total + 1):
+        last_epoch = current_iter - 1
+        idx = next(i for i, period in enumerate(cumulative) if last_epoch <= period)
+        current_weight = restart_weights[idx]
+        nearest_restart = 0 if idx == 0 else cumulative[idx - 1]
+        current_period = periods[idx]
+        lrs.append(eta_min + current_weight * 0.5 * (base_lr - eta_min) *
+                   (1 + math.cos(math.pi * ((last_epoch - nearest_restart) / current_period))))
+    return lrs
+
+
+@pytest.mark.parametrize("name", [n for n in ("votes-reds-qp28-x2", "votes-uvssm-wechat-x2", "dsm-reds-qp28-x2",
+                                              "edvr-reds-qp28-x2", "basicvsr-reds-qp28-x2")])
+def test_every_rate_of_a_packaged_recipe_is_the_official_one(name):
+    cfg = load_config(name)
+    assert cfg.schedule == "cosine" and cfg.warmup_iter == 0
+    schedule = make_schedule(cfg.schedule, cfg.lr, cfg.periods, cfg.restart_weights, cfg.eta_min, cfg.warmup_iter)
+    expected = _official_cosine_restart_lrs(cfg.lr, list(cfg.periods), list(cfg.restart_weights), cfg.eta_min,
+                                            cfg.iterations)
+    ours = [schedule.lr_at(n) for n in range(1, cfg.iterations + 1)]
+    differ = sum(a != b for a, b in zip(ours, expected))
+    assert differ == 0, f"{differ} of {len(expected)} rates differ from the official expression"
 
 
 def test_signal_init_keeps_the_signal_and_starts_at_the_residual():

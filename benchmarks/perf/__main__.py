@@ -3,6 +3,7 @@
     python -m benchmarks                 # everything
     python -m benchmarks synth [--src DIR]
     python -m benchmarks votes [--device cpu|cuda] [--repeat 2]
+    python -m benchmarks dcn [--device cpu|cuda] [--repeat 3] [--quick]
     python -m benchmarks harness [--frames 2]
     python -m benchmarks models [--device cpu|cuda] [--models rsdn,tga,comisr]
     python -m benchmarks build [--minutes 10] [--work runs/bench-build]
@@ -20,11 +21,13 @@ import argparse
 from pathlib import Path
 
 from benchmarks.perf import (align as perf_align, all_models as perf_models, bitstream as perf_bitstream,
-                             build as perf_build, data as perf_data, demo_seeds as perf_demo_seeds, gpu as perf_gpu,
+                             build as perf_build, data as perf_data, dcn as perf_dcn, demo_seeds as perf_demo_seeds,
+                             gpu as perf_gpu,
                              harness as perf_harness, reuse as perf_reuse, synth as perf_synth, votes as perf_votes)
 
 BENCHMARKS = {"synth": "synth-reds vs the official two-command recipe: 100- and 30-frame 720p clips, one and four settings",
               "votes": "full-size VOTES forward on one LQ window (CPU; CUDA fp32/bf16 and training when present)",
+              "dcn": "the DCN's training pass with the official kernel's position gradient vs grid_sample autograd (CPU; CUDA too)",
               "models": "forward time per output frame of every full-size model at LQ 320x180 (CPU, or --device cuda)",
               "harness": "uvssm bench's overhead (PNG loading, metrics) as a fraction of full-size VOTES time",
               "build": "uvssm build on a generated long 1080p pair: time and peak memory against decoding + PNG writes",
@@ -46,7 +49,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=None, help="harness: frames scored (2); reuse: stream length (7)")
     parser.add_argument("--models", help="models: only these (comma-separated registry names)")
     parser.add_argument("--batches", type=int, default=20, help="data: timed batches per case")
-    parser.add_argument("--quick", action="store_true", help="gpu: tiny sizes and models (to try the script anywhere)")
+    parser.add_argument("--quick", action="store_true", help="gpu, dcn: tiny sizes and models (to try the script anywhere)")
     parser.add_argument("--minutes", type=float, default=10.0, help="build: length of the generated pair")
     parser.add_argument("--work", type=Path, default=None,
                         help="build: where the pair is cached (runs/bench-build); align-corpus: where the shares are "
@@ -60,6 +63,8 @@ def main() -> None:
             perf_synth.print_table(perf_synth.run(args.src))
         elif name == "votes":
             perf_votes.print_table(perf_votes.run(args.device, args.repeat))
+        elif name == "dcn":
+            perf_dcn.print_table(perf_dcn.run(args.device, max(args.repeat, 3), args.quick))
         elif name == "models":
             try:
                 rows = perf_models.run(device=args.device or "cpu", only=args.models.split(",") if args.models else None)

@@ -21,8 +21,11 @@ bands of output rows whose samples take at most half the input's memory (or 4 MB
 with 128 channels never holds the 9×-sized matrix; the peak is about 1.3 feature maps besides
 the output (tested).
 
-`grid_sample` has CPU and CUDA kernels and gradients for the input and the sampling grid, so the
-function is differentiable in input, offset, mask, weight and bias (tested with gradcheck).
+The function is differentiable in input, offset, mask, weight and bias (tested with gradcheck). The gradient
+of the sampling positions, and so of the offsets, is the CUDA kernel's (`sample_pixels`): zero for a sample
+outside, and at a whole pixel taken from that pixel and the next, at any image size. `grid_sample`'s own differs
+there: at iteration 1 `conv_offset` is zero and every tap of the first row and column sits exactly on −1.
+`tests/test_dcn_kernel_rules.py` checks every gradient against a transcription of the kernel's backward.
 """
 
 from __future__ import annotations
@@ -212,12 +215,11 @@ def _deform_conv2d_torch(input, offset, weight, bias, stride, padding, dilation,
     for r0 in range(0, h_out, rows):
         r1 = min(h_out, r0 + rows)
         base_y = (torch.arange(r0, r1, device=device, dtype=pos_dtype) * stride[0] - padding[0]).view(1, r1 - r0, 1)
-        y = offset[:, :, :, 0, r0:r1] + (base_y + tap_y)  # (B, G, taps, rows, W_out) in input pixels
+        # positions in input pixels, the whole-pixel part first (exact), then the offset: one rounding, as the
+        # kernel's `h_in + i * dilation_h + offset_h`
+        y = offset[:, :, :, 0, r0:r1] + (base_y + tap_y)  # (B, G, taps, rows, W_out)
         x = offset[:, :, :, 1, r0:r1] + (base_x + tap_x)
-        # grid_sample with align_corners=False maps normalised u to pixel (u + 1)·size/2 − 1/2
-        grid = torch.stack(((2 * x + 1) / w - 1, (2 * y + 1) / h - 1), dim=-1)
-        samples = F.grid_sample(grouped_input, grid.view(b * dg, taps * (r1 - r0), w_out, 2), mode="bilinear",
-                                padding_mode="zeros", align_corners=False)  # (B·G, C/G, taps·rows, W_out)
+        samples = sample_pixels(grouped_input, y.reshape(b * dg, -1), x.reshape(b * dg, -1))  # (B·G, C/G, taps·rows·W_out)
         samples = samples.to(dtype).view(b, dg, c_in // dg, taps, r1 - r0, w_out)
         if mask is not None:
             m = mask[:, :, :, :, r0:r1]
@@ -231,8 +233,114 @@ def _deform_conv2d_torch(input, offset, weight, bias, stride, padding, dilation,
         if out is None:
             out = band.new_empty(b, c_out, h_out, w_out)
         out[:, :, r0:r1] = band
-        del samples, grid, x, y, band
+        del samples, x, y, band
     return out
+
+
+def sample_pixels(input: Tensor, y: Tensor, x: Tensor) -> Tensor:
+    """Bilinear samples of `input` (G, C, H, W) at pixel positions `y`, `x` (G, N): (G, C, N), with zeros outside,
+    as the CUDA kernel of DCNv2 samples (BasicSR's and mmcv's `deform_conv_cuda_kernel.cu`, the same in the
+    official VOTES repository), and with the kernel's gradient for the positions:
+
+    - a sample counts only if −1 < y < H and −1 < x < W; outside it is zero and its position has no gradient
+      (`modulated_deformable_im2col_gpu_kernel`; `dmcn_get_coordinate_weight` returns 0 for y <= −1, y >= H,
+      x <= −1, x >= W);
+    - its corners are floor(y), floor(y)+1 × floor(x), floor(x)+1, one off the image counting as 0
+      (`dmcn_im2col_bilinear`), and the position's gradient comes from those same four corners
+      (`dmcn_get_coordinate_weight`): at a whole pixel, from that pixel and the next one down (right).
+
+    The values and the input's gradient, both continuous in the position, are `grid_sample`'s (bilinear, zeros,
+    align_corners=False: its fast CPU and CUDA kernels). The positions' gradient, which jumps at whole pixels and
+    at the border, is computed here in pixel coordinates, where a whole-pixel position is exact at any image size:
+    through `grid_sample`'s normalised coordinates it can land a rounding step beside the pixel and take the other
+    neighbour's derivative, and at exactly −1 `grid_sample` still returns a one-sided derivative from pixel 0."""
+    return _KernelSampling.apply(input, y, x)
+
+
+def _normalised_grid(y: Tensor, x: Tensor, size: tuple[int, int]) -> Tensor:
+    """(G, 1, N, 2) grid for `grid_sample` (align_corners=False: pixel p of a side of n is (2p + 1) / n − 1)."""
+    h, w = size
+    return torch.stack(((2 * x + 1) / w - 1, (2 * y + 1) / h - 1), dim=-1).unsqueeze(1)
+
+
+def _bands(n: int, channels: int) -> list[tuple[int, int]]:
+    """Slices of n positions whose (n, C) temporaries hold at most 2^19 values (2 MB in float32)."""
+    step = max(1, (1 << 19) // max(channels, 1))
+    return [(a, min(n, a + step)) for a in range(0, n, step)]
+
+
+# A position within this many pixels of a whole pixel is differentiated by the kernel's rule here, not taken
+# from `grid_sample`: its trip to normalised coordinates and back errs by a few float32 ulps of the coordinate,
+# under 2^-24 · 2^13 px · 8 = 2^-8 px for any image up to 8192 px, and only there can it cross a whole pixel.
+NEAR_WHOLE = 2.0 ** -8
+
+
+def _near_whole(p: Tensor) -> Tensor:
+    frac = p - torch.floor(p)
+    return (frac < NEAR_WHOLE) | (frac > 1 - NEAR_WHOLE)
+
+
+def _kernel_position_gradients(input: Tensor, plane: Tensor, y: Tensor, x: Tensor,
+                               grad: Tensor) -> tuple[Tensor, Tensor]:
+    """d(Σ sample · grad)/dy and /dx by the kernel's `dmcn_get_coordinate_weight`, for samples at (y, x) (M,) of
+    planes `plane` (M,) of `input` (G, C, H, W), with incoming gradients `grad` (M, C)."""
+    g, c, h, w = input.shape
+    # the input as rows of C channels with a border of one zero pixel: pixel (py, px), −1 <= py <= H,
+    # −1 <= px <= W, of plane k is row (k·(H+2) + py+1)·(W+2) + px+1; a corner off the image reads 0
+    rows = F.pad(input.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)).reshape(-1, c)
+    grad_y, grad_x = torch.empty_like(y), torch.empty_like(x)
+    bands = _bands(y.shape[0], c)
+    buf = rows.new_empty(bands[0][1], c)  # one for every band: fresh large allocations fault pages
+    shifts = (0, 1, w + 2, w + 3)  # top-left, top-right, bottom-left, bottom-right
+    last = (h + 2) * (w + 2) - 1 - (w + 3)  # the last top-left corner of a plane
+    for a, z in bands:
+        yb, xb = y[a:z], x[a:z]
+        y0, x0 = torch.floor(yb), torch.floor(xb)
+        inside = ((yb > -1) & (xb > -1) & (yb < h) & (xb < w)).to(y.dtype)
+        top_left = plane[a:z] * ((h + 2) * (w + 2)) + ((y0.long() + 1) * (w + 2) + x0.long() + 1).clamp_(0, last)
+        tmp, gb = buf[:z - a], grad[a:z]
+        # s_k: Σ over channels of corner k's value times the incoming gradient; 0 outside
+        s0, s1, s2, s3 = (torch.index_select(rows, 0, top_left + shift, out=tmp).mul_(gb).sum(1).mul_(inside)
+                          for shift in shifts)
+        hh, lh = y0 + 1 - yb, yb - y0  # (argmax_h_low + 1 − argmax_h), (argmax_h − argmax_h_low)
+        hw, lw = x0 + 1 - xb, xb - x0
+        # dmcn_get_coordinate_weight weighs the corners −hw, −lw, +hw, +lw for y (bp_dir 0), −hh, +hh, −lh, +lh for x
+        grad_y[a:z] = hw * (s2 - s0) + lw * (s3 - s1)
+        grad_x[a:z] = hh * (s1 - s0) + lh * (s3 - s2)
+    return grad_y, grad_x
+
+
+class _KernelSampling(torch.autograd.Function):
+    """`sample_pixels`: `grid_sample` forward and backward, with the kernel's position gradient where they differ."""
+
+    @staticmethod
+    def forward(ctx, input: Tensor, y: Tensor, x: Tensor) -> Tensor:
+        grid = _normalised_grid(y, x, input.shape[2:])
+        ctx.save_for_backward(input, y, x)
+        return F.grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=False).squeeze(2)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        input, y, x = ctx.saved_tensors
+        need_input, need_y, need_x = ctx.needs_input_grad
+        h, w = input.shape[2:]
+        grid = _normalised_grid(y, x, (h, w))
+        need_positions = need_y or need_x
+        grad_input, grad_grid = torch.ops.aten.grid_sampler_2d_backward(
+            grad.unsqueeze(2), input, grid, 0, 0, False, [need_input, need_positions])
+        if not need_positions:
+            return grad_input, None, None
+        # grid_sample's position gradient, from normalised to pixel units, is the kernel's wherever both take the
+        # same four corners: for a sample inside, not within NEAR_WHOLE of a whole pixel
+        inside = (y > -1) & (x > -1) & (y < h) & (x < w)
+        grad_grid = grad_grid.squeeze(1)
+        grad_y = (grad_grid[..., 1] * (2 / h)).mul_(inside)
+        grad_x = (grad_grid[..., 0] * (2 / w)).mul_(inside)
+        plane, n = (inside & (_near_whole(y) | _near_whole(x))).nonzero(as_tuple=True)
+        if plane.numel():
+            gy, gx = _kernel_position_gradients(input, plane, y[plane, n], x[plane, n], grad[plane, :, n])
+            grad_y[plane, n], grad_x[plane, n] = gy, gx
+        return grad_input, grad_y, grad_x
 
 
 @contextlib.contextmanager

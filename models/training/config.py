@@ -233,6 +233,10 @@ def read_values(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"{path}: cannot read config ({str(exc).splitlines()[0]})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    from models.training.official import from_official, is_official
+
+    if is_official(values):  # one of the official VOTES option files (BasicSR's keys)
+        return from_official(values, str(path))
     base = values.pop(BASE_KEY, None)
     if base is None:
         return values

@@ -12,7 +12,8 @@ iterations, when the caller's `progress` callback gets the mean loss, lr and ite
 `val_every` the PSNR on the validation clips; every `save_every` (and at the end) a checkpoint is written
 atomically to `out/checkpoints/latest.pt` (and `iter_<n>.pt`), with the logs beside it as parquet.
 `resume=True` continues from `latest.pt`; because batches are a function of (seed, iteration), a resumed run
-takes exactly the steps an uninterrupted one would.
+takes exactly the steps an uninterrupted one would. `resume_from` continues a run of the official code from its
+BasicSR training state (the Adam group holds every parameter in the model's order, as the official one does).
 
 Validation runs restoration through `models.inference.restore_frames` for every model kind (sliding-window
 and recurrent), so a validation PSNR is computed as `uvssm bench` computes its numbers.
@@ -166,7 +167,11 @@ def restoration_stage(model: nn.Module, cfg: TrainConfig, runner: Stage, device:
     `fix_flow_iter` iterations. Validation: outputs against HQ, Y channel, `scale` pixels cropped (the VOTES
     protocol), beside bicubic-upsampled LQ (at scale 1, towards an LQ-size target: the unrestored LQ)."""
     loss_fn = LOSSES[cfg.loss]
-    params = _trainable_params(model)
+    # every parameter, in the model's order, the frozen DSM's too: the official optimiser's group
+    # (`SRModel.setup_optimizers` takes all that require grad, and the official VOTES freezes its DSM only by
+    # running it under no_grad). Adam skips a parameter without a gradient, so the steps are the same, and a
+    # training state has the official layout (`models.training.state`).
+    params = list(model.parameters())
     flow = {id(p) for p in model.spynet.parameters()} if "spynet" in runner.features else set()
     groups = [{"params": [p for p in params if id(p) not in flow], "lr_mul": 1.0, "fixed": 0}]
     if flow:
@@ -246,9 +251,28 @@ def _resume(latest: Path, parts: StageParts, optimizer: torch.optim.Optimizer, c
         raise UvssmError(f"{latest}: written by stage {saved.get('stage')!r} of {saved.get('model')!r}, "
                          f"cannot resume stage {cfg.stage!r} of {meta.get('model')!r}")
     checkpoint.load_weights(parts.trainable, state, key="params", strict=True, name=str(latest))
-    optimizer.load_state_dict(state["optimizer"])
+    from models.training.state import widened
+
+    try:
+        optimizer.load_state_dict(widened(state["optimizer"], optimizer.param_groups))
+    except UvssmError as exc:
+        raise UvssmError(f"{latest}: {exc}") from None
     start = int(saved["iteration"])
     return (start, *_read_logs(out, start))
+
+
+def _resume_official(path: Path, parts: StageParts, optimizer: torch.optim.Optimizer) -> int:
+    """The iteration of a BasicSR training state (`EXPERIMENT/training_states/N.state`) of the official code, whose
+    Adam state and weights (`EXPERIMENT/models/net_g_N.pth`) are loaded (`models.training.state`)."""
+    from models.training.state import from_basicsr
+
+    start, state = from_basicsr(checkpoint.read(path), optimizer.param_groups, str(path))
+    weights = path.parent.parent / "models" / f"net_g_{start}.pth"
+    if not weights.is_file():
+        raise UvssmError(f"{path}: the weights of iteration {start} are not beside it ({weights} not found)")
+    checkpoint.load_weights(parts.trainable, weights, key="params", strict=True, name=str(weights))
+    optimizer.load_state_dict(state)
+    return start
 
 
 def _loader(clips: Sequence[Clip], cfg: TrainConfig, runner: Stage, parts: StageParts, start: int,
@@ -327,7 +351,7 @@ class LossWindow:
 
 def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_clips: Sequence[Clip], out: Path,
           *, meta: dict, device: torch.device, runner: Stage | None = None, dist_info: Distributed = Distributed(),
-          resume: bool = False, progress: Progress | None = None) -> dict:
+          resume: bool = False, resume_from: Path | None = None, progress: Progress | None = None) -> dict:
     """Train `model` by `cfg` (stage `cfg.stage`); write checkpoints and logs under `out`. Returns the final
     state: {"iteration", "checkpoint", "val", "loss"}.
 
@@ -353,6 +377,8 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     start, train_rows, val_rows = 0, [], []
     if resume and latest.exists():
         start, train_rows, val_rows = _resume(latest, parts, optimizer, cfg, meta, out)
+    elif resume_from is not None:
+        start = _resume_official(Path(resume_from), parts, optimizer)
     if start >= total:
         parts.finish()
         progress(TrainDone(start, total, resumed=True))
@@ -379,7 +405,7 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
         if dist_info.world_size > 1:
             dist.barrier()
 
-    progress(TrainStart(start, total, sum(p.numel() for g in parts.groups for p in g["params"])))
+    progress(TrainStart(start, total, sum(p.numel() for g in parts.groups for p in g["params"] if p.requires_grad)))
     net.train()
     window = LossWindow(device)
     t_last, it_last = time.perf_counter(), start

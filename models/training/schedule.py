@@ -7,7 +7,10 @@ BasicSR calls `scheduler.step()` before every iteration from the second on, so i
 runs at the scheduler position e = n − 1. Within period k (of length P_k, starting at position
 R_k = P_0 + … + P_{k−1}):
 
-    lr(e) = eta_min + w_k · ½ (lr_0 − eta_min) (1 + cos(π (e − R_k) / P_k))
+    lr(e) = eta_min + w_k · ½ (lr_0 − eta_min) (1 + cos(π · ((e − R_k) / P_k)))
+
+evaluated in BasicSR's order (`CosineAnnealingRestartLR.get_lr`: the fraction first, then π), so every rate is
+the official one to the last bit.
 
 A position equal to the end of a period still belongs to that period (lr = eta_min there). Past
 the last period the rate stays at eta_min (BasicSR would fail there).
@@ -48,7 +51,7 @@ class CosineRestarts:
         for period, weight in zip(self.periods, self.restart_weights):
             if e <= start + period:
                 return self.eta_min + weight * 0.5 * (self.base_lr - self.eta_min) * (
-                    1 + math.cos(math.pi * (e - start) / period))
+                    1 + math.cos(math.pi * ((e - start) / period)))
             start += period
         return self.eta_min
 
@@ -77,7 +80,9 @@ class StepDecay:
 
 @dataclass(frozen=True)
 class LinearWarmup:
-    """`schedule`'s rate times n / `iterations` for the first iterations (1-based n), then unchanged.
+    """BasicSR's linear warm-up (`BaseModel.update_learning_rate` with `warmup_iter` W): below iteration W the rate
+    is `initial_lr / W * n` (the schedule's own rate is overwritten meanwhile, while the schedule keeps counting),
+    from iteration W on the schedule's.
 
     Adam's first steps move every weight by about the learning rate whatever its gradient; with
     signal-preserving initialisations (`models.training.init`) that first jolt can throw a model
@@ -87,7 +92,9 @@ class LinearWarmup:
     iterations: int
 
     def lr_at(self, iteration: int) -> float:
-        return self.schedule.lr_at(iteration) * min(1.0, max(iteration, 1) / self.iterations)
+        if iteration < self.iterations:
+            return self.schedule.base_lr / self.iterations * max(iteration, 1)
+        return self.schedule.lr_at(iteration)
 
 
 def make_schedule(kind: str, base_lr: float, periods, weights, eta_min: float, warmup: int = 0):

@@ -45,6 +45,9 @@ def _list_configs(console: Console) -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast (default: the config's setting).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
+@click.option("--resume-from", "resume_from", type=click.Path(path_type=Path), metavar="STATE",
+              help="Continue a run of the official code: its BasicSR training state "
+                   "(EXPERIMENT/training_states/N.state; the weights are read from EXPERIMENT/models/net_g_N.pth).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set batch_size=8 --set data.qp=33 (repeatable).")
 @click.option("--frame-cache", metavar="DIR|auto|off",
@@ -57,7 +60,8 @@ def _list_configs(console: Console) -> None:
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads (default: torch's choice; 2 with "
               "--portable-numerics).")
 def train(config: str | None, data_root: Path | None, out: Path | None, bin_checkpoint: str | None,
-          flow_checkpoint: str | None, lq_stage: str | None, iters: int | None, device: str, bf16: bool | None, resume: bool, overrides: tuple[str, ...],
+          flow_checkpoint: str | None, lq_stage: str | None, iters: int | None, device: str, bf16: bool | None, resume: bool,
+          resume_from: Path | None, overrides: tuple[str, ...],
           frame_cache: str | None, list_only: bool, portable_numerics: bool, threads: int | None) -> None:
     """Train a model from CONFIG (a packaged config name, see --list, or a YAML file).
 
@@ -120,6 +124,7 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
                 progress.console.print(f"iter {event.iteration}: checkpoint {event.path}")
 
     with progress:
-        result = run_training(cfg, data_root, out, device=device, resume=resume, progress=on_event)
+        result = run_training(cfg, data_root, out, device=device, resume=resume, resume_from=resume_from,
+                              progress=on_event)
     console.print(f"done at iteration {result['iteration']}; weights: {result['checkpoint']}; "
                   f"logs: {out / 'train_log.parquet'}, {out / 'val_log.parquet'}")

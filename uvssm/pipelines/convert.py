@@ -16,7 +16,7 @@ from models.tf_bundle import BundleError, bundle_prefix, read_bundle
 from models.registry import create_model, fitting_models, get_spec, model_kwargs
 from uvssm.base.errors import UvssmError
 
-FORMATS = ("mmagic", "comisr-tf")
+FORMATS = ("mmagic", "comisr-tf", "basicsr-state")
 
 
 def _read(path: Path, unsafe: bool) -> dict:
@@ -66,6 +66,8 @@ def convert(fmt: str, src: str | Path, dst: str | Path, model: str | None = None
     src, dst = Path(src), Path(dst)
     if fmt not in FORMATS:
         raise UvssmError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    if fmt == "basicsr-state":
+        return export_basicsr_state(src, dst)
     if fmt == "comisr-tf":
         arch, sd, copy, src = _comisr_tf(src)
     else:
@@ -88,3 +90,24 @@ def convert(fmt: str, src: str | Path, dst: str | Path, model: str | None = None
                                "copy": copy, "architecture": arch}}
     checkpoint.save(dst, net, meta)
     return {"model": model, "scale": scale, "tensors": len(sd), "copy": copy, "out": dst}
+
+
+def export_basicsr_state(src: str | Path, experiment: str | Path) -> dict:
+    """A training checkpoint of `uvssm train` (`src`) out as BasicSR's experiment folder: `models/net_g_<n>.pth`
+    and `training_states/<n>.state`, which the official train.py resumes (`path: resume_state:`)."""
+    from models.training.state import to_basicsr
+    from uvssm.base import atomic
+
+    src, experiment = Path(src), Path(experiment)
+    net, state = to_basicsr(checkpoint.read(src), str(src))
+    n = state["iter"]
+    written = []
+    for path, payload in ((experiment / "models" / f"net_g_{n}.pth", net),
+                          (experiment / "training_states" / f"{n}.state", state)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic.replacing(path) as tmp:
+            torch.save(payload, tmp)
+        written.append(path)
+    meta = checkpoint.read(src)["uvssm"]
+    return {"model": meta.get("model"), "scale": meta.get("scale"), "tensors": len(net["params"]),
+            "copy": f"iteration {n}", "out": experiment, "written": written}

@@ -158,8 +158,10 @@ def _open(data_root: Path, cfg: TrainConfig, split: str) -> PairedDataset:
 
 
 def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *, device: str | None = None,
-                 resume: bool = False, progress: Progress | None = None) -> dict:
-    """Train by `config` on the dataset at `data_root`; checkpoints and logs go to `out`.
+                 resume: bool = False, resume_from: str | Path | None = None,
+                 progress: Progress | None = None) -> dict:
+    """Train by `config` on the dataset at `data_root`; checkpoints and logs go to `out`. `resume_from`: a BasicSR
+    training state of the official code to continue (`models.training.state`).
 
     Progress events (`uvssm.base.progress`): Note, RestoreClip (a chain's first stage restores the LQ frames),
     TrainData, then the training loop's (`models.training.loop.train`).
@@ -170,6 +172,13 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
     if latest.exists() and not resume:
         raise UvssmError(f"{out}: already holds a training run ({latest}); pass --resume to continue it, "
                          "or choose another --out")
+    if resume_from is not None:
+        if resume:
+            raise UvssmError("--resume continues a run of uvssm in --out, --resume-from one of the official code: "
+                             "give one of them")
+        resume_from = Path(resume_from)
+        if not resume_from.is_file():
+            raise UvssmError(f"{resume_from}: training state not found")
     dist_info, dev = setup_device(device)
     if cfg.bf16 and dev.type == "cpu" and not torch.backends.mkldnn.is_available():
         raise UvssmError("--bf16 on CPU needs oneDNN (mkldnn) support in this torch build")
@@ -228,7 +237,8 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
     if cfg.num_frame:
         runner = replace(runner, num_frame=cfg.num_frame)
     result = loop.train(model, cfg, train_ds.clips, val_ds.clips if val_ds else [], out, meta=meta, device=dev,
-                        runner=runner, dist_info=dist_info, resume=resume, progress=progress)
+                        runner=runner, dist_info=dist_info, resume=resume, resume_from=resume_from,
+                        progress=progress)
     if dist_info.main:
         atomic.write_text(out / "result.json", json.dumps(
             {k: (str(v) if isinstance(v, Path) else v) for k, v in result.items()}, indent=2, sort_keys=True) + "\n")
