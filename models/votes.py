@@ -91,15 +91,18 @@ class DegradationModulation(nn.Module):
 
     def __init__(self, num_feat: int = 128, num_frame: int = 5, num_blocks: int = 10):
         super().__init__()
-        # built and registered in the official order (`MaskFusion.__init__`), so the parameters come in the order
-        # of the official optimiser's group: feat_fusion, mask_modulation_l, feat_cas_l, mask_modulation_first, fusion
-        self.feat_fusion = nn.Conv2d(num_frame * num_feat, num_feat, 1, 1)
-        self.mask_modulation_l = nn.ModuleList()
-        self.feat_cas_l = nn.ModuleList()
-        self.mask_modulation_first = nn.Conv2d(1, num_feat, 3, 1, 1)
-        for _ in range(num_blocks):
-            self.feat_cas_l.append(nn.Conv2d(num_feat, num_feat, 3, 1, 1))
-            self.mask_modulation_l.append(nn.Conv2d(num_feat, num_feat, 3, 1, 1))
+        # Registered in the official order (`MaskFusion.__init__`: feat_fusion, the lists mask_modulation_l and
+        # feat_cas_l, mask_modulation_first, fusion), so the parameters come in the order of the official optimiser's
+        # group. Built (their random initial weights drawn) in uvssm's earlier order, so a seed gives the weights
+        # it always gave.
+        feat_fusion = nn.Conv2d(num_frame * num_feat, num_feat, 1, 1)
+        first = nn.Conv2d(1, num_feat, 3, 1, 1)
+        modulation = [nn.Conv2d(num_feat, num_feat, 3, 1, 1) for _ in range(num_blocks)]
+        cascade = [nn.Conv2d(num_feat, num_feat, 3, 1, 1) for _ in range(num_blocks)]
+        self.feat_fusion = feat_fusion
+        self.mask_modulation_l = nn.ModuleList(modulation)
+        self.feat_cas_l = nn.ModuleList(cascade)
+        self.mask_modulation_first = first
         self.fusion = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
 
     def forward(self, aligned: Tensor, dfm: Tensor) -> Tensor:

@@ -202,7 +202,7 @@ def test_a_state_of_another_network_is_refused_by_its_sizes(tmp_path):
     groups = [{"params": [torch.zeros(1)] * 3, "lr_mul": 1.0, "fixed": 0}]
     state = {"iter": 5, "optimizers": [{"state": {}, "param_groups": [{"params": [0, 1], "lr": 1e-4}]}]}
     with pytest.raises(UvssmError, match=r"groups of \[2\] parameters; this model's has \[3\]"):
-        from_basicsr(state, groups, "x.state")
+        from_basicsr(state, groups, where="x.state")
 
 
 # train_VOTES_L_x2_SR_REDS_QP28.yml of the official repository (options/train/VOTES/), key by key
@@ -288,3 +288,84 @@ def test_what_uvssm_cannot_honour_is_refused_by_name(tmp_path, path, value, mess
     node[path[-1]] = value
     with pytest.raises(ConfigError, match=message):
         load_config(_official_file(tmp_path, values))
+
+
+def test_each_checkpoint_records_the_dcn_that_trained_it(tmp_path, monkeypatch):
+    from models.ops import deform_conv
+    from models.ops.deform_conv import DeformConvBackend
+
+    clips = [_array_clip("a", n=9, h=40, w=48, seed=5)]
+    torch.manual_seed(0)
+    model = create_model("votes-tiny", 2)
+    loop.train(model, _recipe(32, total=2), clips, [], tmp_path / "run", meta={"model": "votes-tiny"},
+               device=torch.device("cpu"))
+    assert checkpoint.read(tmp_path / "run" / "checkpoints" / "latest.pt")["uvssm"]["dcn_backend"] == "torch"
+    # on CUDA, "auto" takes torchvision's op where it imports (its border gradient is not the kernel's)
+    monkeypatch.setattr(deform_conv, "_torchvision_op", lambda *a, **k: None)
+    monkeypatch.setattr(deform_conv, "_looked", True)
+    assert loop._training_dcn_backend(model, "auto", torch.device("cuda")) == "torchvision"
+    assert {m.dcn_backend for m in model.modules() if isinstance(m, DeformConvBackend)} == {"torchvision"}
+    assert loop._training_dcn_backend(model, "torch", torch.device("cuda")) == "torch"
+    assert loop._training_dcn_backend(create_model("basicvsr-tiny", 2), "auto", torch.device("cpu")) is None
+    with pytest.raises(ConfigError, match="dcn_backend must be"):
+        _recipe(32, dcn_backend="cuda")
+
+
+def test_the_fusion_parameters_come_in_the_official_order():
+    """The official `MaskFusion.__init__` registers feat_fusion, the empty lists mask_modulation_l and feat_cas_l,
+    mask_modulation_first, then appends to the lists, then fusion: `named_parameters()`'s order, and so the
+    official optimiser's indices. Written from that file for two blocks."""
+    model = create_model("votes-tiny", 2, num_modulation_blocks=2)
+    names = [n for n, _ in model.named_parameters() if n.startswith("fusion.")]
+    expected = ["feat_fusion", "mask_modulation_l.0", "mask_modulation_l.1", "feat_cas_l.0", "feat_cas_l.1",
+                "mask_modulation_first", "fusion"]
+    assert names == [f"fusion.{m}.{p}" for m in expected for p in ("weight", "bias")]
+
+
+def test_a_run_saved_before_the_official_layout_resumes_by_name(tmp_path):
+    """A checkpoint of the earlier layout: Adam over the trainable parameters only, in the earlier module order
+    (the fusion's mask_modulation_first before its lists). Each parameter gets its own Adam state back."""
+    from models.training.state import widened
+
+    torch.manual_seed(0)
+    model = create_model("votes-tiny", 2, num_modulation_blocks=2)
+    named = dict(model.named_parameters())
+    earlier = [n for n in named if not n.startswith("fusion.")]
+    fusion = ["feat_fusion", "mask_modulation_first", "mask_modulation_l.0", "mask_modulation_l.1",
+              "feat_cas_l.0", "feat_cas_l.1", "fusion"]
+    at = earlier.index("pcd_align.cas_dcnpack.conv_offset.bias") + 1
+    earlier[at:at] = [f"fusion.{m}.{p}" for m in fusion for p in ("weight", "bias")]
+    trainable = [n for n in earlier if named[n].requires_grad]
+    old = torch.optim.Adam([named[n] for n in trainable], lr=1e-3)
+    for p in old.param_groups[0]["params"]:
+        p.grad = torch.rand_like(p)
+    old.step()
+    saved_sd = old.state_dict()
+
+    group = [{"params": list(model.parameters()), "lr_mul": 1.0, "fixed": 0}]
+    new = torch.optim.Adam(group, lr=1e-3)
+    names = {id(p): n for n, p in model.named_parameters()}
+    new.load_state_dict(widened(saved_sd, new.param_groups, earlier, names))
+    by_name = {names[id(p)]: new.state[p] for p in new.param_groups[0]["params"] if p in new.state}
+    assert set(by_name) == set(trainable)
+    for k, n in enumerate(trainable):
+        assert torch.equal(by_name[n]["exp_avg"], saved_sd["state"][k]["exp_avg"]), n
+
+
+def test_a_state_of_another_recipe_or_stage_is_refused(tmp_path):
+    from models.training.schedule import CosineRestarts
+    from models.training.state import from_basicsr, to_basicsr
+    from uvssm.base.errors import UvssmError
+
+    groups = [{"params": [torch.zeros(1)] * 2, "lr_mul": 1.0, "fixed": 0}]
+    state = {"iter": 5, "optimizers": [{"state": {}, "param_groups": [{"params": [0, 1], "lr": 1e-4}]}],
+             "schedulers": [{"periods": [50000, 100000, 150000], "restart_weights": [1, 0.5, 0.5], "eta_min": 1e-7,
+                             "base_lrs": [2e-4]}]}
+    qp33_wechat = CosineRestarts(2e-4, (50000, 100000, 150000, 150000, 150000), (1, 1, 1, 1, 1), 1e-7)
+    with pytest.raises(UvssmError, match=r"scheduler's periods is \[50000, 100000, 150000\]"):
+        from_basicsr(state, groups, qp33_wechat, "x.state")
+    assert from_basicsr(state, groups, CosineRestarts(2e-4, (50000, 100000, 150000), (1, 0.5, 0.5), 1e-7))[0] == 5
+    dsm = {"params": {}, "optimizer": {}, "uvssm": {"model": "votes-tiny", "iteration": 3,
+                                                   "config": {"stage": "dsm", "schedule": "cosine"}}}
+    with pytest.raises(UvssmError, match="stage 'dsm'"):
+        to_basicsr(dsm, "dsm.pt")

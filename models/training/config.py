@@ -112,6 +112,10 @@ class TrainConfig:
     cache_mb: int = 2048  # decoded frames kept in memory, per data-loading process
     frame_cache: str = "auto"  # training clips decoded once into mapped arrays: "auto" (~/.cache/uvssm/frames), "off", or a folder
     bf16: bool = False  # autocast to bfloat16 (CUDA, or CPU with bf16 support)
+    # deformable convolutions while training: "torch" (the official kernel's gradients, models/ops/deform_conv.py),
+    # "torchvision" (its CUDA op: the kernel's sampling, but its offset gradient at the border is not checked
+    # here), or "auto": torchvision's on CUDA where it imports, torch's elsewhere. Each checkpoint records which.
+    dcn_backend: str = "auto"
 
     def __post_init__(self):
         for name in ("lr", "weight_decay", "eta_min", "flow_lr_mul", "smooth_weight", "aux_weight"):
@@ -138,6 +142,8 @@ class TrainConfig:
             raise ConfigError(f"frame_cache must be 'auto', 'off' or a folder, got {self.frame_cache!r}")
         if self.stage not in STAGES:
             raise ConfigError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.dcn_backend not in ("auto", "torch", "torchvision"):
+            raise ConfigError(f"dcn_backend must be 'auto', 'torch' or 'torchvision', got {self.dcn_backend!r}")
         if self.schedule not in ("cosine", "step"):
             raise ConfigError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
         if self.warmup_iter < 0:

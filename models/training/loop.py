@@ -253,20 +253,41 @@ def _resume(latest: Path, parts: StageParts, optimizer: torch.optim.Optimizer, c
     checkpoint.load_weights(parts.trainable, state, key="params", strict=True, name=str(latest))
     from models.training.state import widened
 
+    names = {id(p): n for n, p in parts.trainable.named_parameters()}
     try:
-        optimizer.load_state_dict(widened(state["optimizer"], optimizer.param_groups))
+        optimizer.load_state_dict(widened(state["optimizer"], optimizer.param_groups, list(state["params"]), names))
     except UvssmError as exc:
         raise UvssmError(f"{latest}: {exc}") from None
     start = int(saved["iteration"])
     return (start, *_read_logs(out, start))
 
 
-def _resume_official(path: Path, parts: StageParts, optimizer: torch.optim.Optimizer) -> int:
+def _training_dcn_backend(model: nn.Module, requested: str, device: torch.device) -> str | None:
+    """Set the backend of the model's deformable convolutions for training and return it (None: the model has
+    none). "auto" is torchvision's CUDA op where it imports and the device is CUDA, else the pure-torch one with
+    the official kernel's gradients."""
+    from models.ops.deform_conv import set_backend, torchvision_deform_conv2d
+
+    backend = requested
+    if requested == "auto":
+        backend = "torchvision" if device.type == "cuda" and torchvision_deform_conv2d() is not None else "torch"
+    if backend == "torchvision" and torchvision_deform_conv2d() is None:
+        raise UvssmError("dcn_backend torchvision: torchvision.ops.deform_conv2d does not import here")
+    return backend if set_backend(model, backend) else None
+
+
+def _resume_official(path: Path, parts: StageParts, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> int:
     """The iteration of a BasicSR training state (`EXPERIMENT/training_states/N.state`) of the official code, whose
-    Adam state and weights (`EXPERIMENT/models/net_g_N.pth`) are loaded (`models.training.state`)."""
+    Adam state and weights (`EXPERIMENT/models/net_g_N.pth`) are loaded (`models.training.state`); its scheduler
+    must be the config's."""
+    from models.training.schedule import CosineRestarts
     from models.training.state import from_basicsr
 
-    start, state = from_basicsr(checkpoint.read(path), optimizer.param_groups, str(path))
+    if cfg.schedule != "cosine" or cfg.warmup_iter:
+        raise UvssmError(f"{path}: a BasicSR state resumes CosineAnnealingRestartLR without warm-up; config "
+                         f"{cfg.name} has schedule {cfg.schedule!r}, warmup_iter {cfg.warmup_iter}")
+    schedule = CosineRestarts(cfg.lr, cfg.periods, cfg.restart_weights, cfg.eta_min)
+    start, state = from_basicsr(checkpoint.read(path), optimizer.param_groups, schedule, str(path))
     weights = path.parent.parent / "models" / f"net_g_{start}.pth"
     if not weights.is_file():
         raise UvssmError(f"{path}: the weights of iteration {start} are not beside it ({weights} not found)")
@@ -368,6 +389,7 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     out = Path(out)
     runner = runner or Stage(model, 5, cfg.data.model_scale)
     model.to(device)
+    meta = {**meta, "dcn_backend": _training_dcn_backend(model, cfg.dcn_backend, device)}
     parts = STAGES[cfg.stage](model, cfg, runner, device)
     optimizer = torch.optim.Adam(parts.groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     schedule = make_schedule(cfg.schedule, cfg.lr, cfg.periods, cfg.restart_weights, cfg.eta_min, cfg.warmup_iter)
@@ -378,7 +400,7 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     if resume and latest.exists():
         start, train_rows, val_rows = _resume(latest, parts, optimizer, cfg, meta, out)
     elif resume_from is not None:
-        start = _resume_official(Path(resume_from), parts, optimizer)
+        start = _resume_official(Path(resume_from), parts, optimizer, cfg)
     if start >= total:
         parts.finish()
         progress(TrainDone(start, total, resumed=True))

@@ -213,7 +213,7 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
     scale = cfg.data.model_scale
     kwargs = model_kwargs(cfg.model, scale, **cfg.model_args)
     model = INITIALISERS[cfg.init](create_model(cfg.model, scale, **cfg.model_args))
-    if cfg.stage == "restore" and getattr(model, "dfm_mode", None) == "estimate":
+    if cfg.stage == "restore" and getattr(model, "dfm_mode", None) == "estimate" and resume_from is None:
         if not cfg.bin_checkpoint:
             raise UvssmError(f"config {cfg.name}: stage 2 needs trained degradation-sensing weights; run stage 1 "
                              f"first (uvssm train dsm-... --out RUN1) and pass --bin RUN1/checkpoints/latest.pt")
