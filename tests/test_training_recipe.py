@@ -28,6 +28,18 @@ def test_warmup_is_basicsrs():
     assert make_schedule("cosine", 1e-3, [10], [1], 0.0).lr_at(1) == 1e-3  # no warm-up: the official stepping
 
 
+def test_the_scaled_warmup_ramps_onto_the_schedule():
+    """uvssm's short-run warm-up (`warmup: scaled`): the schedule's rate times n / W, worked by hand."""
+    schedule = make_schedule("cosine", 4e-3, [150], [1], 4e-5, warmup=30, warmup_kind="scaled")
+    cosine = lambda n: 4e-5 + 0.5 * (4e-3 - 4e-5) * (1 + math.cos(math.pi * ((n - 1) / 150)))  # noqa: E731
+    assert schedule.lr_at(1) == cosine(1) * (1 / 30)
+    assert schedule.lr_at(29) == cosine(29) * (29 / 30)
+    assert schedule.lr_at(30) == cosine(30) * 1.0
+    assert load_config("votes-tiny-sample").warmup == "scaled"
+    with pytest.raises(ConfigError, match="warmup must be"):
+        load_config("votes-tiny-sample", ["warmup=linear"])
+
+
 def _official_cosine_restart_lrs(base_lr, periods, restart_weights, eta_min, total):
     """The rate of iterations 1..total as BasicSR runs CosineAnnealingRestartLR: the scheduler is built at
     last_epoch 0 and `step()`s before every iteration from the second on; `get_lr` is

@@ -97,6 +97,7 @@ class TrainConfig:
     restart_weights: tuple[float, ...] = (1.0, 0.5, 0.5)
     eta_min: float = 1e-7
     warmup_iter: int = 0  # the rate ramps up linearly over this many iterations (0: none, the official recipes)
+    warmup: str = "basicsr"  # "basicsr": initial_lr / W · n below W (BasicSR's); "scaled": the schedule's rate · n / W
     total_iter: int | None = None  # default: the sum of the periods
     # "default": the modules' own initialisation (the official code's); "signal": Kaiming for every
     # plain convolution and the deformable ones, the output conv and VOTES's DFM branch at zero
@@ -146,6 +147,8 @@ class TrainConfig:
             raise ConfigError(f"dcn_backend must be 'auto', 'torch' or 'torchvision', got {self.dcn_backend!r}")
         if self.schedule not in ("cosine", "step"):
             raise ConfigError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
+        if self.warmup not in ("basicsr", "scaled"):
+            raise ConfigError(f"warmup must be 'basicsr' or 'scaled', got {self.warmup!r}")
         if self.warmup_iter < 0:
             raise ConfigError(f"warmup_iter must be >= 0, got {self.warmup_iter}")
         from models.training.init import INITIALISERS

@@ -392,7 +392,8 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     meta = {**meta, "dcn_backend": _training_dcn_backend(model, cfg.dcn_backend, device)}
     parts = STAGES[cfg.stage](model, cfg, runner, device)
     optimizer = torch.optim.Adam(parts.groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    schedule = make_schedule(cfg.schedule, cfg.lr, cfg.periods, cfg.restart_weights, cfg.eta_min, cfg.warmup_iter)
+    schedule = make_schedule(cfg.schedule, cfg.lr, cfg.periods, cfg.restart_weights, cfg.eta_min, cfg.warmup_iter,
+                             cfg.warmup)
     total = cfg.iterations
 
     latest = out / "checkpoints" / "latest.pt"

@@ -80,9 +80,13 @@ class StepDecay:
 
 @dataclass(frozen=True)
 class LinearWarmup:
-    """BasicSR's linear warm-up (`BaseModel.update_learning_rate` with `warmup_iter` W): below iteration W the rate
-    is `initial_lr / W * n` (the schedule's own rate is overwritten meanwhile, while the schedule keeps counting),
-    from iteration W on the schedule's.
+    """A linear warm-up over the first `iterations` iterations (W), of one of two kinds:
+
+    - "basicsr" (`BaseModel.update_learning_rate` with `warmup_iter` W): below iteration W the rate is
+      `initial_lr / W * n` (the schedule's own rate is overwritten meanwhile, while the schedule keeps counting),
+      from iteration W on the schedule's;
+    - "scaled" (uvssm's short-run recipe): the schedule's rate times min(1, n / W), so the ramp ends on the
+      schedule rather than above it (on a 150-iteration cosine, 9% lower at n = 29).
 
     Adam's first steps move every weight by about the learning rate whatever its gradient; with
     signal-preserving initialisations (`models.training.init`) that first jolt can throw a model
@@ -90,18 +94,27 @@ class LinearWarmup:
 
     schedule: CosineRestarts | StepDecay
     iterations: int
+    kind: str = "basicsr"
 
     def lr_at(self, iteration: int) -> float:
+        if self.kind == "scaled":
+            return self.schedule.lr_at(iteration) * min(1.0, max(iteration, 1) / self.iterations)
         if iteration < self.iterations:
             return self.schedule.base_lr / self.iterations * max(iteration, 1)
         return self.schedule.lr_at(iteration)
 
 
-def make_schedule(kind: str, base_lr: float, periods, weights, eta_min: float, warmup: int = 0):
+WARMUPS = ("basicsr", "scaled")
+
+
+def make_schedule(kind: str, base_lr: float, periods, weights, eta_min: float, warmup: int = 0,
+                  warmup_kind: str = "basicsr"):
     if kind == "cosine":
         schedule = CosineRestarts(base_lr, tuple(periods), tuple(weights), eta_min)
     elif kind == "step":
         schedule = StepDecay(base_lr, tuple(periods), tuple(weights))
     else:
         raise ValueError(f"schedule must be 'cosine' or 'step', got {kind!r}")
-    return LinearWarmup(schedule, warmup) if warmup > 0 else schedule
+    if warmup_kind not in WARMUPS:
+        raise ValueError(f"warmup must be one of {WARMUPS}, got {warmup_kind!r}")
+    return LinearWarmup(schedule, warmup, warmup_kind) if warmup > 0 else schedule
