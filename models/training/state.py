@@ -31,9 +31,12 @@ def to_basicsr(checkpoint: dict, where: str = "checkpoint") -> tuple[dict, dict]
     if cfg.get("stage") != "restore" or not str(meta.get("model", "")).startswith("votes"):
         raise UvssmError(f"{where}: a checkpoint of stage {cfg.get('stage')!r} of {meta.get('model')!r}; BasicSR's "
                          "VOTESModel resumes VOTES's restoration stage only")
-    if cfg.get("schedule") != "cosine" or cfg.get("warmup_iter", 0):
-        raise UvssmError(f"{where}: BasicSR's CosineAnnealingRestartLR has no {cfg.get('schedule')} schedule "
-                         "or warm-up to save")
+    if cfg.get("schedule") != "cosine":
+        raise UvssmError(f"{where}: its schedule is {cfg.get('schedule')!r}; BasicSR's VOTES recipe resumes "
+                         "CosineAnnealingRestartLR only")
+    if cfg.get("warmup_iter", 0):
+        raise UvssmError(f"{where}: its run warms up over {cfg['warmup_iter']} iterations, which BasicSR's "
+                         "scheduler state does not carry")
     optimizer = copy.deepcopy(checkpoint["optimizer"])
     groups = optimizer["param_groups"]
     if len(groups) != 1 or len(groups[0]["params"]) != len(checkpoint["params"]):
