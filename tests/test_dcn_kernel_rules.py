@@ -220,3 +220,24 @@ def test_float32_agrees_with_float64():
     deform_conv2d(i, o, w, b, padding=1, mask=m, backend="torch").backward(torch.tensor(case[5][None]).float())
     for g32, g64 in zip((i.grad[0], o.grad[0], m.grad[0], w.grad), got64[1:]):
         np.testing.assert_allclose(g32.numpy(), g64, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("width", [60, 1000])
+def test_float32_positions_a_few_ulps_from_a_whole_pixel(width):
+    """float32 positions 1-3 ulps of the image's side from a whole pixel, where `grid_sample`'s round trip through
+    normalised coordinates can cross the pixel: the offset gradient is still the kernel's (computed here in
+    float64 on the same positions, which float32 holds exactly)."""
+    rng = np.random.default_rng(width)
+    height, ulp = 3, 2.0 ** (math.floor(math.log2(width)) - 23)
+    inp = rng.standard_normal((1, height, width)).astype(np.float32)
+    offset = (rng.integers(-3, 4, (18, height, width)) * ulp).astype(np.float32)
+    mask = rng.random((9, height, width)).astype(np.float32)
+    weight = rng.standard_normal((1, 1, 3, 3)).astype(np.float32)
+    bias = np.zeros(1, np.float32)
+    grad_out = rng.standard_normal((1, height, width)).astype(np.float32)
+    expected = kernel_dcn(*(a.astype(np.float64) for a in (inp, offset, mask, weight, bias, grad_out)))[2]
+    tensors = [torch.tensor(a[None] if a.ndim == 3 else a, requires_grad=True) for a in (inp, offset, mask, weight,
+                                                                                         bias)]
+    i, o, m, w, b = tensors
+    deform_conv2d(i, o, w, b, padding=1, mask=m, backend="torch").backward(torch.tensor(grad_out[None]))
+    np.testing.assert_allclose(o.grad[0].numpy(), expected, rtol=1e-4, atol=1e-4)

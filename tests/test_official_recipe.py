@@ -369,3 +369,4 @@ def test_a_state_of_another_recipe_or_stage_is_refused(tmp_path):
                                                    "config": {"stage": "dsm", "schedule": "cosine"}}}
     with pytest.raises(UvssmError, match="stage 'dsm'"):
         to_basicsr(dsm, "dsm.pt")
+

@@ -349,3 +349,14 @@ def test_loader_workers_auto_is_none_on_the_cpu_and_some_per_gpu(monkeypatch):
     assert load_config("votes-tiny-sample").num_workers == "auto"
     with pytest.raises(ConfigError, match="num_workers must be 'auto' or >= 0"):
         load_config("votes-tiny-sample", ["num_workers=-1"])
+
+
+def test_resuming_a_run_that_is_not_there_is_an_error(tmp_path):
+    """A typo in --out must not restart a long run from scratch (#42, item 1)."""
+    from uvssm.base.errors import UvssmError
+    from uvssm.pipelines.train import run_training
+
+    with pytest.raises(UvssmError, match=r"runs/votes-typo: no training run to resume .*latest.pt not found"):
+        run_training(load_config("votes-tiny-sample"), tmp_path / "data", tmp_path / "runs" / "votes-typo",
+                     device="cpu", resume=True)
+    assert not (tmp_path / "runs").exists()

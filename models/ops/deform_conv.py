@@ -31,6 +31,7 @@ there: at iteration 1 `conv_offset` is zero and every tap of the first row and c
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 import torch.nn.functional as F
@@ -269,15 +270,14 @@ def _bands(n: int, channels: int) -> list[tuple[int, int]]:
     return [(a, min(n, a + step)) for a in range(0, n, step)]
 
 
-# A position within this many pixels of a whole pixel is differentiated by the kernel's rule here, not taken
-# from `grid_sample`: its trip to normalised coordinates and back errs by a few float32 ulps of the coordinate,
-# under 2^-24 · 2^13 px · 8 = 2^-8 px for any image up to 8192 px, and only there can it cross a whole pixel.
-NEAR_WHOLE = 2.0 ** -8
-
-
-def _near_whole(p: Tensor) -> Tensor:
+def _near_whole(p: Tensor, size: int) -> Tensor:
+    """Whether positions `p` on a side of `size` pixels lie so close to a whole pixel that `grid_sample`'s trip to
+    normalised coordinates and back (eight roundings, each at most half an ulp of twice the side) could carry them
+    across it: within 16 ulps of the side, 2^-13 px on a 64-px float32 map, 2^-6 px at 8192 px. Only there can its
+    position gradient come from other corners than the kernel's."""
+    near = 16 * torch.finfo(p.dtype).eps * 2.0 ** math.ceil(math.log2(max(size, 1)))
     frac = p - torch.floor(p)
-    return (frac < NEAR_WHOLE) | (frac > 1 - NEAR_WHOLE)
+    return (frac < near) | (frac > 1 - near)
 
 
 def _kernel_position_gradients(input: Tensor, plane: Tensor, y: Tensor, x: Tensor,
@@ -331,12 +331,12 @@ class _KernelSampling(torch.autograd.Function):
         if not need_positions:
             return grad_input, None, None
         # grid_sample's position gradient, from normalised to pixel units, is the kernel's wherever both take the
-        # same four corners: for a sample inside, not within NEAR_WHOLE of a whole pixel
+        # same four corners: for a sample inside, not near a whole pixel
         inside = (y > -1) & (x > -1) & (y < h) & (x < w)
         grad_grid = grad_grid.squeeze(1)
         grad_y = (grad_grid[..., 1] * (2 / h)).mul_(inside)
         grad_x = (grad_grid[..., 0] * (2 / w)).mul_(inside)
-        plane, n = (inside & (_near_whole(y) | _near_whole(x))).nonzero(as_tuple=True)
+        plane, n = (inside & (_near_whole(y, h) | _near_whole(x, w))).nonzero(as_tuple=True)
         if plane.numel():
             gy, gx = _kernel_position_gradients(input, plane, y[plane, n], x[plane, n], grad[plane, :, n])
             grad_y[plane, n], grad_x[plane, n] = gy, gx

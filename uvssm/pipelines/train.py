@@ -172,6 +172,9 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
     if latest.exists() and not resume:
         raise UvssmError(f"{out}: already holds a training run ({latest}); pass --resume to continue it, "
                          "or choose another --out")
+    if resume and not latest.exists():
+        raise UvssmError(f"{out}: no training run to resume ({latest} not found); check --out, or leave out "
+                         "--resume to start one")
     if resume_from is not None:
         if resume:
             raise UvssmError("--resume continues a run of uvssm in --out, --resume-from one of the official code: "
