@@ -284,7 +284,7 @@ def _kernel_position_gradients(input: Tensor, plane: Tensor, y: Tensor, x: Tenso
                                grad: Tensor) -> tuple[Tensor, Tensor]:
     """d(Σ sample · grad)/dy and /dx by the kernel's `dmcn_get_coordinate_weight`, for samples at (y, x) (M,) of
     planes `plane` (M,) of `input` (G, C, H, W), with incoming gradients `grad` (M, C)."""
-    g, c, h, w = input.shape
+    c, h, w = input.shape[1:]
     # the input as rows of C channels with a border of one zero pixel: pixel (py, px), −1 <= py <= H,
     # −1 <= px <= W, of plane k is row (k·(H+2) + py+1)·(W+2) + px+1; a corner off the image reads 0
     rows = F.pad(input.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)).reshape(-1, c)

@@ -276,17 +276,17 @@ def _training_dcn_backend(model: nn.Module, requested: str, device: torch.device
     return backend if set_backend(model, backend) else None
 
 
-def _resume_official(path: Path, parts: StageParts, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> int:
+def _resume_official(path: Path, parts: StageParts, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+                     schedule) -> int:
     """The iteration of a BasicSR training state (`EXPERIMENT/training_states/N.state`) of the official code, whose
     Adam state and weights (`EXPERIMENT/models/net_g_N.pth`) are loaded (`models.training.state`); its scheduler
-    must be the config's."""
+    must be the run's `schedule`."""
     from models.training.schedule import CosineRestarts
     from models.training.state import from_basicsr
 
-    if cfg.schedule != "cosine" or cfg.warmup_iter:
+    if not isinstance(schedule, CosineRestarts):
         raise UvssmError(f"{path}: a BasicSR state resumes CosineAnnealingRestartLR without warm-up; config "
                          f"{cfg.name} has schedule {cfg.schedule!r}, warmup_iter {cfg.warmup_iter}")
-    schedule = CosineRestarts(cfg.lr, cfg.periods, cfg.restart_weights, cfg.eta_min)
     start, state = from_basicsr(checkpoint.read(path), optimizer.param_groups, schedule, str(path))
     weights = path.parent.parent / "models" / f"net_g_{start}.pth"
     if not weights.is_file():
@@ -401,7 +401,7 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     if resume and latest.exists():
         start, train_rows, val_rows = _resume(latest, parts, optimizer, cfg, meta, out)
     elif resume_from is not None:
-        start = _resume_official(Path(resume_from), parts, optimizer, cfg)
+        start = _resume_official(Path(resume_from), parts, optimizer, cfg, schedule)
     if start >= total:
         parts.finish()
         progress(TrainDone(start, total, resumed=True))
