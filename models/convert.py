@@ -1,4 +1,4 @@
-"""Foreign checkpoint layouts → uvssm's (which is BasicSR's): renaming only, no tensor changes.
+"""Foreign checkpoint layouts ↔ uvssm's (which is BasicSR's): renaming only, no tensor changes.
 
 mmagic (formerly mmediting) saves `{"meta": ..., "state_dict": {"generator.<layer>": tensor, ...}}`
 with its own layer names (mmagic/models/editors/edvr/edvr_net.py, .../basicvsr/basicvsr_net.py):
@@ -9,6 +9,10 @@ with its own layer names (mmagic/models/editors/edvr/edvr_net.py, .../basicvsr/b
   and SPyNet's basic modules are five ConvModules in a Sequential, where BasicSR interleaves ReLUs:
   ConvModule i is BasicSR's Sequential index 2·i.
 A `generator_ema.` copy, where present, is taken over `generator.` (as BasicSR's params_ema).
+`to_mmagic` goes the other way; it must name which BasicSR layers are mmcv ConvModules (they gain `.conv`):
+EDVRNet's feat_l*_conv*, PCDAlignment's offset_conv*, feat_conv and cas_offset_conv*, and TSAFusion's
+feat_fusion, spatial_attn1-4, spatial_attn_l1-3 and spatial_attn_add1 (temporal_attn1/2, spatial_attn5,
+spatial_attn_add2 and the DCN packs are plain convolutions); without TSA, `fusion` is a plain nn.Conv2d.
 """
 
 from __future__ import annotations
@@ -24,6 +28,18 @@ _BASICVSR = [
     (r"^(backward|forward)_resblocks\.", r"\1_trunk."),
     (r"^upsample([12])\.upsample_conv\.", r"upconv\1."),
 ]
+_EDVR_OUT = [
+    (r"^conv_l([23])_([12])\.", r"feat_l\1_conv\2.conv."),
+    (r"^pcd_align\.((?:offset_conv[123]|feat_conv)\.l[123]|cas_offset_conv[12])\.", r"pcd_alignment.\1.conv."),
+    (r"^pcd_align\.", "pcd_alignment."),
+    (r"^fusion\.(feat_fusion|spatial_attn[1-4]|spatial_attn_l[1-3]|spatial_attn_add1)\.", r"fusion.\1.conv."),
+    (r"^upconv([12])\.", r"upsample\1.upsample_conv."),
+]
+_BASICVSR_OUT = [
+    (r"^(backward|forward)_trunk\.", r"\1_resblocks."),
+    (r"^upconv([12])\.", r"upsample\1.upsample_conv."),
+]
+_SPYNET_OUT = re.compile(r"^spynet\.basic_module\.(\d+)\.basic_module\.(\d+)\.(weight|bias)$")
 _CONV_MODULE = re.compile(r"\.conv\.(weight|bias)$")  # ConvModule's inner convolution (BasicSR has none)
 _SPYNET_CONV = re.compile(r"^spynet\.basic_module\.(\d+)\.basic_module\.(\d+)\.conv\.(weight|bias)$")
 
@@ -51,8 +67,9 @@ def mmagic_architecture(sd: dict) -> str:
                      "uvssm converts mmagic's EDVR and BasicVSR")
 
 
-def _rename(key: str, rules: list[tuple[str, str]]) -> str:
-    for pattern, repl in rules:
+def basicsr_key(key: str, arch: str) -> str:
+    """BasicSR's name of the mmagic layer `key` of architecture `arch` ("edvr" or "basicvsr")."""
+    for pattern, repl in _EDVR if arch == "edvr" else _BASICVSR:
         key = re.sub(pattern, repl, key)
     spy = _SPYNET_CONV.match(key)
     if spy:
@@ -60,17 +77,44 @@ def _rename(key: str, rules: list[tuple[str, str]]) -> str:
     return _CONV_MODULE.sub(r".\1", key)
 
 
-def from_mmagic(sd: dict) -> tuple[str, dict]:
-    """(architecture, state dict under BasicSR's names) of an mmagic generator's weights (prefix removed)."""
-    arch = mmagic_architecture(sd)
-    rules = _EDVR if arch == "edvr" else _BASICVSR
+def mmagic_key(key: str, arch: str) -> str:
+    """mmagic's name (generator prefix not included) of the BasicSR layer `key` of `arch`."""
+    for pattern, repl in _EDVR_OUT if arch == "edvr" else _BASICVSR_OUT:
+        key = re.sub(pattern, repl, key)
+    spy = _SPYNET_OUT.match(key)
+    if spy:
+        index = int(spy.group(2))
+        if index % 2:
+            raise ValueError(f"{key}: SPyNet's odd Sequential indices are ReLUs, which have no weights")
+        return f"spynet.basic_module.{spy.group(1)}.basic_module.{index // 2}.conv.{spy.group(3)}"
+    return key
+
+
+def _renamed(sd: dict, rename) -> dict:
     out = {}
     for key, value in sd.items():
-        new = _rename(key, rules)
+        new = rename(key)
         if new in out:
             raise ValueError(f"{key} and another layer both become {new}")
         out[new] = value
-    return arch, out
+    return out
+
+
+def from_mmagic(sd: dict) -> tuple[str, dict]:
+    """(architecture, state dict under BasicSR's names) of an mmagic generator's weights (prefix removed)."""
+    arch = mmagic_architecture(sd)
+    return arch, _renamed(sd, lambda key: basicsr_key(key, arch))
+
+
+def to_mmagic(sd: dict, arch: str) -> dict:
+    """The state dict (BasicSR's names) of an EDVR or BasicVSR under mmagic's names (no generator prefix);
+    checked by converting it back, so what is written is what `from_mmagic` reads as `sd`."""
+    out = _renamed(sd, lambda key: mmagic_key(key, arch))
+    back_arch, back = from_mmagic(out)
+    if back_arch != arch or list(back) != list(sd):
+        wrong = [k for k in sd if k not in back][:3]
+        raise ValueError(f"mmagic's names for {', '.join(wrong) or 'these layers'} do not convert back")
+    return out
 
 
 # --- COMISR's TensorFlow release (google-research comisr/lib/model.py, inference_and_eval.py) --------------

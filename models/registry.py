@@ -66,7 +66,8 @@ _VOTES_FEATURES = frozenset({"dfm", "bin", "frame_pyramid"})
 _EDVR_FEATURES = frozenset({"frame_pyramid"})
 
 # Official parameter counts, as the released architectures build them: VOTES config L x2 and x4
-# (luohongming/VOTES, archs/VOTES_arch.py), EDVR-L/M x4 (BasicSR options/test/EDVR), BasicVSR x4 (BasicSR
+# (luohongming/VOTES, archs/VOTES_arch.py), EDVR-L/M x4 and EDVR-M without TSA x4 (BasicSR options/test/EDVR:
+# with_tsa false swaps the TSA module's 324,416 parameters for a 1x1 conv's 20,544), BasicVSR x4 (BasicSR
 # basicvsr_arch.py, SPyNet included), RSDN9_128 x4 (junpan19/RSDN), VSR-TGA x4 (junpan19/VSR_TGA),
 # COMISR x4 (google-research/comisr, the TF inference graph), STDF-R3 (RyanXingQL/STDF-PyTorch); the x2 heads
 # the papers did not release and the tiny variants are ours.
@@ -86,6 +87,10 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ModelSpec("edvr-m", EDVR, dict(num_feat=64, num_reconstruct_block=10),
               "EDVR-M (64 features, 5/10 blocks, TSA); x2 head labelled as ours",
               params={2: 3_152_419, 4: 3_300_131}, features=_EDVR_FEATURES),
+    ModelSpec("edvr-m-wo-tsa", EDVR, dict(num_feat=64, num_reconstruct_block=10, with_tsa=False),
+              "EDVR-M without TSA (a 1x1 conv fuses the aligned frames: BasicSR's with_tsa=False, the released "
+              "EDVR_M_woTSA / mmagic edvrm_wotsa); x2 head labelled as ours",
+              params={2: 2_848_547, 4: 2_996_259}, features=_EDVR_FEATURES),
     ModelSpec("basicvsr", BasicVSR, {}, "BasicVSR (SPyNet + 2x30 residual blocks); x2 drops one pixel shuffle (ours)",
               num_frame=15, multiple=1, kind="recurrent",
               params={2: 6_143_599, 4: 6_291_311}, features=frozenset({"spynet"})),
@@ -226,11 +231,31 @@ def _load_entry_points() -> None:
         _as_specs(obj, source)
 
 
-def fitting_models(state_dict: dict) -> list[str]:
-    """The registered models (as "name x<scale>") whose every parameter and buffer has the name and shape
-    of one in `state_dict`, and no more: what a checkpoint that does not fit its model would fit.
-    Each candidate is built on the `meta` device, so no memory is spent."""
+@dataclass(frozen=True)
+class Fit:
+    """How a state dict differs from a registered model at one scale ("name x<scale>")."""
+
+    model: str
+    missing: tuple[str, ...]  # the model's keys the state dict lacks
+    unexpected: tuple[str, ...]  # the state dict's keys the model lacks
+    mismatched: tuple[tuple[str, tuple, tuple], ...]  # (key, shape in the state dict, the model's) where they differ
+
+    @property
+    def distance(self) -> int:
+        return len(self.missing) + len(self.unexpected) + len(self.mismatched)
+
+
+def compare(state_dict: dict, model: nn.Module, label: str) -> Fit:
+    """How `state_dict` differs from `model`'s (which may live on the `meta` device), as a Fit named `label`."""
     shapes = {k: tuple(v.shape) for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return Fit(label, tuple(k for k in own if k not in shapes), tuple(k for k in shapes if k not in own),
+               tuple((k, shapes[k], own[k]) for k in own if k in shapes and shapes[k] != own[k]))
+
+
+def model_fits(state_dict: dict) -> list[Fit]:
+    """How `state_dict` differs from every registered model at every scale, in `list_models()` order. Each
+    candidate is built on the `meta` device, so no memory is spent."""
     found = []
     for name in list_models():
         spec = MODELS[name]
@@ -240,10 +265,19 @@ def fitting_models(state_dict: dict) -> list[str]:
                     model = create_model(name, scale)
             except Exception:  # a plugin's constructor that cannot build on meta is skipped, not fatal
                 continue
-            own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-            if own == shapes:
-                found.append(f"{name} x{scale}")
+            found.append(compare(state_dict, model, f"{name} x{scale}"))
     return found
+
+
+def fitting_models(state_dict: dict) -> list[str]:
+    """The registered models (as "name x<scale>") whose every parameter and buffer has the name and shape
+    of one in `state_dict`, and no more: what a checkpoint that does not fit its model would fit."""
+    return [fit.model for fit in model_fits(state_dict) if fit.distance == 0]
+
+
+def nearest_model(fits: list[Fit]) -> Fit | None:
+    """The fit with the fewest missing, unexpected and mis-shaped keys (the first of equals), or None."""
+    return min(fits, key=lambda fit: fit.distance, default=None)
 
 
 def chain_parts(name: str) -> list[str]:

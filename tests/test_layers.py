@@ -30,7 +30,7 @@ ENTRY, PIPELINES, LIBRARIES, BASE = 4, 3, 2, 1
 LIBRARY_USES = {"degrade": set(), "models": set(), "benchmarks": {"models"}, "uvssm.align": set()}
 RUNNER = {"models.inference", "models.trained", "models.windows"}  # what the benchmarks library may use of models
 PLUMBING = {"models", "models.inference", "models.trained", "models.windows", "models.registry", "models.checkpoint",
-            "models.convert", "models.tf_bundle", "models.features"}  # and models.training.*; the rest: architectures
+            "models.convert", "models.export", "models.tf_bundle", "models.features"}  # and models.training.*; the rest: architectures
 
 
 def module_name(path: Path) -> str:

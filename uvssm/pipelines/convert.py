@@ -1,4 +1,5 @@
-"""`uvssm convert`: a foreign checkpoint → a uvssm checkpoint of a registered model, checked by a strict load.
+"""`uvssm convert`: a foreign checkpoint → a uvssm checkpoint of a registered model, checked by a strict load;
+and back out (`export_weights`): a uvssm checkpoint → the file BasicSR, mmagic or the official VOTES code loads.
 
 The output is what `uvssm train` writes (`{"params": ..., "uvssm": {"model", "scale", "model_kwargs",
 "converted_from"}}`), so `bench --weights` and `restore` take it as they take our own.
@@ -11,12 +12,14 @@ from pathlib import Path
 import torch
 
 from models import checkpoint
-from models.convert import from_comisr_tf, from_mmagic, mmagic_generator
+from models.convert import basicsr_key, from_comisr_tf, from_mmagic, mmagic_generator, mmagic_key
+from models.export import TARGETS, layout, network_options
 from models.tf_bundle import BundleError, bundle_prefix, read_bundle
-from models.registry import create_model, fitting_models, get_spec, model_kwargs
+from models.registry import Fit, compare, create_model, get_spec, model_fits, model_kwargs, nearest_model
+from uvssm.base import atomic
 from uvssm.base.errors import UvssmError
 
-FORMATS = ("mmagic", "comisr-tf", "basicsr-state")
+FORMATS = ("mmagic", "basicsr", "comisr-tf", "basicsr-state")
 
 
 def _read(path: Path, unsafe: bool) -> dict:
@@ -33,19 +36,62 @@ def _read(path: Path, unsafe: bool) -> dict:
     return data
 
 
-def _mmagic(src: Path, unsafe_pickle: bool) -> tuple[str, dict, str]:
+def _read_pickle(src: Path, unsafe_pickle: bool) -> dict:
     try:
-        data = _read(src, unsafe_pickle)
+        return _read(src, unsafe_pickle)
     except UvssmError as exc:
         if "weights_only" in str(exc) or "WeightsUnpickler" in str(exc):
             raise UvssmError(f"{exc}; if you trust this file, pass --unsafe-pickle") from None
         raise
+
+
+def _mmagic(src: Path, unsafe_pickle: bool) -> tuple[str, dict, str, dict]:
+    """(architecture, weights under BasicSR's names, the copy taken, BasicSR's name → the file's name)."""
+    data = _read_pickle(src, unsafe_pickle)
     try:
         generator, copy = mmagic_generator(data)
         arch, sd = from_mmagic(generator)
     except ValueError as exc:
         raise UvssmError(f"{src}: {exc}") from None
-    return arch, sd, copy
+    return arch, sd, copy, {basicsr_key(k, arch): f"{copy}.{k}" for k in generator}
+
+
+def _basicsr(src: Path, unsafe_pickle: bool) -> tuple[dict, str]:
+    """BasicSR's (and the official VOTES code's) `{"params": ..., "params_ema": ...}`: the EMA copy where present."""
+    data = _read_pickle(src, unsafe_pickle)
+    sd, key = checkpoint.state_dict_of(data)
+    if key not in ("params", "params_ema"):
+        raise UvssmError(f"{src}: no 'params' or 'params_ema' entry (not a BasicSR network file; has: "
+                         f"{', '.join(map(str, list(data)[:5]))})")
+    if not any(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise UvssmError(f"{src}: its '{key}' holds no tensors")
+    return sd, key
+
+
+def _keys(label: str, keys: list[str]) -> str:
+    more = f" … (+{len(keys) - 3})" if len(keys) > 3 else ""
+    return f"{len(keys)} {label}: {', '.join(keys[:3])}{more}"
+
+
+def describe_fit(fit: Fit, name_of=lambda key: key) -> str:
+    """"edvr-m x4: 1 missing: conv_last.weight; …": what keeps weights from `fit.model`, named by `name_of`."""
+    parts = []
+    if fit.missing:
+        parts.append(_keys("missing", [name_of(k) for k in fit.missing]))
+    if fit.unexpected:
+        parts.append(_keys("unexpected", [name_of(k) for k in fit.unexpected]))
+    if fit.mismatched:
+        parts.append(_keys("shape mismatch", [f"{name_of(k)} {list(got)} (model {list(own)})"
+                                              for k, got, own in fit.mismatched]))
+    return f"{fit.model}: {'; '.join(parts)}"
+
+
+def _no_fit(src: Path, what: str, fits: list[Fit], scale: int | None, name_of) -> UvssmError:
+    at = "" if scale is None else f" at x{scale}"
+    near = nearest_model(fits)
+    if near is None:
+        return UvssmError(f"{src}: {what} weights that fit no registered model{at}")
+    return UvssmError(f"{src}: {what} weights that fit no registered model{at}; nearest {describe_fit(near, name_of)}")
 
 
 def _comisr_tf(src: Path) -> tuple[str, dict, str, Path]:
@@ -68,16 +114,23 @@ def convert(fmt: str, src: str | Path, dst: str | Path, model: str | None = None
         raise UvssmError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
     if fmt == "basicsr-state":
         return export_basicsr_state(src, dst)
+    origin, arch = {}, None  # origin: uvssm's name → the file's, where they differ (mmagic)
     if fmt == "comisr-tf":
         arch, sd, copy, src = _comisr_tf(src)
+    elif fmt == "basicsr":
+        sd, copy = _basicsr(src, unsafe_pickle)
     else:
-        arch, sd, copy = _mmagic(src, unsafe_pickle)
-    fits = [f for f in fitting_models(sd) if f.startswith(arch)]
+        arch, sd, copy, origin = _mmagic(src, unsafe_pickle)
+
+    def name_of(key: str) -> str:  # messages name layers as the file does
+        return origin.get(key) or (f"{copy}.{_mmagic_name(key, arch)}" if fmt == "mmagic" else key)
+
     if model is None:
-        wanted = [f for f in fits if scale is None or f.endswith(f" x{scale}")]
+        fits = [f for f in model_fits(sd) if (arch is None or f.model.startswith(arch))
+                and (scale is None or f.model.endswith(f" x{scale}"))]
+        wanted = [f.model for f in fits if f.distance == 0]
         if not wanted:
-            raise UvssmError(f"{src}: {fmt} {arch} weights that fit no registered model"
-                             f"{'' if scale is None else f' at x{scale}'}; name one with --model (and --scale)")
+            raise _no_fit(src, f"{fmt} {arch or 'network'}", fits, scale, name_of)
         model, at = wanted[0].rsplit(" x", 1)
         scale = int(at)
     else:
@@ -92,11 +145,71 @@ def convert(fmt: str, src: str | Path, dst: str | Path, model: str | None = None
     return {"model": model, "scale": scale, "tensors": len(sd), "copy": copy, "out": dst}
 
 
+def _mmagic_name(key: str, arch: str) -> str:
+    try:
+        return mmagic_key(key, arch)
+    except ValueError:
+        return key
+
+
+def export_weights(target: str, src: str | Path, dst: str | Path, model: str | None = None,
+                   scale: int | None = None) -> dict:
+    """A uvssm checkpoint (`src`, or a BasicSR-style file of `model` at `scale`) → `dst` as `target`
+    ("basicsr", "mmagic", "votes-official") saves it; returns what was done, with the target's network options."""
+    src, dst = Path(src), Path(dst)
+    if target not in TARGETS:
+        raise UvssmError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+    data = checkpoint.read(src)
+    meta = data.get("uvssm") or {}
+    name = meta.get("model") or model
+    if name is None:
+        raise UvssmError(f"{src}: records no model (not a uvssm checkpoint); name it with --model and --scale")
+    if model is not None and model != name:
+        raise UvssmError(f"{src}: holds a {name} checkpoint, not {model}")
+    try:
+        spec = get_spec(name)
+    except ValueError as exc:
+        raise UvssmError(f"{src}: {exc}") from None
+    kwargs = dict(meta.get("model_kwargs") or {})
+    scale_of = meta.get("scale") or kwargs.get("scale") or scale
+    if scale_of is None:
+        raise UvssmError(f"{src}: records no scale; name it with --scale")
+    if scale is not None and scale != scale_of:
+        raise UvssmError(f"{src}: a x{scale_of} {name} checkpoint, not x{scale}")
+    kwargs = kwargs or model_kwargs(name, scale_of)
+    try:
+        arch, options = network_options(target, spec.cls, kwargs)
+    except ValueError as exc:
+        raise UvssmError(f"{src}: {name} x{scale_of}: {exc}") from None
+    copies = {key: data[key] for key in ("params", "params_ema") if isinstance(data.get(key), dict)}
+    if not copies:
+        raise UvssmError(f"{src}: no 'params' entry (has: {', '.join(map(str, list(data)[:5]))})")
+    with torch.device("meta"):
+        net = spec.cls(**kwargs)
+    order = list(net.state_dict())
+    for key, sd in copies.items():  # every tensor of the model, named and shaped as it is: checked, not trusted
+        fit = compare(sd, net, f"{name} x{scale_of}")
+        if fit.distance:
+            raise UvssmError(f"{src}: its '{key}' does not fit {describe_fit(fit)}")
+    ordered = [{k: sd[k] for k in order} for sd in copies.values()]  # params first, then params_ema
+    params, ema = ordered[0], (ordered[1] if len(ordered) > 1 else None)
+    provenance = {"model": name, "scale": scale_of, "from": str(src.resolve()), "sha256": checkpoint.file_sha256(src)}
+    try:
+        payload = layout(target, arch, params, ema, meta={"converted_by": "uvssm", "uvssm": provenance},
+                         iteration=int(meta.get("iteration") or 0))
+    except ValueError as exc:
+        raise UvssmError(f"{src}: {exc}") from None
+    with atomic.replacing(dst) as tmp:
+        torch.save(payload, tmp)
+    copy = "params and params_ema" if ema is not None else "params"
+    return {"model": name, "scale": scale_of, "tensors": len(params), "copy": copy, "out": dst,
+            "target": target, "options": options}
+
+
 def export_basicsr_state(src: str | Path, experiment: str | Path) -> dict:
     """A training checkpoint of `uvssm train` (`src`) out as BasicSR's experiment folder: `models/net_g_<n>.pth`
     and `training_states/<n>.state`, which the official train.py resumes (`path: resume_state:`)."""
     from models.training.state import to_basicsr
-    from uvssm.base import atomic
 
     src, experiment = Path(src), Path(experiment)
     net, state = to_basicsr(checkpoint.read(src), str(src))
