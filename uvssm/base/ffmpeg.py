@@ -192,7 +192,11 @@ class FrameWriter:
             self.proc.stdin.close()
         except BrokenPipeError:
             pass
-        code = self.proc.wait()
+        try:
+            code = self.proc.wait()
+        except BaseException:  # Ctrl-C or SIGTERM while ffmpeg finishes: it must not go on writing
+            self.kill()
+            raise
         failure = popen_failure(code, self.err) if code else None
         self.err.close()
         if failure:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import av
 import numpy as np
@@ -146,3 +147,31 @@ def decoded_frame_times(path: str | Path) -> np.ndarray:
         raise UvssmError(f"{path}: cannot decode for frame timestamps ({str(exc).splitlines()[0]})") from None
     times = np.asarray(pts, dtype=np.float64)
     return times - np.nanmin(times) if len(times) and np.isfinite(times).any() else times
+
+
+def check_decodes(path: str | Path, on_frames: Callable[[int], None] | None = None, every: int = 25) -> int:
+    """Decode every frame of the first video stream (PyAV, no conversion: cheap beside any model) and
+    return how many there are; `on_frames(n)` is called every `every` frames. Raises UvssmError naming
+    the file and the frame where decoding failed (a file cut off inside a frame), or, for a file that
+    ends cleanly before the frames its index lists (cut off at a frame's end), how many it has."""
+    path = Path(path)
+    decoded = packets = listed = 0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            listed = stream.frames  # 0 where the container keeps no index (mkv, ts)
+            for packet in container.demux(stream):
+                packets += bool(packet.size)
+                for _ in packet.decode():
+                    decoded += 1
+                    if on_frames is not None and decoded % every == 0:
+                        on_frames(decoded)
+    except (av.error.FFmpegError, IndexError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise UvssmError(f"{path}: decoding failed at frame {decoded} ({why}); the file may be truncated") from None
+    if listed > packets:
+        raise UvssmError(f"{path}: decoding stops at frame {packets}: the file holds {packets} of the {listed} frames "
+                         f"its index lists (truncated?)")
+    if not decoded:
+        raise UvssmError(f"{path}: no frame decodes")
+    return decoded

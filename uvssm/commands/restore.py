@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from uvssm.base.ffmpeg import find_ffmpeg
-from uvssm.base.progress import Event, RestoreFrame, RestoreStart
+from uvssm.base.progress import Event, RestoreCheck, RestoreFrame, RestoreStart
 from uvssm.commands.inference import inference_from, inference_options
 from uvssm.display import progress_display
 
@@ -51,15 +51,17 @@ def restore(ctx: click.Context, video: Path, output: Path, model: str, weights: 
                           preset=preset, frames_dir=frames_dir, qp_map=qp_map)
     progress = progress_display(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), TimeRemainingColumn())
-    task = progress.add_task("restoring", total=None)
+    task = progress.add_task("checking that the input decodes", total=None)
 
     def on_event(event: Event) -> None:
         match event:
+            case RestoreCheck():
+                progress.update(task, completed=event.frames, total=event.total or None)
             case RestoreStart():
                 (w, h), (ow, oh) = event.size, event.out_size
                 progress.console.print(f"{video}: {w}x{h} → {ow}x{oh}, {event.frames} frames at {event.fps:.3f} fps, "
                                        f"{model} on {event.device}")
-                progress.update(task, total=event.frames or None)
+                progress.reset(task, description="restoring", total=event.frames or None)
             case RestoreFrame():
                 progress.update(task, completed=event.index)
 

@@ -9,8 +9,13 @@ temporary name and renamed when complete. Optionally every restored frame is als
 Colour: the restored RGB frames are converted to YUV with an explicit matrix and range, and the
 output is tagged with them, so players (and uvssm itself) read back the colours the model made:
 the input's own tags when it has them, else BT.709 for an HD output (height ≥ 720) and BT.601
-(SMPTE 170M) for SD, limited range. ffmpeg's default conversion would use BT.601 untagged, which
-an HD decoder then reads as BT.709 (a visible hue shift).
+(SMPTE 170M) for SD, limited range. The input's primaries and transfer are copied too (else the
+matrix's own). ffmpeg's default conversion would use BT.601 untagged, which an HD decoder then reads
+as BT.709 (a visible hue shift).
+
+Before the model runs, the input is decoded once (`check_decodes`: cheap beside any model), so a
+truncated file fails at once, naming the frame. Nothing is left under the temporary name when the
+run fails or is stopped (an exception, Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
@@ -25,26 +30,40 @@ from uvssm.base.decode import SWS_MATRIX, rgb_frames
 from uvssm.base.errors import UvssmError
 from uvssm.base.ffmpeg import FFmpeg, FrameWriter
 from uvssm.base.frames import frame_name, write_rgb
-from uvssm.base.probe import VideoProbe, probe
-from uvssm.base.progress import Progress, RestoreFrame, RestoreStart, quiet
+from uvssm.base.probe import VideoProbe, check_decodes, probe
+from uvssm.base.interrupt import terminate_raises
+from uvssm.base.progress import Progress, RestoreCheck, RestoreFrame, RestoreStart, quiet
+
+
+PRIMARIES = ("bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "bt2020", "smpte431", "smpte432")
+TRANSFERS = ("bt709", "gamma22", "gamma28", "smpte170m", "smpte240m", "linear", "iec61966-2-1", "bt2020-10",
+             "bt2020-12", "smpte2084", "arib-std-b67")
+_SETPARAMS_TRC = {"gamma22": "bt470m", "gamma28": "bt470bg"}  # setparams' names for the same curves
 
 
 def output_colour(info: VideoProbe, out_height: int) -> dict[str, str]:
-    """Matrix, range, primaries and transfer of the restored video: the input's tags, else by output size."""
-    if info.color_matrix not in ("unknown", "gbr"):
+    """Matrix, range, primaries and transfer of the restored video: each of the input's tags that ffmpeg can
+    write (the matrix: that swscale can convert with), else the default of the matrix (by output size)."""
+    if info.color_matrix in SWS_MATRIX:
         matrix = info.color_matrix
     else:
         matrix = "bt709" if out_height >= 720 else "smpte170m"
-    default = "bt709" if matrix == "bt709" else "smpte170m" if matrix in ("smpte170m", "bt470bg") else matrix
+    default = {"bt709": ("bt709", "bt709"), "bt470bg": ("bt470bg", "smpte170m"),
+               "bt2020nc": ("bt2020", "bt709")}.get(matrix, ("smpte170m", "smpte170m"))
     return {"matrix": matrix, "range": "pc" if info.color_range == "pc" else "tv",
-            "primaries": info.color_primaries if info.color_primaries != "unknown" else default,
-            "transfer": info.color_transfer if info.color_transfer != "unknown" else default}
+            "primaries": info.color_primaries if info.color_primaries in PRIMARIES else default[0],
+            "transfer": info.color_transfer if info.color_transfer in TRANSFERS else default[1]}
 
 
 def encode_args(colour: dict[str, str]) -> list[str]:
-    """The filter and tags that turn RGB24 frames into yuv420p with `colour`'s matrix and range."""
-    convert = (f"pad=ceil(iw/2)*2:ceil(ih/2)*2,scale=out_color_matrix={SWS_MATRIX.get(colour['matrix'], 'bt709')}:"
-               f"out_range={colour['range']}:flags=accurate_rnd+full_chroma_int+bitexact,format=yuv420p")
+    """The filter and tags that turn RGB24 frames into yuv420p with `colour`'s matrix and range, tagged with
+    all four. The tags are set on the frames (`setparams`): ffmpeg's encoder takes them from the frames and
+    ignores `-color_primaries`/`-color_trc` for frames that come out of a filter."""
+    trc = _SETPARAMS_TRC.get(colour["transfer"], colour["transfer"])
+    convert = (f"pad=ceil(iw/2)*2:ceil(ih/2)*2,scale=out_color_matrix={SWS_MATRIX[colour['matrix']]}:"
+               f"out_range={colour['range']}:flags=accurate_rnd+full_chroma_int+bitexact,format=yuv420p,"
+               f"setparams=colorspace={colour['matrix']}:range={colour['range']}:"
+               f"color_primaries={colour['primaries']}:color_trc={trc}")
     return ["-vf", convert, "-colorspace", colour["matrix"], "-color_range", colour["range"],
             "-color_primaries", colour["primaries"], "-color_trc", colour["transfer"]]
 
@@ -71,7 +90,8 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
                   progress: Progress | None = None) -> dict:
     """Restore video `src` into `dst`. Returns a summary (frames, sizes, fps, seconds).
 
-    Progress events (`uvssm.base.progress`): RestoreStart, then RestoreFrame after every frame written.
+    Progress events (`uvssm.base.progress`): RestoreCheck while the input is decoded once (every 25 frames),
+    then RestoreStart, then RestoreFrame after every frame written.
     """
     import time
 
@@ -99,6 +119,9 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
     problem = opts.inference.problem()
     if problem:
         raise UvssmError(problem)
+    # Decode the whole input once before the model runs: a truncated file fails here, in seconds.
+    progress(RestoreCheck(0, info.n_frames))
+    n_frames = check_decodes(src, lambda n: progress(RestoreCheck(n, info.n_frames)))
     device = pick_device(opts.inference.device)
     width, height = info.display_size
     try:
@@ -109,7 +132,7 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
     out_w, out_h = width * opts.scale, height * opts.scale
     fps = Fraction(info.avg_fps or info.real_fps or 25).limit_denominator(1001)
     colour = output_colour(info, out_h)
-    progress(RestoreStart(info.n_frames, (width, height), (out_w, out_h), float(fps), str(device)))
+    progress(RestoreStart(n_frames, (width, height), (out_w, out_h), float(fps), str(device)))
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp{dst.suffix}")
@@ -123,23 +146,23 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
             yield frames_to_tensor(frame)
 
     start, count = time.perf_counter(), 0
-    try:
-        with cudnn_autotune(device), FrameWriter(ffmpeg, ["-y", *args], f"{dst}: encoding failed") as writer:
-            for out in restore_stream(lq(), stages, device=device, **opts.inference.run_kwargs()):
-                rgb = quantize(out).permute(1, 2, 0).contiguous().numpy()
-                if not writer.write(rgb):
-                    break  # the encoder stopped: its failure is raised on closing
-                if opts.frames_dir is not None:
-                    write_rgb(Path(opts.frames_dir) / frame_name(count), rgb)
-                count += 1
-                progress(RestoreFrame(count))
-    except BaseException:
-        atomic.remove(tmp)
-        raise
-    if count == 0:
-        atomic.remove(tmp)
-        raise UvssmError(f"{src}: no frames could be decoded")
-    tmp.replace(dst)
+    # SIGTERM raises (like Ctrl-C), so the encoder is stopped and the temporary file removed on any way out
+    with terminate_raises():
+        try:
+            with cudnn_autotune(device), FrameWriter(ffmpeg, ["-y", *args], f"{dst}: encoding failed") as writer:
+                for out in restore_stream(lq(), stages, device=device, **opts.inference.run_kwargs()):
+                    rgb = quantize(out).permute(1, 2, 0).contiguous().numpy()
+                    if not writer.write(rgb):
+                        break  # the encoder stopped: its failure is raised on closing
+                    if opts.frames_dir is not None:
+                        write_rgb(Path(opts.frames_dir) / frame_name(count), rgb)
+                    count += 1
+                    progress(RestoreFrame(count))
+            if count == 0:
+                raise UvssmError(f"{src}: no frames could be decoded")
+            tmp.replace(dst)
+        finally:
+            atomic.remove(tmp)  # gone after the rename; after a failure, the half-written output
     qp_path = qpmaps.save(maps, input_qp_map_path(dst)) if maps is not None else None
     return {"qp_map": qp_path, "frames": count, "size": (width, height), "out_size": (out_w, out_h), "fps": float(fps), "colour": colour,
             "seconds": time.perf_counter() - start, "model": model.name, "checkpoints": model.checkpoints,
