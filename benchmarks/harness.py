@@ -38,7 +38,8 @@ from benchmarks import metrics
 from benchmarks.gather import Tables, gather
 from benchmarks.options import BenchOptions
 from benchmarks.scoring import bench_clip
-from benchmarks.shards import Shard, check_parts, part_dir, part_done, plan_shards, run_key, setting_of
+from benchmarks.shards import (Shard, check_parts, part_dir, part_done, plan_shards, record_array, run_key,
+                               setting_of)
 from models.inference import check_offsets, compiled, configured, count_macs, prepare
 from models.trained import TrainedModel, load_trained
 from uvssm import __version__
@@ -175,6 +176,8 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchResu
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     progress(BenchData(ds.describe(), str(device), dist_info.rank, dist_info.world_size))
+    if opts.num_shards > 1 and dist_info.main:  # for `--gather`'s advice on a missing job
+        record_array(out, ds, opts.split, opts.num_shards)
     lq_wh = tuple(reversed(ds.clips[0].lq_size))
     plans: dict[str, list[Shard]] = {}
     keys: dict[str, str] = {}
@@ -215,7 +218,7 @@ def _gather_jobs(opts: BenchOptions, ds: PairedDataset, models: list[TrainedMode
     out = Path(opts.out)
     models = [dataclasses.replace(m, stages=configured(m.stages, opts.inference)) for m in models]
     plans = {m.name: plan_shards(m, ds.clips, opts) for m in models}
-    check_parts(out, ds, opts.split, plans, {m.name: run_key(m, config, opts) for m in models})
+    check_parts(out, ds, opts.split, plans, {m.name: run_key(m, config, opts) for m in models}, gather=opts)
     parts = [part_dir(out, ds, opts.split, name) / sh.part_name for name, shards in plans.items() for sh in shards]
     return BenchResult(out, 0, 1, parts, _write_tables(opts, ds, out))
 

@@ -34,6 +34,7 @@ class BenchOptions:
     num_shards: int = 1  # a job array without torchrun: job `shard_index` takes every num_shards-th shard ...
     shard_index: int = 0
     gather: bool = False  # ... and a last job with gather=True checks every part and writes the tables
+    argv: tuple[str, ...] | None = None  # the command line after `uvssm` (for advice that names a command)
 
     def check(self) -> None:
         """Raise a one-line UvssmError for options that cannot run."""

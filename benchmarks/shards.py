@@ -1,11 +1,13 @@
 """The unit of a benchmark's work and of its resume: a shard (frames of one clip, for one model), kept as one
 part file `OUT/.parts/<dataset>/<setting>/<split>/<model>/<clip>[@<start>].parquet`, and the run key that
-says with which weights and settings a part was made."""
+says with which weights and settings a part was made; the completeness check, which after a job array
+(`--gather`) names a missing part's job with its command, or says that the parts were cut differently."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from benchmarks import metrics
 from benchmarks.options import BenchOptions
 from models.inference import shard_unit
 from models.trained import TrainedModel
+from uvssm.base import atomic
 from uvssm.base.datasets import ClipPair, PairedDataset
 from uvssm.base.errors import UvssmError
 from uvssm.base.metrics import MetricConfig
@@ -85,13 +88,127 @@ def part_done(part: Path, key: str) -> bool:
     return list(keys) == [key]
 
 
+ARRAY_FILE = "array.json"  # beside a split's model folders: the --num-shards of the job array that wrote them
+
+
+def record_array(out: Path, ds: PairedDataset, split: str, num_shards: int) -> None:
+    """Note the job array's --num-shards beside its parts, so that `--gather` can name a missing job."""
+    path = part_dir(out, ds, split, "_").parent / ARRAY_FILE
+    atomic.write_text(path, json.dumps({"num_shards": num_shards}) + "\n")
+
+
+def recorded_array(out: Path, ds: PairedDataset, split: str) -> int | None:
+    """The --num-shards that the array's jobs ran with, where one wrote it down."""
+    try:
+        return int(json.loads((part_dir(out, ds, split, "_").parent / ARRAY_FILE).read_text())["num_shards"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _without_shards(argv: tuple[str, ...] | None) -> str:
+    """`uvssm` and `argv` (a --gather command line) without --gather, --num-shards and --shard-index; "uvssm
+    bench ..." where the command line is not known (a library call)."""
+    if argv is None:
+        return "uvssm bench ..."
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg == "--gather" or arg.startswith(("--num-shards=", "--shard-index=")):
+            skip = False
+            continue
+        if arg in ("--num-shards", "--shard-index"):
+            skip = True
+            continue
+        kept.append(arg)
+    return shlex.join(["uvssm", *kept])
+
+
+def job_command(argv: tuple[str, ...] | None, num_shards: int, index: int | str) -> str:
+    """The command of job `index` of a --num-shards array, from the --gather command line `argv`."""
+    return f"{_without_shards(argv)} --num-shards {num_shards} --shard-index {index}"
+
+
+def _starts(name: str) -> tuple[str, int | None]:
+    """(clip, first frame) of a part's file name; None for a whole clip's part."""
+    clip, _, start = Path(name).stem.partition("@")
+    return clip, int(start) if start.isdigit() else None
+
+
+def _cut(starts: dict[str, list[int | None]]) -> int | None:
+    """The shard length of a cut, from each clip's sorted part starts: the smallest step between
+    neighbours (some parts may be missing); None when every clip is one whole part."""
+    steps = [b - a for s in starts.values() for a, b in zip(s, s[1:]) if a is not None and b is not None]
+    return min(steps) if steps else None
+
+
+def _other_cut(out: Path, ds: PairedDataset, split: str, plans: dict[str, list[Shard]], opts: BenchOptions
+               ) -> str | None:
+    """Why the parts on disk do not fit the plan when they were cut with another shard length (a --gather
+    with another --shard-frames than the jobs'), naming both cuts; None when they were cut alike."""
+    on_disk = planned = 0
+    disk_starts: dict[str, list[int | None]] = {}
+    plan_starts: dict[str, list[int | None]] = {}
+    differ = False
+    for name, shards in plans.items():
+        clips = {sh.clip.name: min(sh.clip.n_frames, opts.max_frames) if opts.max_frames else sh.clip.n_frames
+                 for sh in shards}
+        folder = part_dir(out, ds, split, name)
+        found = sorted(p.name for p in folder.glob("*.parquet")) if folder.is_dir() else []
+        found = [f for f in found if _starts(f)[0] in clips]
+        on_disk, planned = on_disk + len(found), planned + len(shards)
+        for clip, n in clips.items():
+            mine = sorted((s for c, s in map(_starts, found) if c == clip), key=lambda s: -1 if s is None else s)
+            wanted = [None if sh.whole else sh.start for sh in shards if sh.clip.name == clip]
+            disk_starts[f"{name}/{clip}"], plan_starts[f"{name}/{clip}"] = mine, wanted
+            # a part the plan does not have, or a whole other cut of the clip's frames
+            if any(s not in wanted for s in mine) or (len(mine) > 1 and None not in mine and mine != wanted
+                                                     and mine == list(range(0, n, mine[1] - mine[0]))):
+                differ = True
+    disk, plan = _cut(disk_starts), _cut(plan_starts)
+    if not differ or disk == plan:  # the same cut (parts of other frames: other settings, named as such)
+        return None
+    longest = max(sh.end for shards in plans.values() for sh in shards)
+
+    def cut(step: int | None) -> str:
+        return "whole clips" if step is None else f"shards of {step} frames"
+
+    return (f"{out}: the {on_disk} parts on disk were cut differently: into {cut(disk)}, while this command cuts "
+            f"{cut(plan)} (--shard-frames {opts.shard_frames}: {planned} parts); gather with the jobs' cut "
+            f"(--shard-frames {disk if disk is not None else longest}), or run the jobs again with this command's")
+
+
 def check_parts(out: Path, ds: PairedDataset, split: str, plans: dict[str, list[Shard]],
-                run_keys: dict[str, str]) -> None:
+                run_keys: dict[str, str], gather: BenchOptions | None = None) -> None:
     """Raise a one-line UvssmError naming the shards whose part is missing or was made with other
-    settings (a rank that failed, or ranks run with different options)."""
-    missing = [f"{name} {shard.describe()}" for name, shards in plans.items() for shard in shards
-               if not part_done(part_dir(out, ds, split, name) / shard.part_name, run_keys[name])]
-    if missing:
-        listed = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise UvssmError(f"{out}: {len(missing)} of {sum(len(s) for s in plans.values())} parts missing after "
-                         f"every rank finished ({listed}); run the same command again to complete them")
+    settings (a rank that failed, or ranks run with different options). After a job array (`gather`,
+    the --gather run's options): parts cut with another shard length are named as such, and a missing
+    part's job is named with the command that makes it."""
+    missing, jobs, other_key = [], set(), False
+    for name, shards in plans.items():
+        for position, shard in enumerate(shards):
+            part = part_dir(out, ds, split, name) / shard.part_name
+            if not part_done(part, run_keys[name]):
+                stale = part.is_file()
+                other_key |= stale
+                missing.append(f"{name} {shard.describe()}" + (" (made with other settings)" if stale else ""))
+                jobs.add(position)
+    if not missing:
+        return
+    listed = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    head = f"{out}: {len(missing)} of {sum(len(s) for s in plans.values())} parts missing"
+    if gather is None:
+        raise UvssmError(f"{head} after every rank finished ({listed}); run the same command again to complete them")
+    why = _other_cut(out, ds, split, plans, gather)
+    if why:
+        raise UvssmError(why)
+    k = gather.num_shards if gather.num_shards > 1 else recorded_array(out, ds, split)
+    settings = "; or gather with the options the jobs ran with" if other_key else ""
+    if k is None:
+        raise UvssmError(f"{head} ({listed}); make them with `{_without_shards(gather.argv)}` (this command without "
+                         f"--gather: finished parts are kept), then gather again{settings}")
+    idle = sorted({p % k for p in jobs})
+    if len(idle) == 1:
+        todo = f"job {idle[0]} of {k} has not written them: run it again with `{job_command(gather.argv, k, idle[0])}`"
+    else:
+        todo = (f"jobs {', '.join(map(str, idle))} of {k} have not written them: run them again with "
+                f"`{job_command(gather.argv, k, 'I')}` for I in {' '.join(map(str, idle))}")
+    raise UvssmError(f"{head} ({listed}); {todo}, then gather again{settings}")

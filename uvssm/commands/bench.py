@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -83,7 +84,7 @@ def bench(ctx: click.Context, model_names: str, outputs: tuple[str, ...], data: 
                         crop_border=crop_border, max_frames=max_frames, save_frames=save_frames,
                         shard_frames=shard_frames, metrics=parse_metrics(metrics),
                         ffmpeg=ctx.obj["ffmpeg_path"], outputs=parse_outputs(outputs), clips=clips,
-                        num_shards=num_shards, shard_index=shard_index, gather=gather)
+                        num_shards=num_shards, shard_index=shard_index, gather=gather, argv=tuple(sys.argv[1:]))
     progress = progress_display(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), TimeRemainingColumn())
     tasks: dict[str, int] = {}
