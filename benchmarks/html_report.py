@@ -1,9 +1,10 @@
 """`uvssm report --html`: one self-contained page of a bench results folder, readable with no network.
 
 Everything is inside `report.html`: CSS and a few lines of JavaScript inline, charts as inline SVG drawn here,
-images as base64 data URIs. It holds Table 2 beside the paper and the cost table, per-clip bars and per-frame
-curves of every metric computed, the saved frames' most detailed crops with a before/after slider against GT,
-and the figures `uvssm report` writes (DFM, DFM/QP, PSNR against QP).
+images as base64 data URIs. It holds Table 2 beside the paper and the cost table, per-clip bars (each model's
+difference to bicubic, from a zero line) and per-frame curves of every metric computed, on round ticks, the
+saved frames' most detailed crops with a before/after slider against GT (each side named on the image), and the
+figures `uvssm report` writes (DFM, DFM/QP, PSNR against QP).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import metrics as metric_registry
+from benchmarks import tables
 from uvssm import __version__
 from uvssm.base import atomic
 from uvssm.base.errors import UvssmError
@@ -40,15 +42,18 @@ svg{background:#fff;border:1px solid #eee;margin:4px 8px 4px 0}
 .compare img.top{position:absolute;left:0;top:0}
 .cmp{display:inline-block;margin:0 16px 16px 0;vertical-align:top} .cmp label{font-size:12px;color:#444}
 .cmp input[type=range]{width:360px} figure{margin:8px 0} figure img{max-width:100%}
+.compare .tag{position:absolute;top:4px;padding:2px 6px;font:12px/1.3 system-ui,sans-serif;color:#fff;
+background:rgba(0,0,0,.62);border-radius:3px;max-width:45%;overflow:hidden;white-space:nowrap}
+.compare .tag-left{left:4px} .compare .tag-right{right:4px}
 """
 SCRIPT = """
 document.querySelectorAll('.cmp').forEach(function (box) {
   var range = box.querySelector('input[type=range]'), top = box.querySelector('img.top'),
-      pick = box.querySelector('select'), name = box.querySelector('.left-name');
+      pick = box.querySelector('select'), name = box.querySelector('.left-name'), tag = box.querySelector('.tag-left');
   function show() { top.style.clipPath = 'inset(0 ' + (100 - Number(range.value)) + '% 0 0)'; }
   range.addEventListener('input', show);
   pick.addEventListener('change', function () {
-    top.src = pick.value; name.textContent = pick.options[pick.selectedIndex].text;
+    top.src = pick.value; name.textContent = tag.textContent = pick.options[pick.selectedIndex].text;
   });
   show();
 });
@@ -81,38 +86,58 @@ def _e(text) -> str:
 
 # --- charts: inline SVG -----------------------------------------------------------------------------------
 
-def _nice_range(values: list[float]) -> tuple[float, float]:
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return 0.0, 1.0
-    lo, hi = min(finite), max(finite)
-    pad = (hi - lo) * 0.08 or abs(hi) * 0.05 or 1.0
-    return lo - pad, hi + pad
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """About `count` round ticks (steps of 1, 2 or 5 times a power of ten) from a multiple of the step at or
+    below `lo` to one at or above `hi`: the chart's axis runs from the first to the last."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [0.0, 1.0]
+    if hi <= lo:
+        pad = abs(hi) * 0.05 or 1.0
+        lo, hi = lo - pad, hi + pad
+    raw = (hi - lo) / max(count - 1, 1)
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9))
+    first, last = math.floor(lo / step + 1e-6), math.ceil(hi / step - 1e-6)
+    return [round(k * step, 12) for k in range(first, last + 1)]
 
 
-def _svg_open(width: int, height: int, left: int, right: int, title: str, y0: float, y1: float, sy, fmt: str) -> list[str]:
-    """A chart's opening: the svg element, its title and five labelled horizontal grid lines."""
+def _tick_label(value: float, ticks: list[float]) -> str:
+    """`value` with as many decimals as the ticks' step needs (0.02 → 2, 5 → 0)."""
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return f"{value + 0.0:.{decimals}f}"  # + 0.0: no "-0"
+
+
+def _svg_open(width: int, height: int, left: int, right: int, title: str, ticks: list[float], sy,
+              note: str = "") -> list[str]:
+    """A chart's opening: the svg element, its title (and a note under it) and a labelled horizontal grid line at
+    each round tick."""
+    label = f"{title}; {note}" if note else title
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="{_e(title)}"><text x="{left}" y="15" font-size="12" font-weight="600">{_e(title)}</text>']
-    for i in range(5):
-        y = y0 + (y1 - y0) * i / 4
+             f'aria-label="{_e(label)}"><text x="{left}" y="15" font-size="12" font-weight="600">{_e(title)}</text>']
+    if note:
+        parts.append(f'<text x="{left}" y="28" font-size="10" fill="#555">{_e(note)}</text>')
+    for y in ticks:
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eee"/>'
-                     f'<text x="{left - 4}" y="{sy(y) + 4:.1f}" font-size="10" text-anchor="end">{format(y, fmt)}</text>')
+                     f'<text class="ytick" x="{left - 4}" y="{sy(y) + 4:.1f}" font-size="10" '
+                     f'text-anchor="end">{_tick_label(y, ticks)}</text>')
     return parts
 
 
-def svg_lines(series: dict[str, tuple[list[float], list[float]]], title: str, ylabel: str, fmt: str,
+def svg_lines(series: dict[str, tuple[list[float], list[float]]], title: str, ylabel: str,
               width: int = 540, height: int = 230) -> str:
-    """A line chart of each named series (x, y); non-finite points are left out."""
+    """A line chart of each named series (x, y) on round ticks; non-finite points are left out."""
     left, right, top, bottom = 52, 12, 24, 46
     xs = [x for x, _ in series.values() for x in x]
     ys = [y for _, y in series.values() for y in y]
     x0, x1 = (min(xs), max(xs)) if xs else (0, 1)
     x1 = x1 if x1 > x0 else x0 + 1
-    y0, y1 = _nice_range(ys)
+    finite = [y for y in ys if math.isfinite(y)] or [0.0, 1.0]
+    ticks = nice_ticks(min(finite), max(finite))
+    y0, y1 = ticks[0], ticks[-1]
     sx = lambda x: left + (x - x0) / (x1 - x0) * (width - left - right)  # noqa: E731
     sy = lambda y: top + (1 - (y - y0) / (y1 - y0)) * (height - top - bottom)  # noqa: E731
-    parts = _svg_open(width, height, left, right, title, y0, y1, sy, fmt)
+    parts = _svg_open(width, height, left, right, title, ticks, sy)
     parts.append(f'<text x="12" y="{top + (height - top - bottom) / 2:.0f}" font-size="10" '
                  f'transform="rotate(-90 12 {top + (height - top - bottom) / 2:.0f})" text-anchor="middle">{_e(ylabel)}</text>')
     parts.append(f'<text x="{left}" y="{height - bottom + 14}" font-size="10">{x0:g}</text>'
@@ -133,19 +158,21 @@ def svg_lines(series: dict[str, tuple[list[float], list[float]]], title: str, yl
 
 
 def svg_bars(groups: list[str], series: dict[str, list[float]], title: str, ylabel: str, fmt: str,
-             height: int = 240) -> str:
-    """Grouped bars: one group per clip, one bar per model."""
-    left, right, top, bottom = 52, 12, 24, 58
+             height: int = 240, note: str = "") -> str:
+    """Grouped bars, one group per clip and one bar per model, each drawn from zero (a darker line) on round
+    ticks: a bar's length is its value. Non-finite values get no bar; `note`, a line under the title."""
+    left, right, top, bottom = 52, 12, 38 if note else 24, 58
     n = max(len(series), 1)
     slot = max(18 * n + 10, 40)
     width = max(left + right + slot * max(len(groups), 1), 460)
-    values = [v for vs in series.values() for v in vs]
-    y0, y1 = _nice_range(values)
+    values = [v for vs in series.values() for v in vs if math.isfinite(v)] + [0.0]
+    ticks = nice_ticks(min(values), max(values))
+    y0, y1 = ticks[0], ticks[-1]
     sy = lambda y: top + (1 - (y - y0) / (y1 - y0)) * (height - top - bottom)  # noqa: E731
-    parts = _svg_open(width, height, left, right, title, y0, y1, sy, fmt)
+    parts = _svg_open(width, height, left, right, title, ticks, sy, note)
     parts.append(f'<text x="12" y="{top + 60}" font-size="10" transform="rotate(-90 12 {top + 60})" '
                  f'text-anchor="middle">{_e(ylabel)}</text>')
-    base = sy(y0)
+    zero = sy(0.0)
     for g, group in enumerate(groups):
         gx = left + g * slot + 5
         for k, (name, vs) in enumerate(series.items()):
@@ -153,10 +180,12 @@ def svg_bars(groups: list[str], series: dict[str, list[float]], title: str, ylab
             if not math.isfinite(v):
                 continue
             y = sy(v)
-            parts.append(f'<rect x="{gx + 18 * k}" y="{y:.1f}" width="16" height="{max(base - y, 0):.1f}" '
-                         f'fill="{COLORS[k % len(COLORS)]}"><title>{_e(name)} {_e(group)}: {format(v, fmt)}</title></rect>')
+            parts.append(f'<rect class="bar" x="{gx + 18 * k}" y="{min(y, zero):.1f}" width="16" '
+                         f'height="{abs(zero - y):.1f}" fill="{COLORS[k % len(COLORS)]}">'
+                         f'<title>{_e(name)} {_e(group)}: {format(v, fmt)}</title></rect>')
         parts.append(f'<text x="{gx + 9 * n:.0f}" y="{height - bottom + 14}" font-size="10" '
                      f'text-anchor="middle">{_e(group)}</text>')
+    parts.append(f'<line class="zero" x1="{left}" x2="{width - right}" y1="{zero:.1f}" y2="{zero:.1f}" stroke="#777"/>')
     for k, name in enumerate(series):
         lx, ly = left + (k % 5) * 110, height - 14 - (k // 5) * 12
         parts.append(f'<rect x="{lx}" y="{ly - 8}" width="10" height="8" fill="{COLORS[k % len(COLORS)]}"/>'
@@ -208,14 +237,21 @@ def _costs(models: pd.DataFrame | None) -> str:
     rows = []
     for r in models.itertuples():
         macs = getattr(r, "macs_per_frame", None)
-        values = [r.model, r.setting, getattr(r, "params", None), None if macs is None else macs / 1e9, r.ms_per_frame,
-                  r.peak_mem_mb, f"{r.device} {r.precision}"]
+        timed = tables.timed(r)  # outputs made elsewhere: blank, and why in the device column
+        values = [r.model, r.setting, getattr(r, "params", None), None if macs is None else macs / 1e9,
+                  r.ms_per_frame if timed else None, r.peak_mem_mb if timed else None,
+                  f"{r.device} {r.precision}" if timed else tables.NOT_TIMED]
         rows.append("<tr>" + "".join(f'<td class="l">{_e(v)}</td>' if f is None else f"<td>{_fmt(v, f)}</td>"
                                      for v, (_, f) in zip(values, cols)) + "</tr>")
     return f'<h3>Cost per output frame</h3><table id="costs">{head}{"".join(rows)}</table>'
 
 
+REFERENCE = "bicubic"  # the per-clip charts show every other model's difference to it, where it was benched
+
+
 def _clip_bars(clips: pd.DataFrame) -> str:
+    """Per setting and metric, one bar chart over clips: each model minus bicubic on that clip where bicubic
+    was benched (a bar's length is the gain; 0.03 dB looks like 0.03 dB), else the values themselves from 0."""
     out = []
     for (dataset, setting, split), group in clips.groupby(["dataset", "setting", "split"], sort=True):
         names = sorted(group["clip"].unique())
@@ -224,7 +260,15 @@ def _clip_bars(clips: pd.DataFrame) -> str:
             for model, g in group.groupby("model", sort=True):
                 by = g.set_index("clip")[m.column]
                 series[model] = [float(by.get(c, float("nan"))) for c in names]
-            out.append(svg_bars(names, series, f"{dataset} {setting} {split}: {m.label} per clip", m.label, m.fmt))
+            where = f"{dataset} {setting} {split}"
+            if REFERENCE in series and len(series) > 1:
+                ref = series.pop(REFERENCE)
+                series = {model: [v - r for v, r in zip(vs, ref)] for model, vs in series.items()}
+                better = "above" if m.higher_is_better else "below"
+                out.append(svg_bars(names, series, f"{where}: {m.label} minus bicubic's, per clip",
+                                    f"{m.label} − bicubic", "+" + m.fmt, note=f"{better} 0: better than bicubic"))
+            else:
+                out.append(svg_bars(names, series, f"{where}: {m.label} per clip", m.label, m.fmt))
     return "".join(out)
 
 
@@ -238,7 +282,7 @@ def _frame_curves(frames: pd.DataFrame, max_clips: int) -> str:
             for m in shown:
                 series = {model: (g["frame"].tolist(), g[m.column].astype(float).tolist())
                           for model, g in rows.sort_values("frame").groupby("model", sort=True)}
-                out.append(svg_lines(series, f"{m.label} per frame", m.label, m.fmt))
+                out.append(svg_lines(series, f"{m.label} per frame", m.label))
     return "".join(out)
 
 
@@ -281,7 +325,9 @@ def _crops(results: Path, frames: pd.DataFrame) -> str:
                              for i, (label, uri) in enumerate(options))
             out.append(f'<div class="cmp"><h3>{_e(run["setting"])} clip {_e(clip_name)} frame {index}</h3>'
                        f'<div class="compare"><img class="base" alt="GT" src="{_png(crop(gt))}">'
-                       f'<img class="top" alt="restored" src="{first[1]}"></div><br>'
+                       f'<img class="top" alt="restored" src="{first[1]}">'
+                       f'<span class="tag tag-left">{_e(first[0])}</span>'
+                       '<span class="tag tag-right">GT</span></div><br>'
                        f'<input type="range" min="0" max="100" value="50" aria-label="before/after">'
                        f'<br><label>left: <span class="left-name">{_e(first[0])}</span> <select>{select}</select>'
                        f' · right: GT</label></div>')
@@ -309,7 +355,8 @@ def write_html(results: str | Path, figures: list[Path], max_curve_clips: int = 
         "<h2>Per clip</h2>", _clip_bars(clips),
         f"<h2>Per frame</h2><p class='meta'>the first {max_curve_clips} clips of each setting</p>",
         _frame_curves(frames, max_curve_clips),
-        "<h2>Crops: restored against GT</h2><p class='meta'>drag the slider; choose what is on the left</p>",
+        ("<h2>Crops: restored against GT</h2><p class='meta'>left of the split: the output chosen below (named at "
+         "the top left); right of it: GT (top right). Drag the slider to move the split.</p>"),
         _crops(results, frames) or "<p class='meta'>no saved frames (bench --save-frames)</p>",
         "<h2>Figures</h2>", figs or "<p class='meta'>none</p>",
     ]

@@ -50,9 +50,15 @@ def table2(frames: pd.DataFrame) -> pd.DataFrame:
             .reset_index())
 
 
+# What the bicubic row is, said the same way on the page, in the README and in the commands' help.
+BICUBIC_NOTE = "a reference row of uvssm's: the paper's Table 2 has no bicubic column"
+
+
 def paper_value(row) -> tuple[tuple[float, float] | None, str]:
     """The paper's (PSNR, SSIM) beside this row and "", or None and the reason there is none."""
     platform = None if pd.isna(row.platform) else row.platform
+    if row.model == "bicubic":
+        return None, BICUBIC_NOTE
     if paper.MODEL_COLUMN.get(row.model) is None:
         return None, "not a model of the paper's Table 2 at full size"
     if row.metric_color_space != "y_bt601_limited" or row.metric_crop_border != row.scale:
@@ -84,6 +90,16 @@ def with_paper(table: pd.DataFrame) -> pd.DataFrame:
     out["delta_psnr"] = out["psnr"] - out["paper_psnr"]
     out["delta_ssim"] = out["ssim"] - out["paper_ssim"]
     return out
+
+
+EXTERNAL = "external"  # the precision of outputs made elsewhere (`bench --outputs`)
+NOT_TIMED = "outputs made elsewhere: ms/frame would time reading files"
+
+
+def timed(row) -> bool:
+    """Whether a model_stats row's ms/frame and peak memory measure a model: not for outputs made elsewhere,
+    where uvssm only read their files."""
+    return getattr(row, "precision", None) != EXTERNAL
 
 
 def model_stats(frames: pd.DataFrame, info: pd.DataFrame) -> pd.DataFrame:

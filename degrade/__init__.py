@@ -5,5 +5,5 @@
     reds        synthesising one clip's compressed low-resolution frames with that command
     platforms   presets of what a platform is believed to do to an upload (`uvssm simulate`)
 
-MATLAB's bicubic `imresize` (the bicubic row of Table 2) is `uvssm.base.scalers.imresize`, in the base layer.
+MATLAB's bicubic `imresize` (uvssm's bicubic reference row; the paper's Table 2 has none) is `uvssm.base.scalers.imresize`, in the base layer.
 """

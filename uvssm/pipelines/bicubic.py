@@ -1,5 +1,5 @@
-"""The bicubic row of Table 2 for a `synth-reds` output: MATLAB-bicubic-upsampled LQ scored against HQ
-through the benchmark harness, one setting after another, into `OUT/results/`."""
+"""uvssm's bicubic reference row (the paper's Table 2 has none) for a `synth-reds` output: MATLAB-bicubic-
+upsampled LQ scored against HQ through the benchmark harness, one setting after another, into `OUT/results/`."""
 
 from __future__ import annotations
 
