@@ -74,6 +74,23 @@ def degradation_feature_map(x_center: Tensor, z_hat: Tensor, normalize: DfmNorm 
     return (level / peak * 255.0).round() / 255.0
 
 
+def dfm_agreement(x_center: Tensor, z_hat: Tensor, z: Tensor) -> float:
+    """How well the DSM's estimate ẑ_t locates the degradation: the Pearson correlation, over every pixel of the
+    batch, between the DFM's levels L = log2(|luma8(x_t) − luma8(ẑ_t)| + 1) (before its normalisation and
+    rounding, which a correlation ignores but for ties) and the same levels with the true z_t. 1: the DFM is high
+    exactly where the LQ frame differs from z_t; 0: no relation (also where either map is flat, e.g. an
+    estimate that copies the LQ frame and so gives a DFM of zeros). This, not the PSNR of ẑ_t against z_t, is
+    what VOTES uses the DSM for: an estimate far from z_t in PSNR can still put its differences in the right
+    places, and an LQ frame passed through scores a high PSNR with a DFM that says nothing."""
+    def levels(estimate: Tensor) -> Tensor:
+        level = torch.log2((luma8(x_center) - luma8(estimate.clamp(0, 1))).abs() + 1).flatten().double()
+        return level - level.mean()
+
+    est, true = levels(z_hat), levels(z)
+    scale = est.norm() * true.norm()
+    return float(est @ true / scale) if scale > 0 else 0.0
+
+
 class DegradationModulation(nn.Module):
     """The degradation modulation module (DMM; `MaskFusion` in the official code).
 

@@ -54,6 +54,10 @@ def test_synth_with_bicubic_writes_the_table2_row(clips, tmp_path):
     by_hand = sum(frames[frames["clip"] == c]["psnr"].sum() / 8 for c in ("000", "001", "240")) / 3
     assert row["psnr"].iloc[0] == pytest.approx(by_hand, abs=1e-12)
     assert "Table 2" in done.stdout and "bicubic" in done.stdout
+    # a log (stdout is a pipe here) gets the whole table, one line per row, as bench and report print it
+    header = [line for line in done.stdout.splitlines() if "ΔSSIM" in line]
+    assert len(header) == 1 and "dataset" in header[0] and "setting" in header[0], done.stdout
+    assert any("bicubic" in line and f"{by_hand:.2f}" in line for line in done.stdout.splitlines()), done.stdout
 
 
 def test_bicubic_is_worse_at_higher_qp_and_scale(clips, tmp_path):

@@ -11,7 +11,8 @@ import torch
 
 from uvssm.pipelines.demo import DemoOptions, _platform_pairs, findings, run_demo
 from uvssm.base.frames import read_rgb
-from uvssm.base.progress import BenchFrame, Step, TrainRun, quiet
+from uvssm.base.progress import (BenchFrame, BuildPair, BuildPlan, Note, ShareMade, SharePlan, Step, StepDone, SynthFrames,
+                                  SynthPlan, TrainRun, TrainVal)
 
 SHORT = dict(bench_frames=5, bench_models=("bicubic", "votes-tiny", "votes-wo-dfm-tiny"), sample_frames=5,
              sample_size=(384, 224), sample_crop=None, platform_pair=False, device="cpu",
@@ -25,15 +26,20 @@ def test_demo_runs_every_step_resumes_and_repeats_exactly(tmp_path, ffmpeg):
     threads = torch.get_num_threads()
     try:
         result = run_demo(tmp_path / "a", ffmpeg, opts,
-                          lambda e: steps.append(e.text) if isinstance(e, Step) else None)
+                          lambda e: steps.append(e) if isinstance(e, (Step, StepDone)) else None)
         _rest_of_the_test(tmp_path, ffmpeg, opts, result, steps)
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(False)
 
 
-def _rest_of_the_test(tmp_path, ffmpeg, opts, result, steps):
+def _rest_of_the_test(tmp_path, ffmpeg, opts, result, events):
+    steps = [e.text for e in events if isinstance(e, Step)]
     assert [s[:3] for s in steps] == ["1/5", "3/5", "4/5", "5/5"]
+    # each step begins, then ends with its own duration (not the time since the start), as demo.json records it
+    assert [type(e) for e in events] == [Step, StepDone] * 4
+    record = pd.read_json(tmp_path / "a" / "demo.json", typ="series")
+    assert {e.text: e.seconds for e in events if isinstance(e, StepDone)} == record["seconds"]
     table = result["table2"]
     assert set(zip(table["setting"], table["model"])) == {
         ("qp28_x2", "bicubic"), ("qp28_x2", "votes-tiny"), ("qp28_x2", "votes-wo-dfm-tiny")}
@@ -64,8 +70,13 @@ def _rest_of_the_test(tmp_path, ffmpeg, opts, result, steps):
 
 
 def test_demo_platform_pairs_are_exact_x2_pairs_of_the_720p_footage_split_as_named(tmp_path, ffmpeg):
-    folder = _platform_pairs(6, tmp_path, ffmpeg, quiet, clips=("000", "241"))
+    events = []
+    folder = _platform_pairs(6, tmp_path, ffmpeg, events.append, clips=("000", "241"))
     assert folder.name == "Bilibili"
+    # every part of the step reports as it goes: the shares (each original encoded, then shared), then the pairs
+    shown = [e for e in events if isinstance(e, (SharePlan, ShareMade, BuildPlan, BuildPair))]
+    assert shown == [SharePlan("bilibili", 2), ShareMade("bilibili", "000", "made"), ShareMade("bilibili", "241", "made"),
+                     BuildPlan("bilibili", 2, 2), BuildPair("bilibili", "000", "built"), BuildPair("bilibili", "241", "built")]
     for clip in ("000", "241"):
         hq = read_rgb(folder / "HQ_frames" / clip / "00000000.png")
         lq = read_rgb(folder / "LQ_frames" / clip / "00000000.png")
@@ -164,3 +175,46 @@ def test_demo_gives_the_same_weights_and_table_whatever_kernels_the_machine_offe
         pytest.skip(f"this machine runs {record_free['cpu_capability']} kernels when asked for AVX-512: "
                     "no wider kernels for the control to differ by")
     assert not _same_weights(free, narrow)  # the machine's own kernels do change the numbers
+
+
+def test_the_demo_shows_every_step_and_each_steps_own_duration(monkeypatch):
+    """What the demo prints to a log (stdout a pipe): a line per step, one with the step's own duration as it
+    ends, and a count for every piece of work inside a step, sharing and aligning included (they once ran
+    for 1,011 s without a line)."""
+    import io
+
+    from rich.console import Console
+
+    from uvssm.commands.demo import demo_display
+    from uvssm.display import PROGRESS_EVERY_ENV, progress_display
+
+    monkeypatch.setenv(PROGRESS_EVERY_ENV, "0")  # a line at every move
+    console = Console(file=io.StringIO(), width=200)
+    progress = progress_display(console)
+    on_event = demo_display(progress)
+    with progress:
+        for event in (Step("1/5 synthesise"), SynthPlan(4, ["LQ_qp28_x2"]), SynthFrames(4), StepDone("synthesise", 81.6),
+                      Step("2/5 simulate shares and build the pairs"), SharePlan("bilibili", 2),
+                      ShareMade("bilibili", "000", "made"), ShareMade("bilibili", "241", "reused"),
+                      BuildPlan("Bilibili", 2, 2), BuildPair("Bilibili", "000", "built"),
+                      BuildPair("Bilibili", "241", "left out", "no content match"), Note("a note"),
+                      StepDone("platform pairs", 412.4),
+                      TrainRun("dsm-tiny-sample", 100, Path("reds")),
+                      TrainVal(50, 27.1, "lq", 34.4, 1, {"dfm_corr": 0.05}),
+                      TrainVal(100, 27.5, "lq", 34.4, 1, {"dfm_corr": 0.1})):
+            on_event(event)
+    lines = console.file.getvalue().splitlines()
+    assert "1/5 synthesise" in lines and "2/5 simulate shares and build the pairs" in lines  # no clock since the start
+    assert "  step done in 82 s" in lines and "  step done in 412 s" in lines
+    assert any(line.startswith("encoding: 4/4 (100%)") for line in lines)
+    assert any(line.startswith("sharing on bilibili: 1/2 (50%)") for line in lines)
+    assert any(line.startswith("sharing on bilibili: 2/2 (100%)") for line in lines)
+    assert any(line.startswith("aligning Bilibili: 2/2 (100%)") for line in lines)
+    assert "  left out: Bilibili/241: no content match" in lines and "  a note" in lines
+    # stage 1: what the DSM is trained for, once per run, and the number that shows it working on every line
+    assert sum("stage 1 trains the DSM to estimate z_t" in line for line in lines) == 1
+    assert [line for line in lines if line.startswith("  iter ")] == [
+        "  iter 50: val DSM: its DFM's agreement with the true degradation 0.05; its estimate of z_t 27.10 dB "
+        "(the LQ frame itself 34.40 dB), 1 clips",
+        "  iter 100: val DSM: its DFM's agreement with the true degradation 0.10; its estimate of z_t 27.50 dB "
+        "(the LQ frame itself 34.40 dB), 1 clips"]

@@ -45,7 +45,9 @@ def test_both_stages_then_resume_and_reruns(tmp_path, tiny_reds):
     assert numerics["torch_threads"] == 2 and not numerics["deterministic_warn_only"]
     # the training clips (001-003: LQ and HQ folders) decoded into the folder given
     assert len(list((tmp_path / "frame-cache").glob("*.npy"))) == 6 and str(tmp_path / "frame-cache") in dsm.stdout
-    assert "val PSNR-RGB" in dsm.stdout and "done at iteration 2" in dsm.stdout
+    assert "stage 1 trains the DSM to estimate z_t" in dsm.stdout and "done at iteration 2" in dsm.stdout
+    assert re.search(r"^iter 2: val DSM: its DFM's agreement with the true degradation -?\d\.\d\d; its estimate of "
+                     r"z_t \d+\.\d\d dB \(the LQ frame itself \d+\.\d\d dB\)", dsm.stdout, re.M), dsm.stdout
 
     # stage 2 without stage-1 weights: told how to get them
     line = _one_error_line(_uvssm("train", "votes-tiny-sample", "--data", str(tiny_reds), "--out",

@@ -248,6 +248,8 @@ def test_ddp_averages_gradients_across_ranks(tmp_path):
 def test_tiny_votes_beats_bicubic_after_a_short_cpu_training(tmp_path, tiny_reds):
     """Both stages of votes-tiny on the first 11 frames of a synthesised clip (QP 28, x2); scored on
     its last 5 frames, which training never saw. The assertion is on the measured PSNR."""
+    import pandas as pd
+
     from models.training.init import INITIALISERS
     from tests.frame_range import FrameRange
     from uvssm.base.datasets import open_dataset
@@ -256,20 +258,31 @@ def test_tiny_votes_beats_bicubic_after_a_short_cpu_training(tmp_path, tiny_reds
     clip = next(c for c in open_dataset(tiny_reds, split="all", qp=28).clips if c.name == "001")
     train_part, held_out = FrameRange(clip, 0, 11), FrameRange(clip, 11, 5)
     torch.set_num_threads(2)
-    stage1 = load_config("dsm-tiny-sample", ["periods=[40]", "val_every=40", "save_every=40"])
-    torch.manual_seed(0)
-    model = create_model("votes-tiny", 2)
-    loop.train(model, stage1, [train_part], [held_out], tmp_path / "dsm", meta={"model": "votes-tiny"},
-               device=torch.device("cpu"))
+    # the DSM's measure (its DFM's agreement with the true degradation) grows with training: 1 iteration, then 40
+    agreement = {}
+    for iterations in (1, 40):
+        stage1 = load_config("dsm-tiny-sample", [f"periods=[{iterations}]", f"val_every={iterations}",
+                                                 f"save_every={iterations}"])
+        torch.manual_seed(0)
+        model = create_model("votes-tiny", 2)
+        dsm = loop.train(model, stage1, [train_part], [held_out], tmp_path / f"dsm{iterations}",
+                         meta={"model": "votes-tiny"}, device=torch.device("cpu"))
+        agreement[iterations] = dsm["val"]["dfm_corr"]
+        assert pd.read_parquet(tmp_path / f"dsm{iterations}" / "val_log.parquet")["dfm_corr"].tolist() == [
+            agreement[iterations]]
+    print(f"DSM: its DFM's agreement with the true degradation {agreement[1]:.3f} after 1 iteration, "
+          f"{agreement[40]:.3f} after 40")
+    assert agreement[40] > agreement[1] + 0.02
     stage2 = load_config("votes-tiny-sample", ["periods=[150]", "val_every=150", "save_every=150", "val_frames=0"])
     torch.manual_seed(0)
     model = INITIALISERS[stage2.init](create_model("votes-tiny", 2))  # the config's recipe, as `uvssm train` applies it
-    load_dsm(model, tmp_path / "dsm" / "checkpoints" / "latest.pt")
+    load_dsm(model, tmp_path / "dsm40" / "checkpoints" / "latest.pt")
     result = loop.train(model, stage2, [train_part], [held_out], tmp_path / "votes", meta={"model": "votes-tiny"},
                         device=torch.device("cpu"))
     val = result["val"]
     print(f"held-out PSNR-Y: votes-tiny {val['psnr']:.2f} dB, bicubic {val['baseline_psnr']:.2f} dB")
     assert val["baseline"] == "bicubic" and val["psnr"] > val["baseline_psnr"] + 0.1
+    assert math.isnan(val["dfm_corr"])  # a score of the DSM's stage only
 
 
 def test_step_decay_holds_each_periods_rate():

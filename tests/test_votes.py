@@ -11,7 +11,7 @@ import torch
 
 from models import checkpoint
 from models.registry import create_model, list_models
-from models.votes import VOTES, degradation_feature_map
+from models.votes import VOTES, degradation_feature_map, dfm_agreement
 from models.windows import reflection_circle
 from uvssm.base.errors import UvssmError
 
@@ -165,6 +165,20 @@ def test_dfm_zero_maximum_gives_zeros_not_nan():
     assert torch.equal(e, torch.zeros_like(e))
     e = degradation_feature_map(x, x.clone(), normalize="sample")
     assert torch.equal(e, torch.zeros_like(e))
+
+
+def test_dfm_agreement_by_hand():
+    """Grey pixels (luma8 = the grey level): x = 10, 20, 30, 40; the true z differs by 0, 1, 3, 7 (levels
+    log2(d + 1) = 0, 1, 2, 3) and the estimate by 0, 0, 1, 15 (levels 0, 0, 1, 4). Pearson by hand: deviations
+    (-1.5, -0.5, 0.5, 1.5) and (-1.25, -1.25, -0.25, 2.75), products summing to 6.5, squares to 5 and 10.75."""
+    def grey(*levels):
+        return torch.tensor(levels, dtype=torch.float64).div(255).view(1, 1, 1, -1).expand(1, 3, 1, -1)
+
+    x, z, z_hat = grey(10, 20, 30, 40), grey(10, 21, 33, 47), grey(10, 20, 31, 55)
+    assert dfm_agreement(x, z_hat, z) == pytest.approx(6.5 / math.sqrt(5 * 10.75), abs=1e-12)
+    assert dfm_agreement(x, z, z) == pytest.approx(1.0, abs=1e-12)  # the true z_t: exact agreement
+    assert dfm_agreement(x, x, z) == 0.0  # an estimate that copies the LQ frame: a flat DFM says nothing
+    assert dfm_agreement(x, grey(10, 19, 27, 33), z) == pytest.approx(1.0, abs=1e-12)  # |d| counts, not its sign
 
 
 def test_without_dfm_ablation_skips_the_dsm():

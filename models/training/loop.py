@@ -45,6 +45,7 @@ from models.training.config import TrainConfig
 from models.training.data import Clip, WindowPatches
 from models.training.losses import LOSSES
 from models.training.schedule import make_schedule
+from models.votes import dfm_agreement
 from models.windows import evenly_spaced, reflection_circle
 from uvssm.base import atomic
 from uvssm.base.devices import Distributed
@@ -56,7 +57,7 @@ from uvssm.base.progress import (Progress, TrainDone, TrainIter, TrainSave, Trai
 from uvssm.base.scalers import imresize
 
 # the PSNRs (ours, baseline) in dB of a clip's chosen validation frames
-ClipScores = Callable[[Clip, list[int]], list[tuple[float, float]]]
+ClipScores = Callable[[Clip, list[int]], list[tuple[float, ...]]]  # (model, baseline[, a third score]) per frame
 
 
 @dataclass
@@ -83,16 +84,19 @@ def _trainable_params(module: nn.Module) -> list[nn.Parameter]:
 def _validation(model: nn.Module, clips: Sequence[Clip], frames_per_clip: int, baseline: str,
                 clip_scores: ClipScores) -> dict:
     """Mean PSNR over clips (clip mean first) of `clip_scores` on each clip's evenly spaced frames, beside the
-    baseline's; the model is in eval mode meanwhile."""
+    baseline's, and the mean of a third score where `clip_scores` gives one (the DSM's `dfm_corr`, else NaN);
+    the model is in eval mode meanwhile."""
     was_training = model.training
     model.eval()
-    ours, base = VideoScores(), VideoScores()
+    ours, base, agreement = VideoScores(), VideoScores(), VideoScores()
     for clip in clips:
-        for a, b in clip_scores(clip, evenly_spaced(clip.n_frames, frames_per_clip)):
+        for a, b, *more in clip_scores(clip, evenly_spaced(clip.n_frames, frames_per_clip)):
             ours.update(clip.name, [a])
             base.update(clip.name, [b])
+            agreement.update(clip.name, more)
     model.train(was_training)
-    return {"psnr": ours.compute(), "baseline_psnr": base.compute(), "baseline": baseline, "clips": len(clips)}
+    return {"psnr": ours.compute(), "baseline_psnr": base.compute(), "baseline": baseline, "clips": len(clips),
+            "dfm_corr": agreement.compute() if agreement.per_clip and all(agreement.per_clip.values()) else math.nan}
 
 
 def _lq(clip: Clip, i: int) -> Tensor:
@@ -105,7 +109,9 @@ def _rgb_psnr(pred: Tensor, target: Tensor) -> float:
 
 def dsm_stage(model: nn.Module, cfg: TrainConfig, runner: Stage, device: torch.device) -> StageParts:
     """Stage 1 of VOTES: the degradation sensing module learns the down-scaled HQ frames t−1, t, t+1 (eq. 7,
-    L1 summed over the three). Validation: ẑ_t against z_t (RGB, no crop), beside the LQ frame itself."""
+    L1 summed over the three). Validation: ẑ_t against z_t (RGB, no crop), beside the LQ frame itself, and
+    `dfm_corr`, the DFM's agreement with the true degradation (`models.votes.dfm_agreement`): what VOTES
+    uses the DSM for. Early in training ẑ_t scores below the LQ frame, which is already close to z_t."""
     if "bin" not in runner.features:
         raise UvssmError(f"stage 'dsm' trains VOTES's degradation sensing module; {type(model).__name__} has none")
     model.train_bin(True)
@@ -127,7 +133,8 @@ def dsm_stage(model: nn.Module, cfg: TrainConfig, runner: Stage, device: torch.d
             with _autocast(device, cfg.bf16):
                 _, z_t = model.bin(window)
             ref = frames_to_tensor(clip.ref(c)).unsqueeze(0).to(device)
-            scores.append((_rgb_psnr(z_t, ref), _rgb_psnr(window[:, window.shape[1] // 2], ref)))
+            x_t = window[:, window.shape[1] // 2]
+            scores.append((_rgb_psnr(z_t, ref), _rgb_psnr(x_t, ref), dfm_agreement(x_t, z_t.float(), ref)))
         return scores
 
     return StageParts(model.bin, [{"params": _trainable_params(model.bin), "lr_mul": 1.0, "fixed": 0}], loss,
@@ -229,7 +236,7 @@ def flow_loss(spynet: nn.Module, lq: torch.Tensor, loss_fn, reduction: str, smoo
 def _write_logs(out: Path, train_rows: list[dict], val_rows: list[dict]) -> None:
     atomic.write_parquet(out / "train_log.parquet", pd.DataFrame(train_rows, columns=["iteration", "loss", "lr", "seconds"]))
     atomic.write_parquet(out / "val_log.parquet", pd.DataFrame(
-        val_rows, columns=["iteration", "psnr", "baseline_psnr", "baseline", "clips"]))
+        val_rows, columns=["iteration", "psnr", "baseline_psnr", "baseline", "clips", "dfm_corr"]))
 
 
 def _read_logs(out: Path, upto: int) -> tuple[list[dict], list[dict]]:

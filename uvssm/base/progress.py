@@ -41,6 +41,14 @@ class Step(Event):
     text: str
 
 
+@dataclass(frozen=True)
+class StepDone(Event):
+    """The step begun by the last Step has finished, after `seconds` of its own."""
+
+    text: str
+    seconds: float
+
+
 # --- synth-reds (uvssm.pipelines.synth, .bicubic) ----------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -87,6 +95,21 @@ class BuildPair(Event):
     message: str | None = None  # why it was left out
 
 
+# --- simulated shares (the demo's step 2: uvssm.pipelines.sample's originals, uvssm.pipelines.simulate) -------
+
+@dataclass(frozen=True)
+class SharePlan(Event):
+    platform: str
+    total: int  # clips to share (each: its original encoded, then shared)
+
+
+@dataclass(frozen=True)
+class ShareMade(Event):
+    platform: str
+    clip: str
+    status: str  # "made", or "reused" when the share was already on disk
+
+
 # --- bench (benchmarks.harness) ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -128,6 +151,14 @@ class BenchClip(Event):
 
 
 # --- restore (uvssm.pipelines.restore, .restored) ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class RestoreCheck(Event):
+    """The input is decoded once before the model runs (a truncated file fails here, at once)."""
+
+    frames: int  # decoded so far
+    total: int  # the frames the file's header lists (0: not listed)
+
 
 @dataclass(frozen=True)
 class RestoreStart(Event):

@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from uvssm.base.progress import BuildPair, BuildPlan, Event
-from uvssm.display import progress_display
+from uvssm.display import progress_display, wide_console
 
 
 @click.command("build")
@@ -75,7 +74,7 @@ def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: in
     from uvssm.pipelines.build import BuildOptions, build as run_build
     from uvssm.base.ffmpeg import find_ffmpeg
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = wide_console()
     ffmpeg = find_ffmpeg(ctx.obj["ffmpeg_path"])
     options = BuildOptions(frames=frames or None, jobs=jobs, min_margin=min_margin, max_offset_s=max_offset,
                            max_neighbour_better=max_neighbour_better, max_next_better=max_next_better,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from uvssm.base.ffmpeg import find_ffmpeg
-from uvssm.base.progress import (BenchData, BenchFrame, BenchModel, BenchSkip, Event, Note, Step, SynthFrames, SynthPlan,
-                                  TrainIter, TrainRun, TrainStep, TrainVal)
-from uvssm.display import progress_display
+from uvssm.base.progress import (BenchData, BenchFrame, BenchModel, BenchSkip, BuildPair, BuildPlan, Event, Note,
+                                  ShareMade, SharePlan, Step, StepDone, SynthFrames, SynthPlan, TrainIter, TrainRun,
+                                  TrainStep, TrainVal)
+from uvssm.display import progress_display, val_lines
 
 
 @click.command("demo")
@@ -40,38 +42,7 @@ def demo(ctx: click.Context, out: Path, device: str, bench_frames: int, threads:
     start = time.perf_counter()
     progress = progress_display(console, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn())
-    state: dict = {}
-
-    def task(description: str, total) -> None:
-        if "task" in state:
-            progress.remove_task(state["task"])
-        state["task"] = progress.add_task(description, total=total)
-
-    def on_event(event: Event) -> None:
-        match event:
-            case Step():
-                progress.console.print(f"[bold]{event.text}[/bold]  ({time.perf_counter() - start:.0f} s)")
-            case Note():
-                progress.console.print(f"  {event.text}")
-            case SynthPlan():
-                task("encoding", event.total)
-            case SynthFrames():
-                progress.advance(state["task"], event.n)
-            case TrainRun():
-                task(f"train {event.config} on {Path(event.data).name}", event.iterations)
-            case TrainStep() | TrainIter():
-                progress.update(state["task"], completed=event.iteration)
-            case TrainVal():
-                progress.console.print(f"  iter {event.iteration}: val {event.psnr:.2f} dB "
-                                       f"({event.baseline} {event.baseline_psnr:.2f} dB)")
-            case BenchData():
-                progress.console.print(f"  {event.text}")
-            case BenchModel():
-                task(f"bench {event.model}", event.frames)
-            case BenchSkip():
-                progress.advance(state["task"], event.frames)
-            case BenchFrame():
-                progress.advance(state["task"])
+    on_event = demo_display(progress)
 
     with progress:
         result = run_demo(out, find_ffmpeg(ctx.obj["ffmpeg_path"]),
@@ -90,6 +61,59 @@ def demo(ctx: click.Context, out: Path, device: str, bench_frames: int, threads:
     console.print(f"  weights: {out / 'train'}; datasets: {out / 'reds'}, {out / 'build'}; run record: {out / 'demo.json'}")
     for line in next_steps(out):
         console.print(line)
+
+
+def demo_display(progress: Progress) -> Callable[[Event], None]:
+    """The demo's events shown on `progress`: a line as each step begins and one with its own duration
+    as it ends, one bar at a time for the work inside (encoding, sharing, aligning, training, scoring)."""
+    state: dict = {}
+
+    def task(description: str, total) -> None:
+        if "task" in state:
+            progress.remove_task(state["task"])
+        state["task"] = progress.add_task(description, total=total)
+
+    def on_event(event: Event) -> None:
+        match event:
+            case Step():
+                progress.console.print(f"[bold]{event.text}[/bold]")
+            case StepDone():
+                progress.console.print(f"  step done in {event.seconds:.0f} s")
+            case Note():
+                progress.console.print(f"  {event.text}")
+            case SynthPlan():
+                task("encoding", event.total)
+            case SynthFrames():
+                progress.advance(state["task"], event.n)
+            case SharePlan():
+                task(f"sharing on {event.platform}", event.total)
+            case ShareMade():
+                progress.advance(state["task"])
+            case BuildPlan():
+                task(f"aligning {event.platform}", event.todo)
+            case BuildPair():
+                progress.advance(state["task"])
+                if event.status != "built":
+                    progress.console.print(f"  [red]left out:[/red] {event.platform}/{event.clip}: {event.message}")
+            case TrainRun():
+                task(f"train {event.config} on {Path(event.data).name}", event.iterations)
+                state["run"] = (event.config, str(event.data))
+            case TrainStep() | TrainIter():
+                progress.update(state["task"], completed=event.iteration)
+            case TrainVal():
+                for line in val_lines(event, first=state.get("validated") != state.get("run")):
+                    progress.console.print(f"  {line}")
+                state["validated"] = state.get("run")
+            case BenchData():
+                progress.console.print(f"  {event.text}")
+            case BenchModel():
+                task(f"bench {event.model}", event.frames)
+            case BenchSkip():
+                progress.advance(state["task"], event.frames)
+            case BenchFrame():
+                progress.advance(state["task"])
+
+    return on_event
 
 
 def next_steps(out: Path) -> list[str]:

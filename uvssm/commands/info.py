@@ -12,13 +12,14 @@ def info(ctx: click.Context) -> None:
 
     Example: uvssm --ffmpeg /usr/bin/ffmpeg info
     """
-    from rich.console import Console
     from rich.table import Table
+
+    from uvssm.display import wide_console
 
     from uvssm.base.catalog import load_catalog
     from uvssm.base.ffmpeg import find_ffmpeg
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = wide_console()
     ff = find_ffmpeg(ctx.obj["ffmpeg_path"])
     console.print(f"ffmpeg  {ff.version}\n  found via {ff.source}: {ff.path}\nlibx264 {ff.x264}")
     cat = load_catalog()

@@ -20,15 +20,16 @@ def qp_map(video: Path, out: Path | None, frames: int | None) -> None:
     Example: uvssm qp-map shared.mp4 -o shared.qp.npz
     """
     import numpy as np
-    from rich.console import Console
     from rich.table import Table
+
+    from uvssm.display import wide_console
 
     from uvssm.base import qpmaps
 
     maps = qpmaps.read_qp_maps(video, frames)
     out = out or video.with_name(video.stem + qpmaps.QP_MAP_SUFFIX)
     qpmaps.save(maps, out)
-    console = Console(highlight=False, soft_wrap=True)
+    console = wide_console()
     rows, cols = maps.qp.shape[1:]
     console.print(f"{video}: {len(maps)} frames, {rows}x{cols} macroblocks of {qpmaps.MB}x{qpmaps.MB}")
     table = Table(title="per picture type", title_justify="left")

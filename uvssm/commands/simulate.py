@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from degrade.platforms import PRESETS
+from uvssm.display import wide_console
 
 
 def _crop(ctx, param, value: str | None):
@@ -49,7 +49,7 @@ def simulate(ctx, hq: Path, out: Path, platform: str, trim_start: int, fps: floa
     from uvssm.base.ffmpeg import find_ffmpeg
     from uvssm.pipelines.simulate import SimulateOptions, simulate as run_simulate
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = wide_console()
     options = SimulateOptions(platform=platform, trim_start=trim_start, fps=fps, drop=drop, duplicate=duplicate,
                               crop=crop, letterbox=letterbox, rotate=int(rotate), full_range=full_range,
                               frames=frames, seed=seed)

@@ -16,7 +16,7 @@ from rich.text import Text
 from uvssm.base.ffmpeg import find_ffmpeg
 from uvssm.base.progress import BenchFrame, BicubicSetting, Event, Note, SynthClip, SynthFrames, SynthPlan
 from uvssm.pipelines.synth import SynthOptions, SynthReport, synth_reds as run_synth
-from uvssm.display import progress_display
+from uvssm.display import progress_display, wide_console
 
 _SAMPLE_SRC = "sample-src"
 
@@ -56,7 +56,7 @@ def _print_report(console: Console, report: SynthReport) -> None:
 
 def _bicubic(console: Console, report: SynthReport, split: str, jobs: int, metrics: tuple[str, ...],
              ffmpeg: str) -> None:
-    """Score the bicubic row of Table 2 with a progress bar per setting, then print Table 2."""
+    """Score the bicubic reference row with a progress bar per setting, then print Table 2."""
     from uvssm.display import print_table2
     from uvssm.pipelines.bicubic import score_bicubic
 
@@ -97,7 +97,8 @@ def _bicubic(console: Console, report: SynthReport, split: str, jobs: int, metri
 @click.option("--clean-lr", is_flag=True, help="Also write LR_clean_x<s>/: the encoder's input frames as RGB.")
 @click.option("--hq", "hq_mode", type=click.Choice(["link", "copy"]), default="link", show_default=True,
               help="OUT/HQ/<clip>: a symlink to the source clip (copy where links fail), or a copy.")
-@click.option("--bicubic", is_flag=True, help="Score bicubic-upsampled LQ against HQ (the Table-2 bicubic row).")
+@click.option("--bicubic", is_flag=True, help="Score bicubic-upsampled LQ against HQ (a reference row of uvssm's: "
+              "the paper's Table 2 has no bicubic column).")
 @click.option("--eval-split", type=click.Choice(["test", "val", "train", "all"]), default="test",
               show_default=True, help="Clips scored by --bicubic (all clips if the split is empty).")
 @click.option("--metrics", default="psnr,ssim", show_default=True, metavar="psnr,ssim[,vmaf]",
@@ -112,7 +113,7 @@ def synth_reds(ctx: click.Context, src: Path | None, out: Path, qps: tuple[int, 
 
     Example: uvssm synth-reds --src /data/REDS --out /data/REDS_LQ --qp 28 --qp 33 --scale 2 --scale 4
     """
-    console = Console(highlight=False, soft_wrap=True)
+    console = wide_console()
     ffmpeg = find_ffmpeg(ctx.obj["ffmpeg_path"])
     console.print(f"ffmpeg {ffmpeg.version} ({ffmpeg.source}: {ffmpeg.path}), libx264 {ffmpeg.x264}")
     if src is None:

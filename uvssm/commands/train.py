@@ -11,7 +11,7 @@ from rich.table import Table
 
 from uvssm.base.progress import (Event, Note, RestoreClip, TrainData, TrainIter, TrainSave, TrainStart, TrainStep,
                                   TrainVal)
-from uvssm.display import progress_display
+from uvssm.display import progress_display, val_lines, wide_console
 
 
 def _list_configs(console: Console) -> None:
@@ -72,11 +72,8 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
     Example: uvssm train dsm-tiny-sample --data runs/sample --out runs/dsm
              uvssm train votes-tiny-sample --data runs/sample --bin runs/dsm/checkpoints/latest.pt --out runs/votes
     """
-    console = Console(highlight=False, soft_wrap=True)
+    console = wide_console()
     if list_only:
-        from uvssm.display import wide_console
-
-        console = wide_console()
         _list_configs(console)
         return
     if config is None or data_root is None or out is None:
@@ -96,6 +93,7 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
                                 TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[its]} it/s"),
                                 TimeElapsedColumn(), TimeRemainingColumn())
     task = progress.add_task("training", total=cfg.iterations, loss="-", lr="-", its="-")
+    shown: dict[str, bool] = {}
 
     def on_event(event: Event) -> None:
         match event:
@@ -116,10 +114,9 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
                 progress.update(task, completed=event.iteration, loss=f"{event.loss:.4g}", lr=f"{event.lr:.2e}",
                                 its=f"{event.its:.2f}")
             case TrainVal():
-                what = {"bicubic": "PSNR-Y", "lq": "PSNR-RGB of z_t", "unwarped": "PSNR-RGB of the warped frame",
-                        "unrestored": "PSNR-Y"}[event.baseline]
-                progress.console.print(f"iter {event.iteration}: val {what} {event.psnr:.2f} dB "
-                                       f"({event.baseline} {event.baseline_psnr:.2f} dB, {event.clips} clips)")
+                for line in val_lines(event, first=not shown.get("val")):
+                    progress.console.print(line)
+                shown["val"] = True
             case TrainSave():
                 progress.console.print(f"iter {event.iteration}: checkpoint {event.path}")
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from uvssm.base import atomic
 from uvssm.base.errors import UvssmError
 from uvssm.base.ffmpeg import FFmpeg
-from uvssm.base.progress import Note, Progress, Step, TrainRun, quiet
+from uvssm.base.progress import Note, Progress, ShareMade, SharePlan, Step, StepDone, TrainRun, quiet
 from uvssm.base.settings import platform_folder_name
 
 PLATFORM = "bilibili"  # 1280x720 -> 640x360: an exact x2 pair from the 720p footage
@@ -130,12 +130,15 @@ def _platform_pairs(src_frames: int, out: Path, ffmpeg: FFmpeg, progress: Progre
     progress(Step(f"2/5 simulate {PLATFORM} shares of sample clips {', '.join(clips)} (1280x720) and "
                   f"build the pairs (test: {PAIR_TEST})"))
     raw = out / "raw" / platform_folder_name(PLATFORM)
+    progress(SharePlan(PLATFORM, len(clips)))
     for clip in clips:
         hq_video = make_original(raw / "HQ" / f"{clip}.mp4", ffmpeg, clip, src_frames)
         lq_video = raw / "LQ" / f"{clip}.mp4"
-        if not lq_video.is_file():
+        made = not lq_video.is_file()
+        if made:
             lq_video.parent.mkdir(parents=True, exist_ok=True)
             simulate(hq_video, lq_video, ffmpeg, SimulateOptions(platform=PLATFORM))
+        progress(ShareMade(PLATFORM, clip, "made" if made else "reused"))
     built = out / "build"
     build(out / "raw", built, ffmpeg, BuildOptions(frames=None, jobs=1, test_ids=PAIR_TEST, val_clips=0),
           progress=progress)
@@ -168,9 +171,10 @@ def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
              progress: Progress | None = None) -> dict:
     """Run (or resume) the demo under `out`; returns the final Table 2, the verdict lines and paths.
 
-    Progress events (`uvssm.base.progress`): Step at each of the five steps and Note, with the events of the
-    pipelines it runs passed through: synth-reds', build's, TrainRun before each training and the training
-    events, and the harness's.
+    Progress events (`uvssm.base.progress`): Step as each of the five steps begins and StepDone (its own
+    seconds, as demo.json records them) as it ends, Note, SharePlan and ShareMade for the simulated
+    shares, with the events of the pipelines it runs passed through: synth-reds', build's, TrainRun
+    before each training and the training events, and the harness's.
     """
     settings = make_deterministic(opts.threads, opts.pin_numerics, opts.device)  # first: before torch runs anything
     import torch
@@ -194,6 +198,7 @@ def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
         now = time.perf_counter()
         timings[name] = round(now - clock[0], 1)
         clock[0] = now
+        progress(StepDone(name, timings[name]))
 
     progress(Step("1/5 synthesise QP 28 x2 REDS from the built-in sample"))
     src = make_sample(out / "sample-src", ffmpeg, size=opts.sample_size, frames_per_clip=opts.sample_frames,
@@ -204,8 +209,10 @@ def run_demo(out: str | Path, ffmpeg: FFmpeg, opts: DemoOptions = DemoOptions(),
         raise UvssmError(f"{reds}: synthesis failed for some clips; rerun `uvssm synth-reds --out {reds}` to see why")
     lap("synthesise")
 
-    platform_dir = _platform_pairs(opts.sample_frames, out, ffmpeg, progress) if opts.platform_pair else None
-    lap("platform pairs")
+    platform_dir = None
+    if opts.platform_pair:
+        platform_dir = _platform_pairs(opts.sample_frames, out, ffmpeg, progress)
+        lap("platform pairs")
 
     trained = sorted({m for m in (*opts.bench_models, *(opts.pair_models if platform_dir else ())) if m in TRAINED})
     progress(Step(f"3/5 train {', '.join(trained)} on each dataset's training clips: the synthesised "
