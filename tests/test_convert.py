@@ -17,6 +17,7 @@ import torch
 
 from models import checkpoint
 from models.trained import load_trained
+from tests.comisr_tf import checkpoint_prefix, comisr_variables, release_values, stored_values
 
 Pairs = list[tuple[str, str, tuple[int, ...]]]  # (mmagic key, BasicSR key, shape)
 
@@ -125,68 +126,26 @@ def test_what_cannot_be_converted_is_said_in_one_line(tmp_path):
     assert done.returncode == 2 and "weights do not fit EDVR" in done.stderr and not (tmp_path / "o.pt").exists()
 
 
-# --- COMISR's TensorFlow release ----------------------------------------------------------------------------
-# Its variables, written out by hand from google-research comisr/lib/model.py (fnet, generator_f) and
-# inference_and_eval.py (the fnet/deconv_flow_* layers, the generator/ and fnet/ scopes) with lib/ops.py's
-# slim layers: conv2 → <scope>/Conv/{weights [kh, kw, in, out], biases}, conv2_tran →
-# <scope>/Conv2d_transpose/{weights [kh, kw, out, in], biases}. Beside each: the uvssm module it becomes.
-
-def comisr_variables() -> list[tuple[str, str, tuple[int, ...], bool]]:
-    """(TF scope, uvssm module, TF kernel shape, transposed) of the x4 release."""
-    g, f = "generator/generator_unit", "fnet/autoencode_unit"
-    out = [(f"{g}/input_stage/conv/Conv", "generator.input_stage", (3, 3, 3 + 3 * 16, 64), False)]
-    out += [(f"{g}/resblock_{i}/conv_{j}/Conv", f"generator.resblock_{i}.conv_{j}", (3, 3, 64, 64), False)
-            for i in range(1, 11) for j in (1, 2)]
-    out += [(f"{g}/conv_tran2highres/conv_tran{k}/Conv2d_transpose", f"generator.conv_tran{k}", (3, 3, 64, 64), True)
-            for k in (1, 2)]
-    out += [(f"{g}/output_stage/conv/Conv", "generator.output_stage", (3, 3, 64, 3), False)]
-    for name, cin, cout in (("encoder_1", 6, 32), ("encoder_2", 32, 64), ("encoder_3", 64, 128),
-                            ("decoder_1", 128, 256), ("decoder_2", 256, 128), ("decoder_3", 128, 64)):
-        out += [(f"{f}/{name}/conv_1/Conv", f"fnet.autoencode_unit.{name}.conv_1", (3, 3, cin, cout), False),
-                (f"{f}/{name}/conv_2/Conv", f"fnet.autoencode_unit.{name}.conv_2", (3, 3, cout, cout), False)]
-    out += [(f"{f}/output_stage/conv1/Conv", "fnet.autoencode_unit.output_stage.conv1", (3, 3, 64, 32), False),
-            (f"{f}/output_stage/conv2/Conv", "fnet.autoencode_unit.output_stage.conv2", (3, 3, 32, 2), False),
-            ("fnet/deconv_flow_tran1/Conv2d_transpose", "fnet.deconv_flow_tran1", (3, 3, 64, 2), True),
-            ("fnet/deconv_flow_tran2/Conv2d_transpose", "fnet.deconv_flow_tran2", (3, 3, 64, 64), True),
-            ("fnet/deconv_flow_conv/Conv", "fnet.deconv_flow_conv", (3, 3, 64, 2), False)]
-    return out
-
-
-TF_WRITER = r'''
-import sys
-import numpy as np
-import tensorflow.compat.v1 as tf
-
-tf.disable_eager_execution()
-values = dict(np.load(sys.argv[1]))
-for name, value in values.items():
-    tf.Variable(value, name=name)
-tf.Variable(0, name="global_step", dtype=tf.int64)
-tf.Variable(np.zeros((1, 8, 8, 3), np.float32), name="pre_gen", trainable=False)
-with tf.Session() as session:
-    session.run(tf.global_variables_initializer())
-    tf.train.Saver().save(session, sys.argv[2], global_step=300000)
-'''
-
+# --- COMISR's TensorFlow release: a checkpoint TensorFlow wrote, committed (tests/comisr_tf.py) -------------
 
 def _tf_checkpoint(tmp_path, with_ema: bool) -> tuple[Path, dict]:
-    """A checkpoint written by TensorFlow itself (in a subprocess) under the release's variable names: the
-    trained values, their EMA shadows (the values + 1) and an Adam slot."""
-    pytest.importorskip("tensorflow", reason="needs tensorflow-cpu (a test extra) to write the checkpoint")
-    rng = np.random.default_rng(7)
-    values = {}
-    for scope, _, shape, _ in comisr_variables():
-        values[f"{scope}/weights"] = rng.standard_normal(shape).astype(np.float32)
-        values[f"{scope}/biases"] = rng.standard_normal(shape[2] if "transpose" in scope else shape[3]).astype(np.float32)
-    stored = dict(values)
-    if with_ema:
-        stored.update({f"{k}/ExponentialMovingAverage": v + 1 for k, v in values.items()})
-    stored["generator/generator_unit/input_stage/conv/Conv/weights/Adam"] = np.zeros((3, 3, 51, 64), np.float32)
-    np.savez(tmp_path / "values.npz", **stored)
-    done = subprocess.run([sys.executable, "-c", TF_WRITER, str(tmp_path / "values.npz"), str(tmp_path / "ckpt" / "model.ckpt")],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return tmp_path / "ckpt" / "model.ckpt-300000", values
+    """The committed checkpoint that TensorFlow itself wrote under the release's variable names (the trained
+    values, their EMA shadows: the values + 1, an Adam slot), unpacked; and the trained values."""
+    return checkpoint_prefix(tmp_path / "ckpt", with_ema), release_values()
+
+
+@pytest.mark.parametrize("with_ema", [True, False])
+def test_the_committed_checkpoint_holds_what_its_script_wrote(tmp_path, with_ema):
+    """TensorFlow's own reader on the committed files: every variable the script stored, to the bit (skipped
+    without TensorFlow, which the test install leaves out: `pip install tensorflow-cpu` to run it)."""
+    tf = pytest.importorskip("tensorflow", reason="TensorFlow's own reader of the committed checkpoint: "
+                             "pip install tensorflow-cpu")
+    reader = tf.train.load_checkpoint(str(checkpoint_prefix(tmp_path, with_ema)))
+    stored = stored_values(with_ema)
+    assert set(reader.get_variable_to_shape_map()) == {*stored, "global_step"}
+    for name, value in stored.items():
+        assert np.array_equal(reader.get_tensor(name), value), name
+    assert reader.get_tensor("global_step") == 0
 
 
 @pytest.mark.parametrize("with_ema", [True, False])

