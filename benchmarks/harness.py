@@ -38,15 +38,15 @@ from benchmarks import metrics
 from benchmarks.gather import Tables, gather
 from benchmarks.options import BenchOptions
 from benchmarks.scoring import bench_clip
-from benchmarks.shards import (Shard, check_parts, part_dir, part_done, plan_shards, record_array, run_key,
-                               setting_of)
+from benchmarks.shards import (Shard, check_parts, part_dir, part_done, plan_shards, record_array, recorded_backend,
+                               run_key, setting_of)
 from models.inference import check_offsets, compiled, configured, count_macs, prepare
 from models.trained import TrainedModel, load_trained
 from uvssm import __version__
 from uvssm.base import atomic
 from uvssm.base.clipsel import select_clips
 from uvssm.base.datasets import PairedDataset, open_dataset
-from uvssm.base.devices import cudnn_autotune, setup_device
+from uvssm.base.devices import barrier, cudnn_autotune, exchange, ranks_fail_together, setup_device
 from uvssm.base.errors import UvssmError
 from uvssm.base.metrics import MetricConfig
 from uvssm.base.numerics import numerics_record
@@ -78,13 +78,10 @@ def _foreign(name: str, folder: Path, ds: PairedDataset, opts: BenchOptions) -> 
     return TrainedModel(name, [], [str(Path(folder).resolve())], None, outputs=outputs)
 
 
-def _agreed_min(value: int, dist_info, device: torch.device) -> int:
-    """`value` as every rank agrees on it: the smallest over the ranks (shards must be cut alike on all)."""
-    if dist_info.world_size <= 1:
-        return value
-    t = torch.tensor([value], device=device)
-    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
-    return int(t.item())
+def _agreed_min(value: int, dist_info) -> int:
+    """`value` as every rank agrees on it: the smallest over the ranks (shards must be cut alike on all). Agreed
+    through the store (`exchange`), so a rank that failed before it stops the others at once."""
+    return min(int(v) for v in exchange(dist_info, str(value)))
 
 
 def _write_model_info(parts: Path, model: TrainedModel, ds: PairedDataset, planned: list[Shard]) -> None:
@@ -181,16 +178,21 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchResu
     lq_wh = tuple(reversed(ds.clips[0].lq_size))
     plans: dict[str, list[Shard]] = {}
     keys: dict[str, str] = {}
+    backends: dict[str, str | None] = {}  # each model's DCN backend, for runs.json
     parts: list[Path] = []
-    with cudnn_autotune(device):  # every window of a run has the same size; the caller's setting comes back
+    # a rank's error stops every rank; cuDNN autotunes (every window of a run has the same size), then as before
+    with ranks_fail_together(dist_info), cudnn_autotune(device):
         for loaded in models:
             try:
                 # a job array's jobs cannot agree on a chunk that fits: they all cut at --chunk
+                # every rank runs rank 0's DCN backend ("auto": the one rank 0 measured faster)
                 stages, backend = prepare(loaded.stages, opts.inference, device, lq_wh, fit=opts.num_shards == 1,
-                                          agree=lambda n: _agreed_min(n, dist_info, device))
+                                          agree=lambda n: _agreed_min(n, dist_info),
+                                          share=lambda name: exchange(dist_info, name)[0])
             except ValueError as exc:
                 raise UvssmError(f"--dcn-backend: {exc}") from None
             model = dataclasses.replace(loaded, stages=stages, dcn_backend=backend)
+            backends[model.name] = backend
             plans[model.name] = plan_shards(model, ds.clips, opts)  # after the chunk: recurrent shards are chunks
             mine = plans[model.name][opts.shard_index::opts.num_shards][dist_info.rank::dist_info.world_size]
             keys[model.name] = run_key(model, config, opts)
@@ -200,15 +202,16 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchResu
             finally:
                 for stage in model.stages:  # the next model gets the device's memory
                     stage.model.cpu()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()  # and the memory the allocator cached for this one
                 if model.outputs is not None:
                     model.outputs.close()  # video decoders
-    if dist_info.world_size > 1:
-        torch.distributed.barrier()
+        barrier(dist_info)  # a rank that failed stops the others here, with its error
     result = BenchResult(out, dist_info.rank, dist_info.world_size, parts)
     if not dist_info.main or opts.num_shards > 1:  # a job of an array: `--gather` writes the tables
         return result
     check_parts(out, ds, opts.split, plans, keys)
-    return dataclasses.replace(result, tables=_write_tables(opts, ds, out))
+    return dataclasses.replace(result, tables=_write_tables(opts, ds, out, _device_precision(device, backends, opts)))
 
 
 def _gather_jobs(opts: BenchOptions, ds: PairedDataset, models: list[TrainedModel], config: MetricConfig
@@ -216,18 +219,34 @@ def _gather_jobs(opts: BenchOptions, ds: PairedDataset, models: list[TrainedMode
     """`--gather` after a job array: every shard's part must be there, made with these settings (a job
     that failed or ran with other options is named), then the tables are written. Nothing runs a model."""
     out = Path(opts.out)
-    models = [dataclasses.replace(m, stages=configured(m.stages, opts.inference)) for m in models]
+    # the DCN backend the jobs ran (and keyed their parts by), as they recorded it
+    models = [dataclasses.replace(m, stages=configured(m.stages, opts.inference),
+                                  dcn_backend=recorded_backend(out, ds, opts.split, m.name)) for m in models]
     plans = {m.name: plan_shards(m, ds.clips, opts) for m in models}
     check_parts(out, ds, opts.split, plans, {m.name: run_key(m, config, opts) for m in models}, gather=opts)
     parts = [part_dir(out, ds, opts.split, name) / sh.part_name for name, shards in plans.items() for sh in shards]
     return BenchResult(out, 0, 1, parts, _write_tables(opts, ds, out))
 
 
-def _write_tables(opts: BenchOptions, ds: PairedDataset, out: Path) -> Tables:
+def _device_precision(device: torch.device, backends: dict[str, str | None], opts: BenchOptions) -> dict:
+    """runs.json's record of the device (`uvssm.base.numerics.device_record`: GPU, CUDA, cuDNN, TF32 of cuBLAS and
+    cuDNN) and of each model's deformable convolutions: backend and matrix-product precision (`dcn_record`)."""
+    from models.ops.deform_conv import dcn_record
+    from uvssm.base.numerics import device_record
+
+    inf = opts.inference
+    return {**device_record(device),
+            "dcn": {name: dcn_record(b, device, inf.bf16, bool(inf.compile)) for name, b in backends.items()}}
+
+
+def _write_tables(opts: BenchOptions, ds: PairedDataset, out: Path, device_precision: dict | None = None) -> Tables:
+    """Write runs.json and the tables. `device_precision`: None after `--gather` (each job's device is in its
+    rows' device column)."""
     meta = {"data": str(Path(opts.data).resolve()), "layout": ds.layout, "dataset": ds.name, "split": opts.split,
             "scale": ds.scale, "qp": ds.qp, "platform": ds.platform, "platform_folder": opts.platform,
             "setting": setting_of(ds),
-            "uvssm_version": __version__, "torch_version": str(torch.__version__), "numerics": numerics_record()}
+            "uvssm_version": __version__, "torch_version": str(torch.__version__), "numerics": numerics_record(),
+            "device_precision": device_precision}
     runs_path = out / "runs.json"
     runs = json.loads(runs_path.read_text()) if runs_path.is_file() else {}
     runs[f"{ds.name}/{setting_of(ds)}/{opts.split}"] = meta

@@ -61,14 +61,15 @@ def model_outputs(model: TrainedModel, clip: ClipPair, start: int, end: int, dev
 
 
 def save_frame(folder: Path, index: int, out: torch.Tensor, model: TrainedModel, clip: ClipPair,
-               device: torch.device) -> None:
-    """Output frame `index` as PNG, and for a model with a DFM the map it estimated (float16 .npy)."""
+               device: torch.device, bf16: bool = False) -> None:
+    """Output frame `index` as PNG, and for a model with a DFM the map it estimated (float16 .npy): under the
+    autocast of the run (`bf16`), so the map saved is the one the forward used."""
     folder.mkdir(parents=True, exist_ok=True)
     write_rgb(folder / frame_name(index), quantize(out).permute(1, 2, 0).numpy())
     if model.stages and "dfm" in model.stages[0].features:
         # the window as one array, then one tensor: its memory layout picks oneDNN's kernels, and so the last bits
         window = lambda idx: frames_to_tensor(np.stack([clip.lq(i) for i in idx]))  # noqa: E731
-        dfm = degradation_map(model.stages[0], window, clip.n_frames, index, device)
+        dfm = degradation_map(model.stages[0], window, clip.n_frames, index, device, bf16)
         target = folder / f"{frame_name(index)[:-4]}.dfm.npy"
         with atomic.replacing(target) as tmp:
             with open(tmp, "wb") as f:
@@ -103,7 +104,7 @@ def bench_clip(model: TrainedModel, clip: ClipPair, ds: PairedDataset, opts: Ben
                 for scorer in scorers:
                     scorer.add(i, out, gt)
                 if i in keep:
-                    save_frame(save_dir / clip.name, i, out.cpu(), model, clip, device)
+                    save_frame(save_dir / clip.name, i, out.cpu(), model, clip, device, opts.inference.bf16)
                 if on_frame:
                     on_frame()
             columns: dict[str, list[float]] = {}

@@ -64,7 +64,10 @@ def run_key(model: TrainedModel, config: MetricConfig, opts: BenchOptions) -> st
     what = {"model": model.name, "sha": model.checkpoint_sha256, "metric": asdict(config), "bf16": inf.bf16,
             "tile": inf.tile, "overlap": inf.overlap if inf.tile else 0, "max_frames": opts.max_frames,
             "chunk": next(([s.chunk, s.chunk_overlap] for s in model.stages if s.kind == "recurrent"), None),
-            "channels_last": inf.channels_last, "compile": inf.compile, "dcn_backend": inf.dcn_backend}
+            "channels_last": inf.channels_last, "compile": inf.compile,
+            # the backend the deformable convolutions ran on (rank 0's choice under torchrun), not "auto": the
+            # backends' bf16 numerics differ; a model without one keeps the option
+            "dcn_backend": model.dcn_backend if model.dcn_backend is not None else inf.dcn_backend}
     for metric in metrics.resolve(opts.metrics):  # parts without a metric are redone when it is asked for
         if not metric.required:
             what[metric.name] = metric.run_key(opts) if metric.run_key else True
@@ -75,6 +78,15 @@ def run_key(model: TrainedModel, config: MetricConfig, opts: BenchOptions) -> st
 
 def part_dir(out: Path, ds: PairedDataset, split: str, model: str) -> Path:
     return out / ".parts" / ds.name / setting_of(ds) / split / model
+
+
+def recorded_backend(out: Path, ds: PairedDataset, split: str, model: str) -> str | None:
+    """The DCN backend that the runs of `model` recorded beside its parts (model.json; None: none recorded, or a
+    model without deformable convolutions): what `--gather` keys the parts by, where it runs no model itself."""
+    try:
+        return json.loads((part_dir(out, ds, split, model) / "model.json").read_text()).get("dcn_backend")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def part_done(part: Path, key: str) -> bool:

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from uvssm.base.scalers import imresize
+from uvssm.base.scalers import float_dtype, full_precision, imresize
 from models.flow import warp
 
 
@@ -67,7 +67,12 @@ def corner_aligned_matrix(n: int, scale: int, kind: str, device: torch.device | 
 
 
 def _apply(matrix_h: Tensor, matrix_w: Tensor, x: Tensor) -> Tensor:
-    return matrix_h.to(x) @ x @ matrix_w.to(x).T
+    """matrix_h · x · matrix_wᵀ in float32 (float64 for float64 x) outside autocast, as `imresize`: the bicubic
+    residual and the upscaled flow are not rounded to bfloat16 under bf16 autocast."""
+    dtype = float_dtype(x.dtype)
+    with full_precision(x.device):
+        x = x.to(dtype)
+        return matrix_h.to(x) @ x @ matrix_w.to(x).T
 
 
 def upscale_flow(flow: Tensor, scale: int) -> Tensor:

@@ -232,6 +232,15 @@ def _autocast(device: torch.device, bf16: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
+def _stack_maps(maps: list[Tensor]) -> Tensor:
+    """`torch.stack(maps)` of feature maps (..., C, h, w), in their memory format: channels-last maps (a model set up
+    with --channels-last) give a stack whose every map is still channels-last (`torch.stack` would lay it out
+    contiguously, and every convolution and DCN reading the window would convert it back)."""
+    if maps[0].dim() < 3 or maps[0].stride(-3) != 1 or maps[0].is_contiguous():
+        return torch.stack(maps)
+    return torch.stack([m.movedim(-3, -1) for m in maps]).movedim(-1, -3)
+
+
 def _shared_feature_windows(frames: Iterable[Tensor], stage: Stage, device: torch.device, batch: int, bf16: bool,
                             home) -> Iterator[Tensor]:
     """The window path for the EDVR family: each frame's feature pyramid (`frame_pyramid`, on the
@@ -248,7 +257,7 @@ def _shared_feature_windows(frames: Iterable[Tensor], stage: Stage, device: torc
             for i in sorted(where.keys() - levels.keys()):  # none near a clip's end, where windows reflect
                 g, t = where[i]  # one frame per call: a frame's features never depend on which others came along
                 levels[i] = [level[0] for level in model.frame_pyramid(x[g, t:t + 1])]
-            pyramid = [torch.stack([torch.stack([levels[i][k] for i in idx]) for _, _, idx in group]) for k in range(3)]
+            pyramid = [_stack_maps([_stack_maps([levels[i][k] for i in idx]) for _, _, idx in group]) for k in range(3)]
             x, pyramid = _pad_batch(x, stage.fixed_batch), [_pad_batch(p, stage.fixed_batch) for p in pyramid]
             kwargs = {"pyramid": pyramid}
             if "dfm" in stage.features:
@@ -265,10 +274,11 @@ def restore_stage(frames: Iterable[Tensor], stage: Stage, *, device: torch.devic
                   bf16: bool = False, tile: int = 0, overlap: int = 32, on_device: bool = False) -> Iterator[Tensor]:
     """Run one stage over a stream of frames (C, h, w) float in [0, 1] (on any device: frames
     already on `device` are not copied again); yield output frames (C, s·h, s·w) float32, in
-    order, clamped to [0, 1], on the CPU, or left on `device` with `on_device`."""
+    order, clamped to [0, 1], on the CPU, or left on `device` with `on_device`. The model runs on `device`
+    (moved there if it is elsewhere, e.g. a first stage loaded on the CPU)."""
     device = torch.device(device)
     home = (lambda t: t) if on_device else (lambda t: t.cpu())
-    stage.model.eval()
+    stage.model.to(device).eval()
     if stage.kind == "recurrent":
         for inputs, keep_start, keep_end in sequence_chunks(frames, stage.chunk, stage.chunk_overlap):
             x = torch.stack(inputs).unsqueeze(0).to(device)
@@ -370,28 +380,96 @@ def restore_range(frame_at: Callable[[int], Tensor], n: int, start: int, end: in
         yield from itertools.islice(out, start, end)
 
 
+class DeviceMemory:
+    """What `fit_chunk` and `choose_dcn_backend` read of a GPU's memory: torch.cuda's calls for `device`. (The tests
+    give a stand-in with the same methods, which accounts a CPU run as a caching allocator would.)"""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def synchronize(self) -> None:
+        torch.cuda.synchronize(self.device)
+
+    def empty_cache(self) -> None:
+        torch.cuda.empty_cache()
+
+    def reset_peak(self) -> None:
+        torch.cuda.reset_peak_memory_stats(self.device)
+
+    def allocated(self) -> int:
+        return torch.cuda.memory_allocated(self.device)
+
+    def peak(self) -> int:
+        return torch.cuda.max_memory_allocated(self.device)
+
+    def available(self) -> int:
+        """Bytes this process can still allocate: the driver's free memory plus what the caching allocator holds
+        unused (`mem_get_info` counts that as used, so it alone would depend on what ran before)."""
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return free + torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device)
+
+
+def device_memory(device: torch.device) -> DeviceMemory | None:
+    """The memory `prepare` sizes chunks and refuses a DCN backend by: a GPU's; None on the CPU (not limited)."""
+    return DeviceMemory(device) if device.type == "cuda" else None
+
+
+def _dcn_sizes(stages: list[Stage], lq_size: tuple[int, int]):
+    """(module, (width, height) of the map it runs on at most) for every deformable convolution of the stages: the
+    stage's input size (a later stage's is the earlier stages' output size)."""
+    from models.ops.deform_conv import DeformConvBackend
+
+    w, h = lq_size
+    for stage in stages:
+        for m in stage.model.modules():
+            if isinstance(m, DeformConvBackend):
+                yield m, (w, h)
+        w, h = w * stage.scale, h * stage.scale
+
+
 def choose_dcn_backend(stages: list[Stage], device: torch.device, bf16: bool, lq_size: tuple[int, int],
-                       requested: str = "auto") -> str | None:
+                       requested: str = "auto", *, batch: int = 1, free_bytes: float | None = None,
+                       share: Callable[[str], str] = lambda name: name) -> str | None:
     """Set the deformable convolutions of every stage to one backend and return its name (None: no stage has
     one). `requested` "torch" or "torchvision" is taken as it is; "auto" times the first stage's first DCN (in
-    the EDVR family the largest) at `lq_size`, (width, height), with each backend that runs on
-    `device` and keeps the faster (nothing is timed where one backend runs: the pure-torch one)."""
-    from models.ops.deform_conv import available_backends, first_dcn, measure_backends, set_backend
+    the EDVR family the largest) at `lq_size`, (width, height), with each backend that runs on `device` and keeps
+    the faster (nothing is timed where one backend runs: the pure-torch one).
+
+    Memory: torchvision's CUDA kernel holds the whole im2col matrix of a call (`torchvision_buffer_bytes`: 2.4 GB
+    per sample for 128 channels at 960×540), the pure-torch path works in bands. With `free_bytes` (the GPU's
+    available memory), "auto" leaves torchvision out where the largest call's buffers, at `batch` windows, exceed
+    it, and "torchvision" asked for there is refused (ValueError).
+
+    `share` turns this process's choice into the one every process uses (under torchrun: rank 0's), so that all
+    ranks compute with one backend (their bf16 numerics differ)."""
+    from models.ops.deform_conv import available_backends, first_dcn, measure_backends, set_backend, \
+        torchvision_buffer_bytes
 
     dcns = [(stage, first_dcn(stage.model)) for stage in stages]
     dcns = [(stage, m) for stage, m in dcns if m is not None]
     if not dcns:
         return None
+    here = available_backends(device)
+    need = max(torchvision_buffer_bytes(m, size, batch) for m, size in _dcn_sizes(stages, lq_size))
+    too_big = free_bytes is not None and need > free_bytes
     if requested == "auto":
         _, m = dcns[0]
-        if len(available_backends(device)) == 1:
-            requested = available_backends(device)[0]
+        candidates = tuple(name for name in here if not (name == "torchvision" and too_big))
+        if len(candidates) == 1:
+            requested = candidates[0]
         else:
-            timings = measure_backends(m, lq_size, device, bf16)
+            layout = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+                         for p in stages[0].model.parameters())  # --channels-last: timed on such maps
+            timings = measure_backends(m, lq_size, device, bf16, channels_last=layout)
             requested = min(timings, key=timings.get)
-    elif requested not in available_backends(device):
+        requested = share(requested)
+    elif requested == "torchvision" and requested in here and too_big:
+        raise ValueError(f"DCN backend 'torchvision' needs {need / 2**30:.1f} GiB for its im2col buffers at batch "
+                         f"{batch} (torchvision_buffer_bytes), more than the {free_bytes / 2**30:.1f} GiB available; "
+                         "use --dcn-backend torch (it works in bands) or a smaller --batch")
+    if requested not in here:
         raise ValueError(f"DCN backend {requested!r} does not run here "
-                         f"(available: {', '.join(available_backends(device))})")
+                         f"(available: {', '.join(here)})")
     for stage in stages:
         set_backend(stage.model, requested)
     return requested
@@ -410,26 +488,46 @@ def chunk_that_fits(want: int, overlap: int, free_bytes: float, fixed_bytes: flo
     return chunk
 
 
-def fit_chunk(stage: Stage, lq_size: tuple[int, int], device: torch.device, bf16: bool) -> int:
-    """`stage.chunk`, shortened where its sequence would not fit the GPU's free memory (measured: the peak of
-    2- and 4-frame sequences at `lq_size`, (width, height), gives the memory per frame). On the CPU: unchanged."""
-    if stage.kind != "recurrent" or device.type != "cuda":
+@contextlib.contextmanager
+def _heuristic_convolutions():
+    """cuDNN without autotuning while the block runs, and on plans of its own: `deterministic` is part of the key of
+    cuDNN's plan cache, so the probe neither times candidate algorithms (whose workspaces would count in its peak)
+    nor meets plans an earlier model autotuned, nor leaves its plans to the run; then the caller's settings."""
+    before = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before
+
+
+def fit_chunk(stage: Stage, lq_size: tuple[int, int], device: torch.device, bf16: bool,
+              memory: DeviceMemory | None = None) -> int:
+    """`stage.chunk`, shortened where its sequence would not fit the GPU's memory (`memory`, default the device's;
+    on the CPU: unchanged). The same whatever ran before in this process: the peaks of 2- and 4-frame sequences at
+    `lq_size`, (width, height), give the memory per frame, measured on cuDNN's heuristic plans (not inside the
+    caller's autotuning), and the memory it may take is counted after the allocator's cache is emptied, with
+    what the allocator holds unused as available."""
+    memory = memory if memory is not None else device_memory(device)
+    if stage.kind != "recurrent" or memory is None:
         return stage.chunk
     w, h = lq_size
     peaks = []
-    for n in (2, 4):
-        x = torch.rand(1, n, getattr(stage.model, "in_nc", 3), h, w, device=device)
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        with torch.no_grad(), _autocast(device, bf16):
-            run_windows(stage, x)
-        torch.cuda.synchronize(device)
-        peaks.append(torch.cuda.max_memory_allocated(device) - base)
-        del x
+    with _heuristic_convolutions():
+        for n in (2, 4):
+            x = torch.rand(1, n, getattr(stage.model, "in_nc", 3), h, w, device=memory.device)
+            memory.synchronize()
+            memory.reset_peak()
+            base = memory.allocated()
+            with torch.no_grad(), _autocast(memory.device, bf16):
+                run_windows(stage, x)
+            memory.synchronize()
+            peaks.append(memory.peak() - base)
+            del x
+    memory.empty_cache()
     per_frame = max((peaks[1] - peaks[0]) / 2, 1.0)
-    free, _ = torch.cuda.mem_get_info(device)
-    return chunk_that_fits(stage.chunk, stage.chunk_overlap, free, max(peaks[0] - 2 * per_frame, 0.0), per_frame)
+    return chunk_that_fits(stage.chunk, stage.chunk_overlap, memory.available(), max(peaks[0] - 2 * per_frame, 0.0),
+                           per_frame)
 
 
 def configured(stages: list[Stage], options: InferenceOptions) -> list[Stage]:
@@ -438,20 +536,32 @@ def configured(stages: list[Stage], options: InferenceOptions) -> list[Stage]:
 
 
 def prepare(stages: list[Stage], options: InferenceOptions, device: torch.device, lq_size: tuple[int, int], *,
-            fit: bool = True, agree: Callable[[int], int] = lambda n: n) -> tuple[list[Stage], str | None]:
+            fit: bool = True, agree: Callable[[int], int] = lambda n: n, share: Callable[[str], str] = lambda b: b,
+            memory: DeviceMemory | None = None) -> tuple[list[Stage], str | None]:
     """Stages ready to run with `options` on `device` for frames of `lq_size`, (width, height), and the
     deformable convolutions' backend (None: no stage has one). The stages are copies: the given ones keep
-    their settings, while their modules are moved to `device` (channels-last if asked) and set to the
-    backend. With `fit`, a recurrent chunk is shortened where the GPU would not hold it (`agree` turns
-    each chunk into the one every process uses). Raises ValueError for a backend that does not run here."""
+    their settings, while their modules are moved to `device` (channels-last if asked, but for the deformable
+    convolutions' weights, which both backends read as an im2col matrix) and set to the backend. With `fit`, a
+    recurrent chunk is shortened where the GPU would not hold it (`agree` turns each chunk into the one every
+    process uses); `share` does the same for an "auto" backend (`choose_dcn_backend`). `memory`: the GPU memory
+    both are sized by (default the device's). Raises ValueError for a backend that does not run here."""
+    from models.ops.deform_conv import contiguous_dcn_weights
+
+    memory = memory if memory is not None else device_memory(device)
     ready = configured(stages, options)
     for stage in ready:
         stage.model.to(device)
         if options.channels_last:
             stage.model.to(memory_format=torch.channels_last)
+            contiguous_dcn_weights(stage.model)
         if fit:
-            stage.chunk = agree(fit_chunk(stage, lq_size, device, options.bf16))
-    backend = choose_dcn_backend(ready, device, options.bf16, lq_size, options.dcn_backend)
+            stage.chunk = agree(fit_chunk(stage, lq_size, device, options.bf16, memory))
+    free = None
+    if memory is not None:
+        memory.empty_cache()
+        free = memory.available()
+    backend = choose_dcn_backend(ready, device, options.bf16, lq_size, options.dcn_backend, batch=options.batch,
+                                 free_bytes=free, share=share)
     return ready, backend
 
 
@@ -494,15 +604,19 @@ def count_macs(stages: list[Stage], lq_size: tuple[int, int], probe: int = 64) -
 
 @torch.no_grad()
 def degradation_map(stage: Stage, window_at: Callable[[list[int]], Tensor], n: int, index: int,
-                    device: torch.device | str = "cpu") -> Tensor:
+                    device: torch.device | str = "cpu", bf16: bool = False) -> Tensor:
     """The degradation feature map (h, w) float32 on the CPU that a DFM stage (VOTES) estimates for output frame
-    `index` of a clip of n frames: from the frame's whole padded window, as `run_windows` does. `window_at(idx)`
-    gives the frames `idx` as one (T, C, h, w) tensor in [0, 1]."""
+    `index` of a clip of n frames: from the frame's whole padded window, as `run_windows` does, and under the same
+    autocast as the forward that used it (`bf16`: the DSM's convolutions in bfloat16 give another map than in
+    float32). `window_at(idx)` gives the frames `idx` as one (T, C, h, w) tensor in [0, 1]."""
     if "dfm" not in stage.features:
         raise ValueError("this stage estimates no degradation feature map")
+    device = torch.device(device)
     window = window_at(reflection_circle(index, n, stage.num_frame)).unsqueeze(0)
     padded, (h, w) = pad_to_multiple(window.to(device), stage.multiple)
-    return _per_sample_dfm(stage.model, padded)[0, 0, :h, :w].float().cpu()
+    with _autocast(device, bf16):
+        dfm = _per_sample_dfm(stage.model, padded)
+    return dfm[0, 0, :h, :w].float().cpu()
 
 
 def check_offsets(stages: list[Stage]) -> list[str]:

@@ -109,7 +109,7 @@ def test_two_stages_chain_frame_by_frame(weights):
 def test_shards_of_a_clip_give_the_whole_clip_results_and_rank0_checks_them(tmp_path, tiny_reds, weights):
     """Cut into 3-frame shards (window models, bicubic) and 3-frame chunks (recurrent), every score
     equals the whole-clip run's; a missing shard is named by the completeness check."""
-    from benchmarks.shards import check_parts, part_dir, plan_shards, run_key
+    from benchmarks.shards import check_parts, part_dir, plan_shards, recorded_backend, run_key
     from models.inference import configured
 
     _save(weights / "basicvsr-tiny.pt", "basicvsr-tiny", 2, seed=3)
@@ -136,7 +136,9 @@ def test_shards_of_a_clip_give_the_whole_clip_results_and_rank0_checks_them(tmp_
                         shard_frames=3, max_frames=7, inference=InferenceOptions(device="cpu", chunk=3, chunk_overlap=1))
     ds = open_dataset(tiny_reds, split="test", scale=2, qp=28)
     trained = [load_trained(m, 2, [str(weights)]) for m in models]
-    trained = [dataclasses.replace(m, stages=configured(m.stages, opts.inference)) for m in trained]  # as run_bench
+    trained = [dataclasses.replace(m, stages=configured(m.stages, opts.inference),  # as --gather
+                                   dcn_backend=recorded_backend(tmp_path / "s3", ds, "test", m.name)) for m in trained]
+    assert [m.dcn_backend for m in trained] == [None, "torch", None]  # votes-tiny's DCNs ran on the pure-torch op
     plans = {m.name: plan_shards(m, ds.clips, opts) for m in trained}
     keys = {m.name: run_key(m, MetricConfig("y", 2), opts) for m in trained}
     check_parts(tmp_path / "s3", ds, "test", plans, keys)  # all there

@@ -2,7 +2,9 @@
 
 Random weights (timing only), ×2 (STDF at ×1: it restores at LQ size), batch 1, no gradients,
 the same runner as `uvssm bench` (sliding windows; recurrent models on a whole `--frames`-frame
-sequence, time divided by its length). Also parameters and MACs per frame (FlopCounterMode).
+sequence, time divided by its length), on frames already on the device. Also parameters and MACs per
+frame (FlopCounterMode). Steady state: one untimed call first (kernels chosen, caches filled), then `repeat`
+calls back to back between one synchronisation before and one after (`uvssm.base.timing.steady_seconds`).
 
     python -m benchmarks models [--device cpu|cuda] [--models a,b]
 """
@@ -10,12 +12,13 @@ sequence, time divided by its length). Also parameters and MACs per frame (FlopC
 from __future__ import annotations
 
 import os
-import time
 
 
 def run(size: tuple[int, int] = (180, 320), device: str = "cpu", frames: int = 10, bf16: bool = False,
-        only: list[str] | None = None) -> list[dict]:
+        only: list[str] | None = None, repeat: int = 2) -> list[dict]:
     import torch
+
+    from uvssm.base.timing import steady_seconds
 
     from models.inference import count_macs
     from models.inference import restore_stream
@@ -35,21 +38,16 @@ def run(size: tuple[int, int] = (180, 320), device: str = "cpu", frames: int = 1
         stage = stage_for(name, model, scale, chunk=frames)
         h, w = size
         channels = getattr(model, "in_nc", 3)
-        clip = [torch.rand(channels, h, w) for _ in range(frames if spec.kind == "recurrent" else spec.num_frame)]
+        clip = [torch.rand(channels, h, w).to(device)
+                for _ in range(frames if spec.kind == "recurrent" else spec.num_frame)]
         n_out = len(clip) if spec.kind == "recurrent" else 1
-        if spec.kind == "window":  # time one output frame: the centre window only
-            clip = clip[: spec.num_frame]
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        outs = 0
-        for _ in restore_stream(clip, [stage], device=device, bf16=bf16):
-            outs += 1
-            if spec.kind == "window":
-                break
-        if device == "cuda":
-            torch.cuda.synchronize()
-        seconds = (time.perf_counter() - t0) / (n_out if spec.kind == "recurrent" else 1)
+
+        def call() -> None:  # recurrent: the whole sequence; window: one output frame (the first window only)
+            for _ in restore_stream(clip, [stage], device=device, bf16=bf16, on_device=True):
+                if spec.kind == "window":
+                    break
+
+        seconds = steady_seconds(call, device, iters=repeat, warmup=1) / n_out
         stage.model = model.cpu()
         macs = count_macs([stage], size)
         rows.append({"model": name, "scale": scale, "kind": spec.kind, "params": sum(p.numel() for p in model.parameters()),

@@ -5,6 +5,8 @@ DCN and, where torchvision imports, torchvision's op. On CUDA it also runs the 9
 (the UVSSM WeChat LQ size) in fp32 and bf16, and a training step at batch 16 of 64×64 patches.
 Each case runs in a fresh child process so its peak memory is its own: CPU peak is the process's
 maximum RSS, CUDA peak is torch's max allocated memory. Weights are random (timing only).
+Times are steady states: untimed calls at the timed size first, then `--repeat` calls back to back between
+one synchronisation before and one after (none inside: the DCN calls are stamped with CUDA events).
 
     python -m benchmarks votes [--device cpu|cuda] [--repeat 2]
 """
@@ -42,53 +44,82 @@ def _case(device: str, h: int, w: int, dtype: str, backend: str, repeat: int, tr
     models.layers.deform_conv2d = patched
     torch.manual_seed(0)
     model = VOTES(scale=2).to(device)
-    dcn_seconds = []
-    for pack in [m for m in model.modules() if type(m).__name__ == "DCNv2Pack"]:
-        pack.register_forward_pre_hook(lambda m, a: dcn_seconds.append(-_now(device)))
-        pack.register_forward_hook(lambda m, a, o: dcn_seconds.append(_now(device)))
     autocast = torch.autocast(device, dtype=torch.bfloat16) if dtype == "bf16" else torch.autocast(device, enabled=False)
     if train_batch:
+        from uvssm.base.timing import steady_seconds
+
         model.train()
         opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=2e-4)
         x = torch.rand(train_batch, 5, 3, h, w, device=device)
         gt = torch.rand(train_batch, 3, 2 * h, 2 * w, device=device)
-        times = []
-        for i in range(repeat + 2):
-            t0 = _now(device)
+
+        def step():
             with autocast:
                 loss = torch.sqrt((model(x).float() - gt) ** 2 + 1e-12).sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
-            times.append(_now(device) - t0)
-        seconds = min(times[2:])
+
+        seconds = steady_seconds(step, device, iters=repeat, warmup=2)
         dcn = None
     else:
         model.eval()
+        clock = DcnClock(device)
+        for pack in [m for m in model.modules() if type(m).__name__ == "DCNv2Pack"]:
+            clock.hook(pack)
         x = torch.rand(1, 5, 3, h, w, device=device)
         with torch.no_grad(), autocast:
-            model(x[..., :64, :64])  # warm-up
-            times, dcn_share = [], []
-            for _ in range(repeat):
-                dcn_seconds.clear()
-                t0 = _now(device)
-                run_padded(model, x, 2)  # 270 rows are padded to 272: VOTES needs multiples of 4
-                times.append(_now(device) - t0)
-                dcn_share.append(sum(dcn_seconds))
-        seconds = min(times)
-        dcn = dcn_share[times.index(seconds)]
+            # 270 rows are padded to 272: VOTES needs multiples of 4
+            seconds, dcn = time_forward(lambda: run_padded(model, x, 2), device, repeat, clock)
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return {"seconds": seconds, "dcn_seconds": dcn, "peak_mib": peak, "threads": torch.get_num_threads(),
             "its": (1 / seconds) if train_batch else None}
 
 
-def _now(device: str) -> float:
-    if device == "cuda":
-        import torch
+class DcnClock:
+    """Start and end of each call of the hooked modules, stamped without waiting for the device: CUDA events
+    on a GPU (read after the run's last synchronisation), the host clock elsewhere."""
 
-        torch.cuda.synchronize()
-    return time.perf_counter()
+    def __init__(self, device: str):
+        self.cuda = str(device).startswith("cuda")
+        self.pairs: list[tuple] = []
+        self._open: list = []
+
+    def _stamp(self):
+        if self.cuda:
+            import torch
+
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def hook(self, module) -> None:
+        module.register_forward_pre_hook(lambda m, a: self._open.append(self._stamp()))
+        module.register_forward_hook(lambda m, a, o: self.pairs.append((self._open.pop(), self._stamp())))
+
+    def clear(self) -> None:
+        self.pairs.clear()
+
+    def seconds(self) -> float:
+        """Seconds inside the hooked modules since `clear` (after a synchronisation, on a GPU)."""
+        if self.cuda:
+            return sum(a.elapsed_time(b) for a, b in self.pairs) / 1e3
+        return sum(b - a for a, b in self.pairs)
+
+
+def time_forward(forward, device: str, repeat: int, clock: DcnClock, warmup: int = 1) -> tuple[float, float]:
+    """(seconds, seconds inside the clock's modules) per call of `forward` in the steady state: `warmup` untimed
+    calls (at the timed size), then `repeat` calls back to back between one synchronisation before and one
+    after (`uvssm.base.timing.steady_seconds`); the clock's stamps wait for nothing."""
+    from uvssm.base.timing import steady_seconds
+
+    for _ in range(warmup):
+        forward()
+    clock.clear()
+    seconds = steady_seconds(forward, device, iters=repeat, warmup=0)
+    return seconds, clock.seconds() / max(1, repeat)
 
 
 CASES = [  # (label, device, h, w, dtype, backend, train_batch)

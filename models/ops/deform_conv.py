@@ -37,10 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["BACKENDS", "DeformConvBackend", "available_backends", "backend_for", "deform_conv2d", "first_dcn",
-           "measure_backends", "set_backend", "torchvision_deform_conv2d"]
+from uvssm.base.numerics import new_precision_api
+
+__all__ = ["BACKENDS", "DeformConvBackend", "available_backends", "backend_for", "dcn_record", "deform_conv2d",
+           "first_dcn", "measure_backends", "resolved_backend", "set_backend", "torchvision_deform_conv2d"]
 
 BACKENDS = ("torch", "torchvision")
+_NEW_PRECISION_API = new_precision_api()  # torch ≥ 2.9's fp32_precision settings (read once, outside any forward)
 _torchvision_op = None  # torchvision.ops.deform_conv2d, once `torchvision_deform_conv2d` has looked
 _looked = False
 
@@ -87,17 +90,61 @@ def set_backend(model: torch.nn.Module, backend: str) -> int:
 
 @contextlib.contextmanager
 def _tf32_matmul(enabled: bool):
-    """TF32 for float32 matrix products while the block runs (CUDA's tensor cores, several times fp32's speed;
-    10 mantissa bits, more than bfloat16's 7), then the caller's setting again."""
+    """TF32 for CUDA float32 matrix products while the block runs (tensor cores, several times fp32's speed;
+    10 mantissa bits, more than bfloat16's 7), then the caller's setting again. Through torch's new API,
+    `torch.backends.cuda.matmul.fp32_precision`, which cuBLAS reads: the legacy `allow_tf32` getter raises on
+    torch ≥ 2.9 once a caller has set the new one (a "mix of the legacy and new APIs"), and the new one reads what
+    either API set.
+
+    Only the call inside the block runs in TF32: torchvision's forward. Its backward runs later, outside, at the
+    caller's precision (`dcn_record`), and under `torch.compile` the switch is left out (the global flag cannot be
+    set inside a traced graph without breaking it), so a compiled DCN runs at the caller's precision too."""
     if not enabled:
         yield
         return
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = True
+    matmul = torch.backends.cuda.matmul
+    flag = "fp32_precision" if _NEW_PRECISION_API else "allow_tf32"  # torch < 2.9: only the legacy flag
+    before = getattr(matmul, flag)
+    setattr(matmul, flag, "tf32" if flag == "fp32_precision" else True)
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
+        setattr(matmul, flag, before)
+
+
+def resolved_backend(backend: str, device: torch.device | str) -> str:
+    """The backend `deform_conv2d(..., backend=backend)` runs for tensors on `device`: "auto" is torchvision's op
+    on CUDA where it imports, else the pure-torch path."""
+    if backend == "torch" or torchvision_deform_conv2d() is None:
+        return "torch"
+    return "torchvision" if backend == "torchvision" or torch.device(device).type == "cuda" else "torch"
+
+
+def dcn_record(backend: str | None, device: torch.device | str, bf16: bool, compiled: bool = False) -> dict | None:
+    """What a run records of its deformable convolutions (None: the model has none): the backend they run on
+    `device` and the precision of their matrix product, forward and backward (training), as
+    `torch.backends` and this module set them:
+
+    - the pure-torch path multiplies in bfloat16 under bf16 autocast, else at the float32 matmul precision;
+    - torchvision's op casts to float32 under autocast (its autocast rule); on CUDA under bf16 autocast, in eager
+      mode, its forward runs in TF32 (`_tf32_matmul`); its backward, and a compiled forward, at the float32 matmul
+      precision of the caller.
+
+    The float32 matmul precision is cuBLAS's on CUDA ("ieee" unless a caller set "tf32") and oneDNN's setting on
+    the CPU (`uvssm.base.numerics.fp32_precision`)."""
+    if backend is None:
+        return None
+    from uvssm.base.numerics import fp32_precision
+
+    device = torch.device(device)
+    backend = resolved_backend(backend, device)
+    fp32 = fp32_precision("cuda" if device.type == "cuda" else "mkldnn", "matmul")
+    if backend == "torch":
+        forward = backward = "bf16" if bf16 else fp32
+    else:
+        forward = "tf32" if device.type == "cuda" and bf16 and not compiled else fp32
+        backward = fp32
+    return {"backend": backend, "gemm_forward": forward, "gemm_backward": backward}
 
 
 def deform_conv2d(
@@ -144,10 +191,11 @@ def deform_conv2d(
 
 
 def measure_backends(module: torch.nn.Module, size: tuple[int, int], device: torch.device | str, bf16: bool,
-                     repeat: int = 3) -> dict[str, float]:
+                     repeat: int = 3, channels_last: bool = False) -> dict[str, float]:
     """Seconds per call (median of `repeat`, after a warm-up) of the deformable convolution `module` (its weight,
     `deformable_groups` and padding; random offsets of ~2 px) on a (width, height) map of its input, in inference,
-    for each backend that runs on `device`. Where only one runs, nothing is timed and its value is 0."""
+    for each backend that runs on `device`. Where only one runs, nothing is timed and its value is 0.
+    `channels_last`: the maps lie channels-last, as the convolutions of a --channels-last model give them."""
     from uvssm.base.timing import median_seconds
 
     names = available_backends(device)
@@ -164,6 +212,8 @@ def measure_backends(module: torch.nn.Module, size: tuple[int, int], device: tor
     weight = module.weight.detach().to(device)
     if bf16:
         x, offset, mask = x.bfloat16(), offset.bfloat16(), mask.bfloat16()
+    if channels_last:
+        x, offset, mask = (t.contiguous(memory_format=torch.channels_last) for t in (x, offset, mask))
     timings = {}
     for name in names:
         def call(name=name):
@@ -190,6 +240,13 @@ def _deform_conv2d_torch(input, offset, weight, bias, stride, padding, dilation,
         raise ValueError(f"input channels {c_in} are not a multiple of the {dg} deformable groups")
     if mask is not None and tuple(mask.shape) != (b, dg * taps, h_out, w_out):
         raise ValueError(f"mask shape {tuple(mask.shape)}, expected {(b, dg * taps, h_out, w_out)}")
+    # A channels-last input (a model set up with --channels-last) is read as it lies and the output comes out
+    # channels-last: the convolutions around the DCN then convert nothing. One sample at a time, where each
+    # sample's deformable groups are views of the input (a batch's would be a copy to NCHW).
+    channels_last = groups == 1 and _is_channels_last(input[:1])  # a batch's samples may lie apart (a window's frames)
+    if channels_last and b > 1:
+        return torch.cat([_deform_conv2d_torch(input[i:i + 1], offset[i:i + 1], weight, bias, stride, padding,
+                                               dilation, None if mask is None else mask[i:i + 1]) for i in range(b)])
 
     grad = torch.is_grad_enabled()
     # Rows of output per chunk: with gradients, one chunk (autograd keeps every sample anyway);
@@ -226,16 +283,26 @@ def _deform_conv2d_torch(input, offset, weight, bias, stride, padding, dilation,
             m = mask[:, :, :, :, r0:r1]
             samples = samples * m if grad else samples.mul_(m)
         samples = samples.view(b, groups, c_per_wgroup * taps, (r1 - r0) * w_out)
-        band = torch.matmul(weight, samples).view(b, c_out, r1 - r0, w_out)  # (B, C_out, rows, W_out)
+        if channels_last:  # b == 1: (rows·W_out, C_out) = samplesᵀ · weightᵀ, (1, C_out, rows, W_out) channels-last
+            band = torch.mm(samples.view(c_in * taps, -1).t(), weight[0].t())
+            band = band.view(1, r1 - r0, w_out, c_out).permute(0, 3, 1, 2)
+        else:
+            band = torch.matmul(weight, samples).view(b, c_out, r1 - r0, w_out)  # (B, C_out, rows, W_out)
         if bias is not None:
             band = band + bias.view(1, c_out, 1, 1) if grad else band.add_(bias.view(1, c_out, 1, 1))
         if rows == h_out:
             return band
         if out is None:
-            out = band.new_empty(b, c_out, h_out, w_out)
+            out = torch.empty((b, c_out, h_out, w_out), dtype=band.dtype, device=device,
+                              memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         out[:, :, r0:r1] = band
         del samples, x, y, band
     return out
+
+
+def _is_channels_last(t: Tensor) -> bool:
+    """Whether a 4-D map lies channels-last and not also contiguous (as a 1×1 map or one channel would)."""
+    return t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
 
 
 def sample_pixels(input: Tensor, y: Tensor, x: Tensor) -> Tensor:
@@ -359,3 +426,38 @@ def backend_for(model: torch.nn.Module, backend: str):
 def first_dcn(model: torch.nn.Module) -> torch.nn.Module | None:
     """The model's first deformable convolution (in the EDVR family, PCD's L1 pack: the largest map), or None."""
     return next((m for m in model.modules() if isinstance(m, DeformConvBackend)), None)
+
+
+def contiguous_dcn_weights(model: torch.nn.Module) -> int:
+    """Put every deformable convolution's weight of `model` back in the contiguous layout (after
+    `model.to(memory_format=torch.channels_last)`, which converts every 4-D parameter); returns how many moved. Both
+    backends read the weight as the (C_out, C_in·kh·kw) matrix of their im2col product: the pure-torch path as a view
+    of a contiguous weight, torchvision's kernel after `.contiguous()`; a channels-last weight would be copied back
+    at every call (20 copies per VOTES frame)."""
+    moved = 0
+    for m in model.modules():
+        if isinstance(m, DeformConvBackend) and not m.weight.is_contiguous():
+            m.weight.data = m.weight.data.contiguous()
+            moved += 1
+    return moved
+
+
+def torchvision_buffer_bytes(module: torch.nn.Module, size: tuple[int, int], batch: int = 1) -> int:
+    """Bytes that one call of torchvision's CUDA deform_conv2d allocates for the deformable convolution `module` on a
+    (width, height) input map of `batch` samples (`deform_conv2d_forward_kernel` in torchvision's
+    `csrc/ops/cuda/deform_conv2d_kernel.cu`): the im2col matrix `columns`,
+
+        C_in·kh·kw rows × n·H_out·W_out columns, n = the largest divisor of the batch up to 32 (kMaxParallelImgs),
+
+    and the output twice (`out` and `out_buf`, B·C_out·H_out·W_out each), all in float32 (under autocast the op
+    computes in float32, its autocast rule): 4·(C_in·kh·kw·n·H_out·W_out + 2·B·C_out·H_out·W_out) bytes. For
+    VOTES's 128 channels, 3×3, at 960×540: 1152 × 518,400 × 4 B = 2.4 GB of columns per sample. (The pure-torch
+    path gathers in bands of rows; see `_deform_conv2d_torch`.)"""
+    c_out, c_in, kh, kw = module.weight.shape
+    (sh, sw), (ph, pw), (dh, dw) = (_pair(getattr(module, name, default)) for name, default in
+                                    (("stride", 1), ("padding", 0), ("dilation", 1)))
+    w, h = size
+    h_out = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    w_out = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    parallel = next(k for k in range(min(batch, 32), 0, -1) if batch % k == 0)
+    return 4 * (c_in * kh * kw * parallel * h_out * w_out + 2 * batch * c_out * h_out * w_out)

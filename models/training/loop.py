@@ -35,7 +35,6 @@ from typing import Callable, Sequence
 
 import pandas as pd
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
 from models import checkpoint
@@ -48,7 +47,7 @@ from models.training.schedule import make_schedule
 from models.votes import dfm_agreement
 from models.windows import evenly_spaced, reflection_circle
 from uvssm.base import atomic
-from uvssm.base.devices import Distributed
+from uvssm.base.devices import Distributed, barrier
 from uvssm.base.frames import frames_to_tensor
 from uvssm.base.errors import UvssmError
 from uvssm.base.metrics import VideoScores, psnr, quantize
@@ -283,6 +282,16 @@ def _training_dcn_backend(model: nn.Module, requested: str, device: torch.device
     return backend if set_backend(model, backend) else None
 
 
+def _device_precision(dcn_backend: str | None, device: torch.device, bf16: bool) -> dict:
+    """Each checkpoint's record of the device (`uvssm.base.numerics.device_record`: GPU, CUDA, cuDNN, TF32 of
+    cuBLAS and cuDNN) and of its deformable convolutions' backend and matrix-product precision (`dcn_record`;
+    training runs eagerly)."""
+    from models.ops.deform_conv import dcn_record
+    from uvssm.base.numerics import device_record
+
+    return {**device_record(device), "dcn": dcn_record(dcn_backend, device, bf16)}
+
+
 def _resume_official(path: Path, parts: StageParts, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
                      schedule) -> int:
     """The iteration of a BasicSR training state (`EXPERIMENT/training_states/N.state`) of the official code, whose
@@ -397,6 +406,7 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
     runner = runner or Stage(model, 5, cfg.data.model_scale)
     model.to(device)
     meta = {**meta, "dcn_backend": _training_dcn_backend(model, cfg.dcn_backend, device)}
+    meta["device_precision"] = _device_precision(meta["dcn_backend"], device, cfg.bf16)
     parts = STAGES[cfg.stage](model, cfg, runner, device)
     optimizer = torch.optim.Adam(parts.groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     schedule = make_schedule(cfg.schedule, cfg.lr, cfg.periods, cfg.restart_weights, cfg.eta_min, cfg.warmup_iter,
@@ -432,8 +442,7 @@ def train(model: nn.Module, cfg: TrainConfig, train_clips: Sequence[Clip], val_c
             val_rows.append({"iteration": iteration, **parts.validate(val_clips)})
             row = val_rows[-1]
             progress(TrainVal(iteration, row["psnr"], row["baseline"], row["baseline_psnr"], row["clips"], row))
-        if dist_info.world_size > 1:
-            dist.barrier()
+        barrier(dist_info)  # the others wait while rank 0 validates; a rank that failed stops them with its error
 
     progress(TrainStart(start, total, sum(p.numel() for g in parts.groups for p in g["params"] if p.requires_grad)))
     net.train()

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import os
+import time
 from dataclasses import dataclass
 
 import torch
@@ -50,6 +52,76 @@ def init_distributed(device: torch.device) -> Distributed:
         else:
             dist.init_process_group("gloo", timeout=collective_timeout())
     return Distributed(dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_world_size())
+
+
+def current() -> Distributed:
+    """This process's place in the process group it has joined (rank 0 of 1 when it has joined none)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return Distributed()
+    return Distributed(dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_world_size())
+
+
+POLL_S = 0.5  # how often a waiting rank looks for the others, and for a rank that failed
+_FAILED = "uvssm/failed"
+_rounds = itertools.count()  # every rank waits in the same order, so round n is the same wait on all
+
+
+class RankFailed(UvssmError):
+    """Another rank failed: this one stops at its next wait, with that rank's error."""
+
+
+def _store() -> dist.Store:
+    """The process group's key-value store (torchrun's agent holds it: it outlives a rank that dies)."""
+    return dist.distributed_c10d._get_default_store()
+
+
+def _raise_if_failed(store: dist.Store) -> None:
+    if store.check([_FAILED]):
+        raise RankFailed(store.get(_FAILED).decode())
+
+
+def exchange(dist_info: Distributed, value: str = "") -> list[str]:
+    """Every rank's `value`, in rank order, once every rank has given its own: a barrier that carries a word.
+    It waits on the process group's store, not in a collective, so a rank that failed (`ranks_fail_together`)
+    ends the others' wait within POLL_S with its error, where a barrier would wait out UVSSM_DIST_TIMEOUT."""
+    if dist_info.world_size <= 1:
+        return [value]
+    store, n = _store(), next(_rounds)
+    keys = [f"uvssm/wait{n}/rank{r}" for r in range(dist_info.world_size)]
+    store.set(keys[dist_info.rank], value)
+    limit, start = collective_timeout().total_seconds(), time.monotonic()
+    while not store.check(keys):
+        _raise_if_failed(store)
+        if time.monotonic() - start > limit:
+            late = [r for r, key in enumerate(keys) if not store.check([key])]
+            raise UvssmError(f"rank {dist_info.rank}: rank(s) {', '.join(map(str, late))} did not arrive within "
+                             f"{limit:.0f} s (UVSSM_DIST_TIMEOUT)")
+        time.sleep(POLL_S)
+    return [store.get(key).decode() for key in keys]
+
+
+def barrier(dist_info: Distributed) -> None:
+    """Wait until every rank is here; a rank that failed meanwhile stops this one with its error (`exchange`)."""
+    exchange(dist_info)
+
+
+def _failure(rank: int, exc: BaseException) -> str:
+    what = str(exc) if isinstance(exc, UvssmError) else f"{type(exc).__name__}: {exc}" if str(exc) else \
+        type(exc).__name__
+    return f"rank {rank} failed: {what}"
+
+
+@contextlib.contextmanager
+def ranks_fail_together(dist_info: Distributed):
+    """An error raised in the block on one rank stops the others too: it is left in the store, where every rank's
+    next `barrier`/`exchange` finds it and raises RankFailed "rank R failed: <R's error>"; rank R raises its own."""
+    try:
+        yield
+    except BaseException as exc:
+        if dist_info.world_size > 1 and not isinstance(exc, RankFailed):
+            with contextlib.suppress(Exception):  # the store gone too: nothing to tell
+                _store().compare_set(_FAILED, "", _failure(dist_info.rank, exc))  # the first failure stays
+        raise
 
 
 def pick_device(name: str | None, local_rank: int = 0, world_size: int = 1) -> torch.device:

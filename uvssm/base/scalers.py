@@ -11,6 +11,7 @@ Each axis becomes an (out × in) weight matrix, so a resize is two matrix produc
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -65,15 +66,33 @@ def _matrix_on(in_len: int, out_len: int, scale: float, antialias: bool, dtype: 
     return matrix
 
 
+def full_precision(device: torch.device):
+    """A block in which autocast is off on `device` (where it has autocast at all: the meta device has not).
+
+    A resize is two matrix products, which autocast would run in bfloat16 (8 significant bits): a model's
+    bicubic global residual (TGA, COMISR) would be rounded to about 1/256 of the pixel value, capping the
+    bf16 model's output near 56 dB against fp32, whatever its learned part does."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def float_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a resize runs in: float64 for float64 (and integer) inputs, else float32 (never a half type)."""
+    return torch.float64 if dtype == torch.float64 or not dtype.is_floating_point else torch.float32
+
+
 def imresize(img: torch.Tensor, scale: float, antialias: bool = True) -> torch.Tensor:
     """Resize (..., H, W) float images by `scale` as MATLAB's `imresize(img, scale, 'bicubic')`.
 
-    The output is ceil(H·scale) × ceil(W·scale) and is not clamped.
+    The output is ceil(H·scale) × ceil(W·scale) and is not clamped. It is computed in float32 (float64 for
+    float64 and integer inputs), outside autocast: a bf16 model's bicubic residual stays exact.
     """
     h, w = img.shape[-2:]
     out_h, out_w = math.ceil(h * scale), math.ceil(w * scale)
-    dtype = img.dtype if img.is_floating_point() else torch.float64
+    dtype = float_dtype(img.dtype)
     mh = _matrix_on(h, out_h, scale, antialias, dtype, img.device)
     mw = _matrix_on(w, out_w, scale, antialias, dtype, img.device)
-    x = img.to(dtype)
-    return mh @ x @ mw.T
+    with full_precision(img.device):
+        x = img.to(dtype)
+        return mh @ x @ mw.T

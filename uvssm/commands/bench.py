@@ -47,7 +47,8 @@ from uvssm.display import print_table2, progress_display, wide_console
               help="vmaf adds libvmaf's per-frame score (model vmaf_v0.6.1, at HQ size) beside PSNR/SSIM.")
 @click.option("--portable-numerics", is_flag=True,
               help="Pin torch's CPU kernels to AVX2 (oneDNN, ATen, MKL), fix the threads (--threads, default 2) and "
-                   "make non-deterministic ops errors, so any x86-64 machine gives the same numbers (as `uvssm demo`).")
+                   "make non-deterministic ops errors, so any x86-64 machine gives the same numbers (as `uvssm demo`). "
+                   "CPU only: refused with a CUDA device (a GPU's numbers follow the GPU).")
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads (default: torch's choice; 2 with "
               "--portable-numerics).")
 @inference_options
@@ -69,7 +70,7 @@ def bench(ctx: click.Context, model_names: str, outputs: tuple[str, ...], data: 
     """
     from uvssm.base.numerics import fix_threads_or_pin
 
-    fix_threads_or_pin(portable_numerics, threads)  # before torch runs anything
+    fix_threads_or_pin(portable_numerics, threads, run_options["device"])  # before torch runs; refused on CUDA
     from benchmarks.harness import run_bench
     from benchmarks.options import BenchOptions
     from benchmarks.metrics import parse_metrics

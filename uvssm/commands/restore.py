@@ -69,5 +69,8 @@ def restore(ctx: click.Context, video: Path, output: Path, model: str, weights: 
         result = restore_video(video, output, find_ffmpeg(ctx.obj["ffmpeg_path"]), opts, on_event)
     console.print(f"restored {result['frames']} frames in {result['seconds']:.1f} s: {output}"
                   + (f" (frames in {frames_dir})" if frames_dir else ""))
+    busy = result["stage_seconds"]
+    console.print(f"busy: decode {busy['decode']:.1f} s, model {busy['model']:.1f} s, encode {busy['encode']:.1f} s "
+                  "(on their own threads, overlapped)")
     if result["qp_map"] is not None:
         console.print(f"the input's QP maps: {result['qp_map']} (read with uvssm.base.qpmaps.load)")

@@ -56,7 +56,8 @@ def _list_configs(console: Console) -> None:
 @click.option("--list", "list_only", is_flag=True, help="List the packaged configs and exit.")
 @click.option("--portable-numerics", is_flag=True,
               help="Pin torch's CPU kernels to AVX2 (oneDNN, ATen, MKL), fix the threads (--threads, default 2) and "
-                   "make non-deterministic ops errors, so any x86-64 machine gives the same numbers (as `uvssm demo`).")
+                   "make non-deterministic ops errors, so any x86-64 machine gives the same numbers (as `uvssm demo`). "
+                   "CPU only: refused with a CUDA device (a GPU's numbers follow the GPU).")
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads (default: torch's choice; 2 with "
               "--portable-numerics).")
 def train(config: str | None, data_root: Path | None, out: Path | None, bin_checkpoint: str | None,
@@ -81,7 +82,7 @@ def train(config: str | None, data_root: Path | None, out: Path | None, bin_chec
 
     from uvssm.base.numerics import fix_threads_or_pin
 
-    fix_threads_or_pin(portable_numerics, threads)  # before torch runs anything
+    fix_threads_or_pin(portable_numerics, threads, device)  # before torch runs anything; refused on CUDA
     from uvssm.pipelines.train import resolve_config, run_training
 
     if frame_cache is not None:

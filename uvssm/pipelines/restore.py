@@ -6,6 +6,15 @@ time, whatever the video's length), and encoded with libx264 (CRF 16 by default,
 input's frame rate; the input's audio is copied when it has any). The output is written under a
 temporary name and renamed when complete. Optionally every restored frame is also written as PNG.
 
+The three stages overlap (`uvssm.base.overlap`): a decode thread runs up to `AHEAD` frames ahead of the
+model (into pinned memory on CUDA, uploaded without blocking), and a writer thread takes each restored
+frame (rounded to 8 bits on the device, downloaded without blocking into pinned memory) and hands it to
+the encoder, up to `BEHIND` frames behind; the model's thread never waits for ffmpeg or for a download.
+The bytes written are those of the stages run in turn (`RestoreOptions.overlap=False`). An error on any
+thread is raised on the calling thread as it would be without threads; the summary gives each stage's
+busy seconds (`stage_seconds`: decode, model, encode; on CUDA the model's are the host's, and the rest
+of its device time shows in encode, which waits for each frame's download).
+
 Colour: the restored RGB frames are converted to YUV with an explicit matrix and range, and the
 output is tagged with them, so players (and uvssm itself) read back the colours the model made:
 the input's own tags when it has them, else BT.709 for an HD output (height ≥ 720) and BT.601
@@ -78,6 +87,11 @@ class RestoreOptions:
     preset: str = "medium"
     frames_dir: Path | None = None  # also write every restored frame here as PNG
     qp_map: bool = False  # also save the input's bitstream QP maps (H.264) beside the output
+    overlap: bool = True  # decode and encode on their own threads (False: the three stages in turn)
+
+
+AHEAD = 8  # decoded frames the decode thread may hold ready for the model
+BEHIND = 4  # restored frames that may wait for the encoder
 
 
 def input_qp_map_path(dst: str | Path) -> Path:
@@ -91,15 +105,17 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
     """Restore video `src` into `dst`. Returns a summary (frames, sizes, fps, seconds).
 
     Progress events (`uvssm.base.progress`): RestoreCheck while the input is decoded once (every 25 frames),
-    then RestoreStart, then RestoreFrame after every frame written.
+    then RestoreStart, then RestoreFrame after every frame written (all on the calling thread).
     """
     import time
+
+    import torch
 
     from models.inference import compiled, prepare, restore_stream
     from models.trained import load_trained
     from uvssm.base.devices import cudnn_autotune, pick_device
-    from uvssm.base.frames import frames_to_tensor
     from uvssm.base.metrics import quantize
+    from uvssm.base.overlap import Ahead, Behind
 
     progress = progress or quiet
     src, dst = Path(src), Path(dst)
@@ -141,23 +157,75 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
             *encode_args(colour), "-c:v", "libx264", "-preset", opts.preset,
             "-crf", str(opts.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(tmp)]
 
-    def lq():
-        for frame in rgb_frames(ffmpeg, info):
-            yield frames_to_tensor(frame)
+    cuda = device.type == "cuda"
 
-    start, count = time.perf_counter(), 0
+    def decoded():  # on the decode thread: (3, h, w) uint8, pinned on CUDA (the upload does not block)
+        for frame in rgb_frames(ffmpeg, info):
+            x = torch.from_numpy(frame if frame.flags.writeable else frame.copy()).permute(2, 0, 1)
+            yield x.pin_memory() if cuda else x
+
+    def lq(frames):  # on the model's thread: as `frames_to_tensor`, on the device
+        for x in frames:
+            yield x.to(device, non_blocking=True).float().div_(255.0)
+
+    def handed_back(out):  # on the model's thread: (H, W, 3) uint8 on the host, and the event after which it is there
+        rgb = quantize(out).permute(1, 2, 0).contiguous()
+        if not cuda:
+            return rgb, None
+        host = torch.empty(rgb.shape, dtype=torch.uint8, pin_memory=True)
+        host.copy_(rgb, non_blocking=True)
+        ready = torch.cuda.Event()
+        ready.record()
+        return host, ready
+
+    def encode(item, writer) -> bool:  # on the writer thread
+        index, rgb, ready = item
+        if ready is not None:
+            ready.synchronize()
+        rgb = rgb.numpy()
+        if not writer.write(rgb):
+            return False  # the encoder stopped: its failure is raised on closing
+        if opts.frames_dir is not None:
+            write_rgb(Path(opts.frames_dir) / frame_name(index), rgb)
+        return True
+
+    start, count, model_s = time.perf_counter(), 0, 0.0
+    ahead, behind = (AHEAD, BEHIND) if opts.overlap else (0, 0)
     # SIGTERM raises (like Ctrl-C), so the encoder is stopped and the temporary file removed on any way out
     with terminate_raises():
         try:
             with cudnn_autotune(device), FrameWriter(ffmpeg, ["-y", *args], f"{dst}: encoding failed") as writer:
-                for out in restore_stream(lq(), stages, device=device, **opts.inference.run_kwargs()):
-                    rgb = quantize(out).permute(1, 2, 0).contiguous().numpy()
-                    if not writer.write(rgb):
-                        break  # the encoder stopped: its failure is raised on closing
-                    if opts.frames_dir is not None:
-                        write_rgb(Path(opts.frames_dir) / frame_name(count), rgb)
-                    count += 1
-                    progress(RestoreFrame(count))
+                encoder = Behind(lambda item: encode(item, writer), behind, "uvssm-encode")
+                decoder = Ahead(decoded(), ahead, "uvssm-decode")
+                stream = restore_stream(lq(decoder), stages, device=device, on_device=True,
+                                        **opts.inference.run_kwargs())
+
+                def report() -> None:  # RestoreFrame for each frame written since the last call
+                    nonlocal count
+                    while count < encoder.completed:
+                        count += 1
+                        progress(RestoreFrame(count))
+
+                try:
+                    sent = 0
+                    while True:
+                        t0, waited = time.perf_counter(), decoder.waited
+                        try:
+                            out = next(stream, None)
+                            if out is not None:
+                                out = handed_back(out)
+                        finally:  # the model's own time: not the time spent getting decoded frames
+                            model_s += time.perf_counter() - t0 - (decoder.waited - waited)
+                        if out is None or not encoder.put((sent, *out)):
+                            break
+                        sent += 1
+                        report()
+                    encoder.finish()
+                    report()
+                finally:
+                    stream.close()
+                    decoder.close()  # stops the decoder's ffmpeg
+                    encoder.abort()  # before the encoder's ffmpeg is stopped (on a failure)
             if count == 0:
                 raise UvssmError(f"{src}: no frames could be decoded")
             tmp.replace(dst)
@@ -166,4 +234,6 @@ def restore_video(src: str | Path, dst: str | Path, ffmpeg: FFmpeg, opts: Restor
     qp_path = qpmaps.save(maps, input_qp_map_path(dst)) if maps is not None else None
     return {"qp_map": qp_path, "frames": count, "size": (width, height), "out_size": (out_w, out_h), "fps": float(fps), "colour": colour,
             "seconds": time.perf_counter() - start, "model": model.name, "checkpoints": model.checkpoints,
-            "device": str(device), "dcn_backend": dcn_backend}
+            "device": str(device), "dcn_backend": dcn_backend,
+            "stage_seconds": {"decode": decoder.busy, "model": model_s, "encode": encoder.busy},
+            "overlap": opts.overlap}

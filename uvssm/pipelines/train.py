@@ -9,7 +9,8 @@ stage restores them (`load_first_stage`, `restore_dataset`), written once as PNG
 any LQ folder. For a dataset at ROOT and a first-stage checkpoint, the frames of clip C (LQ folder ROOT/L/C) go to
 ROOT/restored/<model>-<sha256[:12]>/L/C/%08d.png, so every SR model trained on the same first
 stage shares them. Each clip is finished by a `<clip>.done` marker written last (after atomic
-frame writes): an interrupted run redoes only unfinished clips. `provenance.json` records the
+frame writes): an interrupted run redoes only unfinished clips. Under torchrun the ranks share the clips, each
+restored by one rank, and wait for one another before training. `provenance.json` records the
 checkpoint. Frames are rounded to uint8 as any image on disk: the same hand-over that
 `models.inference.restore_stream` makes between the stages at benchmark time.
 """
@@ -33,7 +34,7 @@ from models.training.config import ConfigError, TrainConfig, load_config
 from models.training.init import INITIALISERS
 from uvssm import __version__
 from uvssm.base import atomic
-from uvssm.base.devices import setup_device
+from uvssm.base.devices import Distributed, barrier, current, ranks_fail_together, setup_device
 from uvssm.base.datasets import PairedDataset, open_dataset, use_frame_store
 from uvssm.base.framestore import default_root
 from uvssm.base.errors import UvssmError
@@ -67,34 +68,56 @@ def load_first_stage(path: str | Path, expect: str | None = None) -> FirstStage:
 
 
 def restore_dataset(ds: PairedDataset, first: FirstStage, *, device: torch.device | str = "cpu",
-                    progress: Progress | None = None) -> PairedDataset:
-    """`ds` with every clip's LQ frames replaced by the first stage's outputs (written if missing)."""
-    progress = progress or quiet
+                    progress: Progress | None = None, dist_info: Distributed | None = None) -> PairedDataset:
+    """`ds` with every clip's LQ frames replaced by the first stage's outputs (written if missing), the model run on
+    `device`. Under torchrun (`dist_info`, default: the process group joined) the ranks share the clips, clip k
+    restored by rank k mod world size; then every rank waits for the others (`barrier`: a rank that failed stops
+    them with its error) and finds every clip done."""
+    progress, dist_info = progress or quiet, dist_info or current()
     base = ds.root / "restored" / first.folder
     base.mkdir(parents=True, exist_ok=True)
     prov = base / "provenance.json"
     record = {"model": first.name, "checkpoint": str(first.checkpoint), "checkpoint_sha256": first.sha256,
               "uvssm_version": __version__, "torch_version": str(torch.__version__),
               "rounding": "round(255 * clamp(x, 0, 1)) to uint8 PNG"}
-    if not prov.exists():
+    if dist_info.main and not prov.exists():
         atomic.write_text(prov, json.dumps(record, indent=2, sort_keys=True) + "\n")
-    clips = []
-    for clip in ds.clips:
-        try:
-            rel = clip.lq_dir.resolve().relative_to(ds.root.resolve())
-        except ValueError:
-            rel = Path(clip.lq_dir.name)
-        out_dir = base / rel
-        done = out_dir.parent / f"{out_dir.name}.done"
-        if not done.exists():
-            progress(RestoreClip(clip.name, clip.n_frames, out_dir))
-            out_dir.mkdir(parents=True, exist_ok=True)
-            frames = (frames_to_tensor(clip.lq(i)) for i in range(clip.n_frames))
-            for i, out in enumerate(restore_stage(frames, first.stage, device=device)):
-                write_rgb(out_dir / frame_name(i), np.ascontiguousarray(quantize(out).permute(1, 2, 0).numpy()))
-            atomic.write_text(done, f"{clip.n_frames}\n")
-        clips.append(replace(clip, lq_dir=out_dir))
-    return replace(ds, clips=clips)
+    folders = [_restored_folder(ds, clip, base) for clip in ds.clips]
+    try:
+        for k, (clip, out_dir) in enumerate(zip(ds.clips, folders)):
+            if k % dist_info.world_size == dist_info.rank and not _done(out_dir).exists():
+                _restore_clip(clip, out_dir, first.stage, device, progress)
+    finally:
+        first.stage.model.cpu()  # training gets the device's memory
+    barrier(dist_info)
+    missing = [clip.name for clip, out_dir in zip(ds.clips, folders) if not _done(out_dir).exists()]
+    if missing:
+        raise UvssmError(f"{base}: clips {', '.join(missing)} not restored (by another rank?): the ranks must share "
+                         "the dataset folder")
+    return replace(ds, clips=[replace(clip, lq_dir=out_dir) for clip, out_dir in zip(ds.clips, folders)])
+
+
+def _restored_folder(ds: PairedDataset, clip, base: Path) -> Path:
+    try:
+        rel = clip.lq_dir.resolve().relative_to(ds.root.resolve())
+    except ValueError:
+        rel = Path(clip.lq_dir.name)
+    return base / rel
+
+
+def _done(out_dir: Path) -> Path:
+    """The marker written after a clip's last frame."""
+    return out_dir.parent / f"{out_dir.name}.done"
+
+
+def _restore_clip(clip, out_dir: Path, stage: Stage, device: torch.device | str, progress: Progress) -> None:
+    """Restore one clip's LQ frames into `out_dir`, each frame written atomically, then its `.done` marker."""
+    progress(RestoreClip(clip.name, clip.n_frames, out_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = (frames_to_tensor(clip.lq(i)) for i in range(clip.n_frames))
+    for i, out in enumerate(restore_stage(frames, stage, device=device)):
+        write_rgb(out_dir / frame_name(i), np.ascontiguousarray(quantize(out).permute(1, 2, 0).numpy()))
+    atomic.write_text(_done(out_dir), f"{clip.n_frames}\n")
 
 
 def resolve_config(name: str, overrides: list[str] = (), iterations: int | None = None,
@@ -183,6 +206,13 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
         if not resume_from.is_file():
             raise UvssmError(f"{resume_from}: training state not found")
     dist_info, dev = setup_device(device)
+    with ranks_fail_together(dist_info):  # a rank's error stops every rank at its next wait, with that error
+        return _train(cfg, data_root, out, dev, dist_info, resume=resume, resume_from=resume_from, progress=progress)
+
+
+def _train(cfg: TrainConfig, data_root: Path, out: Path, dev: torch.device, dist_info: Distributed, *, resume: bool,
+           resume_from: Path | None, progress: Progress) -> dict:
+    """`run_training` in a process that has its device and its place among torchrun's processes."""
     if cfg.bf16 and dev.type == "cpu" and not torch.backends.mkldnn.is_available():
         raise UvssmError("--bf16 on CPU needs oneDNN (mkldnn) support in this torch build")
 
@@ -205,9 +235,9 @@ def run_training(config: TrainConfig, data_root: str | Path, out: str | Path, *,
                              f"outputs; train {cfg.chain} first and pass --lq-stage RUN/checkpoints/latest.pt "
                              f"(or --set chain=null to train on the raw LQ frames)")
         first = load_first_stage(cfg.lq_stage, expect=cfg.chain)
-        train_ds = restore_dataset(train_ds, first, device=dev, progress=progress)
+        train_ds = restore_dataset(train_ds, first, device=dev, progress=progress, dist_info=dist_info)
         if val_ds is not None:
-            val_ds = restore_dataset(val_ds, first, device=dev, progress=progress)
+            val_ds = restore_dataset(val_ds, first, device=dev, progress=progress, dist_info=dist_info)
         lq_stage = {"model": first.name, "checkpoint": str(first.checkpoint), "checkpoint_sha256": first.sha256}
         progress(Note(f"LQ frames restored by {first.name} ({first.checkpoint})"))
     progress(TrainData(train_ds.describe(), val_ds.describe() if val_ds else None))
