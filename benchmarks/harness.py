@@ -188,7 +188,7 @@ def run_bench(opts: BenchOptions, progress: Progress | None = None) -> BenchResu
                 # every rank runs rank 0's DCN backend ("auto": the one rank 0 measured faster)
                 stages, backend = prepare(loaded.stages, opts.inference, device, lq_wh, fit=opts.num_shards == 1,
                                           agree=lambda n: _agreed_min(n, dist_info),
-                                          share=lambda name: exchange(dist_info, name)[0])
+                                          share=lambda word: exchange(dist_info, word))
             except ValueError as exc:
                 raise UvssmError(f"--dcn-backend: {exc}") from None
             model = dataclasses.replace(loaded, stages=stages, dcn_backend=backend)

@@ -429,7 +429,7 @@ def _dcn_sizes(stages: list[Stage], lq_size: tuple[int, int]):
 
 def choose_dcn_backend(stages: list[Stage], device: torch.device, bf16: bool, lq_size: tuple[int, int],
                        requested: str = "auto", *, batch: int = 1, free_bytes: float | None = None,
-                       share: Callable[[str], str] = lambda name: name) -> str | None:
+                       share: Callable[[str], list[str]] = lambda word: [word]) -> str | None:
     """Set the deformable convolutions of every stage to one backend and return its name (None: no stage has
     one). `requested` "torch" or "torchvision" is taken as it is; "auto" times the first stage's first DCN (in
     the EDVR family the largest) at `lq_size`, (width, height), with each backend that runs on `device` and keeps
@@ -440,8 +440,9 @@ def choose_dcn_backend(stages: list[Stage], device: torch.device, bf16: bool, lq
     available memory), "auto" leaves torchvision out where the largest call's buffers, at `batch` windows, exceed
     it, and "torchvision" asked for there is refused (ValueError).
 
-    `share` turns this process's choice into the one every process uses (under torchrun: rank 0's), so that all
-    ranks compute with one backend (their bf16 numerics differ)."""
+    `share` gives every process's word (under torchrun: in rank order) for this process's: "auto" then takes rank
+    0's choice on every rank, so that all ranks compute with one backend (their bf16 numerics differ), but the
+    pure-torch one where torchvision's buffers do not fit on some rank."""
     from models.ops.deform_conv import available_backends, first_dcn, measure_backends, set_backend, \
         torchvision_buffer_bytes
 
@@ -462,7 +463,10 @@ def choose_dcn_backend(stages: list[Stage], device: torch.device, bf16: bool, lq
                          for p in stages[0].model.parameters())  # --channels-last: timed on such maps
             timings = measure_backends(m, lq_size, device, bf16, channels_last=layout)
             requested = min(timings, key=timings.get)
-        requested = share(requested)
+        words = share(f"{requested} {'tight' if too_big else 'fits'}")  # every rank's choice and memory
+        requested = words[0].split()[0]
+        if requested == "torchvision" and any(w.split()[1] == "tight" for w in words):
+            requested = "torch"
     elif requested == "torchvision" and requested in here and too_big:
         raise ValueError(f"DCN backend 'torchvision' needs {need / 2**30:.1f} GiB for its im2col buffers at batch "
                          f"{batch} (torchvision_buffer_bytes), more than the {free_bytes / 2**30:.1f} GiB available; "
@@ -536,7 +540,7 @@ def configured(stages: list[Stage], options: InferenceOptions) -> list[Stage]:
 
 
 def prepare(stages: list[Stage], options: InferenceOptions, device: torch.device, lq_size: tuple[int, int], *,
-            fit: bool = True, agree: Callable[[int], int] = lambda n: n, share: Callable[[str], str] = lambda b: b,
+            fit: bool = True, agree: Callable[[int], int] = lambda n: n, share: Callable[[str], list[str]] = lambda w: [w],
             memory: DeviceMemory | None = None) -> tuple[list[Stage], str | None]:
     """Stages ready to run with `options` on `device` for frames of `lq_size`, (width, height), and the
     deformable convolutions' backend (None: no stage has one). The stages are copies: the given ones keep

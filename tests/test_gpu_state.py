@@ -275,6 +275,14 @@ def test_torchvision_is_left_out_where_its_buffer_exceeds_the_free_memory(monkey
     [ready], backend = prepare([_stage("votes-tiny")], InferenceOptions(device="cpu", batch=2), CPU, (64, 36),
                                memory=gpu)
     assert backend == "torch"
+    # ranks: rank 0's choice everywhere, but not torchvision where another rank's memory cannot hold it
+    words = []
+    ranks = lambda *others: lambda word: words.append(word) or [word, *others]  # noqa: E731
+    assert choose_dcn_backend([stage], CPU, True, (64, 36), batch=2, free_bytes=need,
+                              share=ranks("torch fits")) == "torchvision"
+    assert words == ["torchvision fits"]
+    assert choose_dcn_backend([stage], CPU, True, (64, 36), batch=2, free_bytes=need,
+                              share=ranks("torchvision tight")) == "torch"
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="torchrun with gloo, tested on Linux")

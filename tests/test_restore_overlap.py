@@ -118,8 +118,9 @@ def slow_stages(monkeypatch, small, small_model):
     """Each stage sleeps DELAY per frame: decoding (the decoder's generator), the model (a forward pre-hook on
     the model: one call per output frame here) and encoding (FrameWriter.write). Sleep releases the
     GIL, as ffmpeg's pipes and torch's kernels do, so the stages can overlap whatever the machine's load.
-    Also records the thread each stage ran on."""
-    delay = 0.05
+    Also records the thread each stage ran on. The delay (3.2 s per stage over 16 frames) dwarfs the fixed cost
+    of starting and flushing ffmpeg, about a second on a loaded 2-core machine, which the wall clock also holds."""
+    delay = 0.2
     threads = {"decode": set(), "model": set(), "encode": set()}
     real_frames, real_write = restore_mod.rgb_frames, FrameWriter.write
 

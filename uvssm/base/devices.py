@@ -114,7 +114,9 @@ def _failure(rank: int, exc: BaseException) -> str:
 @contextlib.contextmanager
 def ranks_fail_together(dist_info: Distributed):
     """An error raised in the block on one rank stops the others too: it is left in the store, where every rank's
-    next `barrier`/`exchange` finds it and raises RankFailed "rank R failed: <R's error>"; rank R raises its own."""
+    next `barrier`/`exchange` finds it and raises RankFailed "rank R failed: <R's error>"; rank R raises its own.
+    The failure stays in the store for the process group's life: a process that catches it and goes on has
+    lost its group (start a new torchrun job), as a collective's failure would leave it."""
     try:
         yield
     except BaseException as exc:

@@ -105,8 +105,9 @@ def fix_threads_or_pin(portable: bool, threads: int | None, device: str | None =
     given), or only fix the thread count, or leave torch as it is. `device` is the command's `--device`:
     `--portable-numerics` on CUDA is refused (`refuse_portable_on_cuda`) before anything is set."""
     if portable:
-        asked = {k: os.environ.get(k) for k in PINS}
-        os.environ.update(PINS)  # before the check imports torch, as pin_numerics does
+        asked = {k: os.environ.get(k) for k in (*PINS, *THREAD_VARIABLES)}
+        os.environ.update(PINS)  # before the check imports torch: what pin_numerics sets, threads included
+        os.environ.update({name: str(threads or 2) for name in THREAD_VARIABLES})
         try:
             refuse_portable_on_cuda(device)
         except UvssmError:

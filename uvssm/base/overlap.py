@@ -53,8 +53,9 @@ class Ahead:
         return False
 
     def _run(self) -> None:
-        it = iter(self._source)
+        it = None
         try:
+            it = iter(self._source)
             while not self._stop.is_set():
                 t0 = time.perf_counter()
                 try:
@@ -69,7 +70,7 @@ class Ahead:
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             self._put((_ERROR, exc))
         finally:
-            close = getattr(it, "close", None)
+            close = getattr(it, "close", None)  # None too where iter() itself raised
             if close is not None:
                 close()
 
