@@ -57,6 +57,21 @@ def clips(tmp_path, clip_cache):
 
 
 @pytest.fixture(scope="session")
+def ckpt(tmp_path_factory):
+    """An untrained votes-tiny x2 checkpoint (seed 0), as `uvssm train` saves one: what restore's tests run."""
+    import torch
+
+    from models import checkpoint
+    from models.registry import create_model, model_kwargs
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "votes-tiny.pt"
+    checkpoint.save(path, create_model("votes-tiny", 2),
+                    {"model": "votes-tiny", "scale": 2, "model_kwargs": model_kwargs("votes-tiny", 2)})
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_reds(tmp_path_factory, ffmpeg):
     """A `uvssm synth-reds` output (QP 28, x2) of the built-in sample made small: 6 clips of 16
     frames at 384x224 (LQ 192x112). Splits: train 001-003, val 000, test 240-241."""

@@ -29,15 +29,6 @@ def shared_video(tmp_path_factory, ffmpeg):
     return path
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "votes-tiny.pt"
-    checkpoint.save(path, create_model("votes-tiny", 2),
-                    {"model": "votes-tiny", "scale": 2, "model_kwargs": model_kwargs("votes-tiny", 2)})
-    return path
-
-
 def _uvssm(*args):
     return subprocess.run([sys.executable, "-m", "uvssm", *args], capture_output=True, text=True)
 

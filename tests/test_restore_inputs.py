@@ -16,21 +16,9 @@ import time
 
 import av
 import pytest
-import torch
 
-from models import checkpoint
-from models.registry import create_model, model_kwargs
 from uvssm.base.errors import UvssmError
 from uvssm.base.ffmpeg import run
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "votes-tiny.pt"
-    checkpoint.save(path, create_model("votes-tiny", 2),
-                    {"model": "votes-tiny", "scale": 2, "model_kwargs": model_kwargs("votes-tiny", 2)})
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from models import checkpoint
 import models.trained
 from models.inference import Stage, restore_stream
-from models.registry import create_model, model_kwargs
 from models.trained import TrainedModel
 from uvssm.base.decode import rgb_frames
 from uvssm.base.errors import UvssmError
@@ -36,15 +34,6 @@ from uvssm.pipelines import restore as restore_mod
 from uvssm.pipelines.restore import RestoreOptions, restore_video
 
 FRAMES = 16
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "votes-tiny.pt"
-    checkpoint.save(path, create_model("votes-tiny", 2),
-                    {"model": "votes-tiny", "scale": 2, "model_kwargs": model_kwargs("votes-tiny", 2)})
-    return path
 
 
 @pytest.fixture(scope="module")
