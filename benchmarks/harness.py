@@ -231,7 +231,7 @@ def _gather_jobs(opts: BenchOptions, ds: PairedDataset, models: list[TrainedMode
 def _device_precision(device: torch.device, backends: dict[str, str | None], opts: BenchOptions) -> dict:
     """runs.json's record of the device (`uvssm.base.numerics.device_record`: GPU, CUDA, cuDNN, TF32 of cuBLAS and
     cuDNN) and of each model's deformable convolutions: backend and matrix-product precision (`dcn_record`)."""
-    from models.ops.deform_conv import dcn_record
+    from models.inference import dcn_record
     from uvssm.base.numerics import device_record
 
     inf = opts.inference
