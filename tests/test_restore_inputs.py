@@ -113,8 +113,11 @@ def test_a_stopped_restore_leaves_no_temporary_file(tmp_path, ffmpeg, ckpt, sig,
     run(ffmpeg, ["-f", "lavfi", "-i", "testsrc2=s=64x48:r=25", "-frames:v", "400", "-c:v", "libx264",
                  "-threads", "1", str(src)], context="long video")
     out = tmp_path / "r.mp4"
+    # Ctrl-C as in a terminal: a job started in the background (`cmd &`, nohup) inherits SIGINT ignored,
+    # and Python then installs no KeyboardInterrupt handler
     proc = subprocess.Popen([sys.executable, "-m", "uvssm", *_restore_args(src, out, ckpt)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
     tmp = tmp_path / ".r.mp4.tmp.mp4"
     deadline = time.monotonic() + 300
     while not tmp.exists() and proc.poll() is None and time.monotonic() < deadline:
