@@ -42,14 +42,18 @@ def test_autocast_rounds_a_plain_matmul_to_bf16():
         assert (a @ a).dtype == torch.bfloat16
 
 
-@pytest.mark.parametrize("scale", [2, 4, 0.5])
-def test_imresize_under_bf16_autocast_is_the_float32_resize(scale):
-    img = torch.rand(2, 3, 12, 20, generator=torch.Generator().manual_seed(0))
-    want = imresize(img, scale)
+def _float32_under_autocast(fn, x: torch.Tensor, scale) -> None:
+    """`fn(x, scale)` under bf16 autocast: float32, and equal to the same call without autocast."""
+    want = fn(x, scale)
     with _bf16():
-        got = imresize(img, scale)
+        got = fn(x, scale)
     assert got.dtype == torch.float32
     assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 0.5])
+def test_imresize_under_bf16_autocast_is_the_float32_resize(scale):
+    _float32_under_autocast(imresize, torch.rand(2, 3, 12, 20, generator=torch.Generator().manual_seed(0)), scale)
 
 
 def test_imresize_of_a_half_input_runs_in_float32():
@@ -64,11 +68,7 @@ def test_comisrs_fixed_upscalers_under_bf16_autocast_are_float32(fn, scale):
     """COMISR's bicubic residual (×4: TecoGAN's corner-aligned Keys; ×2: MATLAB's) and its bilinear LR-flow
     upscale: float32 and equal to the same call without autocast."""
     x = torch.rand(1, 3, 8, 16, generator=torch.Generator().manual_seed(2)) * 24  # flow-sized values too
-    want = fn(x, scale)
-    with _bf16():
-        got = fn(x, scale)
-    assert got.dtype == torch.float32
-    assert torch.equal(got, want)
+    _float32_under_autocast(fn, x, scale)
 
 
 def _tga():

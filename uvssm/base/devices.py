@@ -61,7 +61,7 @@ def current() -> Distributed:
     return Distributed(dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_world_size())
 
 
-POLL_S = 0.5  # how often a waiting rank looks for the others, and for a rank that failed
+POLL_S = 0.5  # how often a waiting rank looks for the others and for a failure: far inside the one minute a failure may take
 _FAILED = "uvssm/failed"
 _rounds = itertools.count()  # every rank waits in the same order, so round n is the same wait on all
 
