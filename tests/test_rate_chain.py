@@ -1,4 +1,4 @@
-"""The frame-rate conversion model (`uvssm.base.rate_chain`) against ffmpeg itself.
+"""The frame-rate conversion model (`uvssm.align.rate_chain`) against ffmpeg itself.
 
 Each case is a share of a share made by plain ffmpeg commands: a lavfi original at 29.97 fps, a
 first step (none, an `fps` filter with a rounding mode, or a constant-rate `-r` output) into a
@@ -16,7 +16,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from uvssm.base.rate_chain import MODES, RATES, Chain, chain_mapping, fit_chain
+from uvssm.align.rate_chain import MODES, RATES, Chain, chain_mapping, fit_chain
 
 HQ_RATE = Fraction(30000, 1001)
 SOURCE = "testsrc2=size=96x64:rate=30000/1001:duration=3"
@@ -89,7 +89,7 @@ def test_the_search_finds_a_chain_that_pairs_like_ffmpeg(ffmpeg, tmp_path, origi
 
 
 def test_constant_rate_reads_a_millisecond_clock_and_refuses_a_gap():
-    from uvssm.base.rate_chain import constant_rate
+    from uvssm.align.rate_chain import constant_rate
 
     ms = np.round(np.arange(50) * 1001 / 30) / 1000  # 29.97 fps kept in milliseconds: 0, 0.033, 0.067, …
     assert constant_rate(ms) == Fraction(30000, 1001)

@@ -51,13 +51,8 @@ PAPER_TEST = {"wechat"}  # platforms whose paper test split is in the catalogue 
 class BuildOptions:
     frames: int | None = 100  # aligned frames per clip (None: all)
     jobs: int = 1
-    min_margin: float = 0.10  # alignment confidence: the start offset's cost margin over the next best
     max_neighbour_better: float = 0.05  # self-check: share of frames a neighbouring HQ frame may fit better
-    max_next_better: float = 0.15  # self-check: share of frames the next HQ frame may fit better at all (1: off)
     max_residual: float = 0.5  # self-check: 1 − correlation of the LQ picture with its HQ box (median)
-    min_distinct: float = 0.0  # self-check: how much better chosen frames must fit than their neighbours (median)
-    confirm_distinct: float = 0.20  # a start offset below min_margin is kept when the self-check fits this distinctly
-    confirm_next_distinct: float = 0.05  # a next-better share above max_next_better is kept when the check fits this distinctly
     max_offset_s: float = 4.0  # the share may start this many seconds into the original
     allow_hdr: bool = False  # accept 10-bit / HDR sources
     folds: int = 5
@@ -72,10 +67,9 @@ class BuildOptions:
     @property
     def align(self) -> AlignOptions:
         """What `align_pair` takes of these: the frames to check, the start's reach and the gates."""
-        return AlignOptions(frames=self.frames, max_offset_s=self.max_offset_s, min_margin=self.min_margin,
-                            confirm_distinct=self.confirm_distinct, max_neighbour_better=self.max_neighbour_better,
-                            max_next_better=self.max_next_better, confirm_next_distinct=self.confirm_next_distinct,
-                            min_distinct=self.min_distinct, max_residual=self.max_residual, allow_hdr=self.allow_hdr)
+        return AlignOptions(frames=self.frames, max_offset_s=self.max_offset_s,
+                            max_neighbour_better=self.max_neighbour_better, max_residual=self.max_residual,
+                            allow_hdr=self.allow_hdr)
 
 
 @dataclass
@@ -110,6 +104,7 @@ class PairReport:
     def to_dict(self) -> dict:
         """The flat record (probe fields prefixed hq_/lq_, the match's confidence, the cut)."""
         a, m, geo, pair = self.alignment, self.alignment.match, self.geometry, self.pair
+        runner = a.verdict.runner_up if a.verdict else None
         return {
             "platform": pair.platform, "clip": pair.clip, "hq_path": str(pair.hq), "lq_path": str(pair.lq),
             **{f"hq_{k}": val for k, val in a.hq.to_dict().items() if k != "path"},
@@ -132,6 +127,13 @@ class PairReport:
             "check_previous_better": a.check.previous_better if a.check else float("nan"),
             "check_rounding": a.check.rounding if a.check else float("nan"),
             "check_timing_rule": a.check.timing_rule if a.check else "",
+            # the chosen account against its rivals (uvssm.align.decision): the one it is least sure to beat
+            "runner_up": runner.rival if runner else "", "runner_up_cost": runner.rival_cost if runner else float("nan"),
+            "chosen_cost": runner.chosen_cost if runner else float("nan"),
+            "runner_up_confidence": runner.confidence if runner else float("nan"),
+            "runner_up_frames": runner.frames if runner else 0, "rival_won": a.rival_won,
+            "geometry": "whole picture" if a.fit.hq_box == (0.0, 0.0, float(a.hq.display_size[0]),
+                                                            float(a.hq.display_size[1])) else "fitted",
             "bars_ltrb": list(a.fit.bars), "hq_box": [float(x) for x in a.fit.hq_box],
             "fitted_scale_x": a.fit.scale[0], "fitted_scale_y": a.fit.scale[1], "scale": geo.scale,
             "hq_resampled": geo.hq_resampled, "lq_crop_xywh": list(geo.lq_crop),

@@ -5,7 +5,7 @@ A share of a share went through two conversions: the first platform's (an `fps` 
 constant-rate `-r` output, or none) into an intermediate file whose container may keep time in
 milliseconds (Matroska, WebM), then the second platform's `fps` filter. The final timestamps say
 when each LQ frame is shown, not which HQ frame the first step kept, and one rounding rule
-(`uvssm.align.fit_rounding`) cannot express two roundings in a row: a share of a share at a rate
+(`uvssm.align.timing.fit_rounding`) cannot express two roundings in a row: a share of a share at a rate
 between (29.97 → 24 → 25 fps), or one whose intermediate file rounded its times to milliseconds
 (29.97 → WebM → 29.97 with `round=down` drops and repeats frames), pairs a third of its frames
 wrong under any single rule.

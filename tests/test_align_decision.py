@@ -1,0 +1,92 @@
+"""The weighing of whole hypotheses (`uvssm.align.decision`, `uvssm.align.hypotheses`), on costs and
+positions whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from uvssm.align.decision import CONFIDENCE, block_bootstrap, decide
+from uvssm.align.hypotheses import Hypothesis, box_inside, common_region, rule_mapping, shifted
+
+
+def test_block_bootstrap_worked_by_hand():
+    assert block_bootstrap(np.ones(50), 5) == 1.0  # every resample's mean is 1 > 0
+    assert block_bootstrap(-np.ones(50), 5) == 0.0
+    assert block_bootstrap(np.zeros(50), 5) == 0.5  # ties count half
+    assert block_bootstrap(np.array([]), 5) == 0.5
+    # one block of 50: every circular resample holds every frame once, so its mean is the mean
+    d = np.r_[np.full(30, 1.0), np.full(20, -1.0)]
+    assert block_bootstrap(d, 50) == 1.0
+    # blocks of one frame, 30 of 50 frames +1 and 20 −1: the resample mean is above 0 when more than 25
+    # of 50 draws are +1 (p = 0.6): binomial P(X > 25) + ½ P(X = 25) for X ~ B(50, 0.6) = 0.9022 + ½·0.0405
+    from math import comb
+    exact = sum(comb(50, k) * 0.6**k * 0.4**(50 - k) for k in range(26, 51)) + 0.5 * comb(50, 25) * 0.6**25 * 0.4**25
+    assert block_bootstrap(d, 1, resamples=20000) == pytest.approx(exact, abs=0.01)
+    assert block_bootstrap(d, 1) == block_bootstrap(d, 1)  # seeded: the same share, the same decision
+
+
+def _hyp(name, mapping, timing=None, geometry="fitted", box=(0.0, 0.0, 64.0, 36.0), bars=(0, 0, 0, 0)):
+    return Hypothesis(name, np.asarray(mapping), box, bars, timing or name, geometry)
+
+
+def test_decide_takes_the_cheapest_timing_and_rules_out_rivals_by_their_noise():
+    n = 100
+    rng = np.random.default_rng(1)
+    base = np.arange(n)
+    hyps = [_hyp("chosen", base), _hyp("1 frame later", base + 1), _hyp("1 frame earlier", base - 1 + (base == 0))]
+    noise = rng.normal(0, 0.3, (3, n))
+    costs = np.stack([np.full(n, 1.0), np.full(n, 1.5), np.full(n, 1.2)]) + noise
+    v = decide(hyps, costs, block=10)
+    assert v.chosen == 0 and v.decided and all(c.ruled_out for c in v.comparisons)
+    # the costs the other way round: the rival wins (it is chosen, not merely refused)
+    v = decide(hyps, costs[[1, 0, 2]], block=10)
+    assert hyps[v.chosen].name == "1 frame later"
+    # a rival as good as the chosen one within noise: a tie, not decided, and named as the runner-up
+    tie = np.stack([np.full(n, 1.0), np.full(n, 1.0), np.full(n, 2.0)]) + noise
+    v = decide(hyps, tie, block=10)
+    assert not v.decided and v.runner_up.rival in {"chosen", "1 frame later"} and v.runner_up.confidence < CONFIDENCE
+
+
+def test_a_rival_that_pairs_under_one_percent_differently_is_tolerated_not_refused():
+    n = 200
+    base = np.arange(n)
+    rule = base.copy()
+    rule[50] += 1  # one frame of 200 (0.5%) named differently, and content cannot tell there
+    hyps = [_hyp("θ 0.50", base), _hyp("rounding up", rule)]
+    costs = np.ones((2, n))
+    v = decide(hyps, costs, block=10)
+    c = v.comparisons[0]
+    assert c.frames == 1 and c.differ == pytest.approx(0.005) and not c.ruled_out and c.tolerated and v.decided
+    rule[60:63] += 1  # 4 frames (2%): more than a right pair may get wrong, so it must be ruled out
+    v = decide([hyps[0], _hyp("rounding up", rule)], costs, block=10)
+    assert not v.decided
+
+
+def test_the_whole_picture_is_kept_unless_the_fitted_rectangle_is_surely_better():
+    n = 100
+    rng = np.random.default_rng(2)
+    base = np.arange(n)
+    hyps = [_hyp("chosen", base), _hyp("chosen, whole", base, timing="chosen", geometry="whole picture",
+                                        box=(0.0, 0.0, 64.5, 36.0))]
+    noisy = np.stack([np.full(n, 1.0), np.full(n, 1.0)]) + rng.normal(0, 0.2, (2, n))
+    assert hyps[decide(hyps, noisy, block=10).chosen].geometry == "whole picture"
+    better = np.stack([np.full(n, 1.0), np.full(n, 1.3)]) + rng.normal(0, 0.2, (2, n))
+    assert hyps[decide(hyps, better, block=10).chosen].geometry == "fitted"
+
+
+def test_rules_shifts_and_regions_worked_by_hand():
+    # 25 → 20 fps: LQ frame j at HQ position 1.25 j = 0, 1.25, 2.5, 3.75, 5
+    p = 1.25 * np.arange(5)
+    assert rule_mapping(p, "nearest", 100).tolist() == [0, 1, 3, 4, 5]  # floor(p + 0.5)
+    assert rule_mapping(p, "down", 100).tolist() == [0, 1, 2, 3, 5]
+    assert rule_mapping(p, "up", 100).tolist() == [0, 2, 3, 4, 5]
+    assert rule_mapping(np.array([1.9995, 3.0004]), "up", 100).tolist() == [2, 3]  # a millisecond clock's rounding
+    assert shifted(np.array([0, 1, 2]), -1, 3).tolist() == [-1, 0, 1]
+    assert shifted(np.array([0, 1, 2]), 1, 3).tolist() == [1, 2, -1]
+    # a 100x50 LQ frame whose picture (bars 10 left and right) shows HQ box (0, 0, 160, 100): 2 HQ
+    # pixels per LQ pixel; the region with 12-pixel side bars and a 1-pixel top bar shows 4 HQ pixels
+    # less on each side and 2 less at the top
+    assert box_inside((0.0, 0.0, 160.0, 100.0), (10, 0, 10, 0), (12, 1, 12, 0), (100, 50)) == (4.0, 2.0, 156.0, 100.0)
+    a, b = _hyp("a", [0], bars=(10, 0, 10, 0)), _hyp("b", [0], bars=(12, 1, 8, 0))
+    assert common_region([a, b]) == (12, 1, 10, 0)

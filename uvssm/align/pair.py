@@ -1,0 +1,285 @@
+"""One pair, end to end: probe, thumbnails, the picture's place, rounds of temporal match and spatial
+fit, the check at LQ size, and the gates that refuse (`align_pair`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from uvssm.align.check import SelfCheck, refine_mapping
+from uvssm.align.decision import CONFIDENCE, Verdict, decide, one_second
+from uvssm.align.geometry import SpatialFit, resample_box, spatial_fit
+from uvssm.align.hypotheses import RULES, SHIFTS, Hypothesis, rule_mapping, shifted, whole_box
+from uvssm.align.hypotheses import costs as hypothesis_costs
+from uvssm.align.picture import FrameMap, locate_picture
+from uvssm.align.rate_chain import constant_rate
+from uvssm.align.temporal import TemporalMatch, temporal_match
+from uvssm.base.errors import UvssmError
+from uvssm.base.probe import VideoProbe, probe
+
+
+@dataclass(frozen=True)
+class AlignOptions:
+    """How far `align_pair` looks and when it refuses (the `uvssm build` options of the same names)."""
+
+    frames: int | None = 100  # LQ frames checked at LQ size from the first matched one (None: all)
+    max_offset_s: float = 4.0  # the share may start this far into the original, or this much intro before it
+    max_neighbour_better: float = 0.05  # check: share of frames a neighbouring HQ frame may fit clearly better
+    max_residual: float = 0.5  # check: 1 − correlation of the LQ picture with its HQ box (median)
+    allow_hdr: bool = False  # accept 10-bit / HDR sources
+
+
+THUMB = (64, 36)  # compared in time
+HQ_THUMB = (128, 72)  # kept per HQ frame: the picture's place is searched in these, the match resampled from them
+LQ_THUMB = 160  # the LQ frames' longer side, aspect kept (the picture may be a part of the frame)
+
+
+@dataclass(frozen=True)
+class PairAlignment:
+    hq: VideoProbe
+    lq: VideoProbe
+    match: TemporalMatch
+    fit: SpatialFit
+    pic: tuple[int, int]  # LQ picture size without bars
+    timing: str  # where the timestamps came from
+    frame_map: FrameMap  # where the content search put the picture (before the fine fit)
+    check: SelfCheck | None = None  # None: not checked
+    rounds: int = 1  # offset/box rounds until both were stable
+    verdict: Verdict | None = None  # the chosen account against its rivals (None: not checked)
+    rival_won: bool = False  # a rival of the first chosen account won, and was checked in its place
+    stable: bool = True  # the account checked last is the one its rivals' weighing chose
+    weighed: tuple[str, ...] = ()  # per weighing: which hypothesis won over which checked account
+
+
+def timestamps(info, n_decoded: int) -> tuple[np.ndarray, str]:
+    """Presentation times of the decoded frames: the container's, or a constant rate where they disagree."""
+    from uvssm.base.probe import decoded_frame_times, frame_times
+
+    times = frame_times(info.path)
+    if len(times) == n_decoded:
+        return times, "container timestamps"
+    decoded = decoded_frame_times(info.path)  # some packets decode to nothing: the frames' own times
+    if len(decoded) == n_decoded and np.isfinite(decoded).all() and np.all(np.diff(decoded) > 0):
+        return decoded, f"decoded frames' timestamps ({len(times)} packets for {n_decoded} frames)"
+    rate = info.avg_fps or info.real_fps or 25.0
+    return np.arange(n_decoded) / rate, f"constant {rate:.3f} fps ({len(times)} timestamps for {n_decoded} frames)"
+
+
+def _rates(hq_times: np.ndarray, lq_times: np.ndarray) -> tuple[Fraction, Fraction] | None:
+    """(HQ rate, LQ rate) where both videos run at a constant rate (`rate_chain.constant_rate`), else None."""
+    hq_rate, lq_rate = constant_rate(hq_times), constant_rate(lq_times)
+    return (hq_rate, lq_rate) if hq_rate and lq_rate else None
+
+
+def _thumb_box(box, size_from: tuple[int, int], size_to: tuple[int, int]):
+    fx, fy = size_to[0] / size_from[0], size_to[1] / size_from[1]
+    return box[0] * fx, box[1] * fy, box[2] * fx, box[3] * fy
+
+
+def align_videos(ffmpeg, hq_info, lq_info, **options) -> PairAlignment:
+    """`_align_videos` (its docstring says how), with every failure naming the share's file."""
+    try:
+        return _align_videos(ffmpeg, hq_info, lq_info, **options)
+    except UvssmError as exc:
+        if str(exc).startswith((str(lq_info.path), str(hq_info.path))):
+            raise
+        raise UvssmError(f"{lq_info.path}: {exc}") from None
+
+
+def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames: int | None = None,
+                  check: bool = True, rounds: int = 4) -> PairAlignment:
+    """Match an original (HQ) and its share (LQ) in time and space (raises UvssmError when it fails).
+
+    1. One streaming pass per video keeps thumbnails (HQ 128×72, LQ at 160 pixels, aspect kept).
+    2. `locate_picture`: where the picture lies in the share and at what scale, by content.
+    3. Rounds of: the temporal match on thumbnails of that rectangle (`temporal_match`), then the
+       fine spatial fit on full-resolution matched frames (`spatial_fit`) and the picture's extent
+       from it, until the start offset and the rectangle stop changing: the offset never rests on a
+       rectangle found before it.
+    4. `refine_mapping` on the frames to be written (`frames`; None: all), at LQ size: ties moved to
+       the clearly better neighbour, and the self-check.
+    """
+    from dataclasses import replace
+    from fractions import Fraction
+
+    from uvssm.base.decode import gray_frames
+
+    hq_size, lq_size = hq_info.display_size, lq_info.display_size
+    k = LQ_THUMB / max(lq_size)
+    lq_thumb_size = (max(8, round(lq_size[0] * k)), max(8, round(lq_size[1] * k)))
+    hq_big = np.stack([f for _, f in gray_frames(ffmpeg, hq_info, HQ_THUMB)])
+    lq_big = np.stack([f for _, f in gray_frames(ffmpeg, lq_info, lq_thumb_size)])
+    hq_times, hq_timing = timestamps(hq_info, len(hq_big))
+    lq_times, lq_timing = timestamps(lq_info, len(lq_big))
+    frame_map = locate_picture(hq_big, hq_times, lq_big, lq_times, hq_size, lq_size, max_offset_s)
+    bars = frame_map.picture(hq_size)
+    if lq_size[0] - bars[0] - bars[2] < 16 or lq_size[1] - bars[1] - bars[3] < 16:
+        raise UvssmError(f"{lq_info.path}: the picture found is only {lq_size[0] - bars[0] - bars[2]}x"
+                         f"{lq_size[1] - bars[1] - bars[3]} LQ pixels: too small to align")
+    box = frame_map.hq_box(bars)
+    time_bases = (float(Fraction(hq_info.time_base)), float(Fraction(lq_info.time_base)))
+    seen = []
+    for round_ in range(1, rounds + 1):
+        l, t, r, b = bars
+        hq_thumb = resample_box(hq_big, _thumb_box(box, hq_size, HQ_THUMB), THUMB)
+        lq_thumb = resample_box(lq_big, _thumb_box((l, t, lq_size[0] - r, lq_size[1] - b), lq_size, lq_thumb_size),
+                                THUMB)
+        match = temporal_match(hq_thumb, lq_thumb, hq_times, lq_times, max_offset_s=max_offset_s,
+                               time_bases=time_bases)
+        n = len(match.mapping) if frames is None else min(frames, len(match.mapping))
+        sample = sorted(set(np.linspace(0, n - 1, min(8, n)).round().astype(int).tolist()))
+        hq_full = dict(gray_frames(ffmpeg, hq_info, None, {int(match.mapping[j]) for j in sample}))
+        lq_full = dict(gray_frames(ffmpeg, lq_info, None, {match.lq_first + j for j in sample}))
+        fit = spatial_fit(np.stack([hq_full[int(match.mapping[j])] for j in sample]).astype(np.float32),
+                          np.stack([lq_full[match.lq_first + j] for j in sample]).astype(np.float32), box, bars)
+        # the whole LQ frame's rectangle, from the fit of the picture; the picture's extent from it
+        (sx, sy), (x0, y0, _, _) = fit.scale, fit.hq_box
+        whole = FrameMap((x0 - l * sx, y0 - t * sy, x0 + (lq_size[0] - l) * sx, y0 + (lq_size[1] - t) * sy),
+                         lq_size, frame_map.score)
+        new_bars = whole.picture(hq_size)
+        state = (match.offset_seconds, match.lq_first, new_bars)
+        if state in seen or round_ == rounds:
+            break
+        seen.append(state)
+        bars, box = new_bars, whole.hq_box(new_bars)
+    x0, y0, x1, y1 = fit.hq_box
+    hw, hh = hq_size
+    if not (x1 - x0 > 8 and y1 - y0 > 8 and x0 < hw and y0 < hh and x1 > 0 and y1 > 0):
+        raise UvssmError(f"{lq_info.path}: the spatial fit failed: the LQ picture would show HQ box "
+                         f"({x0:.1f}, {y0:.1f}, {x1:.1f}, {y1:.1f}) of a {hw}x{hh} frame")
+    pic = (lq_size[0] - fit.bars[0] - fit.bars[2], lq_size[1] - fit.bars[1] - fit.bars[3])
+    result = PairAlignment(hq_info, lq_info, match, fit, pic, f"HQ: {hq_timing}; LQ: {lq_timing}", frame_map,
+                           None, round_)
+    if not check:
+        return result
+    rates = _rates(hq_times, lq_times)
+    block = one_second(lq_times)
+    position, geometry, tried, winners = match.timing[:n], (fit.hq_box, fit.bars), [], []
+    mapping_in = match.mapping[:n]
+    for weighing in range(2):  # check, weigh the rivals; once more where a rival won, around it
+        last = match.lq_first + n - 1
+        mapping, report = refine_mapping(gray_frames(ffmpeg, hq_info, None),
+                                         gray_frames(ffmpeg, lq_info, None, set(range(match.lq_first, last + 1))),
+                                         mapping_in, match.lq_first, geometry[0], geometry[1], position, rates=rates,
+                                         n_hq=len(hq_times))
+        hyps = rivals(ffmpeg, hq_info, lq_info, match.lq_first, mapping, position, geometry, report.timing_rule,
+                      sample, lq_full, len(hq_times))
+        costs = hypothesis_costs(gray_frames(ffmpeg, hq_info, None),
+                                 gray_frames(ffmpeg, lq_info, None, set(range(match.lq_first, last + 1))),
+                                 match.lq_first, hyps, lq_size)
+        verdict = decide(hyps, costs, block)
+        won = hyps[verdict.chosen]
+        tried.append(verdict)
+        winners.append(f"{won.name} over {report.timing_rule}")
+        if won.timing == report.timing_rule or weighing == 1:  # chosen, or a rival won twice (refused)
+            geometry = (won.box, won.bars) if won.timing == report.timing_rule else geometry
+            break
+        geometry = (won.box, won.bars)
+        # a rival won: check it as the chosen one (its frames, its rectangle), and weigh its own rivals.
+        # LQ frames it puts before the HQ video's first frame show none (an intro), nor those after its last
+        inside = np.flatnonzero(won.mapping >= 0)
+        lo, hi = int(inside[0]), int(inside[-1]) + 1
+        shift = float(np.rint(np.median((won.mapping - mapping)[lo:hi])))
+        mapping_in, position = won.mapping[lo:hi], (position + shift)[lo:hi]
+        sample = [j - lo for j in sample if lo <= j < hi] or [0]
+        kept = match.mapping[lo:] if hi == n else match.mapping[lo:hi]
+        match = replace(match, lq_first=match.lq_first + lo, mapping=kept, timing=match.timing[lo:lo + len(kept)],
+                        unmatched_tail=match.unmatched_tail + len(match.mapping) - lo - len(kept))
+        n = hi - lo
+    sx, sy = ((geometry[0][2] - geometry[0][0]) / (lq_size[0] - geometry[1][0] - geometry[1][2]),
+              (geometry[0][3] - geometry[0][1]) / (lq_size[1] - geometry[1][1] - geometry[1][3]))
+    fit = SpatialFit(geometry[1], geometry[0], (sx, sy))
+    pic = (lq_size[0] - fit.bars[0] - fit.bars[2], lq_size[1] - fit.bars[1] - fit.bars[3])
+    full = match.mapping.copy()
+    shift = int(np.rint(np.median(mapping - match.mapping[:n]))) if n else 0
+    full[n:] = np.clip(full[n:] + shift, 0, len(hq_times) - 1)  # frames past the check: the same start
+    full[:n] = mapping
+    full = np.maximum.accumulate(full)
+    # how the final pairing departs from the timestamps under the share's rounding
+    rule = np.floor(position + 1 - report.rounding + 1e-9).astype(np.int64)
+    departs = mapping - rule
+    change = np.diff(departs)
+    match = replace(match, off_timing=int(np.count_nonzero(departs)), dropped=int(change[change > 0].sum()),
+                    repeated=int(-change[change < 0].sum()))
+    return replace(result, match=replace(match, mapping=full), fit=fit, pic=pic, check=report,
+                   verdict=tried[-1], rival_won=len(tried) > 1,
+                   stable=hyps[tried[-1].chosen].timing == report.timing_rule, weighed=tuple(winners))
+
+
+def rivals(ffmpeg, hq_info, lq_info, lq_first: int, mapping: np.ndarray, position: np.ndarray, geometry,
+           rule_name: str, sample: list[int], lq_full: dict, n_hq: int) -> list[Hypothesis]:
+    """The chosen account and its rivals (`hypotheses`), each timing with the rectangle fitted on the
+    frames it pairs (spatial_fit on the same sampled LQ frames) and with the whole picture."""
+    from uvssm.base.decode import gray_frames
+
+    box, bars = geometry
+    timings = [(rule_name, np.asarray(mapping, np.int64))]
+    timings += [(f"{abs(d)} frame{'s' * (abs(d) > 1)} {'later' if d > 0 else 'earlier'}", shifted(mapping, d, n_hq))
+                for d in SHIFTS]
+    for rule in RULES:
+        m = rule_mapping(position, rule, n_hq)
+        if not any(np.array_equal(m, t) for _, t in timings):
+            timings.append((f"rounding {rule}", m))
+    usable = [j for j in sample if all(t[j] >= 0 for _, t in timings)] or sample
+    wanted = {int(t[j]) for _, t in timings for j in usable if t[j] >= 0}
+    hq_full = dict(gray_frames(ffmpeg, hq_info, None, wanted))
+    lq = np.stack([lq_full[lq_first + j] for j in usable]).astype(np.float32)
+    fits: dict[tuple[int, ...], tuple] = {}
+    whole = whole_box(hq_info.display_size)
+    hyps = []
+    for name, m in timings:
+        key = tuple(int(m[j]) for j in usable)
+        if name == rule_name:
+            fits[key] = (box, bars)
+        elif key not in fits:
+            if min(key) < 0:
+                fits[key] = (box, bars)
+            else:
+                f = spatial_fit(np.stack([hq_full[k] for k in key]).astype(np.float32), lq, box, bars)
+                fits[key] = (f.hq_box, f.bars)
+        fbox, fbars = fits[key]
+        hyps.append(Hypothesis(name, m, fbox, fbars, name, "fitted"))
+        if fbox != whole:
+            hyps.append(Hypothesis(f"{name}, whole picture", m, whole, fbars, name, "whole picture"))
+    return hyps
+
+
+def align_pair(pair, ffmpeg, options: AlignOptions = AlignOptions()) -> PairAlignment:
+    """Probe, match in time and fit in space one video pair (`uvssm.base.pairs.Pair`: its .hq and .lq
+    paths), then check it; raises UvssmError naming the measured cause when a source is 10-bit/HDR
+    (unless allowed), or the pairing is not distinct or does not hold up at LQ resolution."""
+    hq_info, lq_info = probe(pair.hq), probe(pair.lq)
+    for info in (hq_info, lq_info):
+        if (info.bit_depth > 8 or info.is_hdr) and not options.allow_hdr:
+            raise UvssmError(f"{info.path}: {info.bit_depth}-bit {info.color_transfer} source (pass --allow-hdr to accept)")
+    a = align_videos(ffmpeg, hq_info, lq_info, max_offset_s=options.max_offset_s, frames=options.frames)
+    m, box = a.match, ", ".join(f"{x:.1f}" for x in a.fit.hq_box)
+    found = f"picture {a.pic[0]}x{a.pic[1]} at LQ bars {a.fit.bars} showing HQ box ({box}), start offset {m.offset_seconds:+.3f} s"
+    c = a.check
+    if c is None:  # not checked
+        return a
+    # first whether the rectangle fits the picture at all (unrelated content fits no account)
+    if c.residual > options.max_residual:
+        raise UvssmError(
+            f"{pair.lq}: self-check failed: the HQ box fits the LQ picture with residual {c.residual:.3f} "
+            f"(1 − correlation, median over {c.frames} frames; limit {options.max_residual}; {found})")
+    v = a.verdict
+    if not a.stable:
+        raise UvssmError(f"{pair.lq}: alignment not distinct: a rival won each of two weighings "
+                         f"({'; then '.join(a.weighed)}): the content does not settle the account ({found})")
+    if not v.decided:
+        r = v.runner_up
+        raise UvssmError(
+            f"{pair.lq}: alignment not distinct: the chosen account ({c.timing_rule}) is not distinguishable from "
+            f"the rival \"{r.rival}\": mean log error {r.chosen_cost:.4f} against {r.rival_cost:.4f} on the {r.frames} "
+            f"frames where they differ, better in only {r.confidence:.1%} of 1 s block-bootstrap resamples "
+            f"(needed {CONFIDENCE:.0%}) ({found})")
+    if c.neighbour_better > options.max_neighbour_better:
+        raise UvssmError(
+            f"{pair.lq}: self-check failed: in {c.neighbour_better:.1%} of {c.frames} frames a neighbouring HQ frame "
+            f"fits the LQ frame better than the chosen one (limit {options.max_neighbour_better:.0%}; box residual "
+            f"{c.residual:.3f}; {found})")
+    return a

@@ -1,0 +1,78 @@
+"""The rule that names each LQ frame's HQ frame from its timestamp: the rounding θ (`rounding_fit`), or
+a chain of two conversions where the content supports one clearly (`timing_rule`, `rate_chain`).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from uvssm.align.rate_chain import CAP, ChainFit, fit_chain, log_ratio_table
+
+
+def fit_rounding(errors: list[dict[int, float]], position: np.ndarray, prior: float = 0.05,
+                 span: tuple[float, float] = (-2.5, 2.5), step: float = 0.01) -> float:
+    """The share's rounding θ (`rounding_fit`, whose docstring says how)."""
+    return rounding_fit(errors, position, prior, span, step)[0]
+
+
+def rounding_fit(errors: list[dict[int, float]], position: np.ndarray, prior: float = 0.05,
+                 span: tuple[float, float] = (-2.5, 2.5), step: float = 0.01) -> tuple[float, float]:
+    """The share's rounding θ: LQ frame j shows HQ frame floor(p_j + 1 − θ), p_j its fractional
+    position by the timestamps. Nearest-frame resampling is θ = 0.5, the frame on screen θ = 1, the
+    next frame θ near 0, ffmpeg's constant-rate output (`-r`, which drops a frame only once it is 1.1
+    frames late) θ a little above 1; a start offset that is a frame or two off shifts θ by as much.
+
+    errors: per frame, {HQ index k: error at LQ size} (`lq_size_errors`). Every θ on a grid over
+    `span` is scored by the sum over frames of log(error of the frame it names / the frame's smallest
+    error) (capped at log 3, also where it names a frame not measured), plus `prior` per frame times
+    |θ − 0.5| / 0.5 (capped at 1): encoders make a frame look a little like the one before, so a
+    content preference worth less than ~5% of error per frame does not move the rule off nearest.
+    Returns the middle of the first run of best-scoring θ and that score (0.5 and 0 when there are
+    no frames).
+    """
+    n = len(errors)
+    if not n:
+        return 0.5, 0.0
+    position = np.asarray(position[:n], np.float64)
+    table, lo = log_ratio_table(errors)  # log error ratio of HQ frame lo + column, capped
+    grid = np.arange(span[0], span[1], step)
+    col = np.floor(position[None, :] + 1 - grid[:, None] + 1e-9).astype(np.int64) - lo  # (grid, n)
+    inside = (col >= 0) & (col < table.shape[1])
+    total = np.where(inside, table[np.arange(n)[None, :], np.clip(col, 0, table.shape[1] - 1)], CAP).sum(axis=1)
+    total += n * prior * np.minimum(np.abs(grid - 0.5), 0.5) / 0.5
+    best = np.flatnonzero(total <= total.min() + 1e-9)
+    run = best[:np.argmax(np.diff(np.concatenate([best, [best[-1] + 2]])) > 1) + 1]
+    return float(grid[run].mean()), float(total.min())
+
+
+CHAIN_GAIN = 1.0  # a two-step chain replaces the rounding θ when its cost is at least this much below θ's
+# and every one-step chain's ...
+CHAIN_RIVAL = 0.5  # ... and a chain that pairs > 5% of the frames differently costs at least this much more
+CHAIN_DIFFER = 0.05  # ... where it pairs more than this share of the frames differently from θ (else θ)
+
+
+def timing_rule(errors: list[dict[int, float]], position: np.ndarray, rates: tuple[Fraction, Fraction] | None,
+                n_hq: int) -> tuple[float, ChainFit | None]:
+    """What names each LQ frame's HQ frame: the rounding θ (`rounding_fit`) and, where both videos
+    run at a constant rate (`rates`: HQ, LQ) and a two-step conversion chain
+    (`rate_chain.fit_chain`: a share of a share, an intermediate with millisecond times) explains
+    the content clearly better than θ, than any one-step chain and than any chain that pairs
+    differently (costs in the capped log error ratios all are scored by), that chain (else None).
+    A one-step chain never replaces θ: without θ's prior it follows a codec's lag (a 25 → 60 fps
+    share whose first copy of each frame lags fits "round up" far better than its true nearest).
+    Nor does a chain that pairs all but a few frames as θ does: its gain is those frames' noise (an
+    input seek's origin between two frames, which θ expresses and the chains' whole-frame origins
+    do not, let a millisecond-clock chain pair 1.4% of a one-step share wrong)."""
+    theta, cost = rounding_fit(errors, position)
+    if rates is None or not len(errors):
+        return theta, None
+    fit = fit_chain(errors, position, rates[0], rates[1], n_hq)
+    if (fit is None or fit.chain.one_step or fit.cost > min(cost, fit.one_step_cost) - CHAIN_GAIN
+            or fit.rival_cost < fit.cost + CHAIN_RIVAL):
+        return theta, None
+    by_theta = np.floor(np.asarray(position[:len(errors)], np.float64) + 1 - theta + 1e-9)
+    if np.mean(fit.mapping != by_theta) <= CHAIN_DIFFER:  # pairs as θ does: a few frames' noise
+        return theta, None
+    return theta, fit
