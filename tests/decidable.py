@@ -49,7 +49,7 @@ def truth_is_decidable(ffmpeg, made) -> tuple[bool, str]:
     sample = sorted(set(np.linspace(0, n - 1, min(8, n)).round().astype(int).tolist()))
     lq_full = dict(gray_frames(ffmpeg, lq_info, None, {first + j for j in sample}))
     hyps = rivals(ffmpeg, hq_info, lq_info, first, mapping, position, (a.fit.hq_box, a.fit.bars),
-                  "truth", sample, lq_full, n_hq)
+                  "truth", sample, lq_full, n_hq, starts=(a.frame_map.hq_box(a.fit.bars),))
     c = costs(gray_frames(ffmpeg, hq_info, None), gray_frames(ffmpeg, lq_info, None, set(range(first, first + n))),
               first, hyps, lq_info.display_size)
     verdict = decide(hyps, c, one_second(lq_times))

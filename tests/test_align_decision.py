@@ -90,3 +90,21 @@ def test_rules_shifts_and_regions_worked_by_hand():
     assert box_inside((0.0, 0.0, 160.0, 100.0), (10, 0, 10, 0), (12, 1, 12, 0), (100, 50)) == (4.0, 2.0, 156.0, 100.0)
     a, b = _hyp("a", [0], bars=(10, 0, 10, 0)), _hyp("b", [0], bars=(12, 1, 8, 0))
     assert common_region([a, b]) == (12, 1, 10, 0)
+
+
+def test_a_rectangle_cannot_stand_in_for_a_start_a_frame_away():
+    """On a steady pan a start one frame later with its rectangle moved by one frame's pan fits about
+    as well as the true start with the whole picture (costs equal within noise): the geometry is
+    chosen for the share first (the whole picture, as no rectangle is surely better), and among
+    whole-picture accounts the true start is clearly best."""
+    n = 100
+    rng = np.random.default_rng(3)
+    base = np.arange(n)
+    hyps = [_hyp("chosen", base, geometry="whole picture"), _hyp("1 frame later", base + 1),
+            _hyp("1 frame later, whole", base + 1, timing="1 frame later", geometry="whole picture"),
+            _hyp("chosen, fitted", base, timing="chosen", box=(0.5, 0.0, 64.5, 36.0))]
+    costs = np.stack([np.full(n, 1.0), np.full(n, 0.98), np.full(n, 2.0), np.full(n, 1.0)]) + rng.normal(0, 0.3, (4, n))
+    v = decide(hyps, costs, block=10)
+    assert hyps[v.chosen].name == "chosen" and v.decided
+    assert not v.geometry.ruled_out  # no rectangle surely beats the whole picture
+    assert [c.rival for c in v.comparisons] == ["1 frame later, whole"]

@@ -11,7 +11,7 @@
     python -m benchmarks reuse [--frames 7]
     python -m benchmarks gpu [--device cuda] [--quick]
     python -m benchmarks vmaf
-    python -m benchmarks align-corpus [--work runs/align-corpus] [--seed 0] [--shares 48] [--only NAMES]
+    python -m benchmarks align-corpus [--work runs/align-corpus] [--seed 0] [--shares 64] [--only NAMES]
     python -m benchmarks demo-seeds [--work runs/demo-seeds]
 """
 
@@ -55,7 +55,7 @@ def main() -> None:
                         help="build: where the pair is cached (runs/bench-build); align-corpus: where the shares are "
                              "(runs/align-corpus); demo-seeds: where the demos run (runs/demo-seeds)")
     parser.add_argument("--seed", type=int, default=0, help="align-corpus: the corpus generator's seed")
-    parser.add_argument("--shares", type=int, default=48, help="align-corpus: shares drawn")
+    parser.add_argument("--shares", type=int, default=64, help="align-corpus: shares drawn")
     parser.add_argument("--only", help="align-corpus: only shares whose names contain one of these (comma-separated)")
     args = parser.parse_args()
     for name in args.names or list(BENCHMARKS):

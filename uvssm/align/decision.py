@@ -88,8 +88,8 @@ class Verdict:
     """Which hypothesis the costs choose, and how it fares against each rival."""
 
     chosen: int  # index into the hypotheses
-    comparisons: tuple[Comparison, ...]  # the chosen one against the best of every other timing
-    geometry: Comparison | None  # the chosen timing's fitted rectangle against the whole picture
+    comparisons: tuple[Comparison, ...]  # the chosen one against every other timing of its geometry
+    geometry: Comparison | None  # the best fitted account against the best whole-picture one
 
     @property
     def decided(self) -> bool:
@@ -104,36 +104,36 @@ class Verdict:
 def decide(hyps, costs: np.ndarray, block: int) -> Verdict:
     """Choose among hypotheses (`hypotheses.Hypothesis`, with `costs` (hypotheses, frames)).
 
-    Per timing, the simplest geometry (the whole picture) unless its fitted rectangle is better with
-    `CONFIDENCE`; then the timing of least mean cost over the frames every hypothesis names, compared
-    with the best of each other timing on the frames where they differ."""
+    First the geometry, for the share as a whole: the simplest (the whole picture) unless the best
+    fitted account beats the best whole-picture account with `CONFIDENCE`. A fitted rectangle has
+    four free numbers, and on a steady pan or zoom they can stand in for a start a frame away (a box
+    1 px over on a 1 px/frame pan), so a rectangle is chosen only where the data demand one, and never
+    per timing. Then, among the accounts of that geometry, the timing of least mean cost over the
+    frames every hypothesis names, compared with each other timing on the frames where they differ."""
     costs = np.asarray(costs, np.float64)
     valid = np.isfinite(costs).all(axis=0)
     c = costs[:, valid]
     everywhere = np.ones(c.shape[1], bool)
-    timings = list(dict.fromkeys(h.timing for h in hyps))
-    best_of: dict[str, int] = {}
-    geometry: dict[str, Comparison | None] = {}
-    for t in timings:
-        idx = [i for i, h in enumerate(hyps) if h.timing == t]
-        fitted = [i for i in idx if hyps[i].geometry == "fitted"]
-        whole = [i for i in idx if hyps[i].geometry != "fitted"]
-        if fitted and whole:
-            g = compare(c[fitted[0]], c[whole[0]], everywhere, block, f"{t}, whole picture")
-            best_of[t], geometry[t] = (fitted[0] if g.ruled_out else whole[0]), g
-        else:
-            best_of[t], geometry[t] = idx[0], None
-    best_t = min(timings, key=lambda t: (float(np.mean(c[best_of[t]])) if c.shape[1] else 0.0, timings.index(t)))
-    chosen = best_of[best_t]
+
+    def mean(i: int) -> float:
+        return float(np.mean(c[i])) if c.shape[1] else 0.0
+
+    fitted = [i for i, h in enumerate(hyps) if h.geometry == "fitted"]
+    whole = [i for i, h in enumerate(hyps) if h.geometry != "fitted"]
+    geometry = None
+    family = list(range(len(hyps)))
+    if fitted and whole:
+        best_fitted, best_whole = min(fitted, key=lambda i: (mean(i), i)), min(whole, key=lambda i: (mean(i), i))
+        geometry = compare(c[best_fitted], c[best_whole], everywhere, block, hyps[best_whole].name)
+        family = fitted if geometry.ruled_out else whole
+    chosen = min(family, key=lambda i: (mean(i), i))
     comparisons = []
-    for t in timings:
-        if t == best_t:
+    for other in family:
+        if other == chosen or hyps[other].timing == hyps[chosen].timing:
             continue
-        other = best_of[t]
         pairs = np.asarray(hyps[chosen].mapping)[valid] != np.asarray(hyps[other].mapping)[valid]
         same_box = hyps[chosen].box == hyps[other].box and hyps[chosen].bars == hyps[other].bars
-        differs = pairs if same_box else everywhere
-        comp = compare(c[chosen], c[other], differs, block, hyps[other].name)
+        comp = compare(c[chosen], c[other], pairs if same_box else everywhere, block, hyps[other].name)
         comparisons.append(Comparison(comp.rival, comp.frames, float(pairs.mean()) if len(pairs) else 0.0,
                                       comp.chosen_cost, comp.rival_cost, comp.confidence))
-    return Verdict(chosen, tuple(comparisons), geometry[best_t])
+    return Verdict(chosen, tuple(comparisons), geometry)

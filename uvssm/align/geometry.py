@@ -207,3 +207,34 @@ def hq_frame(rgb: np.ndarray, geo: Geometry) -> np.ndarray:
     # the fitted box may overshoot the frame by up to half an HQ pixel (see exact_geometry); PIL wants it inside
     box = (max(0.0, x0), max(0.0, y0), min(float(rgb.shape[1]), x1), min(float(rgb.shape[0]), y1))
     return np.asarray(Image.fromarray(rgb).resize((s * w, s * h), Image.Resampling.LANCZOS, box=box))
+
+
+def picture_region(frames: np.ndarray) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) LQ pixels of solid fill around the picture, found from the share's
+    own frames (N, h, w) as ffmpeg's cropdetect finds black bars, for any fill colour: from each side
+    inward, the columns (rows) that hold the fill value of that side's outermost one on all but 1% of
+    their pixels in every frame (the codec's ringing leaks a little picture into the fill next to it).
+    The fill's value is the outermost line's median; "holds" is within 3 standard deviations of the
+    outermost line's own noise, and at least 2 levels (8-bit rounding of the colour conversion). A
+    side whose outermost line varies like a picture (its noise above 8 levels, a JPEG-like codec's
+    at its worst on a flat area) has no fill. A blurred fill is not solid: it is found by content
+    (`picture.locate_picture`)."""
+    f = np.asarray(frames, np.float32)
+    _, h, w = f.shape
+
+    def run(lines: np.ndarray) -> int:  # lines: (L, N, n) outermost first
+        outer = lines[0]
+        noise = float(outer.std())
+        if noise > 8.0:
+            return 0
+        value, tol = float(np.median(outer)), max(3.0 * noise, 2.0)
+        n = 0
+        for line in lines:
+            if np.mean(np.abs(line - value) > tol) > 0.01:
+                break
+            n += 1
+        return n if n < len(lines) else 0
+
+    cols = np.moveaxis(f, 2, 0)  # (w, N, h)
+    rows = np.moveaxis(f, 1, 0)  # (h, N, w)
+    return run(cols), run(rows), run(cols[::-1]), run(rows[::-1])

@@ -74,6 +74,17 @@ def common_region(hyps: list[Hypothesis]) -> tuple[int, int, int, int]:
     return tuple(int(max(h.bars[i] for h in hyps)) for i in range(4))
 
 
+def sample_cost(hq: np.ndarray, lq: np.ndarray, box, bars) -> float:
+    """Mean log error at LQ size of paired full-resolution frames hq (N, H, W) and lq (N, h, w), the HQ
+    frames cut to `box` and the LQ frames to the region inside `bars` (as `costs` measures)."""
+    total = 0.0
+    for h, l in zip(hq, lq):
+        pic = _pic_luma(l, bars)
+        size = (pic.shape[1], pic.shape[0])
+        total += np.log(_error(_soften(pic), _soften(hq_at_lq_size(h.astype(np.uint8), box, size))) + 1e-6)
+    return total / max(len(hq), 1)
+
+
 def costs(hq_frames, lq_frames, lq_first: int, hyps: list[Hypothesis], lq_size: tuple[int, int]) -> np.ndarray:
     """(hypotheses, frames) log mean squared difference of LQ frame lq_first + j with the HQ frame
     each hypothesis names, cut to its rectangle and area-averaged to LQ size, both softened as the

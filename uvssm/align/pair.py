@@ -11,9 +11,10 @@ import numpy as np
 
 from uvssm.align.check import SelfCheck, refine_mapping
 from uvssm.align.decision import CONFIDENCE, Verdict, decide, one_second
-from uvssm.align.geometry import SpatialFit, resample_box, spatial_fit
+from uvssm.align.geometry import SpatialFit, picture_region, resample_box, spatial_fit
 from uvssm.align.hypotheses import RULES, SHIFTS, Hypothesis, rule_mapping, shifted, whole_box
 from uvssm.align.hypotheses import costs as hypothesis_costs
+from uvssm.align.hypotheses import sample_cost
 from uvssm.align.picture import FrameMap, locate_picture
 from uvssm.align.rate_chain import constant_rate
 from uvssm.align.temporal import TemporalMatch, temporal_match
@@ -27,11 +28,17 @@ class AlignOptions:
 
     frames: int | None = 100  # LQ frames checked at LQ size from the first matched one (None: all)
     max_offset_s: float = 4.0  # the share may start this far into the original, or this much intro before it
+    min_margin: float = 0.10  # the start offset's cost margin over the next best (on thumbnails) ...
+    confirm_distinct: float = 0.20  # ... unless the check at LQ size fits at least this distinctly
     max_neighbour_better: float = 0.05  # check: share of frames a neighbouring HQ frame may fit clearly better
+    max_next_better: float = 0.15  # check: share of frames the next HQ frame may fit better at all (1: off) ...
+    confirm_next_distinct: float = 0.05  # ... unless the chosen frames fit at least this distinctly (median)
+    min_distinct: float = 0.0  # check: how much better chosen frames must fit than their neighbours (median)
     max_residual: float = 0.5  # check: 1 − correlation of the LQ picture with its HQ box (median)
     allow_hdr: bool = False  # accept 10-bit / HDR sources
 
 
+NEXT_BETTER_FRAMES = 3  # the next-frame check refuses only when at least this many frames fit the next frame better
 THUMB = (64, 36)  # compared in time
 HQ_THUMB = (128, 72)  # kept per HQ frame: the picture's place is searched in these, the match resampled from them
 LQ_THUMB = 160  # the LQ frames' longer side, aspect kept (the picture may be a part of the frame)
@@ -117,9 +124,13 @@ def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames
     frame_map = locate_picture(hq_big, hq_times, lq_big, lq_times, hq_size, lq_size, max_offset_s)
     bars = frame_map.picture(hq_size)
     if lq_size[0] - bars[0] - bars[2] < 16 or lq_size[1] - bars[1] - bars[3] < 16:
-        raise UvssmError(f"{lq_info.path}: the picture found is only {lq_size[0] - bars[0] - bars[2]}x"
-                         f"{lq_size[1] - bars[1] - bars[3]} LQ pixels: too small to align")
+        raise UvssmError(f"{lq_info.path}: the original's picture was not found in the share: the best place "
+                         f"content gives it is {lq_size[0] - bars[0] - bars[2]}x{lq_size[1] - bars[1] - bars[3]} LQ "
+                         f"pixels (the whole LQ frame would show HQ box "
+                         f"({', '.join(f'{x:.1f}' for x in frame_map.box)}), band-passed correlation "
+                         f"{frame_map.score:.2f}): too small to align")
     box = frame_map.hq_box(bars)
+    located = box  # where content put the picture, before any timing: a neutral start for every fit
     time_bases = (float(Fraction(hq_info.time_base)), float(Fraction(lq_info.time_base)))
     seen = []
     for round_ in range(1, rounds + 1):
@@ -149,13 +160,18 @@ def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames
     hw, hh = hq_size
     if not (x1 - x0 > 8 and y1 - y0 > 8 and x0 < hw and y0 < hh and x1 > 0 and y1 > 0):
         raise UvssmError(f"{lq_info.path}: the spatial fit failed: the LQ picture would show HQ box "
-                         f"({x0:.1f}, {y0:.1f}, {x1:.1f}, {y1:.1f}) of a {hw}x{hh} frame")
+                         f"({x0:.1f}, {y0:.1f}, {x1:.1f}, {y1:.1f}) of a {hw}x{hh} frame, which is not a picture of "
+                         f"the original (content located it at HQ box "
+                         f"({', '.join(f'{x:.1f}' for x in frame_map.box)}) for the whole LQ frame)")
     pic = (lq_size[0] - fit.bars[0] - fit.bars[2], lq_size[1] - fit.bars[1] - fit.bars[3])
     result = PairAlignment(hq_info, lq_info, match, fit, pic, f"HQ: {hq_timing}; LQ: {lq_timing}", frame_map,
                            None, round_)
     if not check:
         return result
     rates = _rates(hq_times, lq_times)
+    # the share's own picture region (solid fills), where the whole-picture hypotheses put the original
+    found = picture_region(np.stack([lq_full[k] for k in sorted(lq_full)]))
+    region = found if any(found) else None
     block = one_second(lq_times)
     position, geometry, tried, winners = match.timing[:n], (fit.hq_box, fit.bars), [], []
     mapping_in = match.mapping[:n]
@@ -165,12 +181,17 @@ def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames
                                          gray_frames(ffmpeg, lq_info, None, set(range(match.lq_first, last + 1))),
                                          mapping_in, match.lq_first, geometry[0], geometry[1], position, rates=rates,
                                          n_hq=len(hq_times))
-        hyps = rivals(ffmpeg, hq_info, lq_info, match.lq_first, mapping, position, geometry, report.timing_rule,
-                      sample, lq_full, len(hq_times))
-        costs = hypothesis_costs(gray_frames(ffmpeg, hq_info, None),
-                                 gray_frames(ffmpeg, lq_info, None, set(range(match.lq_first, last + 1))),
-                                 match.lq_first, hyps, lq_size)
-        verdict = decide(hyps, costs, block)
+        # rivals with the whole picture first; each with its own fitted rectangle only where the chosen
+        # account's rectangle surely beats the whole picture (a crop): no rectangle can win otherwise
+        for fit_rivals in (False, True):
+            hyps = rivals(ffmpeg, hq_info, lq_info, match.lq_first, mapping, position, geometry, report.timing_rule,
+                          sample, lq_full, len(hq_times), starts=(located,), region=region, fit_rivals=fit_rivals)
+            costs = hypothesis_costs(gray_frames(ffmpeg, hq_info, None),
+                                     gray_frames(ffmpeg, lq_info, None, set(range(match.lq_first, last + 1))),
+                                     match.lq_first, hyps, lq_size)
+            verdict = decide(hyps, costs, block)
+            if not (verdict.geometry and verdict.geometry.ruled_out):
+                break
         won = hyps[verdict.chosen]
         tried.append(verdict)
         winners.append(f"{won.name} over {report.timing_rule}")
@@ -210,9 +231,17 @@ def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames
 
 
 def rivals(ffmpeg, hq_info, lq_info, lq_first: int, mapping: np.ndarray, position: np.ndarray, geometry,
-           rule_name: str, sample: list[int], lq_full: dict, n_hq: int) -> list[Hypothesis]:
-    """The chosen account and its rivals (`hypotheses`), each timing with the rectangle fitted on the
-    frames it pairs (spatial_fit on the same sampled LQ frames) and with the whole picture."""
+           rule_name: str, sample: list[int], lq_full: dict, n_hq: int, starts: tuple = (),
+           region: tuple[int, int, int, int] | None = None, fit_rivals: bool = True) -> list[Hypothesis]:
+    """The chosen account and its rivals (`hypotheses`), each timing with its own rectangle and with
+    the whole picture. Every timing's rectangle is found by one procedure, the chosen one's included:
+    `spatial_fit` on the frames it pairs (the same sampled LQ frames) from each start (`geometry`'s
+    box, and `starts`, e.g. where content located the picture: the fit is local, and one start can
+    favour the timing fitted from it), and the candidate that fits the sampled frames best at LQ size
+    is kept (the chosen account's own rectangle is a candidate for it). Without `fit_rivals` only the
+    chosen timing gets a rectangle; the rivals are tried with the whole picture. The whole picture
+    lies in `region` (the share's own picture region, `geometry.picture_region`; default: the
+    chosen rectangle's bars) for every timing."""
     from uvssm.base.decode import gray_frames
 
     box, bars = geometry
@@ -232,18 +261,22 @@ def rivals(ffmpeg, hq_info, lq_info, lq_first: int, mapping: np.ndarray, positio
     hyps = []
     for name, m in timings:
         key = tuple(int(m[j]) for j in usable)
-        if name == rule_name:
-            fits[key] = (box, bars)
-        elif key not in fits:
+        if name != rule_name and not fit_rivals:
+            key = None
+            fits[key] = whole
+        if key not in fits:
             if min(key) < 0:
-                fits[key] = (box, bars)
+                fits[key] = box
             else:
-                f = spatial_fit(np.stack([hq_full[k] for k in key]).astype(np.float32), lq, box, bars)
-                fits[key] = (f.hq_box, f.bars)
-        fbox, fbars = fits[key]
-        hyps.append(Hypothesis(name, m, fbox, fbars, name, "fitted"))
+                hq = np.stack([hq_full[k] for k in key]).astype(np.float32)
+                candidates = [spatial_fit(hq, lq, start, bars).hq_box for start in (box, *starts)]
+                candidates += [box] if name == rule_name else []
+                fits[key] = min(candidates, key=lambda b: sample_cost(hq, lq, b, bars))
+        fbox = fits[key]
         if fbox != whole:
-            hyps.append(Hypothesis(f"{name}, whole picture", m, whole, fbars, name, "whole picture"))
+            hyps.append(Hypothesis(name, m, fbox, bars, name, "fitted"))
+        hyps.append(Hypothesis(f"{name}, whole picture" if fbox != whole else name, m, whole,
+                               bars if region is None else region, name, "whole picture"))
     return hyps
 
 
@@ -259,13 +292,24 @@ def align_pair(pair, ffmpeg, options: AlignOptions = AlignOptions()) -> PairAlig
     m, box = a.match, ", ".join(f"{x:.1f}" for x in a.fit.hq_box)
     found = f"picture {a.pic[0]}x{a.pic[1]} at LQ bars {a.fit.bars} showing HQ box ({box}), start offset {m.offset_seconds:+.3f} s"
     c = a.check
-    if c is None:  # not checked
-        return a
     # first whether the rectangle fits the picture at all (unrelated content fits no account)
-    if c.residual > options.max_residual:
+    if c is not None and c.residual > options.max_residual:
         raise UvssmError(
             f"{pair.lq}: self-check failed: the HQ box fits the LQ picture with residual {c.residual:.3f} "
             f"(1 − correlation, median over {c.frames} frames; limit {options.max_residual}; {found})")
+    # the start offset is chosen on thumbnails; the check at LQ size is the stronger witness: an
+    # offset the thumbnails barely prefer is kept when at LQ size its frames fit clearly better than
+    # their neighbours (a start a frame or more off fits a neighbour better on most frames)
+    confirmed = c is not None and c.distinct >= options.confirm_distinct
+    if m.offset_margin < options.min_margin and not confirmed:
+        at_lq = "" if c is None else (f"; at LQ size its frames fit only {c.distinct:+.1%} better than their "
+                                       f"neighbours (--confirm-distinct is {options.confirm_distinct:.0%})")
+        raise UvssmError(
+            f"{pair.lq}: alignment not distinct: the chosen start offset ({m.offset_seconds:+.3f} s, cost "
+            f"{m.offset_cost:.3f}) is only {m.offset_margin:.1%} better than the next best "
+            f"({m.next_offset_cost:.3f}); --min-margin is {options.min_margin:.0%}{at_lq} ({found})")
+    if c is None:  # not checked
+        return a
     v = a.verdict
     if not a.stable:
         raise UvssmError(f"{pair.lq}: alignment not distinct: a rival won each of two weighings "
@@ -282,4 +326,21 @@ def align_pair(pair, ffmpeg, options: AlignOptions = AlignOptions()) -> PairAlig
             f"{pair.lq}: self-check failed: in {c.neighbour_better:.1%} of {c.frames} frames a neighbouring HQ frame "
             f"fits the LQ frame better than the chosen one (limit {options.max_neighbour_better:.0%}; box residual "
             f"{c.residual:.3f}; {found})")
+    # a frame or two of a short clip is noise (a still stretch, a scene's first frame): the count counts too.
+    # Where the picture barely changes between frames (a small, slow clip), noise makes the next frame fit
+    # a little better on both sides of the chosen one alike; the pairing stands where its chosen frames
+    # still fit clearly better than their neighbours overall (a pairing that runs behind fits them worse)
+    if (c.next_better > options.max_next_better and round(c.next_better * c.frames) >= NEXT_BETTER_FRAMES
+            and not c.distinct >= options.confirm_next_distinct):
+        raise UvssmError(
+            f"{pair.lq}: self-check failed: in {c.next_better:.1%} of {c.frames} frames the next HQ frame fits the "
+            f"LQ frame better than the chosen one (limit {options.max_next_better:.0%}, and {NEXT_BETTER_FRAMES} "
+            f"frames), and the chosen frames fit only {c.distinct:+.1%} better than their neighbours (median; "
+            f"--confirm-next-distinct is {options.confirm_next_distinct:.0%}): codecs lag, they do not lead, so the "
+            f"content does not confirm this pairing ({found})")
+    if not c.distinct >= options.min_distinct:
+        raise UvssmError(
+            f"{pair.lq}: self-check failed: at LQ size the chosen HQ frames fit their LQ frames by {c.distinct:+.1%} "
+            f"better than their neighbours (median over {c.frames} frames; at least {options.min_distinct:.0%} "
+            f"needed): the pairing cannot be told from its neighbours ({found})")
     return a

@@ -30,10 +30,10 @@ class FrameMap:
         """(left, top, right, bottom) LQ pixels outside the HQ frame's image (whole pixels, rounded inward)."""
         (sx, sy), (x0, y0, _, _) = self.scale, self.box
         w, h = self.lq_size
-        left = max(0, int(np.ceil(-x0 / sx - 0.25)))
-        top = max(0, int(np.ceil(-y0 / sy - 0.25)))
-        right = max(0, w - int(np.floor((hq_size[0] - x0) / sx + 0.25)))
-        bottom = max(0, h - int(np.floor((hq_size[1] - y0) / sy + 0.25)))
+        left = min(w, max(0, int(np.ceil(-x0 / sx - 0.25))))
+        top = min(h, max(0, int(np.ceil(-y0 / sy - 0.25))))
+        right = min(w - left, max(0, w - int(np.floor((hq_size[0] - x0) / sx + 0.25))))
+        bottom = min(h - top, max(0, h - int(np.floor((hq_size[1] - y0) / sy + 0.25))))
         return left, top, right, bottom
 
     def hq_box(self, bars: tuple[int, int, int, int]) -> tuple[float, float, float, float]:

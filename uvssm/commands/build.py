@@ -23,14 +23,29 @@ from uvssm.display import progress_display, wide_console
 @click.option("--frames", type=click.IntRange(0), default=100, show_default=True,
               help="Aligned frames per clip (0: all). UVSSM clips have 100.")
 @click.option("--jobs", type=click.IntRange(1), default=os.cpu_count() or 1, show_default=True, help="Pairs in parallel.")
+@click.option("--min-margin", type=click.FloatRange(0, 1), default=0.10, show_default=True,
+              help="Leave a pair out when its start offset is less than this much (relative cost) better than "
+                   "the next best: the alignment is not distinct (0: trust the timestamps).")
 @click.option("--max-offset", type=click.FloatRange(0), default=4.0, show_default=True,
               help="Seconds into the original the share may start (or of intro before the original's first frame).")
 @click.option("--max-neighbour-better", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Self-check: leave a pair out when, at LQ size, a neighbouring HQ frame fits more than this share "
                    "of its LQ frames better than the chosen one.")
+@click.option("--max-next-better", type=click.FloatRange(0, 1), default=0.15, show_default=True,
+              help="Self-check: leave a pair out when, at LQ size, the next HQ frame fits more than this share (and at "
+                   "least 3) of its LQ frames better than the chosen one (codecs lag, they do not lead); 1: off.")
 @click.option("--max-residual", type=click.FloatRange(0, 2), default=0.5, show_default=True,
               help="Self-check: leave a pair out when its LQ pictures fit their HQ box worse than this "
                    "(1 - correlation, median over frames).")
+@click.option("--min-distinct", type=float, default=0.0, show_default=True,
+              help="Self-check: leave a pair out when, at LQ size, its chosen HQ frames fit less than this much "
+                   "(relative error, median) better than their neighbours: frames that barely change cannot be paired.")
+@click.option("--confirm-distinct", type=float, default=0.20, show_default=True,
+              help="Keep a pair whose start offset is within --min-margin of the next best when, at LQ size, its "
+                   "chosen HQ frames fit at least this much (relative error, median) better than their neighbours.")
+@click.option("--confirm-next-distinct", type=float, default=0.05, show_default=True,
+              help="Keep a pair whose next-frame share is above --max-next-better when, at LQ size, its chosen HQ "
+                   "frames fit at least this much (relative error, median) better than their neighbours.")
 @click.option("--allow-hdr", is_flag=True, help="Accept 10-bit and HDR sources.")
 @click.option("--test-clips", metavar="IDS", help="The test split, as named (ids and ranges, e.g. 240-249,255); "
               "the rest are split into --val-clips validation clips (seeded) and training. Default: the paper's "
@@ -44,8 +59,10 @@ from uvssm.display import progress_display, wide_console
 @click.option("--clips", metavar="IDS", help="Only these clips (ids and ranges, e.g. 001-020,031), for job arrays; "
               "the manifest gathers every pair built so far: run once without --clips at the end.")
 @click.pass_context
-def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: int, max_offset: float,
-          max_neighbour_better: float, max_residual: float, allow_hdr: bool, test_clips: str | None, val_clips: int,
+def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: int, min_margin: float, max_offset: float,
+          max_neighbour_better: float, max_next_better: float, max_residual: float, min_distinct: float, confirm_distinct: float,
+          confirm_next_distinct: float,
+          allow_hdr: bool, test_clips: str | None, val_clips: int,
           folds: int, fold: int, seed: int, force: bool, clips: str | None) -> None:
     """Align real original/shared pairs in time and space and extract HQ/LQ frames whose sizes are
     exactly scale × each other; write a report per pair, frame rows with pixel hashes, splits
@@ -59,9 +76,11 @@ def build(ctx, src: Path, out: Path, platform: str | None, frames: int, jobs: in
 
     console = wide_console()
     ffmpeg = find_ffmpeg(ctx.obj["ffmpeg_path"])
-    options = BuildOptions(frames=frames or None, jobs=jobs, max_offset_s=max_offset,
-                           max_neighbour_better=max_neighbour_better, max_residual=max_residual, allow_hdr=allow_hdr,
-                           folds=folds,
+    options = BuildOptions(frames=frames or None, jobs=jobs, min_margin=min_margin, max_offset_s=max_offset,
+                           max_neighbour_better=max_neighbour_better, max_next_better=max_next_better,
+                           max_residual=max_residual,
+                           min_distinct=min_distinct, confirm_distinct=confirm_distinct,
+                           confirm_next_distinct=confirm_next_distinct, allow_hdr=allow_hdr, folds=folds,
                            test_ids=test_clips, val_clips=val_clips,
                            fold=fold, seed=seed, force=force, clips=clips)
     with progress_display(console, SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

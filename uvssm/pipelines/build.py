@@ -51,8 +51,13 @@ PAPER_TEST = {"wechat"}  # platforms whose paper test split is in the catalogue 
 class BuildOptions:
     frames: int | None = 100  # aligned frames per clip (None: all)
     jobs: int = 1
+    min_margin: float = 0.10  # alignment confidence: the start offset's cost margin over the next best
     max_neighbour_better: float = 0.05  # self-check: share of frames a neighbouring HQ frame may fit better
+    max_next_better: float = 0.15  # self-check: share of frames the next HQ frame may fit better at all (1: off)
     max_residual: float = 0.5  # self-check: 1 − correlation of the LQ picture with its HQ box (median)
+    min_distinct: float = 0.0  # self-check: how much better chosen frames must fit than their neighbours (median)
+    confirm_distinct: float = 0.20  # a start offset below min_margin is kept when the self-check fits this distinctly
+    confirm_next_distinct: float = 0.05  # a next-better share above max_next_better is kept when the check fits this distinctly
     max_offset_s: float = 4.0  # the share may start this many seconds into the original
     allow_hdr: bool = False  # accept 10-bit / HDR sources
     folds: int = 5
@@ -67,9 +72,10 @@ class BuildOptions:
     @property
     def align(self) -> AlignOptions:
         """What `align_pair` takes of these: the frames to check, the start's reach and the gates."""
-        return AlignOptions(frames=self.frames, max_offset_s=self.max_offset_s,
-                            max_neighbour_better=self.max_neighbour_better, max_residual=self.max_residual,
-                            allow_hdr=self.allow_hdr)
+        return AlignOptions(frames=self.frames, max_offset_s=self.max_offset_s, min_margin=self.min_margin,
+                            confirm_distinct=self.confirm_distinct, max_neighbour_better=self.max_neighbour_better,
+                            max_next_better=self.max_next_better, confirm_next_distinct=self.confirm_next_distinct,
+                            min_distinct=self.min_distinct, max_residual=self.max_residual, allow_hdr=self.allow_hdr)
 
 
 @dataclass
