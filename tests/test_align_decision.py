@@ -108,3 +108,26 @@ def test_a_rectangle_cannot_stand_in_for_a_start_a_frame_away():
     assert hyps[v.chosen].name == "chosen" and v.decided
     assert not v.geometry.ruled_out  # no rectangle surely beats the whole picture
     assert [c.rival for c in v.comparisons] == ["1 frame later, whole"]
+
+
+def test_picture_region_is_the_pad_that_ffmpeg_was_told(ffmpeg, tmp_path):
+    """A testsrc2 picture scaled to 240x136 and padded to 320x180 with a colour at (36, 20), as a
+    platform fills: the region is the pad's own numbers (left 36, top 20, right 320 − 240 − 36 = 44,
+    bottom 180 − 136 − 20 = 24), and with black bars the same; a picture that reaches the edges has none."""
+    import subprocess
+
+    from uvssm.align.geometry import picture_region
+    from uvssm.base.decode import gray_frames
+    from uvssm.base.probe import probe
+
+    for colour in ("0x336699", "black", "white"):
+        out = tmp_path / f"pad-{colour}.mp4"
+        subprocess.run([ffmpeg.path, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=640x360:r=25", "-frames:v", "8",
+                        "-vf", f"scale=240:136,pad=320:180:36:20:{colour}", "-c:v", "libx264", "-crf", "30",
+                        "-pix_fmt", "yuv420p", str(out)], check=True)
+        frames = np.stack([f for _, f in gray_frames(ffmpeg, probe(out))])
+        assert picture_region(frames) == (36, 20, 44, 24), colour
+    plain = tmp_path / "plain.mp4"
+    subprocess.run([ffmpeg.path, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25", "-frames:v", "8",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(plain)], check=True)
+    assert picture_region(np.stack([f for _, f in gray_frames(ffmpeg, probe(plain))])) == (0, 0, 0, 0)

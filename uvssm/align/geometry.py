@@ -215,7 +215,9 @@ def picture_region(frames: np.ndarray) -> tuple[int, int, int, int]:
     inward, the columns (rows) that hold the fill value of that side's outermost one on all but 1% of
     their pixels in every frame (the codec's ringing leaks a little picture into the fill next to it).
     The fill's value is the outermost line's median; "holds" is within 3 standard deviations of the
-    outermost line's own noise, and at least 2 levels (8-bit rounding of the colour conversion). A
+    outermost line's own noise, and at least 2 levels (8-bit rounding of the colour conversion); then,
+    as the codec blurs the edge over its blocks, the edge is where the mean deviation from the fill
+    crosses halfway from the fill's to the picture's (8-16 lines inside the fill's end). A
     side whose outermost line varies like a picture (its noise above 8 levels, a JPEG-like codec's
     at its worst on a flat area) has no fill. A blurred fill is not solid: it is found by content
     (`picture.locate_picture`)."""
@@ -233,7 +235,15 @@ def picture_region(frames: np.ndarray) -> tuple[int, int, int, int]:
             if np.mean(np.abs(line - value) > tol) > 0.01:
                 break
             n += 1
-        return n if n < len(lines) else 0
+        if n == 0 or n >= len(lines):
+            return 0
+        # the codec blurs the edge over a few lines (its blocks straddle it): the edge is where the mean
+        # deviation from the fill crosses halfway from the fill's to the picture's, 8-16 lines inside
+        dev = np.abs(lines[:n + 16] - value).mean(axis=(1, 2))
+        inside = float(np.median(dev[n + 8:n + 16])) if len(dev) > n + 8 else float(dev[-1])
+        half = (float(dev[:n].mean()) + inside) / 2
+        edge = n + int(np.argmax(dev[n:] >= half)) if (dev[n:] >= half).any() else n
+        return edge
 
     cols = np.moveaxis(f, 2, 0)  # (w, N, h)
     rows = np.moveaxis(f, 1, 0)  # (h, N, w)
