@@ -183,9 +183,11 @@ def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames
                                          n_hq=len(hq_times))
         # rivals with the whole picture first; each with its own fitted rectangle only where the chosen
         # account's rectangle surely beats the whole picture (a crop): no rectangle can win otherwise
+        fits: dict = {}  # rectangles already fitted, shared by the two calls
         for fit_rivals in (False, True):
             hyps = rivals(ffmpeg, hq_info, lq_info, match.lq_first, mapping, position, geometry, report.timing_rule,
-                          sample, lq_full, len(hq_times), starts=(located,), region=region, fit_rivals=fit_rivals)
+                          sample, lq_full, len(hq_times), starts=(located,), region=region, fit_rivals=fit_rivals,
+                          fits=fits)
             costs = hypothesis_costs(gray_frames(ffmpeg, hq_info, None),
                                      gray_frames(ffmpeg, lq_info, None, set(range(match.lq_first, last + 1))),
                                      match.lq_first, hyps, lq_size)
@@ -232,14 +234,17 @@ def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames
 
 def rivals(ffmpeg, hq_info, lq_info, lq_first: int, mapping: np.ndarray, position: np.ndarray, geometry,
            rule_name: str, sample: list[int], lq_full: dict, n_hq: int, starts: tuple = (),
-           region: tuple[int, int, int, int] | None = None, fit_rivals: bool = True) -> list[Hypothesis]:
+           region: tuple[int, int, int, int] | None = None, fit_rivals: bool = True,
+           fits: dict | None = None) -> list[Hypothesis]:
     """The chosen account and its rivals (`hypotheses`), each timing with its own rectangle and with
     the whole picture. Every timing's rectangle is found by one procedure, the chosen one's included:
     `spatial_fit` on the frames it pairs (the same sampled LQ frames) from each start (`geometry`'s
     box, and `starts`, e.g. where content located the picture: the fit is local, and one start can
     favour the timing fitted from it), and the candidate that fits the sampled frames best at LQ size
     is kept (the chosen account's own rectangle is a candidate for it). Without `fit_rivals` only the
-    chosen timing gets a rectangle; the rivals are tried with the whole picture. The whole picture
+    chosen timing gets a rectangle; the rivals are tried with the whole picture. `fits` (rectangles by
+    the sampled HQ frames a timing pairs) may be shared between calls with the same frames and starts,
+    so a second call fits only what the first did not. The whole picture
     lies in `region` (the share's own picture region, `geometry.picture_region`; default: the
     chosen rectangle's bars) for every timing."""
     from uvssm.base.decode import gray_frames
@@ -253,26 +258,27 @@ def rivals(ffmpeg, hq_info, lq_info, lq_first: int, mapping: np.ndarray, positio
         if not any(np.array_equal(m, t) for _, t in timings):
             timings.append((f"rounding {rule}", m))
     usable = [j for j in sample if all(t[j] >= 0 for _, t in timings)] or sample
-    wanted = {int(t[j]) for _, t in timings for j in usable if t[j] >= 0}
+    fitted = {name for name, _ in timings if fit_rivals or name == rule_name}  # the timings given a rectangle
+    wanted = {int(t[j]) for name, t in timings if name in fitted for j in usable if t[j] >= 0}
     hq_full = dict(gray_frames(ffmpeg, hq_info, None, wanted))
     lq = np.stack([lq_full[lq_first + j] for j in usable]).astype(np.float32)
-    fits: dict[tuple[int, ...], tuple] = {}
+    fits = {} if fits is None else fits
     whole = whole_box(hq_info.display_size)
     hyps = []
     for name, m in timings:
-        key = tuple(int(m[j]) for j in usable)
-        if name != rule_name and not fit_rivals:
-            key = None
-            fits[key] = whole
-        if key not in fits:
-            if min(key) < 0:
-                fits[key] = box
-            else:
-                hq = np.stack([hq_full[k] for k in key]).astype(np.float32)
-                candidates = [spatial_fit(hq, lq, start, bars).hq_box for start in (box, *starts)]
-                candidates += [box] if name == rule_name else []
-                fits[key] = min(candidates, key=lambda b: sample_cost(hq, lq, b, bars))
-        fbox = fits[key]
+        if name not in fitted:
+            fbox = whole
+        else:
+            key = tuple(int(m[j]) for j in usable)
+            if key not in fits:
+                if min(key) < 0:
+                    fits[key] = box
+                else:
+                    hq = np.stack([hq_full[k] for k in key]).astype(np.float32)
+                    candidates = [spatial_fit(hq, lq, start, bars).hq_box for start in (box, *starts)]
+                    candidates += [box] if name == rule_name else []
+                    fits[key] = min(candidates, key=lambda b: sample_cost(hq, lq, b, bars))
+            fbox = fits[key]
         if fbox != whole:
             hyps.append(Hypothesis(name, m, fbox, bars, name, "fitted"))
         hyps.append(Hypothesis(f"{name}, whole picture" if fbox != whole else name, m, whole,
