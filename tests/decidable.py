@@ -3,7 +3,8 @@
 Test code. The truth (which original frame each share frame shows, from framemd5 hashes that plain
 ffmpeg wrote) is weighed exactly as `uvssm build` weighs its own chosen account: against the same
 pairing started one and two frames earlier and later and the rounding rules' pairings from the
-share's timestamps (after the start offset build finds), each with the rectangle fitted on the frames
+share's timestamps (after the start offset build finds), and where a rounding θ names the truth's
+frames, that θ's nearest neighbours that pair more than 1% differently, each with the rectangle fitted on the frames
 it pairs and with the whole picture, by the same block bootstrap (`uvssm.align.decision`). A share
 whose truth does not beat those rivals is undecidable: content cannot pair it, and the right answer
 for it is a refusal.
@@ -28,6 +29,22 @@ def truth_mapping(truth: list[frozenset[int]]) -> tuple[int, np.ndarray, np.ndar
     return first, mapping, card
 
 
+def truth_theta(mapping: np.ndarray, position: np.ndarray) -> float | None:
+    """The rounding θ (on the grid build fits it on) whose floor(p + 1 − θ) names the truth's frames
+    on all but at most 1% of them, nearest 0.5 (None where none does: the truth then has no θ
+    neighbours among its rivals, as a conversion chain has none)."""
+    from uvssm.align.decision import TOLERATED
+
+    grid = np.round(np.arange(-2.5, 2.5, 0.01), 6)
+    named = np.floor(np.asarray(position, np.float64)[None, :] + 1 - grid[:, None] + 1e-9)
+    wrong = (named != np.asarray(mapping)[None, :]).mean(axis=1)
+    fits = grid[wrong <= TOLERATED]
+    if not len(fits):
+        return None
+    best = fits[wrong[wrong <= TOLERATED] == wrong.min()] if wrong.min() <= TOLERATED else fits
+    return float(best[np.argmin(np.abs(best - 0.5))])
+
+
 def truth_is_decidable(ffmpeg, made) -> tuple[bool, str]:
     """(whether the hash-true pairing beats its rivals, the runner-up's comparison)."""
     from uvssm.align.decision import decide, one_second
@@ -49,7 +66,8 @@ def truth_is_decidable(ffmpeg, made) -> tuple[bool, str]:
     sample = sorted(set(np.linspace(0, n - 1, min(8, n)).round().astype(int).tolist()))
     lq_full = dict(gray_frames(ffmpeg, lq_info, None, {first + j for j in sample}))
     hyps = rivals(ffmpeg, hq_info, lq_info, first, mapping, position, (a.fit.hq_box, a.fit.bars),
-                  "truth", sample, lq_full, n_hq, starts=(a.frame_map.hq_box(a.fit.bars),))
+                  "truth", sample, lq_full, n_hq, starts=(a.frame_map.hq_box(a.fit.bars),),
+                  theta=truth_theta(mapping, position))
     c = costs(gray_frames(ffmpeg, hq_info, None), gray_frames(ffmpeg, lq_info, None, set(range(first, first + n))),
               first, hyps, lq_info.display_size)
     verdict = decide(hyps, c, one_second(lq_times))

@@ -110,6 +110,72 @@ def test_a_rectangle_cannot_stand_in_for_a_start_a_frame_away():
     assert [c.rival for c in v.comparisons] == ["1 frame later, whole"]
 
 
+def test_a_rival_whose_own_rectangle_explains_its_misfit_is_a_stand_in_and_refused():
+    """A crop on a steady zoom: the start 2 frames later with its own rectangle (2 frames' zoom
+    larger) costs 1.02 against the chosen 1.00, and 1.80 with the chosen rectangle. Its rectangle
+    removes 0.78 of its excess and 0.02 remains: the rectangle, not the timing, explains it, so the
+    start is not settled even though the chosen one is better in every resample. Where the rival's
+    own rectangle removes only 0.1 of an excess of 0.7 (a rectangle cannot follow hand-held motion),
+    it is ruled out as usual."""
+    n = 100
+    base = np.arange(n)
+    grown = (-0.4, -0.2, 64.4, 36.2)
+    hyps = [_hyp("chosen", base), _hyp("2 frames later", base + 2, box=grown),
+            _hyp("2 frames later, chosen rectangle", base + 2, timing="2 frames later"),
+            _hyp("chosen, whole", base, timing="chosen", geometry="whole picture", box=(0.0, 0.0, 80.0, 45.0)),
+            _hyp("2 frames later, whole", base + 2, timing="2 frames later", geometry="whole picture",
+                 box=(0.0, 0.0, 80.0, 45.0))]
+    whole = [np.full(n, 3.0), np.full(n, 3.5)]
+    rng = np.random.default_rng(4)
+    zoom = np.stack([np.full(n, 1.00), np.full(n, 1.02), np.full(n, 1.80), *whole]) + rng.normal(0, 0.001, (5, n))
+    v = decide(hyps, zoom, block=10)
+    assert hyps[v.chosen].name == "chosen" and all(c.ruled_out for c in v.comparisons)
+    assert [s.rival for s in v.stand_ins] == ["2 frames later"] and not v.decided
+    assert v.stand_ins[0].held_cost == pytest.approx(1.80, abs=0.01)
+    shake = np.stack([np.full(n, 1.00), np.full(n, 1.70), np.full(n, 1.80), *whole]) + rng.normal(0, 0.001, (5, n))
+    v = decide(hyps, shake, block=10)
+    assert v.stand_ins == () and v.decided
+    # the whole picture chosen (it fits best): no rectangle is chosen, so none stands in
+    zoom[3:] = zoom[:2] - 0.5
+    v = decide(hyps, zoom, block=10)
+    assert hyps[v.chosen].name == "chosen, whole" and v.stand_ins == () and v.decided
+
+
+def test_a_fit_within_half_an_lq_pixel_of_the_whole_picture_is_the_whole_picture():
+    """A 960x540 original scaled to 890x500. A fit at HQ box (0.04, 0, 959.96, 539.9) puts the
+    original's edges at LQ x = −0.04 / (959.92 / 890) = −0.037 and (960 − 0.04) / 1.07856 = 890.04,
+    y = 0 and 540 / (539.9 / 500) = 500.09: within half an LQ pixel of the whole picture's 0, 0, 890,
+    500, so the same picture. A box 1.08 HQ pixels in from the left (one LQ pixel cut) puts the left
+    edge at −1.08 / (958.92 / 890) = −1.002: another picture. Inside bars, edges count from the frame."""
+    from uvssm.align.hypotheses import frame_edges, same_picture
+
+    hq, lq, whole = (960, 540), (890, 500), (0.0, 0.0, 960.0, 540.0)
+    assert np.allclose(frame_edges((0.04, 0.0, 959.96, 539.9), (0, 0, 0, 0), hq, lq),
+                       [-0.0371, 0.0, 890.0371, 500.0926], atol=1e-3)
+    assert same_picture((0.04, 0.0, 959.96, 539.9), (0, 0, 0, 0), whole, (0, 0, 0, 0), hq, lq)
+    assert not same_picture((1.08, 0.0, 960.0, 540.0), (0, 0, 0, 0), whole, (0, 0, 0, 0), hq, lq)
+    # pillarboxed in 20-pixel bars: the whole picture in (20, 0, 20, 0) (850 LQ px show 960: 1.1294
+    # HQ px each) is the same as HQ box (−22.59, 0, 982.59, 540) seen through the whole 890-wide frame
+    assert same_picture(whole, (20, 0, 20, 0), (-22.59, 0.0, 982.59, 540.0), (0, 0, 0, 0), hq, lq)
+    assert not same_picture(whole, (20, 0, 20, 0), (-18.6, 0.0, 978.6, 540.0), (0, 0, 0, 0), hq, lq)
+
+
+def test_theta_neighbours_worked_by_hand():
+    """24 → 25 fps: LQ frame j at HQ position 0.96 j, whose fractions are 1 − 0.04 j mod 1. From θ
+    0.5 upward, floor(p + 1 − θ) first names another frame at θ 0.53, for the fraction 0.52 (j = 12
+    and 37 of 50: 4%, over the 1% tolerated): one frame earlier there. Downward, at θ 0.48 for the
+    fraction 0.48 (j = 13, 38): one frame later. Frames the chosen pairing moved keep their move."""
+    from uvssm.align.hypotheses import theta_neighbours
+
+    p = 0.96 * np.arange(50)
+    chosen = np.floor(p + 0.5 + 1e-9).astype(np.int64)
+    chosen[30] += 1  # a content move the neighbours keep
+    (up, m_up), (down, m_down) = theta_neighbours(chosen, p, 0.5, 0.01, 100)
+    assert up == 0.53 and np.flatnonzero(m_up != chosen).tolist() == [12, 37] and (m_up - chosen).min() == -1
+    assert down == 0.48 and np.flatnonzero(m_down != chosen).tolist() == [13, 38] and (m_down - chosen).max() == 1
+    assert m_up[30] == chosen[30] == m_down[30]
+
+
 def test_picture_region_is_the_pad_that_ffmpeg_was_told(ffmpeg, tmp_path):
     """A testsrc2 picture scaled to 240x136 and padded to 320x180 with a colour at (36, 20), as a
     platform fills: the region is the pad's own numbers (left 36, top 20, right 320 − 240 − 36 = 44,

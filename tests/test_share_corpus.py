@@ -157,16 +157,22 @@ def _frames(fracs, errors_of):
 
 @pytest.mark.parametrize("fracs, errors_of, theta", [
     ([], lambda j: {}, 0.5),  # no frames: nearest
-    # on the frames, content clear: any θ in (0, 1] names frame j at no cost; the prior keeps 0.5
+    # on the frames, content clear: any θ in (0, 1] names frame j at no cost, as nearest does: 0.5
     ([0.0] * 6, lambda j: {j - 1: 2.0, j: 1.0, j + 1: 2.0}, 0.5),
     # 0.4 past frame j, the content clearly shows j + 1 (error ratio 3, the cap): θ ∈ (−0.6, 0.4]
-    # costs nothing; the prior is least at its end nearest 0.5
+    # names it, re-pairing all 10 frames from nearest (prior 10 × 0.05 = 0.5, against 10 log 3 =
+    # 11 for nearest); of that window the θ nearest 0.5
     ([0.4] * 10, lambda j: {j: 3.0, j + 1: 1.0}, 0.40),
     # 0.2 past frame j, the content prefers j + 1 by 2% (log 1.02 = 0.0198 a frame): naming it needs
-    # θ ≤ 0.2, a prior of 0.05 × 0.3 / 0.5 = 0.03 a frame, more than 0.0198: nearest kept
+    # θ ≤ 0.2 and re-pairs each frame, a prior of 0.05 a frame, more than 0.0198: nearest kept
     ([0.2] * 10, lambda j: {j: 1.02, j + 1: 1.0}, 0.5),
-    # ... by 5% (log 1.05 = 0.0488 a frame, more than 0.03): θ = 0.2 names j + 1
-    ([0.2] * 10, lambda j: {j: 1.05, j + 1: 1.0}, 0.20),
+    # ... by 6% (log 1.06 = 0.0583 a frame, more than 0.05): θ = 0.2 names j + 1
+    ([0.2] * 10, lambda j: {j: 1.06, j + 1: 1.0}, 0.20),
+    # the prior counts re-paired frames, not the share's frames: 99 frames on whole positions show
+    # frame j clearly (any θ in (0, 1] names them), and one 0.3 past frame 99 shows 100 by 20% (log 1.2
+    # = 0.18). θ ∈ (0, 0.3] names 100 for it and re-pairs only it (prior 0.05): θ = 0.30. A prior per
+    # frame of the share (100 × 0.05 × 0.2 / 0.5 = 2.0) kept nearest, 0.5, and that frame wrong
+    ([0.0] * 99 + [0.3], lambda j: {j: 1.0, j + 1: 2.0} if j < 99 else {j: 1.2, j + 1: 1.0}, 0.30),
     # ffmpeg -r's late drop (θ a little above 1): 0.95 past frame j still shows j, 0.3 past shows j
     ([0.95, 0.3] * 5, lambda j: {int(np.floor(j + [0.95, 0.3][j % 2])): 1.0,
                                   int(np.floor(j + [0.95, 0.3][j % 2])) + 1: 3.0,
@@ -259,8 +265,9 @@ def test_a_still_opening_of_a_lower_rate_share_starts_at_the_first_frame(ffmpeg,
 def test_a_slow_small_share_is_kept_only_where_its_account_beats_its_rivals(ffmpeg, corpus, prefix, built):
     """Two carphone shares (176x144, slow). s27 (scaled, fps rounding up) is paired right and its
     account beats every rival. s31 (colour fill) cannot be told from its rivals even by its hash truth
-    (`tests/decidable.py`): it is refused, by the weighing (naming the rival and both costs) or by the
-    next-frame check (its chosen frames fit worse than their neighbours). Without the next-frame
+    (`tests/decidable.py`): it is refused, by the weighing (naming the rival and both costs; or a
+    rival timing whose own rectangle stands in for it) or by the next-frame check (its chosen frames
+    fit worse than their neighbours). Without the next-frame
     check the weighing alone built it 51% right: its rivals (starts 1-2 frames away, the rounding
     rules) do not include a pairing half a frame off, so that check stays."""
     share = next(s for s in shares.corpus(corpus[0], synthetic=False) if s.name.startswith(prefix))
@@ -269,8 +276,10 @@ def test_a_slow_small_share_is_kept_only_where_its_account_beats_its_rivals(ffmp
     if not built:
         assert not truth_is_decidable(ffmpeg, made)[0]
         with pytest.raises(UvssmError, match=r'(not distinct: the chosen account .* from the rival "[^"]+": mean log '
-                                             r"error [0-9.]+ against [0-9.]+ on the [0-9]+ frames|the next HQ frame "
-                                             r"fits the LQ frame better .* fit only -)"):
+                                             r"error [0-9.]+ against [0-9.]+ on the [0-9]+ frames|the fitted rectangle "
+                                             r'stands in for the start: "[^"]+" with its own rectangle costs [0-9.]+ '
+                                             r"against the chosen [0-9.]+, and [0-9.]+ with the chosen rectangle|the "
+                                             r"next HQ frame fits the LQ frame better .* fit only -)"):
             align_pair(pair, ffmpeg, AlignOptions(frames=CHECKED))
         return
     a = align_pair(pair, ffmpeg, AlignOptions(frames=CHECKED))

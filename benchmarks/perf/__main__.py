@@ -11,7 +11,7 @@
     python -m benchmarks reuse [--frames 7]
     python -m benchmarks gpu [--device cuda] [--quick]
     python -m benchmarks vmaf
-    python -m benchmarks align-corpus [--work runs/align-corpus] [--seed 0] [--shares 64] [--only NAMES]
+    python -m benchmarks align-corpus [--work runs/align-corpus] [--seed 0] [--shares 64] [--only NAMES] [--jobs 2]
     python -m benchmarks demo-seeds [--work runs/demo-seeds]
 """
 
@@ -57,6 +57,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="align-corpus: the corpus generator's seed")
     parser.add_argument("--shares", type=int, default=64, help="align-corpus: shares drawn")
     parser.add_argument("--only", help="align-corpus: only shares whose names contain one of these (comma-separated)")
+    parser.add_argument("--jobs", type=int, default=1, help="align-corpus: shares aligned at once (worker processes "
+                                                            "of one thread each)")
     args = parser.parse_args()
     for name in args.names or list(BENCHMARKS):
         if name == "synth":
@@ -90,7 +92,7 @@ def main() -> None:
             perf_bitstream.print_table(perf_bitstream.run())
         elif name == "align-corpus":
             perf_align.print_table(perf_align.run(args.work or Path("runs/align-corpus"), args.seed, args.shares,
-                                                  args.only))
+                                                  args.only, args.jobs))
         elif name == "demo-seeds":
             perf_demo_seeds.print_table(perf_demo_seeds.run(args.work or Path("runs/demo-seeds")))
 

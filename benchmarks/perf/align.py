@@ -16,6 +16,7 @@ LQ frames of decidable shares right (a refused decidable share counts 0), and no
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import defaultdict
@@ -24,15 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(work: Path, seed: int = 0, n: int = 48, only: str | None = None) -> list[dict]:
+def run(work: Path, seed: int = 0, n: int = 48, only: str | None = None, jobs: int = 1) -> list[dict]:
+    """Align every share of the draw (in `jobs` worker processes of one thread each; the rows and the
+    lines printed keep the draw's order)."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from tests import shares  # test code: the generator and its truth
 
-    from uvssm.base.errors import UvssmError
     from uvssm.base.ffmpeg import find_ffmpeg
-    from uvssm.align import AlignOptions, align_pair
-    from uvssm.base.pairs import Pair
 
     ffmpeg = find_ffmpeg()
     origs = shares.originals(ffmpeg.path, work / "originals")
@@ -41,37 +41,61 @@ def run(work: Path, seed: int = 0, n: int = 48, only: str | None = None) -> list
     todo = shares.corpus(origs, seed, n) + shares.fixed(origs)
     if only:
         todo = [s for s in todo if any(k in s.name for k in only.split(","))]
+    if jobs <= 1:
+        results = (_measure(share, origs, work) for share in todo)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = "1"  # one thread per worker: `jobs` workers share the cores without thrashing
+        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        results = pool.map(_measure, todo, [origs] * len(todo), [work] * len(todo))
+    rows = []
+    for row, line in results:
+        print(line, flush=True)
+        rows.append(row)
+    return rows
+
+
+def _measure(share, origs, work: Path) -> tuple[dict, str]:
+    """One share made, aligned and judged against its hash truth: (its row, its line)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests import shares
     from tests.decidable import truth_is_decidable
 
-    options = AlignOptions(frames=None)
-    rows = []
-    for share in todo:
-        made = shares.make(ffmpeg.path, share, origs, work / "shares")
-        start = time.perf_counter()
-        try:
-            a = align_pair(Pair("corpus", share.name, made.hq, made.lq), ffmpeg, options)
-            ok = shares.right(made, a.match.lq_first, a.match.mapping)
-            refused = None
-        except UvssmError as exc:
-            ok, refused = None, str(exc)
-        seconds = time.perf_counter() - start
-        right = int(ok.sum()) if ok is not None else 0
-        # whether the hash-true pairing beats its rivals by content (`tests/decidable.py`): asked only
-        # where uvssm did not pair every frame right (a share paired right is decidable by its result)
-        decidable, why = (True, "") if right == len(made.truth) else truth_is_decidable(ffmpeg, made)
-        rows.append({"share": share.name, "classes": share.classes, "frames": len(made.truth), "right": right,
-                     "refused": refused, "seconds": seconds, "decidable": decidable})
-        if refused:
-            status = "refused: " + refused.split(": ", 1)[-1][:160]
-        else:
-            c, r = a.check, a.verdict.runner_up
-            status = (f"{right / len(made.truth):.1%} right  ({c.timing_rule}; "
-                      f"{'a rival won; ' if a.rival_won else ''}runner-up {r.rival if r else '-'} "
-                      f"{r.confidence if r else 1:.1%}; neighbour better {c.neighbour_better:.1%})")
-        if right < len(made.truth):
-            status += f"  [truth {'decidable' if decidable else 'UNDECIDABLE'}: {why[:160]}]"
-        print(f"{share.name:34s} {len(made.truth):5d} frames  {seconds:5.1f} s  {status}", flush=True)
-    return rows
+    from uvssm.align import AlignOptions, align_pair
+    from uvssm.base.errors import UvssmError
+    from uvssm.base.ffmpeg import find_ffmpeg
+    from uvssm.base.pairs import Pair
+
+    ffmpeg = find_ffmpeg()
+    made = shares.make(ffmpeg.path, share, origs, work / "shares")
+    start = time.perf_counter()
+    try:
+        a = align_pair(Pair("corpus", share.name, made.hq, made.lq), ffmpeg, AlignOptions(frames=None))
+        ok = shares.right(made, a.match.lq_first, a.match.mapping)
+        refused = None
+    except UvssmError as exc:
+        ok, refused = None, str(exc)
+    seconds = time.perf_counter() - start
+    right = int(ok.sum()) if ok is not None else 0
+    # whether the hash-true pairing beats its rivals by content (`tests/decidable.py`): asked only
+    # where uvssm did not pair every frame right (a share paired right is decidable by its result)
+    decidable, why = (True, "") if right == len(made.truth) else truth_is_decidable(ffmpeg, made)
+    row = {"share": share.name, "classes": share.classes, "frames": len(made.truth), "right": right,
+           "refused": refused, "seconds": seconds, "decidable": decidable}
+    if refused:
+        status = "refused: " + refused.split(": ", 1)[-1][:160]
+    else:
+        c, r = a.check, a.verdict.runner_up
+        status = (f"{right / len(made.truth):.1%} right  ({c.timing_rule}; "
+                  f"{'a rival won; ' if a.rival_won else ''}runner-up {r.rival if r else '-'} "
+                  f"{r.confidence if r else 1:.1%}; neighbour better {c.neighbour_better:.1%})")
+    if right < len(made.truth):
+        status += f"  [truth {'decidable' if decidable else 'UNDECIDABLE'}: {why[:160]}]"
+    return row, f"{share.name:34s} {len(made.truth):5d} frames  {seconds:5.1f} s  {status}"
 
 
 def summary(rows: list[dict]) -> list[dict]:

@@ -7,6 +7,7 @@ which HQ rectangle the LQ picture covers. One job per module, data flowing down 
 - `frame_errors`: each LQ picture against HQ frames at LQ size (`lq_size_errors`).
 - `timing` and `rate_chain`: the rule that names each frame's HQ frame from its timestamp.
 - `check`: each pairing checked against its neighbours under that rule (`choose_frames`).
+- `held`: the span of both videos that the check and the weighing read, decoded once.
 - `hypotheses`: whole accounts of a share (start, timing rule, geometry), each fitted on its own terms.
 - `decision`: the chosen account against its rivals, with a margin in the share's own noise.
 - `pair`: one pair end to end, and the refusals (`align_pair`).

@@ -38,19 +38,21 @@ class SelfCheck:
 
 def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box, bars,
                    position: np.ndarray | None = None, ratio: float = 0.5,
-                   rates: tuple[Fraction, Fraction] | None = None, n_hq: int = 0) -> tuple[np.ndarray, SelfCheck]:
+                   rates: tuple[Fraction, Fraction] | None = None, n_hq: int = 0,
+                   theta: float | None = None) -> tuple[np.ndarray, SelfCheck]:
     """Check, and where the content is clear correct, each pairing at LQ resolution
-    (`lq_size_errors`, then `choose_frames`)."""
+    (`lq_size_errors`, then `choose_frames`; `theta`: the rounding θ to check, not fitted)."""
     # around the programme's choice and the frame the timestamps name (they differ where the programme
     # started a few frames off after an intro)
     also = None if position is None else np.rint(np.asarray(position, np.float64)[:len(mapping)])
     measured = lq_size_errors(hq_frames, lq_frames, mapping, lq_first, box, bars, also=also)
-    return choose_frames(measured.errors, measured.residuals, mapping, position, ratio, rates, n_hq)
+    return choose_frames(measured.errors, measured.residuals, mapping, position, ratio, rates, n_hq, theta)
 
 
 def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, float]], mapping: np.ndarray,
                   position: np.ndarray | None = None, ratio: float = 0.5,
-                  rates: tuple[Fraction, Fraction] | None = None, n_hq: int = 0) -> tuple[np.ndarray, SelfCheck]:
+                  rates: tuple[Fraction, Fraction] | None = None, n_hq: int = 0,
+                  theta: float | None = None) -> tuple[np.ndarray, SelfCheck]:
     """Each LQ frame's HQ frame from its errors at LQ size (`lq_size_errors`):
     - the share's rounding θ (`fit_rounding`, weighing every frame's errors), and every frame at
       floor(position + 1 − θ) (position: by the timestamps and the start offset): where a time falls
@@ -69,7 +71,10 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
     mapping = np.asarray(mapping, np.int64).copy()
     n = len(mapping)
     pos = mapping.astype(np.float64) if position is None else np.asarray(position[:n], np.float64)
-    theta, chain = timing_rule(errors, pos, rates if position is not None else None, n_hq)
+    if theta is None:
+        theta, chain = timing_rule(errors, pos, rates if position is not None else None, n_hq)
+    else:  # a rounding θ that won the weighing (`pair.rivals`), checked as it is
+        chain = None
     chained = None if chain is None else chain.mapping
     advance = rates is None or rates[1] <= rates[0]
     moved = flagged = ahead = behind = 0

@@ -34,6 +34,7 @@ class Hypothesis:
     bars: tuple[int, int, int, int]  # LQ picture region: (left, top, right, bottom) pixels left out
     timing: str  # the timing's name ("chosen", "1 frame later", "rounding down", ...)
     geometry: str  # "fitted" or "whole picture"
+    theta: float | None = None  # the rounding θ that names its frames from their positions, where one does
 
 
 def shifted(mapping: np.ndarray, d: int, n_hq: int) -> np.ndarray:
@@ -56,8 +57,55 @@ def rule_mapping(position: np.ndarray, rule: str, n_hq: int) -> np.ndarray:
     return np.where((out >= 0) & (out < n_hq), out, -1)
 
 
+RULE_THETA = {"nearest": 0.5, "down": 1.0, "up": 0.0}  # each rule as a rounding θ: floor(p + 1 − θ)
+THETA_STEP = 0.01  # the grid the share's θ is fitted on (`timing.rounding_fit`)
+
+
+def theta_neighbours(mapping: np.ndarray, position: np.ndarray, theta: float, tolerated: float,
+                     n_hq: int) -> list[tuple[float, np.ndarray]]:
+    """The nearest rounding θ either side of `theta` (within one frame, on `THETA_STEP`'s grid) that
+    names the HQ frame differently for more than `tolerated` of the frames, each with its pairing:
+    `mapping` changed on the frames where that θ names another frame than `theta` does. Where the
+    LQ rate is not a multiple of the HQ rate, positions between two θ are few and a start between
+    two frames moves them: these are the accounts a fitted θ stands closest to."""
+    p = np.asarray(position[:len(mapping)], np.float64)
+
+    def named(t: float) -> np.ndarray:
+        return np.floor(p + 1 - t + 1e-9).astype(np.int64)
+
+    base, out = named(theta), []
+    for direction in (1, -1):
+        for step in range(1, int(round(1 / THETA_STEP)) + 1):
+            t = round(theta + direction * step * THETA_STEP, 6)
+            moved = named(t) - base
+            if np.count_nonzero(moved) > tolerated * len(p):
+                m = np.asarray(mapping, np.int64) + moved
+                out.append((t, np.where((m >= 0) & (m < n_hq), np.maximum.accumulate(m), -1)))
+                break
+    return out
+
+
 def whole_box(hq_size: tuple[int, int]) -> tuple[float, float, float, float]:
     return 0.0, 0.0, float(hq_size[0]), float(hq_size[1])
+
+
+HALF_PIXEL = 0.5  # LQ pixels: rectangles whose HQ frame edges land this close show one picture on the share's grid
+
+
+def frame_edges(box, bars, hq_size: tuple[int, int], lq_size: tuple[int, int]) -> np.ndarray:
+    """Where the HQ frame's left, top, right and bottom edges land in the LQ frame (LQ pixels), given
+    that the region inside `bars` shows HQ rectangle `box`."""
+    sx = (box[2] - box[0]) / (lq_size[0] - bars[0] - bars[2])
+    sy = (box[3] - box[1]) / (lq_size[1] - bars[1] - bars[3])
+    return np.array([bars[0] - box[0] / sx, bars[1] - box[1] / sy,
+                     bars[0] + (hq_size[0] - box[0]) / sx, bars[1] + (hq_size[1] - box[1]) / sy])
+
+
+def same_picture(a, a_bars, b, b_bars, hq_size: tuple[int, int], lq_size: tuple[int, int]) -> bool:
+    """Whether two placements put every edge of the HQ frame within `HALF_PIXEL` of each other (a fit
+    that moves an edge less than half an LQ pixel has found no other picture, only the resampler's)."""
+    return bool(np.abs(frame_edges(a, a_bars, hq_size, lq_size)
+                       - frame_edges(b, b_bars, hq_size, lq_size)).max() <= HALF_PIXEL)
 
 
 def box_inside(box, bars, inner, lq_size: tuple[int, int]) -> tuple[float, float, float, float]:

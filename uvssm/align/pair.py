@@ -10,10 +10,12 @@ from fractions import Fraction
 import numpy as np
 
 from uvssm.align.check import SelfCheck, refine_mapping
-from uvssm.align.decision import CONFIDENCE, Verdict, decide, one_second
+from uvssm.align.decision import CONFIDENCE, TOLERATED, Verdict, decide, one_second
 from uvssm.align.geometry import SpatialFit, picture_region, resample_box, spatial_fit
-from uvssm.align.hypotheses import RULES, SHIFTS, Hypothesis, rule_mapping, shifted, whole_box
+from uvssm.align.hypotheses import (RULE_THETA, RULES, SHIFTS, Hypothesis, rule_mapping, same_picture, shifted,
+                                    theta_neighbours, whole_box)
 from uvssm.align.hypotheses import costs as hypothesis_costs
+from uvssm.align.held import HeldFrames
 from uvssm.align.hypotheses import sample_cost
 from uvssm.align.picture import FrameMap, locate_picture
 from uvssm.align.rate_chain import constant_rate
@@ -42,6 +44,8 @@ NEXT_BETTER_FRAMES = 3  # the next-frame check refuses only when at least this m
 THUMB = (64, 36)  # compared in time
 HQ_THUMB = (128, 72)  # kept per HQ frame: the picture's place is searched in these, the match resampled from them
 LQ_THUMB = 160  # the LQ frames' longer side, aspect kept (the picture may be a part of the frame)
+SPAN = 16  # HQ frames held around those the check names: its reach 3 + the timestamps' frame ≤ 8 away + a start 2
+# away + a rounding 1 = 14, and 2 to spare (a reader that goes past them is served by a new decoding)
 
 
 @dataclass(frozen=True)
@@ -175,22 +179,24 @@ def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames
     block = one_second(lq_times)
     position, geometry, tried, winners = match.timing[:n], (fit.hq_box, fit.bars), [], []
     mapping_in = match.mapping[:n]
+    # the span every pass below reads, decoded once (`held`): the HQ frames any account names (the
+    # check's reach, a start 2 frames away, the timestamps' frame up to 8 away, a rounding: `SPAN`)
+    named = np.r_[mapping_in, np.rint(position)]
+    hq_held = HeldFrames(ffmpeg, hq_info, int(named.min()) - SPAN, min(int(named.max()) + SPAN, len(hq_times) - 1))
+    lq_held = HeldFrames(ffmpeg, lq_info, match.lq_first, match.lq_first + n - 1)
+    fixed_theta = None  # a rounding θ that won a weighing, checked as it is
     for weighing in range(2):  # check, weigh the rivals; once more where a rival won, around it
-        last = match.lq_first + n - 1
-        mapping, report = refine_mapping(gray_frames(ffmpeg, hq_info, None),
-                                         gray_frames(ffmpeg, lq_info, None, set(range(match.lq_first, last + 1))),
+        mapping, report = refine_mapping(hq_held.frames(), lq_held.frames(match.lq_first),
                                          mapping_in, match.lq_first, geometry[0], geometry[1], position, rates=rates,
-                                         n_hq=len(hq_times))
+                                         n_hq=len(hq_times), theta=fixed_theta)
         # rivals with the whole picture first; each with its own fitted rectangle only where the chosen
         # account's rectangle surely beats the whole picture (a crop): no rectangle can win otherwise
         fits: dict = {}  # rectangles already fitted, shared by the two calls
         for fit_rivals in (False, True):
             hyps = rivals(ffmpeg, hq_info, lq_info, match.lq_first, mapping, position, geometry, report.timing_rule,
                           sample, lq_full, len(hq_times), starts=(located,), region=region, fit_rivals=fit_rivals,
-                          fits=fits)
-            costs = hypothesis_costs(gray_frames(ffmpeg, hq_info, None),
-                                     gray_frames(ffmpeg, lq_info, None, set(range(match.lq_first, last + 1))),
-                                     match.lq_first, hyps, lq_size)
+                          fits=fits, held=hq_held, theta=report.rounding if report.chain is None else None)
+            costs = hypothesis_costs(hq_held.frames(), lq_held.frames(match.lq_first), match.lq_first, hyps, lq_size)
             verdict = decide(hyps, costs, block)
             if not (verdict.geometry and verdict.geometry.ruled_out):
                 break
@@ -207,6 +213,7 @@ def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames
         lo, hi = int(inside[0]), int(inside[-1]) + 1
         shift = float(np.rint(np.median((won.mapping - mapping)[lo:hi])))
         mapping_in, position = won.mapping[lo:hi], (position + shift)[lo:hi]
+        fixed_theta = won.theta if won.theta is not None and shift == 0 else None
         sample = [j - lo for j in sample if lo <= j < hi] or [0]
         kept = match.mapping[lo:] if hi == n else match.mapping[lo:hi]
         match = replace(match, lq_first=match.lq_first + lo, mapping=kept, timing=match.timing[lo:lo + len(kept)],
@@ -235,7 +242,8 @@ def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames
 def rivals(ffmpeg, hq_info, lq_info, lq_first: int, mapping: np.ndarray, position: np.ndarray, geometry,
            rule_name: str, sample: list[int], lq_full: dict, n_hq: int, starts: tuple = (),
            region: tuple[int, int, int, int] | None = None, fit_rivals: bool = True,
-           fits: dict | None = None) -> list[Hypothesis]:
+           fits: dict | None = None, held: HeldFrames | None = None,
+           theta: float | None = None) -> list[Hypothesis]:
     """The chosen account and its rivals (`hypotheses`), each timing with its own rectangle and with
     the whole picture. Every timing's rectangle is found by one procedure, the chosen one's included:
     `spatial_fit` on the frames it pairs (the same sampled LQ frames) from each start (`geometry`'s
@@ -244,27 +252,39 @@ def rivals(ffmpeg, hq_info, lq_info, lq_first: int, mapping: np.ndarray, positio
     is kept (the chosen account's own rectangle is a candidate for it). Without `fit_rivals` only the
     chosen timing gets a rectangle; the rivals are tried with the whole picture. `fits` (rectangles by
     the sampled HQ frames a timing pairs) may be shared between calls with the same frames and starts,
-    so a second call fits only what the first did not. The whole picture
+    so a second call fits only what the first did not; `held`: the HQ frames already decoded. The whole picture
     lies in `region` (the share's own picture region, `geometry.picture_region`; default: the
-    chosen rectangle's bars) for every timing."""
+    chosen rectangle's bars) for every timing; a fitted rectangle that puts every edge of the original
+    within half an LQ pixel of where the whole picture does is the whole picture. Where the chosen
+    timing is a rounding θ (`theta`), its nearest neighbours that pair more than `TOLERATED` of the
+    frames differently are rivals too (`hypotheses.theta_neighbours`). Each fitted rival timing whose rectangle differs from
+    the chosen timing's is also tried with the chosen timing's rectangle (`decision.StandIn`)."""
     from uvssm.base.decode import gray_frames
 
     box, bars = geometry
     timings = [(rule_name, np.asarray(mapping, np.int64))]
     timings += [(f"{abs(d)} frame{'s' * (abs(d) > 1)} {'later' if d > 0 else 'earlier'}", shifted(mapping, d, n_hq))
                 for d in SHIFTS]
+    thetas = {rule_name: theta}
     for rule in RULES:
         m = rule_mapping(position, rule, n_hq)
         if not any(np.array_equal(m, t) for _, t in timings):
             timings.append((f"rounding {rule}", m))
+            thetas[f"rounding {rule}"] = RULE_THETA[rule]
+    if theta is not None:  # the chosen θ's nearest neighbours that pair more than a tolerated share differently
+        for t, m in theta_neighbours(mapping, position, theta, TOLERATED, n_hq):
+            if not any(np.array_equal(m, x) for _, x in timings):
+                timings.append((f"rounding θ {t:.2f}", m))
+                thetas[f"rounding θ {t:.2f}"] = t
     usable = [j for j in sample if all(t[j] >= 0 for _, t in timings)] or sample
     fitted = {name for name, _ in timings if fit_rivals or name == rule_name}  # the timings given a rectangle
     wanted = {int(t[j]) for name, t in timings if name in fitted for j in usable if t[j] >= 0}
-    hq_full = dict(gray_frames(ffmpeg, hq_info, None, wanted))
+    hq_full = held.pick(wanted) if held is not None else dict(gray_frames(ffmpeg, hq_info, None, wanted))
     lq = np.stack([lq_full[lq_first + j] for j in usable]).astype(np.float32)
     fits = {} if fits is None else fits
     whole = whole_box(hq_info.display_size)
-    hyps = []
+    whole_bars = bars if region is None else region
+    hyps, held = [], box
     for name, m in timings:
         if name not in fitted:
             fbox = whole
@@ -279,10 +299,19 @@ def rivals(ffmpeg, hq_info, lq_info, lq_first: int, mapping: np.ndarray, positio
                     candidates += [box] if name == rule_name else []
                     fits[key] = min(candidates, key=lambda b: sample_cost(hq, lq, b, bars))
             fbox = fits[key]
+            if fbox != whole and same_picture(fbox, bars, whole, whole_bars, hq_info.display_size,
+                                              lq_info.display_size):
+                fbox = whole  # the fit found the whole picture, to within half an LQ pixel
+        if name == rule_name:
+            held = fbox
+        th = thetas.get(name)
         if fbox != whole:
-            hyps.append(Hypothesis(name, m, fbox, bars, name, "fitted"))
-        hyps.append(Hypothesis(f"{name}, whole picture" if fbox != whole else name, m, whole,
-                               bars if region is None else region, name, "whole picture"))
+            hyps.append(Hypothesis(name, m, fbox, bars, name, "fitted", th))
+        if name != rule_name and name in fitted and fbox != held and held != whole:
+            # the rival timing with the chosen account's rectangle: whether its own stands in for it
+            hyps.append(Hypothesis(f"{name}, chosen rectangle", m, held, bars, name, "fitted", th))
+        hyps.append(Hypothesis(f"{name}, whole picture" if fbox != whole else name, m, whole, whole_bars, name,
+                               "whole picture", th))
     return hyps
 
 
@@ -295,6 +324,12 @@ def align_pair(pair, ffmpeg, options: AlignOptions = AlignOptions()) -> PairAlig
         if (info.bit_depth > 8 or info.is_hdr) and not options.allow_hdr:
             raise UvssmError(f"{info.path}: {info.bit_depth}-bit {info.color_transfer} source (pass --allow-hdr to accept)")
     a = align_videos(ffmpeg, hq_info, lq_info, max_offset_s=options.max_offset_s, frames=options.frames)
+    judge(pair, a, options)
+    return a
+
+
+def judge(pair, a: PairAlignment, options: AlignOptions = AlignOptions()) -> None:
+    """Raise UvssmError naming the measured cause where an alignment (`align_videos`) must be refused."""
     m, box = a.match, ", ".join(f"{x:.1f}" for x in a.fit.hq_box)
     found = f"picture {a.pic[0]}x{a.pic[1]} at LQ bars {a.fit.bars} showing HQ box ({box}), start offset {m.offset_seconds:+.3f} s"
     c = a.check
@@ -315,11 +350,16 @@ def align_pair(pair, ffmpeg, options: AlignOptions = AlignOptions()) -> PairAlig
             f"{m.offset_cost:.3f}) is only {m.offset_margin:.1%} better than the next best "
             f"({m.next_offset_cost:.3f}); --min-margin is {options.min_margin:.0%}{at_lq} ({found})")
     if c is None:  # not checked
-        return a
+        return
     v = a.verdict
     if not a.stable:
         raise UvssmError(f"{pair.lq}: alignment not distinct: a rival won each of two weighings "
                          f"({'; then '.join(a.weighed)}): the content does not settle the account ({found})")
+    if v.stand_ins:
+        raise UvssmError(
+            f"{pair.lq}: alignment not distinct: the fitted rectangle stands in for the start: "
+            f"{v.stand_ins[0].describe()}: the rectangle explains more of the difference than the timing does "
+            f"(a steady zoom or pan in a crop), so the content does not settle the start ({found})")
     if not v.decided:
         r = v.runner_up
         raise UvssmError(
@@ -349,4 +389,3 @@ def align_pair(pair, ffmpeg, options: AlignOptions = AlignOptions()) -> PairAlig
             f"{pair.lq}: self-check failed: at LQ size the chosen HQ frames fit their LQ frames by {c.distinct:+.1%} "
             f"better than their neighbours (median over {c.frames} frames; at least {options.min_distinct:.0%} "
             f"needed): the pairing cannot be told from its neighbours ({found})")
-    return a

@@ -26,11 +26,15 @@ def rounding_fit(errors: list[dict[int, float]], position: np.ndarray, prior: fl
 
     errors: per frame, {HQ index k: error at LQ size} (`lq_size_errors`). Every θ on a grid over
     `span` is scored by the sum over frames of log(error of the frame it names / the frame's smallest
-    error) (capped at log 3, also where it names a frame not measured), plus `prior` per frame times
-    |θ − 0.5| / 0.5 (capped at 1): encoders make a frame look a little like the one before, so a
-    content preference worth less than ~5% of error per frame does not move the rule off nearest.
-    Returns the middle of the first run of best-scoring θ and that score (0.5 and 0 when there are
-    no frames).
+    error) (capped at log 3, also where it names a frame not measured), plus `prior` for each frame
+    that θ pairs differently from nearest (θ = 0.5): encoders make a frame look a little like the
+    one before, so a content preference worth less than ~5% of error (log 1.05) on each frame it
+    re-pairs does not move the rule off nearest. Counted per re-paired frame, not per frame of the
+    share: where the LQ rate is not a multiple of the HQ rate, moving θ re-pairs only the frames whose
+    positions lie between the two θ (a 24 → 29.97 fps share, θ 0.72 → 0.84: 10 of 145 frames, whose
+    content preferred 0.84 clearly, while a per-frame prior charged all 145).
+    Returns the best-scoring θ nearest 0.5 (every θ of one window between frames' positions pairs
+    alike) and that score (0.5 and 0 when there are no frames).
     """
     n = len(errors)
     if not n:
@@ -41,10 +45,10 @@ def rounding_fit(errors: list[dict[int, float]], position: np.ndarray, prior: fl
     col = np.floor(position[None, :] + 1 - grid[:, None] + 1e-9).astype(np.int64) - lo  # (grid, n)
     inside = (col >= 0) & (col < table.shape[1])
     total = np.where(inside, table[np.arange(n)[None, :], np.clip(col, 0, table.shape[1] - 1)], CAP).sum(axis=1)
-    total += n * prior * np.minimum(np.abs(grid - 0.5), 0.5) / 0.5
-    best = np.flatnonzero(total <= total.min() + 1e-9)
-    run = best[:np.argmax(np.diff(np.concatenate([best, [best[-1] + 2]])) > 1) + 1]
-    return float(grid[run].mean()), float(total.min())
+    nearest = np.floor(position + 0.5 + 1e-9).astype(np.int64) - lo
+    total += prior * (col != nearest[None, :]).sum(axis=1)
+    best = grid[total <= total.min() + 1e-9]
+    return float(best[np.argmin(np.abs(best - 0.5))]), float(total.min())
 
 
 CHAIN_GAIN = 1.0  # a two-step chain replaces the rounding θ when its cost is at least this much below θ's
