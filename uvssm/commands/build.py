@@ -23,17 +23,19 @@ from uvssm.display import progress_display, wide_console
 @click.option("--frames", type=click.IntRange(0), default=100, show_default=True,
               help="Aligned frames per clip (0: all). UVSSM clips have 100.")
 @click.option("--jobs", type=click.IntRange(1), default=os.cpu_count() or 1, show_default=True, help="Pairs in parallel.")
-@click.option("--min-margin", type=click.FloatRange(0, 1), default=0.10, show_default=True,
+@click.option("--min-margin", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Leave a pair out when its start offset is less than this much (relative cost) better than "
-                   "the next best: the alignment is not distinct (0: trust the timestamps).")
+                   "the next best on thumbnails (0: off; the weighing of whole accounts decides). Set on an "
+                   "earlier corpus (0.10), kept for those who want it.")
 @click.option("--max-offset", type=click.FloatRange(0), default=4.0, show_default=True,
               help="Seconds into the original the share may start (or of intro before the original's first frame).")
 @click.option("--max-neighbour-better", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Self-check: leave a pair out when, at LQ size, a neighbouring HQ frame fits more than this share "
                    "of its LQ frames better than the chosen one.")
-@click.option("--max-next-better", type=click.FloatRange(0, 1), default=0.15, show_default=True,
+@click.option("--max-next-better", type=click.FloatRange(0, 1), default=1.0, show_default=True,
               help="Self-check: leave a pair out when, at LQ size, the next HQ frame fits more than this share (and at "
-                   "least 3) of its LQ frames better than the chosen one (codecs lag, they do not lead); 1: off.")
+                   "least 3) of its LQ frames better than the chosen one (codecs lag, they do not lead); 1: off. "
+                   "Set on an earlier corpus (0.15), kept for those who want it.")
 @click.option("--max-residual", type=click.FloatRange(0, 2), default=0.5, show_default=True,
               help="Self-check: leave a pair out when its LQ pictures fit their HQ box worse than this "
                    "(1 - correlation, median over frames).")

@@ -51,9 +51,9 @@ PAPER_TEST = {"wechat"}  # platforms whose paper test split is in the catalogue 
 class BuildOptions:
     frames: int | None = 100  # aligned frames per clip (None: all)
     jobs: int = 1
-    min_margin: float = 0.10  # alignment confidence: the start offset's cost margin over the next best
+    min_margin: float = 0.0  # (0: off) alignment confidence: the start offset's cost margin over the next best
     max_neighbour_better: float = 0.05  # self-check: share of frames a neighbouring HQ frame may fit better
-    max_next_better: float = 0.15  # self-check: share of frames the next HQ frame may fit better at all (1: off)
+    max_next_better: float = 1.0  # self-check: share of frames the next HQ frame may fit better at all (1: off)
     max_residual: float = 0.5  # self-check: 1 − correlation of the LQ picture with its HQ box (median)
     min_distinct: float = 0.0  # self-check: how much better chosen frames must fit than their neighbours (median)
     confirm_distinct: float = 0.20  # a start offset below min_margin is kept when the self-check fits this distinctly
