@@ -34,14 +34,13 @@ def truth_theta(mapping: np.ndarray, position: np.ndarray) -> float | None:
     on all but at most 1% of them, nearest 0.5 (None where none does: the truth then has no θ
     neighbours among its rivals, as a conversion chain has none)."""
     from uvssm.align.decision import TOLERATED
+    from uvssm.align.timing import THETA_SPAN, THETA_STEP, named_by_theta
 
-    grid = np.round(np.arange(-2.5, 2.5, 0.01), 6)
-    named = np.floor(np.asarray(position, np.float64)[None, :] + 1 - grid[:, None] + 1e-9)
-    wrong = (named != np.asarray(mapping)[None, :]).mean(axis=1)
-    fits = grid[wrong <= TOLERATED]
-    if not len(fits):
+    grid = np.round(np.arange(*THETA_SPAN, THETA_STEP), 6)
+    wrong = (named_by_theta(np.asarray(position)[None, :], grid[:, None]) != np.asarray(mapping)[None, :]).mean(axis=1)
+    if wrong.min() > TOLERATED:
         return None
-    best = fits[wrong[wrong <= TOLERATED] == wrong.min()] if wrong.min() <= TOLERATED else fits
+    best = grid[wrong == wrong.min()]
     return float(best[np.argmin(np.abs(best - 0.5))])
 
 

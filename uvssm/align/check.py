@@ -11,7 +11,7 @@ import numpy as np
 
 from uvssm.align.frame_errors import lq_size_errors
 from uvssm.align.rate_chain import Chain
-from uvssm.align.timing import timing_rule
+from uvssm.align.timing import named_by_theta, timing_rule
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
         if chained is not None:  # the chain's drops and repeats are its own
             timed = int(chained[j])
         else:
-            choice = int(np.floor(pos[j] + 1 - theta + 1e-9))
+            choice = int(named_by_theta(pos[j], theta))
             # two LQ frames an HQ frame interval or more apart never show one HQ frame (at a lower or
             # the same rate each LQ frame is a new one; a higher rate repeats): the timing's choices
             # advance. Kept apart from the content's moves below, so that one wrong move does not carry

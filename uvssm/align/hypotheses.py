@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from uvssm.align.frame_errors import _error, _pic_luma, _soften, hq_at_lq_size
+from uvssm.align.timing import THETA_STEP, named_by_theta
 
 SHIFTS = (-2, -1, 1, 2)  # starts one and two frames either side
 
@@ -58,7 +59,6 @@ def rule_mapping(position: np.ndarray, rule: str, n_hq: int) -> np.ndarray:
 
 
 RULE_THETA = {"nearest": 0.5, "down": 1.0, "up": 0.0}  # each rule as a rounding θ: floor(p + 1 − θ)
-THETA_STEP = 0.01  # the grid the share's θ is fitted on (`timing.rounding_fit`)
 
 
 def theta_neighbours(mapping: np.ndarray, position: np.ndarray, theta: float, tolerated: float,
@@ -69,15 +69,11 @@ def theta_neighbours(mapping: np.ndarray, position: np.ndarray, theta: float, to
     LQ rate is not a multiple of the HQ rate, positions between two θ are few and a start between
     two frames moves them: these are the accounts a fitted θ stands closest to."""
     p = np.asarray(position[:len(mapping)], np.float64)
-
-    def named(t: float) -> np.ndarray:
-        return np.floor(p + 1 - t + 1e-9).astype(np.int64)
-
-    base, out = named(theta), []
+    base, out = named_by_theta(p, theta), []
     for direction in (1, -1):
         for step in range(1, int(round(1 / THETA_STEP)) + 1):
             t = round(theta + direction * step * THETA_STEP, 6)
-            moved = named(t) - base
+            moved = named_by_theta(p, t) - base
             if np.count_nonzero(moved) > tolerated * len(p):
                 m = np.asarray(mapping, np.int64) + moved
                 out.append((t, np.where((m >= 0) & (m < n_hq), np.maximum.accumulate(m), -1)))

@@ -19,6 +19,7 @@ from uvssm.align.held import HeldFrames
 from uvssm.align.hypotheses import sample_cost
 from uvssm.align.picture import FrameMap, locate_picture
 from uvssm.align.rate_chain import constant_rate
+from uvssm.align.timing import named_by_theta
 from uvssm.align.temporal import TemporalMatch, temporal_match
 from uvssm.base.errors import UvssmError
 from uvssm.base.probe import VideoProbe, probe
@@ -229,7 +230,7 @@ def _align_videos(ffmpeg, hq_info, lq_info, *, max_offset_s: float = 4.0, frames
     full[:n] = mapping
     full = np.maximum.accumulate(full)
     # how the final pairing departs from the timestamps under the share's rounding
-    rule = np.floor(position + 1 - report.rounding + 1e-9).astype(np.int64)
+    rule = named_by_theta(position, report.rounding)
     departs = mapping - rule
     change = np.diff(departs)
     match = replace(match, off_timing=int(np.count_nonzero(departs)), dropped=int(change[change > 0].sum()),
@@ -284,7 +285,7 @@ def rivals(ffmpeg, hq_info, lq_info, lq_first: int, mapping: np.ndarray, positio
     fits = {} if fits is None else fits
     whole = whole_box(hq_info.display_size)
     whole_bars = bars if region is None else region
-    hyps, held = [], box
+    hyps, chosen_box = [], box
     for name, m in timings:
         if name not in fitted:
             fbox = whole
@@ -303,13 +304,13 @@ def rivals(ffmpeg, hq_info, lq_info, lq_first: int, mapping: np.ndarray, positio
                                               lq_info.display_size):
                 fbox = whole  # the fit found the whole picture, to within half an LQ pixel
         if name == rule_name:
-            held = fbox
+            chosen_box = fbox
         th = thetas.get(name)
         if fbox != whole:
             hyps.append(Hypothesis(name, m, fbox, bars, name, "fitted", th))
-        if name != rule_name and name in fitted and fbox != held and held != whole:
+        if name != rule_name and name in fitted and fbox != chosen_box and chosen_box != whole:
             # the rival timing with the chosen account's rectangle: whether its own stands in for it
-            hyps.append(Hypothesis(f"{name}, chosen rectangle", m, held, bars, name, "fitted", th))
+            hyps.append(Hypothesis(f"{name}, chosen rectangle", m, chosen_box, bars, name, "fitted", th))
         hyps.append(Hypothesis(f"{name}, whole picture" if fbox != whole else name, m, whole, whole_bars, name,
                                "whole picture", th))
     return hyps

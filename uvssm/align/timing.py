@@ -11,14 +11,24 @@ import numpy as np
 from uvssm.align.rate_chain import CAP, ChainFit, fit_chain, log_ratio_table
 
 
+THETA_SPAN = (-2.5, 2.5)  # θ searched: up to two frames either side of a whole-frame start (a start a frame off)
+THETA_STEP = 0.01  # θ's grid: a hundredth of an HQ frame
+
+
+def named_by_theta(position, theta) -> np.ndarray:
+    """The HQ frame a rounding θ names for each position: floor(p + 1 − θ) (positions and θ broadcast;
+    1e-9 keeps a position exactly on a frame on it)."""
+    return np.floor(np.asarray(position, np.float64) + 1 - theta + 1e-9).astype(np.int64)
+
+
 def fit_rounding(errors: list[dict[int, float]], position: np.ndarray, prior: float = 0.05,
-                 span: tuple[float, float] = (-2.5, 2.5), step: float = 0.01) -> float:
+                 span: tuple[float, float] = THETA_SPAN, step: float = THETA_STEP) -> float:
     """The share's rounding θ (`rounding_fit`, whose docstring says how)."""
     return rounding_fit(errors, position, prior, span, step)[0]
 
 
 def rounding_fit(errors: list[dict[int, float]], position: np.ndarray, prior: float = 0.05,
-                 span: tuple[float, float] = (-2.5, 2.5), step: float = 0.01) -> tuple[float, float]:
+                 span: tuple[float, float] = THETA_SPAN, step: float = THETA_STEP) -> tuple[float, float]:
     """The share's rounding θ: LQ frame j shows HQ frame floor(p_j + 1 − θ), p_j its fractional
     position by the timestamps. Nearest-frame resampling is θ = 0.5, the frame on screen θ = 1, the
     next frame θ near 0, ffmpeg's constant-rate output (`-r`, which drops a frame only once it is 1.1
@@ -42,7 +52,7 @@ def rounding_fit(errors: list[dict[int, float]], position: np.ndarray, prior: fl
     position = np.asarray(position[:n], np.float64)
     table, lo = log_ratio_table(errors)  # log error ratio of HQ frame lo + column, capped
     grid = np.arange(span[0], span[1], step)
-    col = np.floor(position[None, :] + 1 - grid[:, None] + 1e-9).astype(np.int64) - lo  # (grid, n)
+    col = named_by_theta(position[None, :], grid[:, None]) - lo  # (grid, n)
     inside = (col >= 0) & (col < table.shape[1])
     total = np.where(inside, table[np.arange(n)[None, :], np.clip(col, 0, table.shape[1] - 1)], CAP).sum(axis=1)
     nearest = np.floor(position + 0.5 + 1e-9).astype(np.int64) - lo
@@ -76,7 +86,7 @@ def timing_rule(errors: list[dict[int, float]], position: np.ndarray, rates: tup
     if (fit is None or fit.chain.one_step or fit.cost > min(cost, fit.one_step_cost) - CHAIN_GAIN
             or fit.rival_cost < fit.cost + CHAIN_RIVAL):
         return theta, None
-    by_theta = np.floor(np.asarray(position[:len(errors)], np.float64) + 1 - theta + 1e-9)
+    by_theta = named_by_theta(position[:len(errors)], theta)
     if np.mean(fit.mapping != by_theta) <= CHAIN_DIFFER:  # pairs as θ does: a few frames' noise
         return theta, None
     return theta, fit
