@@ -34,6 +34,7 @@ class SelfCheck:
     # (a lagging codec raises it on a right pairing; a pairing a frame late raises it on most frames)
     timing_rule: str = ""  # what named each frame's HQ frame: the rounding θ, or a conversion chain (rate_chain)
     chain: Chain | None = None  # that chain, where one named them
+    timed: tuple[int, ...] = ()  # per frame, the HQ frame the timing rule named (before any move by content)
 
 
 def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box, bars,
@@ -79,6 +80,7 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
     advance = rates is None or rates[1] <= rates[0]
     moved = flagged = ahead = behind = 0
     previous = timed = -1
+    named = []
     for j in range(n):
         e, m = errors[j], int(mapping[j])
         if chained is not None:  # the chain's drops and repeats are its own
@@ -94,6 +96,7 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
         if timed not in e:  # outside the frames measured (before the first): the programme's choice
             timed = m
         choice = timed
+        named.append(timed)
         better = [k for k in (choice - 1, choice + 1) if k in e and e[k] <= ratio * e[choice]]
         if better:
             choice = min(better, key=e.get)
@@ -110,7 +113,7 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
     distinct = _distinct(errors, mapping)
     rule = f"rounding θ {theta:.2f}" if chain is None else chain.chain.describe(rates[1])
     return mapping, SelfCheck(n, moved, flagged / max(n, 1), residual, distinct, ratio, theta, ahead / max(n, 1),
-                              behind / max(n, 1), rule, None if chain is None else chain.chain)
+                              behind / max(n, 1), rule, None if chain is None else chain.chain, tuple(named))
 
 
 def _distinct(errors: list[dict[int, float]], mapping: np.ndarray) -> float:

@@ -67,17 +67,34 @@ class PairAlignment:
 
 
 def timestamps(info, n_decoded: int) -> tuple[np.ndarray, str]:
-    """Presentation times of the decoded frames: the container's, or a constant rate where they disagree."""
+    """Presentation times of the decoded frames (seconds from the first): the container's, or a
+    constant rate where they disagree. Where the stamps lie on a constant-rate grid to within a
+    millisecond clock's rounding (`rate_chain.constant_rate`), the grid's exact times: Matroska and
+    WebM store times in milliseconds (and a stream copied from them keeps the rounded times), which
+    moves a frame's position by up to half a millisecond, 0.03 of a frame at 60 fps, frame by frame,
+    and a rounding rule would name the wrong frame wherever an exact time lies that close to a
+    frame's boundary."""
     from uvssm.base.probe import decoded_frame_times, frame_times
 
     times = frame_times(info.path)
     if len(times) == n_decoded:
-        return times, "container timestamps"
+        return _on_grid(times, "container timestamps")
     decoded = decoded_frame_times(info.path)  # some packets decode to nothing: the frames' own times
     if len(decoded) == n_decoded and np.isfinite(decoded).all() and np.all(np.diff(decoded) > 0):
-        return decoded, f"decoded frames' timestamps ({len(times)} packets for {n_decoded} frames)"
+        return _on_grid(decoded, f"decoded frames' timestamps ({len(times)} packets for {n_decoded} frames)")
     rate = info.avg_fps or info.real_fps or 25.0
     return np.arange(n_decoded) / rate, f"constant {rate:.3f} fps ({len(times)} timestamps for {n_decoded} frames)"
+
+
+def _on_grid(times: np.ndarray, how: str) -> tuple[np.ndarray, str]:
+    """`times` (from 0), or the exact times of the constant-rate grid they lie on (`timestamps`)."""
+    rate = constant_rate(times)
+    if rate is None:
+        return times, how
+    exact = np.arange(len(times), dtype=np.float64) * rate.denominator / rate.numerator
+    moved = float(np.abs(exact - (times - times[0])).max())
+    return exact + times[0], how + (f" on a constant {rate} fps grid (moved up to {moved * 1e3:.2f} ms)" if moved > 1e-7
+                                    else "")
 
 
 def _rates(hq_times: np.ndarray, lq_times: np.ndarray) -> tuple[Fraction, Fraction] | None:
