@@ -183,6 +183,20 @@ def test_fit_rounding_worked_by_hand(fracs, errors_of, theta):
     assert fit_rounding(errors, position) == pytest.approx(theta, abs=0.006)
 
 
+def test_fit_rounding_finds_a_window_narrower_than_a_hundredth():
+    """A 25 → 59.94 fps share's fractions lie 0.0004 of a frame apart. Frames 0.5825 past frame j
+    clearly show j, frames 0.5875 past show j + 1 (error ratio 3, the cap): floor(p + 1 − θ) names
+    both only for θ in (0.5825, 0.5875], where no hundredth lies (θ 0.58 names j + 1 for the first,
+    0.59 j for the second). Of that window the θ nearest 0.5, in as few decimals as stay inside: 0.583."""
+    from uvssm.align.timing import named_by_theta
+
+    fracs = [0.5825, 0.5875] * 6
+    errors, position = _frames(fracs, lambda j: {j: 1.0, j + 1: 3.0} if j % 2 == 0 else {j: 3.0, j + 1: 1.0})
+    theta = fit_rounding(errors, position)
+    assert theta == 0.583
+    assert named_by_theta(position, theta).tolist() == [j + j % 2 for j in range(12)]
+
+
 def test_distinct_is_taken_per_hq_frame_worked_by_hand():
     """A share at twice the original's rate: each HQ frame shown twice, the first copy lagging (a
     little nearer the frame before). Per HQ frame: LQ errors 9 + 5 = 14 for frame k, 10 + 20 = 30

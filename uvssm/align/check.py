@@ -11,7 +11,7 @@ import numpy as np
 
 from uvssm.align.frame_errors import lq_size_errors
 from uvssm.align.rate_chain import Chain
-from uvssm.align.timing import named_by_theta, timing_rule
+from uvssm.align.timing import named_by_theta, theta_text, timing_rule
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
         behind += choice - 1 in e and e[choice - 1] < e[choice]
     residual = float(np.median([residuals[j][int(mapping[j])] for j in range(n)]))
     distinct = _distinct(errors, mapping)
-    rule = f"rounding θ {theta:.2f}" if chain is None else chain.chain.describe(rates[1])
+    rule = f"rounding θ {theta_text(theta)}" if chain is None else chain.chain.describe(rates[1])
     return mapping, SelfCheck(n, moved, flagged / max(n, 1), residual, distinct, ratio, theta, ahead / max(n, 1),
                               behind / max(n, 1), rule, None if chain is None else chain.chain, tuple(named))
 

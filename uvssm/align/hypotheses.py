@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from uvssm.align.frame_errors import _error, _pic_luma, _soften, hq_at_lq_size
-from uvssm.align.timing import THETA_STEP, named_by_theta
+from uvssm.align.timing import named_by_theta, theta_cuts, theta_in
 
 SHIFTS = (-2, -1, 1, 2)  # starts one and two frames either side
 
@@ -63,16 +63,20 @@ RULE_THETA = {"nearest": 0.5, "down": 1.0, "up": 0.0}  # each rule as a rounding
 
 def theta_neighbours(mapping: np.ndarray, position: np.ndarray, theta: float, tolerated: float,
                      n_hq: int) -> list[tuple[float, np.ndarray]]:
-    """The nearest rounding θ either side of `theta` (within one frame, on `THETA_STEP`'s grid) that
-    names the HQ frame differently for more than `tolerated` of the frames, each with its pairing:
-    `mapping` changed on the frames where that θ names another frame than `theta` does. Where the
-    LQ rate is not a multiple of the HQ rate, positions between two θ are few and a start between
-    two frames moves them: these are the accounts a fitted θ stands closest to."""
+    """The nearest rounding θ either side of `theta` (within one frame; of each window of θ that
+    pair alike, `timing.theta_cuts`, the θ nearest `theta`) that names the HQ frame differently for
+    more than `tolerated` of the frames, each with its pairing: `mapping` changed on the frames
+    where that θ names another frame than `theta` does. Where the LQ rate is not a multiple of the
+    HQ rate, positions between two θ are few and a start between two frames moves them: these are
+    the accounts a fitted θ stands closest to."""
     p = np.asarray(position[:len(mapping)], np.float64)
     base, out = named_by_theta(p, theta), []
-    for direction in (1, -1):
-        for step in range(1, int(round(1 / THETA_STEP)) + 1):
-            t = round(theta + direction * step * THETA_STEP, 6)
+    cuts = theta_cuts(p, theta - 1, theta + 1)
+    above = [(c, d) for c, d in zip(cuts, [*cuts[1:], theta + 1]) if c >= theta - 1e-9]
+    below = [(c, d) for c, d in zip([theta - 1, *cuts[:-1]], cuts) if d < theta - 1e-9][::-1]
+    for windows in (above, below):
+        for a, b in windows:
+            t = theta_in(a, b, theta)
             moved = named_by_theta(p, t) - base
             if np.count_nonzero(moved) > tolerated * len(p):
                 m = np.asarray(mapping, np.int64) + moved

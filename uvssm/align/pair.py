@@ -19,7 +19,7 @@ from uvssm.align.held import HeldFrames
 from uvssm.align.hypotheses import sample_cost
 from uvssm.align.picture import FrameMap, locate_picture
 from uvssm.align.rate_chain import constant_rate
-from uvssm.align.timing import named_by_theta
+from uvssm.align.timing import named_by_theta, theta_text
 from uvssm.align.temporal import TemporalMatch, temporal_match
 from uvssm.base.errors import UvssmError
 from uvssm.base.probe import VideoProbe, probe
@@ -292,8 +292,8 @@ def rivals(ffmpeg, hq_info, lq_info, lq_first: int, mapping: np.ndarray, positio
     if theta is not None:  # the chosen θ's nearest neighbours that pair more than a tolerated share differently
         for t, m in theta_neighbours(mapping, position, theta, TOLERATED, n_hq):
             if not any(np.array_equal(m, x) for _, x in timings):
-                timings.append((f"rounding θ {t:.2f}", m))
-                thetas[f"rounding θ {t:.2f}"] = t
+                timings.append((f"rounding θ {theta_text(t)}", m))
+                thetas[f"rounding θ {theta_text(t)}"] = t
     usable = [j for j in sample if all(t[j] >= 0 for _, t in timings)] or sample
     fitted = {name for name, _ in timings if fit_rivals or name == rule_name}  # the timings given a rectangle
     wanted = {int(t[j]) for name, t in timings if name in fitted for j in usable if t[j] >= 0}
