@@ -176,6 +176,26 @@ def test_theta_neighbours_worked_by_hand():
     assert m_up[30] == chosen[30] == m_down[30]
 
 
+def test_theta_neighbours_of_a_window_narrower_than_a_hundredth_worked_by_hand():
+    """94 frames on whole positions, 3 at fraction 0.5825 and 3 at 0.5875: θ 0.583 lies in the window
+    (0.5825, 0.5875], where floor(p + 1 − θ) names frame j for the first three and j + 1 for the last.
+    Upward, the next window (0.5875, 1] starts re-pairing the 0.5875 frames (3%, over 1%): its θ
+    nearest 0.583 in two decimals is 0.59, one frame earlier for them. Downward, (0, 0.5825]: 0.58
+    (the last hundredth in it), one frame later for the 0.5825 frames."""
+    from uvssm.align.hypotheses import theta_neighbours
+    from uvssm.align.timing import named_by_theta
+
+    p = np.arange(100, dtype=np.float64)
+    p[[10, 40, 70]] += 0.5825
+    p[[20, 50, 80]] += 0.5875
+    chosen = named_by_theta(p, 0.583)
+    (up, m_up), (down, m_down) = theta_neighbours(chosen, p, 0.583, 0.01, 200)
+    assert up == 0.59 and np.flatnonzero(m_up != chosen).tolist() == [20, 50, 80]
+    assert (m_up - chosen).min() == -1
+    assert down == 0.58 and np.flatnonzero(m_down != chosen).tolist() == [10, 40, 70]
+    assert (m_down - chosen).max() == 1
+
+
 def test_picture_region_is_the_pad_that_ffmpeg_was_told(ffmpeg, tmp_path):
     """A testsrc2 picture scaled to 240x136 and padded to 320x180 with a colour at (36, 20), as a
     platform fills: the region is the pad's own numbers (left 36, top 20, right 320 − 240 − 36 = 44,
