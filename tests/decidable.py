@@ -30,22 +30,19 @@ def truth_mapping(truth: list[frozenset[int]]) -> tuple[int, np.ndarray, np.ndar
 
 
 def truth_theta(mapping: np.ndarray, position: np.ndarray) -> float | None:
-    """The rounding θ (of the windows build fits it on, `timing.theta_cuts`) whose floor(p + 1 − θ)
+    """The rounding θ (of the windows build fits it on, `timing.theta_windows`) whose floor(p + 1 − θ)
     names the truth's frames on all but at most 1% of them, nearest 0.5 (None where none does: the
     truth then has no θ neighbours among its rivals, as a conversion chain has none)."""
     from uvssm.align.decision import TOLERATED
-    from uvssm.align.timing import THETA_SPAN, named_by_theta, theta_cuts, theta_in
+    from uvssm.align.timing import named_by_theta, nearest_half, theta_windows
 
     p = np.asarray(position, np.float64)
-    bounds = np.r_[THETA_SPAN[0], theta_cuts(p, *THETA_SPAN), THETA_SPAN[1]]
+    bounds = theta_windows(p)
     wrong = np.array([np.mean(named_by_theta(p, (a + b) / 2) != np.asarray(mapping))
                       for a, b in zip(bounds[:-1], bounds[1:])])
     if wrong.min() > TOLERATED:
         return None
-    best = np.flatnonzero(wrong == wrong.min())
-    distance = np.maximum(0.0, np.maximum(bounds[best] - 0.5, 0.5 - bounds[best + 1]))
-    w = int(best[np.argmin(distance)])
-    return theta_in(bounds[w], bounds[w + 1], 0.5)
+    return nearest_half(bounds, np.flatnonzero(wrong == wrong.min()))
 
 
 def truth_is_decidable(ffmpeg, made) -> tuple[bool, str]:

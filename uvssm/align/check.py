@@ -34,7 +34,6 @@ class SelfCheck:
     # (a lagging codec raises it on a right pairing; a pairing a frame late raises it on most frames)
     timing_rule: str = ""  # what named each frame's HQ frame: the rounding θ, or a conversion chain (rate_chain)
     chain: Chain | None = None  # that chain, where one named them
-    timed: tuple[int, ...] = ()  # per frame, the HQ frame the timing rule named (before any move by content)
 
 
 def refine_mapping(hq_frames, lq_frames, mapping: np.ndarray, lq_first: int, box, bars,
@@ -80,13 +79,13 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
     advance = rates is None or rates[1] <= rates[0]
     moved = flagged = ahead = behind = 0
     previous = timed = -1
-    named = []
+    by_theta = named_by_theta(pos, theta)
     for j in range(n):
         e, m = errors[j], int(mapping[j])
         if chained is not None:  # the chain's drops and repeats are its own
             timed = int(chained[j])
         else:
-            choice = int(named_by_theta(pos[j], theta))
+            choice = int(by_theta[j])
             # two LQ frames an HQ frame interval or more apart never show one HQ frame (at a lower or
             # the same rate each LQ frame is a new one; a higher rate repeats): the timing's choices
             # advance. Kept apart from the content's moves below, so that one wrong move does not carry
@@ -96,7 +95,6 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
         if timed not in e:  # outside the frames measured (before the first): the programme's choice
             timed = m
         choice = timed
-        named.append(timed)
         better = [k for k in (choice - 1, choice + 1) if k in e and e[k] <= ratio * e[choice]]
         if better:
             choice = min(better, key=e.get)
@@ -113,7 +111,7 @@ def choose_frames(errors: list[dict[int, float]], residuals: list[dict[int, floa
     distinct = _distinct(errors, mapping)
     rule = f"rounding θ {theta_text(theta)}" if chain is None else chain.chain.describe(rates[1])
     return mapping, SelfCheck(n, moved, flagged / max(n, 1), residual, distinct, ratio, theta, ahead / max(n, 1),
-                              behind / max(n, 1), rule, None if chain is None else chain.chain, tuple(named))
+                              behind / max(n, 1), rule, None if chain is None else chain.chain)
 
 
 def _distinct(errors: list[dict[int, float]], mapping: np.ndarray) -> float:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from uvssm.align.frame_errors import _error, _pic_luma, _soften, hq_at_lq_size
-from uvssm.align.timing import named_by_theta, theta_cuts, theta_in
+from uvssm.align.timing import EPS, named_by_theta, theta_cuts, theta_in
 
 SHIFTS = (-2, -1, 1, 2)  # starts one and two frames either side
 
@@ -72,8 +72,8 @@ def theta_neighbours(mapping: np.ndarray, position: np.ndarray, theta: float, to
     p = np.asarray(position[:len(mapping)], np.float64)
     base, out = named_by_theta(p, theta), []
     cuts = theta_cuts(p, theta - 1, theta + 1)
-    above = [(c, d) for c, d in zip(cuts, [*cuts[1:], theta + 1]) if c >= theta - 1e-9]
-    below = [(c, d) for c, d in zip([theta - 1, *cuts[:-1]], cuts) if d < theta - 1e-9][::-1]
+    above = [(c, d) for c, d in zip(cuts, [*cuts[1:], theta + 1]) if c >= theta - EPS]
+    below = [(c, d) for c, d in zip([theta - 1, *cuts[:-1]], cuts) if d < theta - EPS][::-1]
     for windows in (above, below):
         for a, b in windows:
             t = theta_in(a, b, theta)

@@ -35,6 +35,19 @@ def theta_cuts(position, lo: float, hi: float) -> np.ndarray:
     return cuts[(cuts > lo + EPS) & (cuts < hi - EPS)]
 
 
+def theta_windows(position, span: tuple[float, float] = THETA_SPAN) -> np.ndarray:
+    """The bounds of every window of θ in `span` that pairs alike (`theta_cuts`): window w is
+    (bounds[w], bounds[w + 1]]."""
+    return np.r_[span[0], theta_cuts(position, *span), span[1]]
+
+
+def nearest_half(bounds: np.ndarray, best: np.ndarray) -> float:
+    """Of the windows `best` (indices into `theta_windows`' bounds), the θ nearest 0.5 (`theta_in`)."""
+    distance = np.maximum(0.0, np.maximum(bounds[best] - 0.5, 0.5 - bounds[best + 1]))
+    w = int(best[np.argmin(distance)])
+    return theta_in(bounds[w], bounds[w + 1], 0.5)
+
+
 def theta_in(a: float, b: float, toward: float) -> float:
     """The θ of the window (a, b] nearest `toward`, written with as few decimals as stay inside it
     (at least two: a window that holds a hundredth is named by it)."""
@@ -96,8 +109,8 @@ def rounding_fit(errors: list[dict[int, float]], position: np.ndarray, prior: fl
         return (np.where(inside, table[rows, np.clip(col, 0, table.shape[1] - 1)], CAP)
                 + prior * (frame != nearest[rows]))
 
-    cuts = theta_cuts(p, *span)
-    bounds = np.r_[span[0], cuts, span[1]]  # window w is (bounds[w], bounds[w + 1]]
+    bounds = theta_windows(p, span)  # window w is (bounds[w], bounds[w + 1]]
+    cuts = bounds[1:-1]
     first = named_by_theta(p, (bounds[0] + bounds[1]) / 2)
     score = float(cost(np.arange(n), first).sum())
     # each frame steps to the frame before at every cut of its own fraction: rows × steps events
@@ -110,10 +123,7 @@ def rounding_fit(errors: list[dict[int, float]], position: np.ndarray, prior: fl
     delta = cost(rows, first[rows] - r - 1) - cost(rows, first[rows] - r)
     window = np.searchsorted(cuts, at - 1e-9) + 1  # the window just above the cut
     totals = score + np.r_[0.0, np.cumsum(np.bincount(window, delta, minlength=len(bounds) - 1)[1:])]
-    best = np.flatnonzero(totals <= totals.min() + 1e-9)
-    distance = np.maximum(0.0, np.maximum(bounds[best] - 0.5, 0.5 - bounds[best + 1]))
-    w = int(best[np.argmin(distance)])
-    return theta_in(bounds[w], bounds[w + 1], 0.5), float(totals.min())
+    return nearest_half(bounds, np.flatnonzero(totals <= totals.min() + 1e-9)), float(totals.min())
 
 
 CHAIN_GAIN = 1.0  # a two-step chain replaces the rounding θ when its cost is at least this much below θ's
